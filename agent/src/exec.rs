@@ -1,0 +1,159 @@
+//! `nanobot exec`: run one command through sandboxd and mirror its result in our exit code.
+
+use anyhow::{Context, Result};
+use nanobot_proto::pb::{exec_event::Event, ExecRequest, ExecResult};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub const EXIT_TIMEOUT: i32 = 124;
+pub const EXIT_REFUSED: i32 = 125;
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// sandboxd socket (default: $NANOBOT_SANDBOX_SOCKET, $XDG_RUNTIME_DIR/nanobot/sandboxd.sock, /run/nanobot/sandboxd.sock)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Workspace directory (default: ~/.nanobot/workspace)
+    #[arg(long, short = 'w')]
+    pub workspace: Option<PathBuf>,
+    /// Timeout in seconds (the profile's maximum still applies)
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Sandbox profile
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Print one JSON result object instead of streaming output
+    #[arg(long)]
+    pub json: bool,
+    /// The command, run with `sh -c`
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Exit code for a result, as documented: the command's code, 128+N for signal N, 124 for a
+/// timeout, 125 when the sandbox refused.
+pub fn exit_code(r: &ExecResult) -> i32 {
+    if r.refused {
+        EXIT_REFUSED
+    } else if r.timed_out {
+        EXIT_TIMEOUT
+    } else if r.signal != 0 {
+        128 + r.signal
+    } else {
+        r.exit_code
+    }
+}
+
+pub fn default_workspace() -> PathBuf {
+    crate::autostart::home().join(".nanobot/workspace")
+}
+
+/// Pick the socket: explicit, then the environment, then the first default that answers; start a
+/// per-user daemon when none does.
+pub async fn resolve_socket(
+    explicit: Option<PathBuf>,
+    workspace: &std::path::Path,
+) -> Result<PathBuf> {
+    if let Some(s) = explicit {
+        return Ok(s);
+    }
+    if let Some(s) = std::env::var_os("NANOBOT_SANDBOX_SOCKET").filter(|s| !s.is_empty()) {
+        return Ok(PathBuf::from(s));
+    }
+    for s in crate::autostart::default_sockets() {
+        if crate::autostart::answers(&s).await {
+            return Ok(s);
+        }
+    }
+    let own = crate::autostart::per_user_socket();
+    crate::autostart::start(&own, workspace)
+        .await
+        .context("no sandboxd answered and starting one failed")?;
+    Ok(own)
+}
+
+pub async fn run(a: ExecArgs) -> Result<i32> {
+    let workspace = a.workspace.clone().unwrap_or_else(default_workspace);
+    if a.workspace.is_none() {
+        std::fs::create_dir_all(&workspace)
+            .with_context(|| format!("creating workspace {}", workspace.display()))?;
+    }
+    let workspace = workspace
+        .canonicalize()
+        .with_context(|| format!("workspace {}", workspace.display()))?;
+    let socket = resolve_socket(a.socket.clone(), &workspace).await?;
+    let mut client = crate::client::connect(&socket)
+        .await
+        .with_context(|| format!("connecting to sandboxd at {}", socket.display()))?;
+    let req = ExecRequest {
+        workspace: workspace.to_string_lossy().into_owned(),
+        command: a.command.join(" "),
+        timeout_secs: a.timeout.unwrap_or(0),
+        profile: a.profile.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut stream = match client.exec(req).await {
+        Ok(s) => s.into_inner(),
+        Err(st) => {
+            eprintln!("nanobot: sandbox refused: {}", st.message());
+            return Ok(EXIT_REFUSED);
+        }
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut pid = 0;
+    let mut result = None;
+    loop {
+        match stream.message().await {
+            Ok(Some(ev)) => match ev.event {
+                Some(Event::Started(s)) => pid = s.pid,
+                Some(Event::Stdout(d)) if a.json => out.extend_from_slice(&d),
+                Some(Event::Stderr(d)) if a.json => err.extend_from_slice(&d),
+                Some(Event::Stdout(d)) => {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(&d);
+                    let _ = o.flush();
+                }
+                Some(Event::Stderr(d)) => {
+                    let _ = std::io::stderr().write_all(&d);
+                }
+                Some(Event::Result(r)) => result = Some(r),
+                None => {}
+            },
+            Ok(None) => break,
+            Err(st) => {
+                eprintln!("nanobot: sandbox failed: {}", st.message());
+                return Ok(EXIT_REFUSED);
+            }
+        }
+    }
+    let Some(r) = result else {
+        eprintln!("nanobot: sandbox failed: the stream ended without a result");
+        return Ok(EXIT_REFUSED);
+    };
+    let code = exit_code(&r);
+    if a.json {
+        let v = serde_json::json!({
+            "exit_code": r.exit_code, "signal": r.signal, "timed_out": r.timed_out,
+            "stdout": String::from_utf8_lossy(&out), "stderr": String::from_utf8_lossy(&err),
+            "stdout_truncated": r.stdout_truncated, "stderr_truncated": r.stderr_truncated,
+            "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
+            "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
+            "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
+            "degraded": r.degraded, "timeout_secs": r.timeout_secs, "pid": pid, "exit": code,
+        });
+        println!("{v}");
+    } else if r.refused {
+        eprintln!("nanobot: {}", r.refused_reason);
+    } else {
+        if r.stdout_truncated || r.stderr_truncated {
+            eprintln!("nanobot: output truncated at the profile's limit");
+        }
+        if r.timed_out {
+            eprintln!(
+                "nanobot: command timed out after {} s and was killed",
+                r.timeout_secs
+            );
+        }
+    }
+    Ok(code)
+}

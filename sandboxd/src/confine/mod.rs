@@ -1,0 +1,6 @@
+//! Turning a policy into kernel confinement. Each layer has a pure planning function (unit-tested)
+//! and an `apply` used by the sandboxed child.
+
+pub mod landlock;
+pub mod rlimits;
+pub mod seccomp;

@@ -1,0 +1,54 @@
+//! Policy → rlimits. `plan` is pure; `apply` calls setrlimit in the sandboxed child.
+
+use crate::policy::Limits;
+
+pub type Resource = libc::__rlimit_resource_t;
+
+/// (resource, name, value) triples, soft = hard so the command cannot raise them again.
+pub fn plan(l: &Limits) -> Vec<(Resource, &'static str, u64)> {
+    vec![
+        (libc::RLIMIT_CORE, "core", 0),
+        (libc::RLIMIT_CPU, "cpu", l.cpu_secs),
+        (libc::RLIMIT_AS, "address_space", l.address_space_bytes),
+        (libc::RLIMIT_FSIZE, "file_size", l.file_size_bytes),
+        (libc::RLIMIT_NOFILE, "open_files", l.open_files),
+        (libc::RLIMIT_NPROC, "processes", l.processes),
+    ]
+}
+
+/// Apply every limit; the error names the one that failed.
+pub fn apply(l: &Limits) -> Result<(), (&'static str, i32)> {
+    for (res, name, v) in plan(l) {
+        let lim = libc::rlimit {
+            rlim_cur: v,
+            rlim_max: v,
+        };
+        // SAFETY: setrlimit reads the struct we pass by reference.
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            return Err((
+                name,
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_sets_all_six_limits_and_no_core() {
+        let p = plan(&Limits::default());
+        assert_eq!(p.len(), 6);
+        assert!(p.iter().any(|(r, _, v)| *r == libc::RLIMIT_CORE && *v == 0));
+        let l = Limits {
+            processes: 7,
+            ..Limits::default()
+        };
+        assert!(plan(&l)
+            .iter()
+            .any(|(r, _, v)| *r == libc::RLIMIT_NPROC && *v == 7));
+    }
+}

@@ -1,0 +1,13 @@
+//! sandboxd: runs nanobot's commands confined by the kernel.
+
+pub mod auth;
+pub mod config;
+pub mod confine;
+pub mod launcher;
+pub mod policy;
+pub mod privdrop;
+pub mod sandbox;
+pub mod server;
+pub mod spawn;
+pub mod wire;
+pub mod workspace;

@@ -1,0 +1,317 @@
+//! sandboxd command line. Everything up to starting the launcher runs single-threaded: the
+//! privilege drop and the launcher fork must happen before the tokio runtime creates threads.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use sandboxd::config::{Config, LogFormat};
+use sandboxd::launcher::Launcher;
+use sandboxd::server::{self, Service, State};
+use sandboxd::workspace::Roots;
+use sandboxd::{auth, privdrop};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const DEFAULT_CONFIG: &str = "/etc/nanobot/sandboxd.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "sandboxd",
+    version,
+    about = "Runs nanobot's commands confined by Landlock, seccomp, namespaces and rlimits"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the gRPC API on a Unix socket.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Config file (TOML). Default: /etc/nanobot/sandboxd.toml when it exists.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Socket path (ignored when systemd passes a listening socket).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Directory beneath which requests may name workspaces; repeatable.
+    #[arg(long = "workspace-root")]
+    workspace_roots: Vec<PathBuf>,
+    /// User to drop to when started as root.
+    #[arg(long)]
+    user: Option<String>,
+    /// Peer uid allowed to connect; repeatable (default: the daemon's own uid).
+    #[arg(long = "allow-uid")]
+    allow_uids: Vec<u32>,
+    /// Peer gid allowed to connect; repeatable.
+    #[arg(long = "allow-gid")]
+    allow_gids: Vec<u32>,
+    /// Group that owns the socket.
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Log format on stderr: text or json.
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__launcher") {
+        sandboxd::launcher::launcher_entry(args.get(2).map(String::as_str).unwrap_or("0"));
+    }
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+    };
+    if let Err(e) = r {
+        eprintln!("sandboxd: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_config(a: &ServeArgs) -> Result<Config> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
+        None => {
+            let mut c = Config::default();
+            c.finish()?;
+            c
+        }
+    };
+    if let Some(s) = &a.socket {
+        cfg.socket = s.clone();
+    }
+    cfg.workspace_roots
+        .extend(a.workspace_roots.iter().cloned());
+    if a.user.is_some() {
+        cfg.user = a.user.clone();
+    }
+    if a.socket_group.is_some() {
+        cfg.socket_group = a.socket_group.clone();
+    }
+    cfg.allow_uids.extend(&a.allow_uids);
+    cfg.allow_gids.extend(&a.allow_gids);
+    match a.log_format.as_deref() {
+        None => {}
+        Some("json") => cfg.log_format = LogFormat::Json,
+        Some("text") => cfg.log_format = LogFormat::Text,
+        Some(o) => bail!("--log-format must be text or json, not {o:?}"),
+    }
+    Ok(cfg)
+}
+
+fn init_logging(fmt: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SANDBOXD_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match fmt {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+/// A listening socket passed by systemd (LISTEN_FDS), if any.
+fn activated_listener() -> Option<UnixListener> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || n < 1 {
+        return None;
+    }
+    // SAFETY: systemd's protocol hands us fd 3 as an open listening socket we now own.
+    Some(unsafe { UnixListener::from_raw_fd(3) })
+}
+
+fn bind(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another sandboxd is already listening on {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(l)
+}
+
+fn notify_ready() {
+    let Ok(addr) = std::env::var("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let msg = format!("READY=1\nMAINPID={}\nSTATUS=serving", std::process::id());
+    let r = if let Some(name) = addr.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
+    } else {
+        sock.send_to(msg.as_bytes(), &addr)
+    };
+    if let Err(e) = r {
+        tracing::warn!("sd_notify failed: {e}");
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let cfg = load_config(&a)?;
+    init_logging(cfg.log_format);
+    if cfg.workspace_roots.is_empty() {
+        bail!("no workspace root configured: pass --workspace-root DIR or set workspace_roots in the config");
+    }
+    let activated = activated_listener();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let target = match (&cfg.user, root) {
+        (Some(u), true) => Some(privdrop::lookup(u)?),
+        (None, true) => return Err(privdrop::PrivError::NoUser.into()),
+        (_, false) => None,
+    };
+    // Open the roots while we may still traverse to them.
+    let roots = Roots::open(&cfg.workspace_roots)?;
+    if let (Some(t), None) = (&target, &activated) {
+        if let Some(dir) = cfg.socket.parent() {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+                std::os::unix::fs::chown(dir, Some(t.uid), Some(t.gid))?;
+            }
+        }
+    }
+    let socket_gid = match &cfg.socket_group {
+        Some(g) => Some(
+            privdrop::lookup_group(g)
+                .with_context(|| format!("socket_group {g:?} does not exist"))?,
+        ),
+        None => None,
+    };
+    if let Some(t) = &target {
+        privdrop::drop_to(t)?;
+        tracing::info!(user = %t.name, uid = t.uid, gid = t.gid, "dropped root privileges");
+    }
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0 {
+        bail!("refusing to serve as root");
+    }
+    let (listener, owned_path) = match activated {
+        Some(l) => (l, None),
+        None => (bind(&cfg.socket)?, Some(cfg.socket.clone())),
+    };
+    if let (Some(gid), Some(p)) = (socket_gid, &owned_path) {
+        std::os::unix::fs::chown(p, None, Some(gid))
+            .with_context(|| format!("giving {} to group {gid}", p.display()))?;
+    }
+    let launcher = Arc::new(Launcher::start().context("starting the sandbox launcher")?);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let r = rt.block_on(run(cfg, roots, launcher, listener, owned_path.clone()));
+    if let Some(p) = owned_path {
+        let _ = std::fs::remove_file(p);
+    }
+    r
+}
+
+async fn run(
+    cfg: Config,
+    roots: Roots,
+    launcher: Arc<Launcher>,
+    listener: UnixListener,
+    path: Option<PathBuf>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    // SAFETY: getuid has no preconditions.
+    let daemon_uid = unsafe { libc::getuid() };
+    let auth_policy = auth::Policy {
+        allow_uids: cfg.allow_uids.clone(),
+        allow_gids: cfg.allow_gids.clone(),
+        daemon_uid,
+        daemon_userns: auth::userns_of("self"),
+    };
+    let info = server::info(&cfg);
+    let state = Arc::new(State {
+        total: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent)),
+        per_peer: Mutex::new(Default::default()),
+        shutdown: shutdown_rx,
+        auth: auth_policy.clone(),
+        roots,
+        launcher,
+        cfg,
+    });
+    let max = state.cfg.max_request_bytes;
+    let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(4 << 20);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<nanobot_proto::pb::sandbox_server::SandboxServer<Service>>()
+        .await;
+    let intercept = server::authenticate(auth_policy);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let tx = shutdown_tx.clone();
+    let shutdown = async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => tracing::warn!("SIGHUP received; configuration reload is not supported by this version, keeping the current configuration"),
+            }
+        }
+        tracing::info!("shutting down: no new connections, killing running sandboxes");
+        let _ = tx.send(true);
+    };
+    tracing::info!(
+        socket = %path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "systemd socket".into()),
+        roots = %state.roots.describe(),
+        landlock_abi = info.landlock_abi,
+        layers = ?info.layers_enforced,
+        problems = ?info.problems,
+        "sandboxd serving"
+    );
+    notify_ready();
+    let serve = tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(intercept))
+        .add_service(health)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        );
+    let mut rx = shutdown_tx.subscribe();
+    tokio::pin!(serve);
+    tokio::select! {
+        r = &mut serve => r?,
+        _ = async { let _ = rx.wait_for(|s| *s).await; tokio::time::sleep(std::time::Duration::from_secs(5)).await } => {
+            tracing::warn!("connections did not close within 5 s of shutdown; exiting anyway");
+        }
+    }
+    // Give the exec tasks a moment to see the shutdown and kill their sandboxes.
+    let t0 = std::time::Instant::now();
+    while state.total.available_permits() < state.cfg.max_concurrent && t0.elapsed().as_secs() < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::info!("sandboxd stopped");
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The sandbox policy as plain data. The daemon builds one per exec from the profile and the
+//! request; the sandbox init turns it into namespaces, mounts, rlimits, Landlock rules and seccomp
+//! filters with the pure builders in `confine::*`.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Network policy of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// No sockets except AF_UNIX; no TCP bind/connect; abstract sockets scoped to the sandbox.
+    #[default]
+    None,
+    /// Host network, unrestricted.
+    Full,
+}
+
+/// Resource limits applied with setrlimit to the command (and inherited by its children).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub cpu_secs: u64,
+    pub address_space_bytes: u64,
+    pub file_size_bytes: u64,
+    pub open_files: u64,
+    /// Processes of the sandbox's user in the sandbox's own user namespace.
+    pub processes: u64,
+    /// Size of the private /tmp and /dev/shm (each).
+    pub tmp_size_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_secs: 60,
+            address_space_bytes: 4 << 30,
+            file_size_bytes: 1 << 30,
+            open_files: 1024,
+            processes: 256,
+            tmp_size_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Filesystem grants beyond the workspace, by path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsPolicy {
+    /// Directories whose content may be read and executed.
+    pub read_exec: Vec<PathBuf>,
+    /// Directories or files that may be read.
+    pub read_only: Vec<PathBuf>,
+    /// Directories or files that may be read and written.
+    pub read_write: Vec<PathBuf>,
+    /// Whether the workspace itself is writable.
+    pub workspace_writable: bool,
+    /// Private tmpfs on /tmp and /dev/shm, gone when the sandbox ends.
+    pub private_tmp: bool,
+}
+
+impl Default for FsPolicy {
+    fn default() -> Self {
+        FsPolicy {
+            read_exec: [
+                "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+            read_only: vec![],
+            read_write: vec![],
+            workspace_writable: true,
+            private_tmp: true,
+        }
+    }
+}
+
+/// Everything the sandbox init needs to build one sandbox. Sent by the daemon over the sandbox's
+/// status socket; the workspace itself travels as an already-resolved directory fd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Workspace path, for HOME and messages only; access goes through the passed fd.
+    pub workspace: PathBuf,
+    /// Program and arguments; the program is looked up in the sandbox's PATH when relative.
+    pub argv: Vec<String>,
+    /// Complete environment of the command.
+    pub env: Vec<(String, String)>,
+    pub timeout_ms: u64,
+    pub limits: Limits,
+    pub fs: FsPolicy,
+    pub network: Network,
+    /// Oldest Landlock ABI accepted; an older kernel makes the exec fail closed.
+    pub min_landlock_abi: u32,
+}
+
+/// Where the private temporary directories live inside the sandbox.
+pub const SANDBOX_TMP: &str = "/tmp";
+pub const SANDBOX_SHM: &str = "/dev/shm";
+/// Device files every sandbox may use.
+pub const DEV_READ_WRITE: &[&str] = &["/dev/null"];
+pub const DEV_READ_ONLY: &[&str] = &["/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"];

@@ -1,0 +1,595 @@
+//! Inside the sandbox. `init_main` runs as PID 1 of the sandbox's fresh namespaces (cloned by the
+//! launcher, single-threaded): it maps the user, mounts the private /proc, /tmp and /dev/shm, forks
+//! the command, reaps every process, enforces the timeout and reports the result. The command child
+//! then applies, in this order: session, fds, working directory, rlimits, no_new_privs, Landlock,
+//! seccomp, exec. Any failure is reported as {layer, step, errno} and nothing runs.
+
+use crate::confine;
+use crate::policy::{SandboxSpec, SANDBOX_SHM, SANDBOX_TMP};
+use crate::wire::{self, Report};
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+pub struct Handover {
+    pub status: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub workspace: OwnedFd,
+    /// The daemon's uid/gid outside, mapped to themselves inside.
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+}
+
+/// A setup failure: which layer, which step, which errno.
+#[derive(Debug)]
+pub struct StepError {
+    pub layer: &'static str,
+    pub step: String,
+    pub errno: i32,
+    pub message: String,
+}
+
+impl StepError {
+    fn os(layer: &'static str, step: impl Into<String>) -> StepError {
+        let e = io::Error::last_os_error();
+        Self::io(layer, step, e)
+    }
+    fn io(layer: &'static str, step: impl Into<String>, e: io::Error) -> StepError {
+        let step = step.into();
+        StepError {
+            layer,
+            errno: e.raw_os_error().unwrap_or(0),
+            message: format!("{step}: {e}"),
+            step,
+        }
+    }
+    fn report(self) -> Report {
+        Report::Failed {
+            layer: self.layer.into(),
+            step: self.step,
+            errno: self.errno,
+            message: self.message,
+        }
+    }
+}
+
+fn check(r: libc::c_int, layer: &'static str, step: &str) -> Result<(), StepError> {
+    if r < 0 {
+        Err(StepError::os(layer, step))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn init_main(h: Handover) -> ! {
+    let mut status = File::from(h.status);
+    let code = match init(&mut status, h.stdout, h.stderr, h.workspace, h.uid, h.gid) {
+        Ok(report) => {
+            let _ = wire::write_frame(&mut status, &report);
+            0
+        }
+        Err(e) => {
+            let _ = wire::write_frame(&mut status, &e.report());
+            1
+        }
+    };
+    // SAFETY: _exit is always safe; it skips atexit handlers inherited from the daemon.
+    unsafe { libc::_exit(code) }
+}
+
+fn write_file(path: &str, data: &str, layer: &'static str) -> Result<(), StepError> {
+    std::fs::write(path, data).map_err(|e| StepError::io(layer, format!("write {path}"), e))
+}
+
+fn mount(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<(), StepError> {
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| StepError {
+            layer: "mounts",
+            step: "mount".into(),
+            errno: libc::EINVAL,
+            message: "NUL in mount argument".into(),
+        })
+    };
+    let (src_c, target_c, fstype_c, data_c) = (c(src)?, c(target)?, c(fstype)?, c(data)?);
+    // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
+    let r = unsafe {
+        libc::mount(
+            if src.is_empty() {
+                std::ptr::null()
+            } else {
+                src_c.as_ptr()
+            },
+            target_c.as_ptr(),
+            if fstype.is_empty() {
+                std::ptr::null()
+            } else {
+                fstype_c.as_ptr()
+            },
+            flags,
+            if data.is_empty() {
+                std::ptr::null()
+            } else {
+                data_c.as_ptr() as *const libc::c_void
+            },
+        )
+    };
+    check(r, "mounts", &format!("mount {fstype} on {target}"))
+}
+
+fn init(
+    status: &mut File,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    workspace: OwnedFd,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+) -> Result<Report, StepError> {
+    // SAFETY: resetting a disposition inherited from the launcher (which ignores SIGCHLD).
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let spec: SandboxSpec =
+        wire::read_frame(status).map_err(|e| StepError::io("launcher", "read sandbox spec", e))?;
+    let started = Instant::now();
+
+    // Our pid as the host sees it, read from the host's /proc before ours covers it.
+    let host_pid: u32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+
+    // Map the daemon's own uid/gid to themselves: the command keeps an unprivileged identity and
+    // holds capabilities over nothing but this sandbox's own namespaces.
+    // The maps are writable only while we are dumpable (the launcher is not, so that nobody reads
+    // its memory); we go back to non-dumpable right after.
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
+    write_file("/proc/self/setgroups", "deny", "namespaces")?;
+    write_file(
+        "/proc/self/uid_map",
+        &format!("{uid} {uid} 1\n"),
+        "namespaces",
+    )?;
+    write_file(
+        "/proc/self/gid_map",
+        &format!("{gid} {gid} 1\n"),
+        "namespaces",
+    )?;
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+
+    mount("", "/", "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    // The daemon's fd lives in the host's mount namespace; reopen the same directory in ours so
+    // getcwd works and it can be bind-mounted. Same inode or we refuse.
+    let local = reopen_in_namespace(&spec.workspace, &workspace)?;
+    let covered = spec.fs.private_tmp
+        && (spec.workspace.starts_with(SANDBOX_TMP) || spec.workspace.starts_with(SANDBOX_SHM));
+    let workspace = match local {
+        Some(fd) => fd,
+        None if covered => {
+            return Err(StepError {
+                layer: "mounts",
+                step: "open workspace".into(),
+                errno: libc::EACCES,
+                message: format!(
+                    "workspace {} is not reachable by the sandbox user inside the sandbox",
+                    spec.workspace.display()
+                ),
+            });
+        }
+        None => workspace,
+    };
+    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+    mount("proc", "/proc", "proc", nodev | libc::MS_NOEXEC, "")?;
+    if spec.fs.private_tmp {
+        let opts = format!("size={},mode=0700", spec.limits.tmp_size_bytes);
+        mount("tmpfs", SANDBOX_TMP, "tmpfs", nodev, &opts)?;
+        if std::path::Path::new(SANDBOX_SHM).is_dir() {
+            mount("tmpfs", SANDBOX_SHM, "tmpfs", nodev, &opts)?;
+        }
+        if covered {
+            rebind_workspace(&spec.workspace, &workspace)?;
+        }
+    }
+
+    // Block SIGCHLD before the fork so no exit is missed; signalfd reports it.
+    // SAFETY: sigset manipulation on a local set.
+    let sigfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        check(
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+            "launcher",
+            "sigprocmask",
+        )?;
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        check(fd, "launcher", "signalfd")?;
+        OwnedFd::from_raw_fd(fd)
+    };
+
+    let mut errpipe = [0; 2];
+    // SAFETY: pipe2 writes two fds into our array.
+    check(
+        unsafe { libc::pipe2(errpipe.as_mut_ptr(), libc::O_CLOEXEC) },
+        "launcher",
+        "pipe2",
+    )?;
+    // SAFETY: fresh fds owned by nobody else.
+    let (err_r, err_w) = unsafe { (File::from_raw_fd(errpipe[0]), File::from_raw_fd(errpipe[1])) };
+
+    // SAFETY: single-threaded process; the child only runs `command_child`, which never returns.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(StepError::os("launcher", "fork"));
+    }
+    if child == 0 {
+        drop(err_r);
+        command_child(&spec, stdout, stderr, workspace, err_w);
+    }
+    drop((err_w, stdout, stderr, workspace));
+
+    let mut acc = Usage::default();
+    // The child reports a setup failure, or the pipe closes on a successful exec.
+    let mut buf = Vec::new();
+    let _ = (&err_r).read_to_end(&mut buf);
+    if !buf.is_empty() {
+        reap_all(&mut acc);
+        return match wire::decode::<Report>(&buf[4.min(buf.len())..]) {
+            Ok(r) => Ok(r),
+            Err(e) => Err(StepError::io("launcher", "read child report", e)),
+        };
+    }
+    let _ = wire::write_frame(status, &Report::Started { pid: host_pid });
+
+    let deadline = started + Duration::from_millis(spec.timeout_ms);
+    let mut timed_out = false;
+    let mut cmd_status: Option<libc::c_int> = None;
+    while cmd_status.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut pfd = [
+            libc::pollfd {
+                fd: status.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: pfd is a valid array of two pollfds.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 2, ms.max(1)) };
+        if n < 0 {
+            continue; // EINTR
+        }
+        if pfd[0].revents != 0 {
+            // The daemon closed the socket (client gone, shutdown) or wrote: either way, stop.
+            break;
+        }
+        if pfd[1].revents != 0 {
+            drain_signalfd(&sigfd);
+            reap_nohang(child, &mut cmd_status, &mut acc);
+        }
+    }
+    // Nothing the command left behind survives it: kill every other process of the namespace.
+    // SAFETY: kill(-1) from PID 1 of the namespace reaches only processes inside it.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    if cmd_status.is_none() {
+        let mut st = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::wait4(child, &mut st, 0, &mut ru) } == child {
+            acc.add(&ru);
+            cmd_status = Some(st);
+        }
+    }
+    reap_all(&mut acc);
+    let st = cmd_status.unwrap_or(libc::SIGKILL);
+    let (code, signal) = if libc::WIFEXITED(st) {
+        (libc::WEXITSTATUS(st), 0)
+    } else if libc::WIFSIGNALED(st) {
+        (-1, libc::WTERMSIG(st))
+    } else {
+        (-1, libc::SIGKILL)
+    };
+    Ok(Report::Exited {
+        code,
+        signal,
+        timed_out,
+        maxrss_kb: acc.maxrss_kb,
+        cpu_us: acc.cpu_us,
+    })
+}
+
+/// Open `path` in the current mount namespace and check it is the directory `fd` names. None when
+/// the sandbox user cannot reach the path (e.g. a workspace under root's 0700 home): the command
+/// then works through the daemon's fd alone.
+fn reopen_in_namespace(path: &std::path::Path, fd: &OwnedFd) -> Result<Option<OwnedFd>, StepError> {
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return Ok(None);
+    };
+    // SAFETY: open with a valid C string.
+    let raw = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Ok(None);
+    }
+    // SAFETY: fresh fd from open.
+    let local = unsafe { OwnedFd::from_raw_fd(raw) };
+    let id = |f: &OwnedFd| -> Option<(u64, u64)> {
+        // SAFETY: zeroed stat is valid; fstat writes into it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and pointer.
+        (unsafe { libc::fstat(f.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    match (id(&local), id(fd)) {
+        (Some(a), Some(b)) if a == b => Ok(Some(local)),
+        _ => Err(StepError {
+            layer: "mounts",
+            step: "verify workspace".into(),
+            errno: libc::ESTALE,
+            message: format!(
+                "workspace {} changed while the sandbox was being set up",
+                path.display()
+            ),
+        }),
+    }
+}
+
+/// A workspace under /tmp or /dev/shm is covered by the private tmpfs: bind it back at its own path.
+fn rebind_workspace(path: &std::path::Path, fd: &OwnedFd) -> Result<(), StepError> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| StepError::io("mounts", format!("mkdir {}", path.display()), e))?;
+    let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    mount(
+        &src,
+        &path.to_string_lossy(),
+        "",
+        libc::MS_BIND | libc::MS_REC,
+        "",
+    )
+}
+
+#[derive(Default)]
+struct Usage {
+    maxrss_kb: u64,
+    cpu_us: u64,
+}
+
+impl Usage {
+    fn add(&mut self, ru: &libc::rusage) {
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        self.maxrss_kb = self.maxrss_kb.max(ru.ru_maxrss.max(0) as u64);
+        self.cpu_us += us(ru.ru_utime) + us(ru.ru_stime);
+    }
+}
+
+fn drain_signalfd(fd: &OwnedFd) {
+    let mut buf = [0u8; 128 * 8];
+    // SAFETY: reading into a local buffer from a nonblocking signalfd.
+    while unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    } > 0
+    {}
+}
+
+fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut Usage) {
+    loop {
+        let mut st = 0;
+        // SAFETY: zeroed rusage is valid; wait4 writes into it.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to locals.
+        let pid = unsafe { libc::wait4(-1, &mut st, libc::WNOHANG, &mut ru) };
+        if pid <= 0 {
+            return;
+        }
+        acc.add(&ru);
+        if pid == child {
+            *cmd = Some(st);
+        }
+    }
+}
+
+fn reap_all(acc: &mut Usage) {
+    loop {
+        let mut st = 0;
+        // SAFETY: zeroed rusage is valid; wait4 writes into it.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to locals.
+        let pid = unsafe { libc::wait4(-1, &mut st, 0, &mut ru) };
+        if pid > 0 {
+            acc.add(&ru);
+            continue;
+        }
+        if pid < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return;
+    }
+}
+
+/// Runs in the command's process; never returns.
+fn command_child(
+    spec: &SandboxSpec,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    workspace: OwnedFd,
+    mut err_w: File,
+) -> ! {
+    let e = match confine_and_exec(spec, stdout, stderr, workspace) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = err_w.write_all(&wire::encode(&e.report()).unwrap_or_default());
+    // SAFETY: _exit is always safe.
+    unsafe { libc::_exit(127) }
+}
+
+/// Resolve the program like execvp would, in the sandbox's PATH.
+fn resolve_program(argv0: &str, env: &[(String, String)]) -> Option<String> {
+    if argv0.contains('/') {
+        return Some(argv0.to_string());
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{argv0}"))
+        .find(|p| {
+            let Ok(c) = CString::new(p.as_str()) else {
+                return false;
+            };
+            // SAFETY: access with a valid C string.
+            unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+        })
+}
+
+fn cstrings(
+    v: impl Iterator<Item = String>,
+    layer: &'static str,
+) -> Result<Vec<CString>, StepError> {
+    v.map(|s| {
+        CString::new(s).map_err(|_| StepError {
+            layer,
+            step: "prepare exec".into(),
+            errno: libc::EINVAL,
+            message: "argument or environment contains a NUL byte".into(),
+        })
+    })
+    .collect()
+}
+
+enum Never {}
+
+fn confine_and_exec(
+    spec: &SandboxSpec,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    workspace: OwnedFd,
+) -> Result<Never, StepError> {
+    // SAFETY: plain syscalls on our own process in a single-threaded child.
+    unsafe {
+        check(libc::setsid(), "session", "setsid")?;
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        check(devnull, "fds", "open /dev/null")?;
+        check(libc::dup2(devnull, 0), "fds", "dup2 stdin")?;
+        check(libc::dup2(stdout.as_raw_fd(), 1), "fds", "dup2 stdout")?;
+        check(libc::dup2(stderr.as_raw_fd(), 2), "fds", "dup2 stderr")?;
+        check(
+            libc::fchdir(workspace.as_raw_fd()),
+            "fds",
+            "fchdir workspace",
+        )?;
+    }
+    drop((stdout, stderr));
+    confine::rlimits::apply(&spec.limits).map_err(|(name, errno)| StepError {
+        layer: "rlimits",
+        step: format!("setrlimit {name}"),
+        errno,
+        message: format!("setrlimit {name}: {}", io::Error::from_raw_os_error(errno)),
+    })?;
+    // Only 0, 1 and 2 survive exec; the workspace fd and the report pipe close with it.
+    // SAFETY: marks fds close-on-exec; no memory involved.
+    check(
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        } as i32,
+        "fds",
+        "close_range",
+    )?;
+
+    // Everything that allocates happens before the filters go on.
+    let program = resolve_program(&spec.argv[0], &spec.env).ok_or_else(|| StepError {
+        layer: "exec",
+        step: "execve".into(),
+        errno: libc::ENOENT,
+        message: format!("{}: command not found in PATH", spec.argv[0]),
+    })?;
+    let prog_c = cstrings(std::iter::once(program), "exec")?;
+    let argv_c = cstrings(spec.argv.iter().cloned(), "exec")?;
+    let env_c = cstrings(spec.env.iter().map(|(k, v)| format!("{k}={v}")), "exec")?;
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let filters = confine::seccomp::build(spec.network).map_err(|e| StepError {
+        layer: "seccomp",
+        step: "build filter".into(),
+        errno: libc::EINVAL,
+        message: e.to_string(),
+    })?;
+
+    // SAFETY: prctl with constant arguments.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+        "no_new_privs",
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+    )?;
+
+    let ll = |e: confine::landlock::LandlockError, step: &str| StepError {
+        layer: "landlock",
+        step: step.into(),
+        errno: e.errno(),
+        message: e.to_string(),
+    };
+    let abi = confine::landlock::detect(spec.min_landlock_abi)
+        .map_err(|e| ll(e, "landlock_create_ruleset"))?;
+    let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
+    confine::landlock::apply(&plan, workspace.as_fd())
+        .map_err(|e| ll(e, "landlock_restrict_self"))?;
+
+    confine::seccomp::apply(&filters).map_err(|e| {
+        let errno = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL);
+        StepError {
+            layer: "seccomp",
+            step: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
+            errno,
+            message: e.to_string(),
+        }
+    })?;
+
+    // SAFETY: argv/env arrays are NUL-terminated and their strings outlive the call.
+    unsafe { libc::execve(prog_c[0].as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
+    Err(StepError::os("exec", format!("execve {}", spec.argv[0])))
+}

@@ -1,0 +1,334 @@
+//! The gRPC service: request validation, limits, auth, audit log, and the Info RPC.
+
+use crate::auth::{self, Peer};
+use crate::config::{Config, Profile};
+use crate::launcher::Launcher;
+use crate::policy::SandboxSpec;
+use crate::spawn::{self, ExecParams, Outcome};
+use crate::workspace::Roots;
+use nanobot_proto::pb::{
+    self, exec_event::Event, sandbox_server::Sandbox, ExecEvent, ExecRequest, InfoRequest,
+    InfoResponse,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Response, Status};
+
+pub struct State {
+    pub cfg: Config,
+    pub roots: Roots,
+    pub launcher: Arc<Launcher>,
+    pub total: Arc<Semaphore>,
+    pub per_peer: Mutex<HashMap<u32, usize>>,
+    pub shutdown: watch::Receiver<bool>,
+    pub auth: auth::Policy,
+}
+
+pub fn peer_of<T>(req: &Request<T>) -> Option<Peer> {
+    let info = req.extensions().get::<UdsConnectInfo>()?;
+    let c = info.peer_cred?;
+    Some(Peer {
+        uid: c.uid(),
+        gid: c.gid(),
+        pid: c.pid().unwrap_or(0),
+    })
+}
+
+/// Interceptor for every service on the socket.
+pub fn authenticate(
+    policy: auth::Policy,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        let Some(peer) = peer_of(&req) else {
+            tracing::warn!("Access denied: peer credentials unavailable");
+            return Err(Status::permission_denied(
+                "Access denied: peer credentials unavailable",
+            ));
+        };
+        match policy.check(peer) {
+            Ok(()) => Ok(req),
+            Err(why) => {
+                tracing::warn!(peer_uid = peer.uid, peer_gid = peer.gid, peer_pid = peer.pid, reason = %why, "Access denied: uid={} pid={}: {why}", peer.uid, peer.pid);
+                Err(Status::permission_denied(format!("Access denied: {why}")))
+            }
+        }
+    }
+}
+
+/// Releases a per-peer slot when the exec ends.
+struct PeerSlot {
+    state: Arc<State>,
+    uid: u32,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.state.per_peer.lock() {
+            if let Some(n) = m.get_mut(&self.uid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.uid);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Service(pub Arc<State>);
+
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
+/// Merge a request into its profile. Request fields can only tighten the profile.
+pub fn build_spec(
+    cfg: &Config,
+    profile: &Profile,
+    req: &ExecRequest,
+    workspace: std::path::PathBuf,
+) -> Result<(SandboxSpec, u64), Status> {
+    let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
+        (false, true) => vec!["/bin/sh".into(), "-c".into(), req.command.clone()],
+        (true, false) => req.argv.clone(),
+        (true, true) => {
+            return Err(Status::invalid_argument(
+                "command is empty: set `command` (run with sh -c) or `argv`",
+            ))
+        }
+        (false, false) => {
+            return Err(Status::invalid_argument(
+                "set either `command` or `argv`, not both",
+            ))
+        }
+    };
+    let size: usize = argv.iter().map(|a| a.len()).sum();
+    if size > cfg.max_command_bytes {
+        return Err(Status::invalid_argument(format!(
+            "command is {size} bytes, more than max_command_bytes={}",
+            cfg.max_command_bytes
+        )));
+    }
+    if argv.iter().any(|a| has_nul(a)) {
+        return Err(Status::invalid_argument("command contains a NUL byte"));
+    }
+    let timeout_secs = match req.timeout_secs {
+        0 => profile.timeout_secs,
+        t => t.min(profile.max_timeout_secs),
+    };
+    let output_cap = match req.max_output_bytes {
+        0 => profile.output_limit_bytes,
+        n => n.min(profile.output_limit_bytes),
+    };
+    let ws = workspace.to_string_lossy().into_owned();
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), ws.clone()),
+        ("PWD".into(), ws),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TERM".into(), "dumb".into()),
+    ];
+    if profile.filesystem.private_tmp {
+        env.push(("TMPDIR".into(), crate::policy::SANDBOX_TMP.into()));
+    }
+    let mut set = |k: &str, v: &str| {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.into(), v.into()));
+    };
+    for (k, v) in &profile.env_set {
+        set(k, v);
+    }
+    let mut names: Vec<&String> = req.env.keys().collect();
+    names.sort();
+    for k in names {
+        let v = &req.env[k];
+        if !profile.env_pass.contains(k) {
+            return Err(Status::invalid_argument(format!(
+                "environment variable {k} is not allowed by this profile (env_pass: {})",
+                profile.env_pass.join(", ")
+            )));
+        }
+        if has_nul(k) || has_nul(v) || k.contains('=') || k.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "invalid environment variable name or value for {k:?}"
+            )));
+        }
+        set(k, v);
+    }
+    let spec = SandboxSpec {
+        workspace,
+        argv,
+        env,
+        timeout_ms: u64::from(timeout_secs) * 1000,
+        limits: profile.limits.clone(),
+        fs: profile.filesystem.clone(),
+        network: profile.network,
+        min_landlock_abi: cfg.min_landlock_abi,
+    };
+    Ok((spec, output_cap))
+}
+
+#[tonic::async_trait]
+impl Sandbox for Service {
+    type ExecStream = ReceiverStream<Result<ExecEvent, Status>>;
+
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<Self::ExecStream>, Status> {
+        let state = self.0.clone();
+        let peer = peer_of(&req).unwrap_or(Peer {
+            uid: u32::MAX,
+            gid: u32::MAX,
+            pid: 0,
+        });
+        let req = req.into_inner();
+        let pname = if req.profile.is_empty() {
+            "default".to_string()
+        } else {
+            req.profile.clone()
+        };
+        let Some(profile) = state.cfg.profiles.get(&pname) else {
+            let known: Vec<&String> = state.cfg.profiles.keys().collect();
+            return Err(Status::not_found(format!(
+                "unknown profile {pname:?}; available: {known:?}"
+            )));
+        };
+        let (workspace, ws_fd) = state
+            .roots
+            .resolve(&req.workspace)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (spec, output_cap) = build_spec(&state.cfg, profile, &req, workspace.clone())?;
+
+        let Ok(permit) = state.total.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted(format!(
+                "sandboxd already runs max_concurrent={} sandboxes; retry later",
+                state.cfg.max_concurrent
+            )));
+        };
+        {
+            let mut m = state
+                .per_peer
+                .lock()
+                .map_err(|_| Status::internal("state lock poisoned"))?;
+            let n = m.entry(peer.uid).or_insert(0);
+            if *n >= state.cfg.max_concurrent_per_peer {
+                return Err(Status::resource_exhausted(format!(
+                    "uid {} already runs max_concurrent_per_peer={} sandboxes; retry later",
+                    peer.uid, state.cfg.max_concurrent_per_peer
+                )));
+            }
+            *n += 1;
+        }
+        let slot = PeerSlot {
+            state: state.clone(),
+            uid: peer.uid,
+        };
+        if !state.launcher.alive() {
+            return Err(Status::unavailable(
+                "sandbox launcher process is gone; restart sandboxd",
+            ));
+        }
+
+        let (tx, rx) = mpsc::channel(32);
+        let command = if req.command.is_empty() {
+            req.argv.join(" ")
+        } else {
+            req.command.clone()
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _slot = slot;
+            let t0 = Instant::now();
+            let params = ExecParams {
+                spec,
+                workspace_fd: ws_fd,
+                output_cap,
+                profile: pname.clone(),
+            };
+            let outcome = spawn::run(
+                state.launcher.clone(),
+                params,
+                tx.clone(),
+                state.shutdown.clone(),
+            )
+            .await;
+            let ws = workspace.display().to_string();
+            let ms = t0.elapsed().as_millis() as u64;
+            match outcome {
+                Outcome::Done(r) => {
+                    if r.refused {
+                        tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, refused_layer = %r.refused_layer, step = %r.failed_step, errno = r.errno, duration_ms = ms, "exec refused: {}", r.refused_reason);
+                    } else {
+                        tracing::info!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, stdout_truncated = r.stdout_truncated, stderr_truncated = r.stderr_truncated, duration_ms = ms, "exec finished");
+                    }
+                    let _ = tx
+                        .send(Ok(ExecEvent {
+                            event: Some(Event::Result(r)),
+                        }))
+                        .await;
+                }
+                Outcome::ClientGone => {
+                    tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, duration_ms = ms, "client disconnected; sandbox killed");
+                }
+                Outcome::Shutdown => {
+                    tracing::warn!(op = "exec", peer_uid = peer.uid, workspace = %ws, command = %command, duration_ms = ms, "sandboxd shutting down; sandbox killed");
+                    let _ = tx
+                        .send(Err(Status::unavailable(
+                            "sandboxd is shutting down; the command was killed",
+                        )))
+                        .await;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(info(&self.0.cfg)))
+    }
+}
+
+/// What this host and configuration enforce.
+pub fn info(cfg: &Config) -> InfoResponse {
+    let mut layers = vec!["rlimits".to_string(), "no_new_privs".to_string()];
+    let mut problems = vec![];
+    let abi = match crate::confine::landlock::detect(cfg.min_landlock_abi) {
+        Ok(_) => {
+            layers.push("landlock".into());
+            crate::confine::landlock::kernel_abi().unwrap_or(0) as u32
+        }
+        Err(e) => {
+            problems.push(format!("landlock: {e}"));
+            crate::confine::landlock::kernel_abi().unwrap_or(0).max(0) as u32
+        }
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if status.contains("Seccomp:") {
+        layers.push("seccomp".into());
+    } else {
+        problems.push("seccomp: the kernel does not support seccomp filters".into());
+    }
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if userns > 0 {
+        layers.push("namespaces".into());
+    } else {
+        problems.push("namespaces: user.max_user_namespaces is 0".into());
+    }
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    pb::InfoResponse {
+        version: env!("CARGO_PKG_VERSION").into(),
+        landlock_abi: abi,
+        layers_enforced: layers,
+        profiles: cfg.profiles.keys().cloned().collect(),
+        degraded: vec![],
+        problems,
+        uid,
+        gid,
+    }
+}

@@ -1,0 +1,248 @@
+//! Daemon side of one exec: hands the launcher the fds, sends the spec, streams output with a cap,
+//! and turns the sandbox's reports into the final result. Dropping the status socket (client gone,
+//! shutdown) makes the sandbox init kill everything it runs.
+
+use crate::launcher::Launcher;
+use crate::policy::SandboxSpec;
+use crate::wire::{self, Report};
+use nanobot_proto::pb::{exec_event::Event, ExecEvent, ExecResult};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+
+pub type EventTx = mpsc::Sender<Result<ExecEvent, Status>>;
+
+pub struct ExecParams {
+    pub spec: SandboxSpec,
+    pub workspace_fd: OwnedFd,
+    pub output_cap: u64,
+    pub profile: String,
+}
+
+/// How the exec ended, for the audit log.
+pub enum Outcome {
+    Done(ExecResult),
+    ClientGone,
+    Shutdown,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two fds into our array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds, owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+}
+
+pub fn refused(layer: &str, step: &str, errno: i32, message: String, profile: &str) -> ExecResult {
+    ExecResult {
+        exit_code: -1,
+        refused: true,
+        refused_layer: layer.into(),
+        refused_reason: format!("sandbox refused: {layer} layer failed: {message}"),
+        failed_step: step.into(),
+        errno,
+        profile: profile.into(),
+        ..Default::default()
+    }
+}
+
+async fn read_report(s: &mut tokio::net::UnixStream) -> io::Result<Report> {
+    let len = s.read_u32_le().await? as usize;
+    if len > wire::MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "report too large",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await?;
+    wire::decode(&body)
+}
+
+/// Forward one output stream, keeping at most `cap` bytes and draining the rest so the command
+/// never blocks on a full pipe and our memory stays bounded. Returns whether it truncated.
+async fn pump(
+    fd: OwnedFd,
+    cap: u64,
+    tx: EventTx,
+    stdout: bool,
+    mut started: watch::Receiver<bool>,
+) -> bool {
+    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return false;
+    };
+    // The `started` event goes first; wait for it (or for the exec to end without starting).
+    let _ = started.wait_for(|s| *s).await;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut sent: u64 = 0;
+    let mut truncated = false;
+    loop {
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let room = cap.saturating_sub(sent) as usize;
+        if n > room {
+            truncated = true;
+        }
+        let keep = n.min(room);
+        if keep > 0 {
+            sent += keep as u64;
+            let data = buf[..keep].to_vec();
+            let ev = if stdout {
+                Event::Stdout(data)
+            } else {
+                Event::Stderr(data)
+            };
+            if tx.send(Ok(ExecEvent { event: Some(ev) })).await.is_err() {
+                break;
+            }
+        }
+    }
+    truncated
+}
+
+pub async fn run(
+    launcher: Arc<Launcher>,
+    p: ExecParams,
+    tx: EventTx,
+    mut shutdown: watch::Receiver<bool>,
+) -> Outcome {
+    let t0 = Instant::now();
+    let profile = p.profile.clone();
+    let fail = |layer: &str, step: &str, e: io::Error| {
+        Outcome::Done(refused(
+            layer,
+            step,
+            e.raw_os_error().unwrap_or(0),
+            e.to_string(),
+            &profile,
+        ))
+    };
+    let (out_r, out_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail("launcher", "pipe2", e),
+    };
+    let (err_r, err_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail("launcher", "pipe2", e),
+    };
+    let (status_ours, status_theirs) = match std::os::unix::net::UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => return fail("launcher", "socketpair", e),
+    };
+    let status_theirs: OwnedFd = status_theirs.into();
+    if let Err(e) = launcher.launch(&status_theirs, &out_w, &err_w, &p.workspace_fd) {
+        return fail("launcher", "hand over to launcher", e);
+    }
+    drop((status_theirs, out_w, err_w, p.workspace_fd));
+    let _ = status_ours.set_nonblocking(true);
+    let mut status = match tokio::net::UnixStream::from_std(status_ours) {
+        Ok(s) => s,
+        Err(e) => return fail("launcher", "register status socket", e),
+    };
+    let spec_bytes = match wire::encode(&p.spec) {
+        Ok(b) => b,
+        Err(e) => return fail("launcher", "encode spec", e),
+    };
+    if let Err(e) = status.write_all(&spec_bytes).await {
+        return fail("launcher", "send spec", e);
+    }
+
+    let (started_tx, started_rx) = watch::channel(false);
+    let out_task = tokio::spawn(pump(
+        out_r,
+        p.output_cap,
+        tx.clone(),
+        true,
+        started_rx.clone(),
+    ));
+    let err_task = tokio::spawn(pump(err_r, p.output_cap, tx.clone(), false, started_rx));
+    let abort = |out: &tokio::task::JoinHandle<bool>, err: &tokio::task::JoinHandle<bool>| {
+        out.abort();
+        err.abort();
+    };
+
+    // The sandbox enforces its own deadline; this one only guards against a wedged init.
+    let guard = Duration::from_millis(p.spec.timeout_ms) + Duration::from_secs(10);
+    let result: ExecResult;
+    loop {
+        let report = tokio::select! {
+            r = read_report(&mut status) => r,
+            _ = tx.closed() => { abort(&out_task, &err_task); return Outcome::ClientGone; }
+            _ = shutdown.wait_for(|s| *s) => { abort(&out_task, &err_task); return Outcome::Shutdown; }
+            _ = tokio::time::sleep(guard.saturating_sub(t0.elapsed())) => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "sandbox init did not report in time"))
+            }
+        };
+        match report {
+            Ok(Report::Started { pid }) => {
+                let _ = tx
+                    .send(Ok(ExecEvent {
+                        event: Some(Event::Started(nanobot_proto::pb::Started { pid })),
+                    }))
+                    .await;
+                let _ = started_tx.send(true);
+            }
+            Ok(Report::Failed {
+                layer,
+                step,
+                errno,
+                message,
+            }) => {
+                result = refused(&layer, &step, errno, message, &profile);
+                break;
+            }
+            Ok(Report::Exited {
+                code,
+                signal,
+                timed_out,
+                maxrss_kb,
+                cpu_us,
+            }) => {
+                result = ExecResult {
+                    exit_code: code,
+                    signal,
+                    timed_out,
+                    peak_rss_kb: maxrss_kb,
+                    cpu_time_ms: cpu_us / 1000,
+                    profile: profile.clone(),
+                    ..Default::default()
+                };
+                break;
+            }
+            Err(e) => {
+                result = refused(
+                    "launcher",
+                    "sandbox init",
+                    e.raw_os_error().unwrap_or(0),
+                    format!("sandbox init ended without a result: {e}"),
+                    &profile,
+                );
+                break;
+            }
+        }
+    }
+    drop(status);
+    let _ = started_tx.send(true);
+    let mut r = result;
+    // Every process of the sandbox is dead once init reported, so the pipes reach EOF at once; the
+    // bound only protects against a writer we do not know of.
+    let grace = Duration::from_secs(2);
+    let (o, e) = (
+        tokio::time::timeout(grace, out_task).await,
+        tokio::time::timeout(grace, err_task).await,
+    );
+    r.stdout_truncated = matches!(o, Ok(Ok(true)));
+    r.stderr_truncated = matches!(e, Ok(Ok(true)));
+    r.duration_ms = t0.elapsed().as_millis() as u64;
+    r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
+    Outcome::Done(r)
+}

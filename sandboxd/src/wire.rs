@@ -1,0 +1,92 @@
+//! Messages between the daemon and a sandbox's init over the per-exec status socket: u32
+//! little-endian length, then JSON. The daemon sends one `SandboxSpec`; the sandbox answers with
+//! `Report`s. Closing the socket from the daemon side kills the sandbox.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Upper bound for one frame; specs are far smaller (the request size is capped before).
+pub const MAX_FRAME: usize = 4 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Report {
+    /// The command was executed; `pid` is the host pid of the sandbox's init.
+    Started { pid: u32 },
+    /// Setup failed before the command ran: which layer, which step, which errno.
+    Failed {
+        layer: String,
+        step: String,
+        errno: i32,
+        message: String,
+    },
+    /// The command ended (or was killed).
+    Exited {
+        code: i32,
+        signal: i32,
+        timed_out: bool,
+        maxrss_kb: u64,
+        cpu_us: u64,
+    },
+}
+
+pub fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
+    let body = serde_json::to_vec(v).map_err(io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame too large",
+        ));
+    }
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+pub fn write_frame<T: Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> {
+    w.write_all(&encode(v)?)
+}
+
+pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> io::Result<T> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
+    serde_json::from_slice(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let r = Report::Failed {
+            layer: "landlock".into(),
+            step: "restrict_self".into(),
+            errno: 1,
+            message: "x".into(),
+        };
+        let bytes = encode(&r).unwrap();
+        let back: Report = read_frame(&mut &bytes[..]).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn oversized_length_is_rejected() {
+        let bytes = (u32::MAX).to_le_bytes();
+        let e = read_frame::<Report>(&mut &bytes[..]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+}
