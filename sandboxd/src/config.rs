@@ -63,7 +63,7 @@ impl Default for Config {
             allow_uids: vec![],
             allow_gids: vec![],
             max_concurrent: 128,
-            max_concurrent_per_peer: 64,
+            max_concurrent_per_peer: 96,
             max_request_bytes: 1 << 20,
             max_command_bytes: 64 << 10,
             log_format: LogFormat::Text,

@@ -1,1 +1,278 @@
+//! Harness for the end-to-end tests: starts the real sandboxd (as an unprivileged user when the
+//! tests run as root) and runs the real nanobot binary or talks gRPC to the daemon.
 
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const TEST_USER: &str = "nanobot-e2e";
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Directory holding the workspace's binaries (target/debug).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe.parent().expect("deps dir");
+    if dir.ends_with("deps") { dir.parent().expect("target dir").to_path_buf() } else { dir.to_path_buf() }
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.is_file(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    p
+}
+
+/// (uid, gid) the daemon and the sandboxes run as.
+pub fn test_ids() -> (u32, u32) {
+    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        if !is_root() {
+            // SAFETY: getuid/getgid have no preconditions.
+            return unsafe { (libc::getuid(), libc::getgid()) };
+        }
+        if lookup(TEST_USER).is_none() {
+            let _ = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]).status();
+        }
+        lookup(TEST_USER).expect("could not create the test user")
+    })
+}
+
+pub fn lookup(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?))).flatten()
+    })
+}
+
+pub fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown");
+}
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub ws: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+#[derive(Default, Clone)]
+pub struct Opts {
+    pub config: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub extra_args: Vec<String>,
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::start_with(Opts::default())
+    }
+
+    pub fn start_with(o: Opts) -> Daemon {
+        let (uid, gid) = test_ids();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Under /var/tmp, not /tmp, so the sandbox's private /tmp does not hide it.
+        let dir = PathBuf::from(format!("/var/tmp/nanobot-e2e-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = dir.join("root");
+        let ws = root.join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        for p in [&dir, &root, &ws] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            chown(p, uid, gid);
+        }
+        let socket = dir.join("sandboxd.sock");
+        let log = dir.join("sandboxd.log");
+        let mut cmd = Command::new(bin("sandboxd"));
+        cmd.arg("serve").arg("--socket").arg(&socket).arg("--workspace-root").arg(&root);
+        if let Some(c) = &o.config {
+            let cfg = dir.join("sandboxd.toml");
+            std::fs::write(&cfg, c).unwrap();
+            cmd.arg("--config").arg(&cfg);
+        }
+        if is_root() {
+            cmd.args(["--user", TEST_USER, "--allow-uid", "0", "--allow-uid", &uid.to_string()]);
+        }
+        cmd.args(&o.extra_args);
+        cmd.env_clear().env("PATH", "/usr/bin:/bin");
+        for (k, v) in &o.env {
+            cmd.env(k, v);
+        }
+        let logf = std::fs::File::create(&log).unwrap();
+        cmd.stdin(Stdio::null()).stdout(logf.try_clone().unwrap()).stderr(logf);
+        let child = cmd.spawn().expect("start sandboxd");
+        let d = Daemon { child: Some(child), dir, root, ws, socket, log };
+        let t0 = Instant::now();
+        while !d.socket.exists() || std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "sandboxd did not start: {}", d.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `nanobot exec` against this daemon, as the calling user.
+    pub fn nanobot(&self, args: &[&str], command: &str) -> Output {
+        self.nanobot_cmd(args, command).output().expect("run nanobot")
+    }
+
+    pub fn nanobot_cmd(&self, args: &[&str], command: &str) -> Command {
+        let mut c = Command::new(bin("nanobot"));
+        c.arg("exec").arg("--socket").arg(&self.socket).arg("--workspace").arg(&self.ws).args(args).arg("--").arg(command);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Copy the escape probe into the workspace (the only place besides system dirs the sandbox
+    /// may execute from) and return its in-sandbox command.
+    pub fn install_probe(&self) -> String {
+        let (uid, gid) = test_ids();
+        let dst = self.ws.join("probe");
+        std::fs::copy(bin("escape-probe"), &dst).unwrap();
+        chown(&dst, uid, gid);
+        "./probe".into()
+    }
+
+    /// Run a command outside any sandbox as the sandbox's user: the positive control.
+    pub fn unsandboxed(&self, program: &Path, args: &[&str]) -> Output {
+        let (uid, gid) = test_ids();
+        let mut c = Command::new(program);
+        c.args(args).current_dir(&self.ws).stdin(Stdio::null());
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        c.output().expect("run unsandboxed")
+    }
+
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = c.kill();
+                return c.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Pids whose command line contains `marker`.
+pub fn pids_with(marker: &str) -> Vec<i32> {
+    let mut v = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&c).contains(marker) {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+/// Run a command as a non-root user (for peer-auth tests); only possible as root.
+pub fn as_user(c: &mut Command, uid: u32, gid: u32) {
+    c.uid(uid).gid(gid);
+}
+
+pub mod grpc {
+    use hyper_util::rt::TokioIo;
+    use nanobot_proto::pb::{exec_event::Event, sandbox_client::SandboxClient, ExecRequest, ExecResult};
+    use std::path::{Path, PathBuf};
+    use tonic::transport::{Channel, Endpoint};
+
+    pub fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    }
+
+    pub async fn client(socket: &Path) -> SandboxClient<Channel> {
+        let p: PathBuf = socket.to_path_buf();
+        let ch = Endpoint::from_static("http://sandboxd.invalid")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let p = p.clone();
+                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
+            }))
+            .await
+            .expect("connect");
+        SandboxClient::new(ch)
+    }
+
+    pub fn req(ws: &Path, command: &str) -> ExecRequest {
+        ExecRequest { workspace: ws.to_string_lossy().into_owned(), command: command.into(), ..Default::default() }
+    }
+
+    /// Everything one exec produced, in order.
+    #[derive(Debug, Default)]
+    pub struct Run {
+        pub events: Vec<&'static str>,
+        pub stdout: Vec<u8>,
+        pub stderr: Vec<u8>,
+        pub pid: u32,
+        pub result: Option<ExecResult>,
+    }
+
+    pub async fn exec(c: &mut SandboxClient<Channel>, r: ExecRequest) -> Result<Run, tonic::Status> {
+        let mut s = c.exec(r).await?.into_inner();
+        let mut run = Run::default();
+        while let Some(ev) = s.message().await? {
+            match ev.event {
+                Some(Event::Started(st)) => {
+                    run.events.push("started");
+                    run.pid = st.pid;
+                }
+                Some(Event::Stdout(d)) => {
+                    run.events.push("stdout");
+                    run.stdout.extend(d);
+                }
+                Some(Event::Stderr(d)) => {
+                    run.events.push("stderr");
+                    run.stderr.extend(d);
+                }
+                Some(Event::Result(r)) => {
+                    run.events.push("result");
+                    run.result = Some(r);
+                }
+                None => {}
+            }
+        }
+        Ok(run)
+    }
+}
