@@ -171,21 +171,38 @@ fn init(
     let local = reopen_in_namespace(&spec.workspace, &workspace)?;
     let covered = spec.fs.private_tmp
         && (spec.workspace.starts_with(SANDBOX_TMP) || spec.workspace.starts_with(SANDBOX_SHM));
-    let workspace = match local {
-        Some(fd) => fd,
-        None if covered => {
-            return Err(StepError {
-                layer: "mounts",
-                step: "open workspace".into(),
-                errno: libc::EACCES,
-                message: format!(
-                    "workspace {} is not reachable by the sandbox user inside the sandbox",
-                    spec.workspace.display()
-                ),
-            });
-        }
-        None => workspace,
+    let Some(local) = local else {
+        return Err(StepError {
+            layer: "mounts",
+            step: "open workspace".into(),
+            errno: libc::EACCES,
+            message: format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
+        });
     };
+    // Landlock (ABI <= 7) does not cover chmod, chown, utimes or xattrs: make every inherited
+    // mount read-only, then bind the workspace back writable. Mounts made below are our own.
+    mount_setattr("/", libc::AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)?;
+    let ws_path = spec.workspace.to_string_lossy().into_owned();
+    mount(
+        &format!("/proc/self/fd/{}", local.as_raw_fd()),
+        &ws_path,
+        "",
+        libc::MS_BIND | libc::MS_REC,
+        "",
+    )?;
+    if spec.fs.workspace_writable {
+        mount_setattr(&ws_path, 0, 0, MOUNT_ATTR_RDONLY)?;
+    }
+    drop(local);
+    let workspace = reopen_in_namespace(&spec.workspace, &workspace)?.ok_or_else(|| StepError {
+        layer: "mounts",
+        step: "open workspace".into(),
+        errno: libc::ENOENT,
+        message: format!(
+            "workspace {} vanished during setup",
+            spec.workspace.display()
+        ),
+    })?;
     let nodev = libc::MS_NOSUID | libc::MS_NODEV;
     mount("proc", "/proc", "proc", nodev | libc::MS_NOEXEC, "")?;
     if spec.fs.private_tmp {
@@ -353,6 +370,43 @@ fn reopen_in_namespace(path: &std::path::Path, fd: &OwnedFd) -> Result<Option<Ow
             ),
         }),
     }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn mount_setattr(path: &str, flags: libc::c_int, set: u64, clr: u64) -> Result<(), StepError> {
+    let c = CString::new(path).map_err(|_| StepError {
+        layer: "mounts",
+        step: "mount_setattr".into(),
+        errno: libc::EINVAL,
+        message: "NUL in path".into(),
+    })?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: valid C string and a mount_attr of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags as libc::c_uint,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(r as i32, "mounts", &format!("mount_setattr {path}"))
 }
 
 /// A workspace under /tmp or /dev/shm is covered by the private tmpfs: bind it back at its own path.

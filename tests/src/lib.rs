@@ -19,12 +19,20 @@ pub fn is_root() -> bool {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().expect("deps dir");
-    if dir.ends_with("deps") { dir.parent().expect("target dir").to_path_buf() } else { dir.to_path_buf() }
+    if dir.ends_with("deps") {
+        dir.parent().expect("target dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.is_file(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
     p
 }
 
@@ -37,7 +45,15 @@ pub fn test_ids() -> (u32, u32) {
             return unsafe { (libc::getuid(), libc::getgid()) };
         }
         if lookup(TEST_USER).is_none() {
-            let _ = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]).status();
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    TEST_USER,
+                ])
+                .status();
         }
         lookup(TEST_USER).expect("could not create the test user")
     })
@@ -47,7 +63,9 @@ pub fn lookup(name: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?))).flatten()
+        (f.len() > 3 && f[0] == name)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
     })
 }
 
@@ -94,14 +112,25 @@ impl Daemon {
         let socket = dir.join("sandboxd.sock");
         let log = dir.join("sandboxd.log");
         let mut cmd = Command::new(bin("sandboxd"));
-        cmd.arg("serve").arg("--socket").arg(&socket).arg("--workspace-root").arg(&root);
+        cmd.arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--workspace-root")
+            .arg(&root);
         if let Some(c) = &o.config {
             let cfg = dir.join("sandboxd.toml");
             std::fs::write(&cfg, c).unwrap();
             cmd.arg("--config").arg(&cfg);
         }
         if is_root() {
-            cmd.args(["--user", TEST_USER, "--allow-uid", "0", "--allow-uid", &uid.to_string()]);
+            cmd.args([
+                "--user",
+                TEST_USER,
+                "--allow-uid",
+                "0",
+                "--allow-uid",
+                &uid.to_string(),
+            ]);
         }
         cmd.args(&o.extra_args);
         cmd.env_clear().env("PATH", "/usr/bin:/bin");
@@ -109,12 +138,25 @@ impl Daemon {
             cmd.env(k, v);
         }
         let logf = std::fs::File::create(&log).unwrap();
-        cmd.stdin(Stdio::null()).stdout(logf.try_clone().unwrap()).stderr(logf);
+        cmd.stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf);
         let child = cmd.spawn().expect("start sandboxd");
-        let d = Daemon { child: Some(child), dir, root, ws, socket, log };
+        let d = Daemon {
+            child: Some(child),
+            dir,
+            root,
+            ws,
+            socket,
+            log,
+        };
         let t0 = Instant::now();
         while !d.socket.exists() || std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "sandboxd did not start: {}", d.log_text());
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "sandboxd did not start: {}",
+                d.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         d
@@ -130,12 +172,21 @@ impl Daemon {
 
     /// `nanobot exec` against this daemon, as the calling user.
     pub fn nanobot(&self, args: &[&str], command: &str) -> Output {
-        self.nanobot_cmd(args, command).output().expect("run nanobot")
+        self.nanobot_cmd(args, command)
+            .output()
+            .expect("run nanobot")
     }
 
     pub fn nanobot_cmd(&self, args: &[&str], command: &str) -> Command {
         let mut c = Command::new(bin("nanobot"));
-        c.arg("exec").arg("--socket").arg(&self.socket).arg("--workspace").arg(&self.ws).args(args).arg("--").arg(command);
+        c.arg("exec")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--workspace")
+            .arg(&self.ws)
+            .args(args)
+            .arg("--")
+            .arg(command);
         c.stdin(Stdio::null());
         c
     }
@@ -198,7 +249,9 @@ pub fn stderr(o: &Output) -> String {
 pub fn pids_with(marker: &str) -> Vec<i32> {
     let mut v = vec![];
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             if String::from_utf8_lossy(&c).contains(marker) {
                 v.push(pid);
@@ -215,12 +268,18 @@ pub fn as_user(c: &mut Command, uid: u32, gid: u32) {
 
 pub mod grpc {
     use hyper_util::rt::TokioIo;
-    use nanobot_proto::pb::{exec_event::Event, sandbox_client::SandboxClient, ExecRequest, ExecResult};
+    use nanobot_proto::pb::{
+        exec_event::Event, sandbox_client::SandboxClient, ExecRequest, ExecResult,
+    };
     use std::path::{Path, PathBuf};
     use tonic::transport::{Channel, Endpoint};
 
     pub fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
     }
 
     pub async fn client(socket: &Path) -> SandboxClient<Channel> {
@@ -228,7 +287,9 @@ pub mod grpc {
         let ch = Endpoint::from_static("http://sandboxd.invalid")
             .connect_with_connector(tower::service_fn(move |_| {
                 let p = p.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?))
+                }
             }))
             .await
             .expect("connect");
@@ -236,7 +297,11 @@ pub mod grpc {
     }
 
     pub fn req(ws: &Path, command: &str) -> ExecRequest {
-        ExecRequest { workspace: ws.to_string_lossy().into_owned(), command: command.into(), ..Default::default() }
+        ExecRequest {
+            workspace: ws.to_string_lossy().into_owned(),
+            command: command.into(),
+            ..Default::default()
+        }
     }
 
     /// Everything one exec produced, in order.
@@ -249,7 +314,10 @@ pub mod grpc {
         pub result: Option<ExecResult>,
     }
 
-    pub async fn exec(c: &mut SandboxClient<Channel>, r: ExecRequest) -> Result<Run, tonic::Status> {
+    pub async fn exec(
+        c: &mut SandboxClient<Channel>,
+        r: ExecRequest,
+    ) -> Result<Run, tonic::Status> {
         let mut s = c.exec(r).await?.into_inner();
         let mut run = Run::default();
         while let Some(ev) = s.message().await? {

@@ -10,14 +10,19 @@ fn streams_started_then_output_then_result_and_exit_codes() {
     let rt = grpc::rt();
     rt.block_on(async {
         let mut c = grpc::client(&d.socket).await;
-        let run = grpc::exec(&mut c, req(&d.ws, "echo out; echo err >&2; exit 3")).await.unwrap();
+        let run = grpc::exec(&mut c, req(&d.ws, "echo out; echo err >&2; exit 3"))
+            .await
+            .unwrap();
         assert_eq!(run.events.first(), Some(&"started"));
         assert_eq!(run.events.last(), Some(&"result"));
         assert!(run.pid > 0);
         assert_eq!(run.stdout, b"out\n");
         assert_eq!(run.stderr, b"err\n");
         let r = run.result.unwrap();
-        assert_eq!((r.exit_code, r.signal, r.timed_out, r.refused), (3, 0, false, false));
+        assert_eq!(
+            (r.exit_code, r.signal, r.timed_out, r.refused),
+            (3, 0, false, false)
+        );
         assert_eq!(r.profile, "default");
         assert_eq!(r.timeout_secs, 60, "the security guide's default timeout");
         assert!(r.peak_rss_kb > 0 && r.duration_ms < 10_000);
@@ -40,13 +45,21 @@ fn streams_started_then_output_then_result_and_exit_codes() {
 #[test]
 fn output_streams_while_the_command_runs() {
     let d = Daemon::start();
-    let mut child = d.nanobot_cmd(&[], "echo first; sleep 3; echo second").stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = d
+        .nanobot_cmd(&[], "echo first; sleep 3; echo second")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = child.stdout.take().unwrap();
     let t0 = Instant::now();
     let mut buf = [0u8; 6];
     std::io::Read::read_exact(&mut out, &mut buf).unwrap();
     assert_eq!(&buf, b"first\n");
-    assert!(t0.elapsed() < Duration::from_secs(2), "first line arrived only after {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "first line arrived only after {:?}",
+        t0.elapsed()
+    );
     assert!(child.wait().unwrap().success());
 }
 
@@ -54,7 +67,10 @@ fn output_streams_while_the_command_runs() {
 fn runs_unprivileged_with_no_new_privs_no_caps_and_seccomp() {
     let d = Daemon::start();
     let (uid, _) = test_ids();
-    let o = d.nanobot(&[], "id -u; grep -E '^(NoNewPrivs|CapEff|CapPrm|Seccomp):' /proc/self/status");
+    let o = d.nanobot(
+        &[],
+        "id -u; grep -E '^(NoNewPrivs|CapEff|CapPrm|Seccomp):' /proc/self/status",
+    );
     let s = stdout(&o);
     assert_eq!(s.lines().next(), Some(uid.to_string().as_str()), "{s}");
     assert_ne!(uid, 0);
@@ -66,24 +82,47 @@ fn runs_unprivileged_with_no_new_privs_no_caps_and_seccomp() {
 
 #[test]
 fn own_session_stdin_devnull_only_three_fds_allowlisted_env() {
-    let d = Daemon::start_with(Opts { env: vec![("OPENROUTER_API_KEY".into(), "sk-secret-123".into())], ..Opts::default() });
+    let d = Daemon::start_with(Opts {
+        env: vec![("OPENROUTER_API_KEY".into(), "sk-secret-123".into())],
+        ..Opts::default()
+    });
     // Positive control: the daemon's environment does hold the key.
     let environ = std::fs::read(format!("/proc/{}/environ", d.pid())).unwrap_or_default();
     if is_root() {
         assert!(String::from_utf8_lossy(&environ).contains("sk-secret-123"));
     }
     let probe = d.install_probe();
-    let o = d.nanobot(&[], &format!("env; echo sid=$(ps -o sid= -p $$) pid=$$; readlink /proc/self/fd/0; {probe} fds"));
+    let o = d.nanobot(
+        &[],
+        &format!("env; echo sid=$(ps -o sid= -p $$) pid=$$; readlink /proc/self/fd/0; {probe} fds"),
+    );
     let s = stdout(&o);
-    assert!(!s.contains("sk-secret"), "API key leaked into the sandbox: {s}");
-    let names: Vec<&str> = s.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).filter(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_')).collect();
+    assert!(
+        !s.contains("sk-secret"),
+        "API key leaked into the sandbox: {s}"
+    );
+    let names: Vec<&str> = s
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .filter(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
     for n in &names {
-        assert!(["PATH", "HOME", "PWD", "LANG", "TERM", "TMPDIR", "OLDPWD", "SHLVL", "_"].contains(n), "unexpected variable {n} in {s}");
+        assert!(
+            ["PATH", "HOME", "PWD", "LANG", "TERM", "TMPDIR", "OLDPWD", "SHLVL", "_"].contains(n),
+            "unexpected variable {n} in {s}"
+        );
     }
     assert!(s.contains(&format!("HOME={}", d.ws.display())), "{s}");
     let sid_line = s.lines().find(|l| l.starts_with("sid=")).unwrap();
-    let (sid, pid) = sid_line.trim_start_matches("sid=").split_once(" pid=").unwrap();
-    assert_eq!(sid.trim(), pid.trim(), "the command leads its own session: {sid_line}");
+    let (sid, pid) = sid_line
+        .trim_start_matches("sid=")
+        .split_once(" pid=")
+        .unwrap();
+    assert_eq!(
+        sid.trim(),
+        pid.trim(),
+        "the command leads its own session: {sid_line}"
+    );
     assert!(s.contains("/dev/null"), "{s}");
     // The probe sees 0, 1, 2 and the fd it opened to list /proc/self/fd.
     assert!(s.lines().any(|l| l == "0 1 2 3"), "{s}");
@@ -94,14 +133,22 @@ fn proc_shows_only_the_sandbox() {
     let d = Daemon::start();
     let daemon = d.pid();
     // Positive control: outside, the sandbox user sees the daemon in /proc.
-    let ls = d.unsandboxed(std::path::Path::new("/bin/ls"), &[&format!("/proc/{daemon}/cmdline")]);
+    let ls = d.unsandboxed(
+        std::path::Path::new("/bin/ls"),
+        &[&format!("/proc/{daemon}/cmdline")],
+    );
     assert!(ls.status.success());
     let o = d.nanobot(&[], &format!("ls /proc | grep -cE '^[0-9]+$'; cat /proc/{daemon}/cmdline; cat /proc/1/environ; ls /proc/1/root"));
     let s = stdout(&o);
     let count: u32 = s.lines().next().unwrap().trim().parse().unwrap();
     assert!(count <= 6, "the sandbox sees {count} processes: {s}");
     let e = stderr(&o);
-    assert!(e.contains(&format!("/proc/{daemon}/cmdline: No such file or directory")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "/proc/{daemon}/cmdline: No such file or directory"
+        )),
+        "{e}"
+    );
     assert!(e.contains("/proc/1/environ: Permission denied"), "{e}");
     assert!(e.contains("/proc/1/root': Permission denied"), "{e}");
 }
@@ -115,14 +162,25 @@ fn timeout_kills_the_whole_tree_including_setsid_and_double_fork() {
     // Positive control: the processes exist while it runs.
     let t0 = Instant::now();
     while pids_with(&marker).len() < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "the sleeps never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the sleeps never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(124));
-    assert!(t0.elapsed() < Duration::from_secs(4), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        t0.elapsed()
+    );
     std::thread::sleep(Duration::from_millis(200));
-    assert!(pids_with(&marker).is_empty(), "survivors: {:?}", pids_with(&marker));
+    assert!(
+        pids_with(&marker).is_empty(),
+        "survivors: {:?}",
+        pids_with(&marker)
+    );
 }
 
 #[test]
@@ -131,17 +189,31 @@ fn nothing_outlives_the_command_and_the_result_is_prompt() {
     let marker = format!("32.{}", std::process::id());
     let t0 = Instant::now();
     // A daemonized child keeps stdout open: the result must not wait for it.
-    let o = d.nanobot(&[], &format!("setsid sleep {marker} & (setsid sleep {marker} > /dev/null 2>&1 &); echo done"));
+    let o = d.nanobot(
+        &[],
+        &format!("setsid sleep {marker} & (setsid sleep {marker} > /dev/null 2>&1 &); echo done"),
+    );
     assert_eq!(stdout(&o), "done\n");
-    assert!(t0.elapsed() < Duration::from_secs(3), "took {:?}", t0.elapsed());
-    assert!(pids_with(&marker).is_empty(), "survivors: {:?}", pids_with(&marker));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        pids_with(&marker).is_empty(),
+        "survivors: {:?}",
+        pids_with(&marker)
+    );
 }
 
 #[test]
 fn client_disconnect_kills_the_tree() {
     let d = Daemon::start();
     let marker = format!("33.{}", std::process::id());
-    let mut child = d.nanobot_cmd(&[], &format!("sleep {marker} & sleep {marker}")).spawn().unwrap();
+    let mut child = d
+        .nanobot_cmd(&[], &format!("sleep {marker} & sleep {marker}"))
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     while pids_with(&marker).len() < 2 {
         assert!(t0.elapsed() < Duration::from_secs(5));
@@ -151,7 +223,11 @@ fn client_disconnect_kills_the_tree() {
     child.wait().unwrap();
     let t1 = Instant::now();
     while !pids_with(&marker).is_empty() {
-        assert!(t1.elapsed() < Duration::from_secs(2), "tree survived the client: {:?}", pids_with(&marker));
+        assert!(
+            t1.elapsed() < Duration::from_secs(2),
+            "tree survived the client: {:?}",
+            pids_with(&marker)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(d.log_text().contains("client disconnected; sandbox killed"));
@@ -162,10 +238,20 @@ fn output_is_capped_and_daemon_memory_stays_bounded() {
     let d = Daemon::start();
     let rss = |pid: i32| -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap()
     };
     let before = rss(d.pid());
-    let o = d.nanobot(&["--json"], "head -c 300000000 /dev/zero; head -c 50000 /dev/zero >&2");
+    let o = d.nanobot(
+        &["--json"],
+        "head -c 300000000 /dev/zero; head -c 50000 /dev/zero >&2",
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["stdout"].as_str().unwrap().len(), 10240);
     assert_eq!(v["stderr"].as_str().unwrap().len(), 10240);
@@ -173,9 +259,13 @@ fn output_is_capped_and_daemon_memory_stays_bounded() {
     assert_eq!(v["stderr_truncated"], true);
     assert_eq!(v["exit_code"], 0);
     let after = rss(d.pid());
-    assert!(after < before + 50_000, "daemon RSS grew from {before} kB to {after} kB");
+    assert!(
+        after < before + 50_000,
+        "daemon RSS grew from {before} kB to {after} kB"
+    );
     // Below the cap nothing is marked truncated.
-    let v: serde_json::Value = serde_json::from_slice(&d.nanobot(&["--json"], "echo small").stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&d.nanobot(&["--json"], "echo small").stdout).unwrap();
     assert_eq!(v["stdout_truncated"], false);
 }
 
@@ -202,7 +292,9 @@ fn sixty_four_execs_in_flight_and_a_stuck_one_blocks_nobody() {
             let ws = d.ws.clone();
             tasks.push(tokio::spawn(async move {
                 let mut c = grpc::client(&sock).await;
-                let run = grpc::exec(&mut c, req(&ws, &format!("sleep 1; echo {i}"))).await.unwrap();
+                let run = grpc::exec(&mut c, req(&ws, &format!("sleep 1; echo {i}")))
+                    .await
+                    .unwrap();
                 (i, run)
             }));
         }
@@ -212,14 +304,21 @@ fn sixty_four_execs_in_flight_and_a_stuck_one_blocks_nobody() {
             assert_eq!(run.result.unwrap().exit_code, 0);
         }
         // 64 one-second sleeps in parallel: far less than 64 s.
-        assert!(t0.elapsed() < Duration::from_secs(15), "took {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "took {:?}",
+            t0.elapsed()
+        );
         stuck.abort();
     });
 }
 
 #[test]
 fn concurrency_limits_answer_resource_exhausted_naming_the_limit() {
-    let d = Daemon::start_with(Opts { config: Some("max_concurrent_per_peer = 2\n".into()), ..Opts::default() });
+    let d = Daemon::start_with(Opts {
+        config: Some("max_concurrent_per_peer = 2\n".into()),
+        ..Opts::default()
+    });
     let rt = grpc::rt();
     rt.block_on(async {
         let mut c = grpc::client(&d.socket).await;
@@ -227,7 +326,11 @@ fn concurrency_limits_answer_resource_exhausted_naming_the_limit() {
         let b = c.exec(req(&d.ws, "sleep 3")).await.unwrap();
         let e = c.exec(req(&d.ws, "true")).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-        assert!(e.message().contains("max_concurrent_per_peer=2"), "{}", e.message());
+        assert!(
+            e.message().contains("max_concurrent_per_peer=2"),
+            "{}",
+            e.message()
+        );
         drop((a, b));
     });
 }
@@ -240,12 +343,24 @@ fn bad_requests_get_clear_errors_and_the_daemon_keeps_serving() {
         let mut c = grpc::client(&d.socket).await;
         let big = "x".repeat(2 << 20);
         let e = grpc::exec(&mut c, req(&d.ws, &big)).await.unwrap_err();
-        assert!(matches!(e.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted | tonic::Code::InvalidArgument), "{e:?}");
+        assert!(
+            matches!(
+                e.code(),
+                tonic::Code::OutOfRange
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::InvalidArgument
+            ),
+            "{e:?}"
+        );
         let mut c = grpc::client(&d.socket).await;
-        let e = grpc::exec(&mut c, req(&d.ws, &"y".repeat(100_000))).await.unwrap_err();
+        let e = grpc::exec(&mut c, req(&d.ws, &"y".repeat(100_000)))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert!(e.message().contains("max_command_bytes"), "{}", e.message());
-        let e = grpc::exec(&mut c, req(&d.ws, "echo a\0b")).await.unwrap_err();
+        let e = grpc::exec(&mut c, req(&d.ws, "echo a\0b"))
+            .await
+            .unwrap_err();
         assert!(e.message().contains("NUL"), "{}", e.message());
         let e = grpc::exec(&mut c, req(&d.ws, "")).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
@@ -273,7 +388,13 @@ fn workspace_must_be_beneath_a_root_without_symlink_escapes() {
     rt.block_on(async {
         let mut c = grpc::client(&d.socket).await;
         // Positive control: inside the root, and through a symlink that stays inside.
-        assert_eq!(grpc::exec(&mut c, req(&d.ws.join("link-in"), "pwd")).await.unwrap().stdout, format!("{}\n", d.ws.join("sub").display()).into_bytes());
+        assert_eq!(
+            grpc::exec(&mut c, req(&d.ws.join("link-in"), "pwd"))
+                .await
+                .unwrap()
+                .stdout,
+            format!("{}\n", d.ws.join("sub").display()).into_bytes()
+        );
         for (ws, want) in [
             (outside.clone(), "not beneath a configured workspace root"),
             (d.ws.join("link-out"), "escapes its workspace root"),
@@ -297,7 +418,11 @@ fn unauthorized_peers_are_refused_and_logged() {
     let d = Daemon::start();
     // The socket is 0660; let the other user reach it so that peer auth, not file mode, decides.
     let mut cmd = d.nanobot_cmd(&[], "echo should-not-run");
-    std::fs::set_permissions(&d.socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        &d.socket,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
     as_user(&mut cmd, 65534, 65534);
     cmd.env("HOME", "/nonexistent");
     let o = cmd.output().unwrap();
@@ -305,7 +430,11 @@ fn unauthorized_peers_are_refused_and_logged() {
     assert!(stderr(&o).contains("Access denied"), "{}", stderr(&o));
     assert!(!stdout(&o).contains("should-not-run"));
     let log = d.log_text();
-    assert!(log.lines().any(|l| l.contains("Access denied") && l.contains("uid=65534") && l.contains("pid=")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Access denied") && l.contains("uid=65534") && l.contains("pid=")),
+        "{log}"
+    );
     // Positive control: an allowed peer gets through.
     assert_eq!(d.nanobot(&[], "echo ok").status.code(), Some(0));
 }
@@ -321,14 +450,36 @@ fn a_sandboxed_command_cannot_use_sandboxd_itself() {
     // connect() to a named socket, so the peer check is what must stop it.
     let alias = d2.ws.join("sock");
     std::os::unix::fs::symlink(&d2.socket, &alias).unwrap();
-    let cmd = format!("./nanobot exec --socket {} --workspace {} -- echo escaped", alias.display(), d2.ws.display());
+    let cmd = format!(
+        "./nanobot exec --socket {} --workspace {} -- echo escaped",
+        alias.display(),
+        d2.ws.display()
+    );
     // Positive control: the same client run outside the sandbox as the sandbox's user works.
-    let ctl = d2.unsandboxed(&nb, &["exec", "--socket", alias.to_str().unwrap(), "--workspace", d2.ws.to_str().unwrap(), "--", "echo reached"]);
+    let ctl = d2.unsandboxed(
+        &nb,
+        &[
+            "exec",
+            "--socket",
+            alias.to_str().unwrap(),
+            "--workspace",
+            d2.ws.to_str().unwrap(),
+            "--",
+            "echo reached",
+        ],
+    );
     assert_eq!(stdout(&ctl), "reached\n", "{}", stderr(&ctl));
     let o = d2.nanobot(&[], &cmd);
-    assert!(!stdout(&o).contains("escaped"), "a sandbox ran a command through sandboxd: {}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("escaped"),
+        "a sandbox ran a command through sandboxd: {}",
+        stdout(&o)
+    );
     let e = stderr(&o);
-    assert!(e.contains("Access denied") || e.contains("Permission denied") || e.contains("connecting"), "{e}");
+    assert!(
+        e.contains("Access denied") || e.contains("Permission denied") || e.contains("connecting"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -340,14 +491,30 @@ fn started_as_root_it_drops_privileges_for_good() {
     let d = Daemon::start();
     let (uid, gid) = test_ids();
     let st = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
-    let field = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    let field = |k: &str| {
+        st.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     assert_eq!(field("Uid:"), format!("{uid} {uid} {uid} {uid}"));
     assert_eq!(field("Gid:"), format!("{gid} {gid} {gid} {gid}"));
     assert_eq!(field("Groups:"), "");
     assert_eq!(field("CapEff:"), "0000000000000000");
     assert_eq!(field("CapPrm:"), "0000000000000000");
     // Without a user to drop to, root refuses to start.
-    let o = std::process::Command::new(bin("sandboxd")).args(["serve", "--socket", "/var/tmp/never.sock", "--workspace-root"]).arg(&d.root).output().unwrap();
+    let o = std::process::Command::new(bin("sandboxd"))
+        .args([
+            "serve",
+            "--socket",
+            "/var/tmp/never.sock",
+            "--workspace-root",
+        ])
+        .arg(&d.root)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no user to drop to"), "{}", stderr(&o));
 }
@@ -356,7 +523,10 @@ fn started_as_root_it_drops_privileges_for_good() {
 fn sigterm_kills_sandboxes_removes_the_socket_and_exits_zero() {
     let mut d = Daemon::start();
     let marker = format!("34.{}", std::process::id());
-    let mut child = d.nanobot_cmd(&[], &format!("sleep {marker}")).spawn().unwrap();
+    let mut child = d
+        .nanobot_cmd(&[], &format!("sleep {marker}"))
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     while pids_with(&marker).is_empty() {
         assert!(t0.elapsed() < Duration::from_secs(5));
@@ -372,13 +542,22 @@ fn sigterm_kills_sandboxes_removes_the_socket_and_exits_zero() {
 #[test]
 fn fails_closed_naming_the_layer() {
     // A kernel older than the configured minimum Landlock ABI: the exec is refused, nothing runs.
-    let d = Daemon::start_with(Opts { config: Some("min_landlock_abi = 99\n".into()), ..Opts::default() });
+    let d = Daemon::start_with(Opts {
+        config: Some("min_landlock_abi = 99\n".into()),
+        ..Opts::default()
+    });
     let o = d.nanobot(&["--json"], "touch ran");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(125));
     assert_eq!(v["refused"], true);
     assert_eq!(v["refused_layer"], "landlock");
-    assert!(v["refused_reason"].as_str().unwrap().contains("requires at least 99"), "{v}");
+    assert!(
+        v["refused_reason"]
+            .as_str()
+            .unwrap()
+            .contains("requires at least 99"),
+        "{v}"
+    );
     assert!(!d.ws.join("ran").exists());
 }
 
@@ -388,10 +567,18 @@ fn info_reports_the_enforced_layers() {
     let rt = grpc::rt();
     rt.block_on(async {
         let mut c = grpc::client(&d.socket).await;
-        let i = c.info(nanobot_proto::pb::InfoRequest {}).await.unwrap().into_inner();
+        let i = c
+            .info(nanobot_proto::pb::InfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         assert!(i.landlock_abi >= 1);
         for l in ["landlock", "seccomp", "rlimits", "namespaces"] {
-            assert!(i.layers_enforced.iter().any(|x| x == l), "{l} missing from {:?}", i.layers_enforced);
+            assert!(
+                i.layers_enforced.iter().any(|x| x == l),
+                "{l} missing from {:?}",
+                i.layers_enforced
+            );
         }
         assert!(i.profiles.contains(&"default".to_string()));
         assert_ne!(i.uid, 0);
