@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub const SYSTEM_SOCKET: &str = "/run/nanobot/sandboxd.sock";
 pub const SANDBOX_USER: &str = "nanobot-sandbox";
+pub const ROOT_WORKSPACE: &str = "/var/lib/nanobot/workspace";
 
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -127,7 +128,9 @@ pub async fn start(socket: &Path, workspace: &Path) -> Result<()> {
     if is_root() {
         let (uid, gid) = ensure_sandbox_user()?;
         // The workspace belongs to the sandbox user, who runs every command in it.
-        std::os::unix::fs::chown(workspace, Some(uid), Some(gid))?;
+        if workspace == Path::new(ROOT_WORKSPACE) {
+            std::os::unix::fs::chown(workspace, Some(uid), Some(gid))?;
+        }
         cmd.arg("--workspace-root").arg(workspace).args([
             "--user",
             SANDBOX_USER,

@@ -44,7 +44,12 @@ pub fn exit_code(r: &ExecResult) -> i32 {
     }
 }
 
+/// ~/.nanobot/workspace; for root, whose home the unprivileged sandbox user cannot traverse,
+/// /var/lib/nanobot/workspace (owned by nanobot-sandbox).
 pub fn default_workspace() -> PathBuf {
+    if crate::autostart::is_root() {
+        return PathBuf::from(crate::autostart::ROOT_WORKSPACE);
+    }
     crate::autostart::home().join(".nanobot/workspace")
 }
 

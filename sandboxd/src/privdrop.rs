@@ -116,7 +116,7 @@ fn verify(id: &Identity) -> Result<(), PrivError> {
             .find_map(|l| l.strip_prefix(key))
             .map(str::trim)
             .unwrap_or("?");
-        if v.trim_start_matches('0') != "" {
+        if !v.trim_start_matches('0').is_empty() {
             return Err(PrivError::Verify(format!("{key} {v} is not empty")));
         }
     }

@@ -35,14 +35,14 @@ fn fs_reads_outside_the_workspace_are_denied() {
     let o = outside(&d);
     std::os::unix::fs::symlink(o.join("secret"), d.ws.join("link")).unwrap();
     std::os::unix::fs::symlink(&o, d.ws.join("dirlink")).unwrap();
-    let rel = format!("../../outside/secret");
+    let rel = "../../outside/secret";
     let attempts = [
         format!("cat {}", o.join("secret").display()),
         format!("cat {rel}"),
         "cat link".to_string(),
         "cat dirlink/secret".to_string(),
         format!("cat {}", o.join(".nanobot/config.json").display()),
-        format!("cd .. && cat ../outside/secret"),
+        "cd .. && cat ../outside/secret".to_string(),
     ];
     for a in &attempts {
         // Positive control: the same command works unsandboxed, as the same user, in the workspace.

@@ -130,14 +130,14 @@ fn main() {
                 0,
             ),
             // TIOCSTI on /dev/null: the driver says ENOTTY, the filter says EPERM first.
-            "tiocsti" => libc::syscall(libc::SYS_ioctl, 0, libc::TIOCSTI as u64, c"x".as_ptr()),
+            "tiocsti" => libc::syscall(libc::SYS_ioctl, 0, libc::TIOCSTI, c"x".as_ptr()),
             "tiocsti-high" => libc::syscall(
                 libc::SYS_ioctl,
                 0,
-                0xffff_ffff_0000_0000u64 | libc::TIOCSTI as u64,
+                0xffff_ffff_0000_0000u64 | libc::TIOCSTI,
                 c"x".as_ptr(),
             ),
-            "tioclinux" => libc::syscall(libc::SYS_ioctl, 0, libc::TIOCLINUX as u64, c"x".as_ptr()),
+            "tioclinux" => libc::syscall(libc::SYS_ioctl, 0, libc::TIOCLINUX, c"x".as_ptr()),
             "socket-inet" => libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as i64,
             "socket-inet6" => libc::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0) as i64,
             "socket-netlink" => libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) as i64,
