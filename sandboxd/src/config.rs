@@ -197,5 +197,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("write access to /"), "{e}");
+        let e = Config::parse("[profiles.p.limits]\nprocess = 5\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("process"), "{e}");
+        let c = Config::parse("[profiles.p.limits]\nprocesses = 5\n", Path::new("x")).unwrap();
+        assert_eq!(c.profiles["p"].limits.processes, 5);
+        assert_eq!(c.profiles["p"].limits.open_files, 1024);
     }
 }

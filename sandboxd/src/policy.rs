@@ -18,6 +18,7 @@ pub enum Network {
 
 /// Resource limits applied with setrlimit to the command (and inherited by its children).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub cpu_secs: u64,
     pub address_space_bytes: u64,
@@ -44,6 +45,7 @@ impl Default for Limits {
 
 /// Filesystem grants beyond the workspace, by path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FsPolicy {
     /// Directories whose content may be read and executed.
     pub read_exec: Vec<PathBuf>,
