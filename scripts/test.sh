@@ -6,4 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The e2e tests run the built binaries, so build them first.
 cargo build --workspace --all-targets
-cargo test --workspace -- --test-threads="${TEST_THREADS:-2}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One total over every test binary, so the last line speaks for the whole run.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$rc"
