@@ -182,14 +182,8 @@ fn init(
     // Landlock (ABI <= 7) does not cover chmod, chown, utimes or xattrs: make every inherited
     // mount read-only, then bind the workspace back writable. Mounts made below are our own.
     mount_setattr("/", libc::AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)?;
+    bind_workspace(&spec.workspace, &local)?;
     let ws_path = spec.workspace.to_string_lossy().into_owned();
-    mount(
-        &format!("/proc/self/fd/{}", local.as_raw_fd()),
-        &ws_path,
-        "",
-        libc::MS_BIND | libc::MS_REC,
-        "",
-    )?;
     if spec.fs.workspace_writable {
         mount_setattr(&ws_path, 0, 0, MOUNT_ATTR_RDONLY)?;
     }
@@ -212,7 +206,7 @@ fn init(
             mount("tmpfs", SANDBOX_SHM, "tmpfs", nodev, &opts)?;
         }
         if covered {
-            rebind_workspace(&spec.workspace, &workspace)?;
+            bind_workspace(&spec.workspace, &workspace)?;
         }
     }
 
@@ -409,8 +403,9 @@ fn mount_setattr(path: &str, flags: libc::c_int, set: u64, clr: u64) -> Result<(
     check(r as i32, "mounts", &format!("mount_setattr {path}"))
 }
 
-/// A workspace under /tmp or /dev/shm is covered by the private tmpfs: bind it back at its own path.
-fn rebind_workspace(path: &std::path::Path, fd: &OwnedFd) -> Result<(), StepError> {
+/// Bind the workspace at its own path: over the read-only original, and again inside the private
+/// tmpfs when the workspace lives under /tmp or /dev/shm.
+fn bind_workspace(path: &std::path::Path, fd: &OwnedFd) -> Result<(), StepError> {
     std::fs::create_dir_all(path)
         .map_err(|e| StepError::io("mounts", format!("mkdir {}", path.display()), e))?;
     let src = format!("/proc/self/fd/{}", fd.as_raw_fd());

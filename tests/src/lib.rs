@@ -261,6 +261,18 @@ pub fn pids_with(marker: &str) -> Vec<i32> {
     v
 }
 
+/// Address of an abstract unix socket and its length, for bind/connect.
+pub fn abstract_addr(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
+    // SAFETY: sockaddr_un is plain data; all-zero is valid.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as u16;
+    for (i, b) in name.bytes().enumerate() {
+        sa.sun_path[i + 1] = b as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as libc::socklen_t;
+    (sa, len)
+}
+
 /// Run a command as a non-root user (for peer-auth tests); only possible as root.
 pub fn as_user(c: &mut Command, uid: u32, gid: u32) {
     c.uid(uid).gid(gid);

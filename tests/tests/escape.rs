@@ -284,12 +284,7 @@ fn abstract_listener(name: &str) -> i32 {
     // SAFETY: plain socket setup on locals.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-        let mut sa: libc::sockaddr_un = std::mem::zeroed();
-        sa.sun_family = libc::AF_UNIX as u16;
-        for (i, b) in name.bytes().enumerate() {
-            sa.sun_path[i + 1] = b as libc::c_char;
-        }
-        let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as u32;
+        let (sa, len) = abstract_addr(name);
         assert_eq!(
             libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len),
             0

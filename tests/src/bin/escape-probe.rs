@@ -169,12 +169,7 @@ fn main() {
             "connect-abstract" => {
                 let name = arg(2);
                 let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-                let mut sa: libc::sockaddr_un = std::mem::zeroed();
-                sa.sun_family = libc::AF_UNIX as u16;
-                for (i, b) in name.bytes().enumerate() {
-                    sa.sun_path[i + 1] = b as libc::c_char;
-                }
-                let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as u32;
+                let (sa, len) = nanobot_e2e::abstract_addr(&name);
                 libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len) as i64
             }
             "x32" => libc::syscall(libc::SYS_getpid | 0x4000_0000),
