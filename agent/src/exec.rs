@@ -150,6 +150,9 @@ pub async fn run(a: ExecArgs) -> Result<i32> {
     } else if r.refused {
         eprintln!("nanobot: {}", r.refused_reason);
     } else {
+        for d in &r.degraded {
+            eprintln!("nanobot: warning: sandbox ran DEGRADED, without {d}");
+        }
         if r.stdout_truncated || r.stderr_truncated {
             eprintln!("nanobot: output truncated at the profile's limit");
         }

@@ -50,6 +50,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Oldest Landlock ABI accepted; execs fail closed on older kernels.
     pub min_landlock_abi: u32,
+    /// Layers that may be missing: execs then run without them and every result and `Info` say
+    /// so. Empty (the default) means every layer is required. Only "landlock" can be listed; the
+    /// other layers are what the sandbox is built from.
+    pub allow_degraded: Vec<String>,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -68,6 +72,7 @@ impl Default for Config {
             max_command_bytes: 64 << 10,
             log_format: LogFormat::Text,
             min_landlock_abi: 3,
+            allow_degraded: vec![],
             profiles: BTreeMap::new(),
         }
     }
@@ -135,6 +140,13 @@ impl Config {
                 "max_concurrent and max_concurrent_per_peer must be at least 1".into(),
             ));
         }
+        for l in &self.allow_degraded {
+            if l != "landlock" {
+                return Err(ConfigError::Invalid(format!(
+                    "allow_degraded: {l:?} cannot be degraded; only \"landlock\" may be listed (seccomp, namespaces, rlimits and no_new_privs are always required)"
+                )));
+            }
+        }
         for (name, p) in &self.profiles {
             if p.timeout_secs == 0 || p.timeout_secs > p.max_timeout_secs {
                 return Err(ConfigError::Invalid(format!(
@@ -182,6 +194,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn only_landlock_may_be_degraded() {
+        let c = Config::parse("allow_degraded = [\"landlock\"]\n", Path::new("x")).unwrap();
+        assert_eq!(c.allow_degraded, vec!["landlock".to_string()]);
+        for layer in ["seccomp", "namespaces", "rlimits", "Landlock"] {
+            let e = Config::parse(&format!("allow_degraded = [{layer:?}]\n"), Path::new("x"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("allow_degraded") && e.contains(layer), "{e}");
+        }
     }
 
     #[test]

@@ -127,6 +127,19 @@ fn activated_listener() -> Option<UnixListener> {
     if pid != std::process::id() || n < 1 {
         return None;
     }
+    // Not for our children: the launcher and every sandbox must never hold the listening socket.
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    // SAFETY: fstat/fcntl on fd 3 with a valid stat buffer; no memory is shared.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(3, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            eprintln!("sandboxd: LISTEN_FDS is set but fd 3 is not a socket; binding the configured socket instead");
+            return None;
+        }
+        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
     // SAFETY: systemd's protocol hands us fd 3 as an open listening socket we now own.
     Some(unsafe { UnixListener::from_raw_fd(3) })
 }
@@ -290,6 +303,9 @@ async fn run(
         problems = ?info.problems,
         "sandboxd serving"
     );
+    for d in &info.degraded {
+        tracing::warn!(layer = %d, "running DEGRADED: commands run without {d} (allowed by allow_degraded)");
+    }
     notify_ready();
     let serve = tonic::transport::Server::builder()
         .layer(tonic::service::InterceptorLayer::new(intercept))

@@ -92,6 +92,9 @@ pub struct SandboxSpec {
     pub network: Network,
     /// Oldest Landlock ABI accepted; an older kernel makes the exec fail closed.
     pub min_landlock_abi: u32,
+    /// Layers that may be skipped when the kernel cannot apply them (config `allow_degraded`).
+    #[serde(default)]
+    pub allow_degraded: Vec<String>,
 }
 
 /// Where the private temporary directories live inside the sandbox.

@@ -236,6 +236,25 @@ fn init(
     // SAFETY: fresh fds owned by nobody else.
     let (err_r, err_w) = unsafe { (File::from_raw_fd(errpipe[0]), File::from_raw_fd(errpipe[1])) };
 
+    // A layer the kernel cannot apply fails the exec, unless the operator allowed it to be missing;
+    // then the command runs without it and every result says so.
+    let mut degraded = vec![];
+    let landlock = match confine::landlock::detect(spec.min_landlock_abi) {
+        Ok(_) => true,
+        Err(e) if spec.allow_degraded.iter().any(|l| l == "landlock") => {
+            degraded.push(format!("landlock: {e}"));
+            false
+        }
+        Err(e) => {
+            return Err(StepError {
+                layer: "landlock",
+                step: "landlock_create_ruleset".into(),
+                errno: e.errno(),
+                message: e.to_string(),
+            })
+        }
+    };
+
     // SAFETY: single-threaded process; the child only runs `command_child`, which never returns.
     let child = unsafe { libc::fork() };
     if child < 0 {
@@ -243,7 +262,7 @@ fn init(
     }
     if child == 0 {
         drop(err_r);
-        command_child(&spec, stdout, stderr, workspace, err_w);
+        command_child(&spec, landlock, stdout, stderr, workspace, err_w);
     }
     drop((err_w, stdout, stderr, workspace));
 
@@ -258,7 +277,13 @@ fn init(
             Err(e) => Err(StepError::io("launcher", "read child report", e)),
         };
     }
-    let _ = wire::write_frame(status, &Report::Started { pid: host_pid });
+    let _ = wire::write_frame(
+        status,
+        &Report::Started {
+            pid: host_pid,
+            degraded,
+        },
+    );
 
     let deadline = started + Duration::from_millis(spec.timeout_ms);
     let mut timed_out = false;
@@ -483,12 +508,13 @@ fn reap_all(acc: &mut Usage) {
 /// Runs in the command's process; never returns.
 fn command_child(
     spec: &SandboxSpec,
+    landlock: bool,
     stdout: OwnedFd,
     stderr: OwnedFd,
     workspace: OwnedFd,
     mut err_w: File,
 ) -> ! {
-    let e = match confine_and_exec(spec, stdout, stderr, workspace) {
+    let e = match confine_and_exec(spec, landlock, stdout, stderr, workspace) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -538,6 +564,7 @@ enum Never {}
 
 fn confine_and_exec(
     spec: &SandboxSpec,
+    landlock: bool,
     stdout: OwnedFd,
     stderr: OwnedFd,
     workspace: OwnedFd,
@@ -620,11 +647,13 @@ fn confine_and_exec(
         errno: e.errno(),
         message: e.to_string(),
     };
-    let abi = confine::landlock::detect(spec.min_landlock_abi)
-        .map_err(|e| ll(e, "landlock_create_ruleset"))?;
-    let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
-    confine::landlock::apply(&plan, workspace.as_fd())
-        .map_err(|e| ll(e, "landlock_restrict_self"))?;
+    if landlock {
+        let abi = confine::landlock::detect(spec.min_landlock_abi)
+            .map_err(|e| ll(e, "landlock_create_ruleset"))?;
+        let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
+        confine::landlock::apply(&plan, workspace.as_fd())
+            .map_err(|e| ll(e, "landlock_restrict_self"))?;
+    }
 
     confine::seccomp::apply(&filters).map_err(|e| {
         let errno = io::Error::last_os_error()

@@ -168,6 +168,7 @@ pub fn build_spec(
         fs: profile.filesystem.clone(),
         network: profile.network,
         min_landlock_abi: cfg.min_landlock_abi,
+        allow_degraded: cfg.allow_degraded.clone(),
     };
     Ok((spec, output_cap))
 }
@@ -260,6 +261,8 @@ impl Sandbox for Service {
                 Outcome::Done(r) => {
                     if r.refused {
                         tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, refused_layer = %r.refused_layer, step = %r.failed_step, errno = r.errno, duration_ms = ms, "exec refused: {}", r.refused_reason);
+                    } else if !r.degraded.is_empty() {
+                        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, degraded = ?r.degraded, duration_ms = ms, "exec finished DEGRADED");
                     } else {
                         tracing::info!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, stdout_truncated = r.stdout_truncated, stderr_truncated = r.stderr_truncated, duration_ms = ms, "exec finished");
                     }
@@ -294,13 +297,18 @@ impl Sandbox for Service {
 pub fn info(cfg: &Config) -> InfoResponse {
     let mut layers = vec!["rlimits".to_string(), "no_new_privs".to_string()];
     let mut problems = vec![];
+    let mut degraded = vec![];
     let abi = match crate::confine::landlock::detect(cfg.min_landlock_abi) {
         Ok(_) => {
             layers.push("landlock".into());
             crate::confine::landlock::kernel_abi().unwrap_or(0) as u32
         }
         Err(e) => {
-            problems.push(format!("landlock: {e}"));
+            if cfg.allow_degraded.iter().any(|l| l == "landlock") {
+                degraded.push(format!("landlock: {e}"));
+            } else {
+                problems.push(format!("landlock: {e}"));
+            }
             crate::confine::landlock::kernel_abi().unwrap_or(0).max(0) as u32
         }
     };
@@ -326,7 +334,7 @@ pub fn info(cfg: &Config) -> InfoResponse {
         landlock_abi: abi,
         layers_enforced: layers,
         profiles: cfg.profiles.keys().cloned().collect(),
-        degraded: vec![],
+        degraded,
         problems,
         uid,
         gid,

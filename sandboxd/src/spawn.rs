@@ -153,6 +153,18 @@ pub async fn run(
         Err(e) => return fail("launcher", "encode spec", e),
     };
     if let Err(e) = status.write_all(&spec_bytes).await {
+        // The launcher closes the socket after reporting that it could not create the sandbox
+        // (clone failed): that report names the layer, the broken pipe does not.
+        let early = tokio::time::timeout(Duration::from_secs(1), read_report(&mut status)).await;
+        if let Ok(Ok(Report::Failed {
+            layer,
+            step,
+            errno,
+            message,
+        })) = early
+        {
+            return Outcome::Done(refused(&layer, &step, errno, message, &profile));
+        }
         return fail("launcher", "send spec", e);
     }
 
@@ -173,6 +185,7 @@ pub async fn run(
     // The sandbox enforces its own deadline; this one only guards against a wedged init.
     let guard = Duration::from_millis(p.spec.timeout_ms) + Duration::from_secs(10);
     let result: ExecResult;
+    let mut degraded = vec![];
     loop {
         let report = tokio::select! {
             r = read_report(&mut status) => r,
@@ -183,7 +196,8 @@ pub async fn run(
             }
         };
         match report {
-            Ok(Report::Started { pid }) => {
+            Ok(Report::Started { pid, degraded: d }) => {
+                degraded = d;
                 let _ = tx
                     .send(Ok(ExecEvent {
                         event: Some(Event::Started(nanobot_proto::pb::Started { pid })),
@@ -244,5 +258,6 @@ pub async fn run(
     r.stderr_truncated = matches!(e, Ok(Ok(true)));
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
+    r.degraded = degraded;
     Outcome::Done(r)
 }

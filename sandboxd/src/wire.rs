@@ -11,7 +11,12 @@ pub const MAX_FRAME: usize = 4 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
     /// The command was executed; `pid` is the host pid of the sandbox's init.
-    Started { pid: u32 },
+    Started {
+        pid: u32,
+        /// Layers the config allowed to be missing and that were missing, with the reason.
+        #[serde(default)]
+        degraded: Vec<String>,
+    },
     /// Setup failed before the command ran: which layer, which step, which errno.
     Failed {
         layer: String,

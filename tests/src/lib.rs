@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: starts the real sandboxd (as an unprivileged user when the
 //! tests run as root) and runs the real nanobot binary or talks gRPC to the daemon.
 
+use std::os::fd::IntoRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ pub struct Daemon {
     pub ws: PathBuf,
     pub socket: PathBuf,
     pub log: PathBuf,
+    /// The NOTIFY_SOCKET the daemon reports readiness to, when asked for.
+    pub notify: Option<std::os::unix::net::UnixDatagram>,
 }
 
 #[derive(Default, Clone)]
@@ -87,6 +90,12 @@ pub struct Opts {
     pub config: Option<String>,
     pub env: Vec<(String, String)>,
     pub extra_args: Vec<String>,
+    /// Program (and arguments) the daemon is started through, e.g. a seccomp wrapper.
+    pub wrap: Vec<PathBuf>,
+    /// Hand the daemon its listening socket as systemd does (LISTEN_FDS, fd 3).
+    pub socket_activated: bool,
+    /// Give the daemon a NOTIFY_SOCKET, as systemd's Type=notify does.
+    pub notify: bool,
 }
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -111,7 +120,22 @@ impl Daemon {
         }
         let socket = dir.join("sandboxd.sock");
         let log = dir.join("sandboxd.log");
-        let mut cmd = Command::new(bin("sandboxd"));
+        let mut cmd = match o.wrap.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(bin("sandboxd"));
+                c
+            }
+            None if o.socket_activated => {
+                // LISTEN_PID must be the daemon's own pid: let a shell set it, then exec.
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+                    .arg(bin("sandboxd"));
+                c
+            }
+            None => Command::new(bin("sandboxd")),
+        };
         cmd.arg("serve")
             .arg("--socket")
             .arg(&socket)
@@ -137,11 +161,40 @@ impl Daemon {
         for (k, v) in &o.env {
             cmd.env(k, v);
         }
+        let mut notify = None;
+        if o.notify {
+            let p = dir.join("notify.sock");
+            let n = std::os::unix::net::UnixDatagram::bind(&p).unwrap();
+            n.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+            cmd.env("NOTIFY_SOCKET", &p);
+            notify = Some(n);
+        }
+        let mut listen_fd = None;
+        if o.socket_activated {
+            let l = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+            let fd = l.into_raw_fd();
+            listen_fd = Some(fd);
+            // SAFETY: dup2 in the child between fork and exec only touches fd numbers.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(fd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let logf = std::fs::File::create(&log).unwrap();
         cmd.stdin(Stdio::null())
             .stdout(logf.try_clone().unwrap())
             .stderr(logf);
         let child = cmd.spawn().expect("start sandboxd");
+        if let Some(fd) = listen_fd {
+            // SAFETY: our copy of the listening socket; the daemon holds its own now.
+            unsafe { libc::close(fd) };
+        }
         let d = Daemon {
             child: Some(child),
             dir,
@@ -149,6 +202,7 @@ impl Daemon {
             ws,
             socket,
             log,
+            notify,
         };
         let t0 = Instant::now();
         while !d.socket.exists() || std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
@@ -295,8 +349,12 @@ pub mod grpc {
     }
 
     pub async fn client(socket: &Path) -> SandboxClient<Channel> {
+        SandboxClient::new(channel(socket).await)
+    }
+
+    pub async fn channel(socket: &Path) -> Channel {
         let p: PathBuf = socket.to_path_buf();
-        let ch = Endpoint::from_static("http://sandboxd.invalid")
+        Endpoint::from_static("http://sandboxd.invalid")
             .connect_with_connector(tower::service_fn(move |_| {
                 let p = p.clone();
                 async move {
@@ -304,8 +362,7 @@ pub mod grpc {
                 }
             }))
             .await
-            .expect("connect");
-        SandboxClient::new(ch)
+            .expect("connect")
     }
 
     pub fn req(ws: &Path, command: &str) -> ExecRequest {
