@@ -16,6 +16,11 @@ use std::sync::Mutex;
 pub const CLONE_FLAGS: libc::c_int =
     libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
 
+/// Signals whose disposition the launcher or a sandbox init changes from the default; the command
+/// resets exactly these before exec (ignored signals survive execve).
+pub const CHANGED_SIGNALS: &[libc::c_int] =
+    &[libc::SIGCHLD, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE];
+
 /// Where the launcher finds its end of the control socket.
 pub const LAUNCHER_FD: RawFd = 3;
 
@@ -206,6 +211,13 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t) -> ! {
         if libc::getppid() != parent {
             libc::_exit(0);
         }
+        // Start from default dispositions (whatever started the daemon may have ignored some),
+        // so a sandboxed command only needs the few set below reset: see `CHANGED_SIGNALS`.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
         // Sandbox inits report their own results; auto-reap them so none lingers as a zombie.
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -214,6 +226,8 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t) -> ! {
         // Nobody may read this process's memory or environment through /proc.
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
     }
+    // Compiled once here; every sandbox is a copy of this process and finds them ready.
+    crate::confine::seccomp::prebuild();
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let sock_fd = sock.as_raw_fd();

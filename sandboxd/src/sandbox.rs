@@ -575,10 +575,8 @@ fn confine_and_exec(
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+        for &sig in crate::launcher::CHANGED_SIGNALS {
+            libc::signal(sig, libc::SIG_DFL);
         }
         let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         check(devnull, "fds", "open /dev/null")?;
@@ -627,11 +625,11 @@ fn confine_and_exec(
     argv_p.push(std::ptr::null());
     let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
     env_p.push(std::ptr::null());
-    let filters = confine::seccomp::build(spec.network).map_err(|e| StepError {
+    let filters = confine::seccomp::prebuilt(spec.network).map_err(|e| StepError {
         layer: "seccomp",
         step: "build filter".into(),
         errno: libc::EINVAL,
-        message: e.to_string(),
+        message: e,
     })?;
 
     // SAFETY: prctl with constant arguments.
@@ -655,7 +653,7 @@ fn confine_and_exec(
             .map_err(|e| ll(e, "landlock_restrict_self"))?;
     }
 
-    confine::seccomp::apply(&filters).map_err(|e| {
+    confine::seccomp::apply(filters).map_err(|e| {
         let errno = io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EINVAL);

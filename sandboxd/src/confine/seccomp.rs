@@ -207,6 +207,31 @@ pub fn build(network: Network) -> Result<Vec<BpfProgram>, SeccompError> {
     Ok(progs)
 }
 
+/// The filters of one network mode, or why they could not be compiled.
+type Prebuilt = (Network, Result<Vec<BpfProgram>, String>);
+static PREBUILT: std::sync::OnceLock<Vec<Prebuilt>> = std::sync::OnceLock::new();
+
+/// Compile the filters of every network mode once, in the launcher, before any sandbox exists.
+pub fn prebuild() {
+    PREBUILT.get_or_init(|| {
+        [Network::None, Network::Full]
+            .into_iter()
+            .map(|n| (n, build(n).map_err(|e| e.to_string())))
+            .collect()
+    });
+}
+
+/// The filters for `network`, compiled by `prebuild`.
+pub fn prebuilt(network: Network) -> Result<&'static [BpfProgram], String> {
+    prebuild();
+    let all = PREBUILT.get().ok_or("seccomp filters were not compiled")?;
+    match all.iter().find(|(n, _)| *n == network) {
+        Some((_, Ok(p))) => Ok(p),
+        Some((_, Err(e))) => Err(e.clone()),
+        None => Err(format!("no seccomp filter for network mode {network:?}")),
+    }
+}
+
 /// Install the filters on the calling thread. Requires no_new_privs.
 pub fn apply(progs: &[BpfProgram]) -> Result<(), SeccompError> {
     for p in progs {
