@@ -54,6 +54,18 @@ pub struct Config {
     /// so. Empty (the default) means every layer is required. Only "landlock" can be listed; the
     /// other layers are what the sandbox is built from.
     pub allow_degraded: Vec<String>,
+    /// The command guard's built-in deny patterns (the security guide's list) are on.
+    pub guard_defaults: bool,
+    /// Extra command-guard patterns (see docs/guard.md); a match blocks the exec.
+    pub deny_patterns: Vec<String>,
+    /// Exceptions: a simple command matching one of these is never blocked by a word pattern.
+    pub allow_patterns: Vec<String>,
+    /// read_file returns at most this many characters and says how to read on.
+    pub read_max_chars: usize,
+    /// write_file/edit_file refuse content larger than this many bytes.
+    pub write_max_bytes: usize,
+    /// list_dir returns at most this many entries.
+    pub list_max_entries: usize,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -73,6 +85,12 @@ impl Default for Config {
             log_format: LogFormat::Text,
             min_landlock_abi: 3,
             allow_degraded: vec![],
+            guard_defaults: true,
+            deny_patterns: vec![],
+            allow_patterns: vec![],
+            read_max_chars: 128_000,
+            write_max_bytes: 1_000_000,
+            list_max_entries: 1000,
             profiles: BTreeMap::new(),
         }
     }
@@ -138,6 +156,17 @@ impl Config {
         if self.max_concurrent == 0 || self.max_concurrent_per_peer == 0 {
             return Err(ConfigError::Invalid(
                 "max_concurrent and max_concurrent_per_peer must be at least 1".into(),
+            ));
+        }
+        crate::guard::Guard::new(
+            self.guard_defaults,
+            &self.deny_patterns,
+            &self.allow_patterns,
+        )
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.read_max_chars == 0 || self.write_max_bytes == 0 || self.list_max_entries == 0 {
+            return Err(ConfigError::Invalid(
+                "read_max_chars, write_max_bytes and list_max_entries must be at least 1".into(),
             ));
         }
         for l in &self.allow_degraded {

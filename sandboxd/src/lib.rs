@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod config;
 pub mod confine;
+pub mod fileops;
+pub mod guard;
 pub mod launcher;
 pub mod policy;
 pub mod privdrop;

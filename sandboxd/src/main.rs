@@ -268,6 +268,11 @@ async fn run(
         auth: auth_policy.clone(),
         roots,
         launcher,
+        guard: sandboxd::guard::Guard::new(
+            cfg.guard_defaults,
+            &cfg.deny_patterns,
+            &cfg.allow_patterns,
+        )?,
         cfg,
     });
     let max = state.cfg.max_request_bytes;

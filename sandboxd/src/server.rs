@@ -2,15 +2,18 @@
 
 use crate::auth::{self, Peer};
 use crate::config::{Config, Profile};
+use crate::fileops::{self, FileError};
 use crate::launcher::Launcher;
 use crate::policy::SandboxSpec;
 use crate::spawn::{self, ExecParams, Outcome};
 use crate::workspace::Roots;
 use nanobot_proto::pb::{
-    self, exec_event::Event, sandbox_server::Sandbox, ExecEvent, ExecRequest, InfoRequest,
-    InfoResponse,
+    self, exec_event::Event, sandbox_server::Sandbox, DirEntry, EditFileRequest, EditFileResponse,
+    ExecEvent, ExecRequest, ExecResult, InfoRequest, InfoResponse, ListDirRequest, ListDirResponse,
+    ReadFileRequest, ReadFileResponse, WriteFileRequest, WriteFileResponse,
 };
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -26,6 +29,7 @@ pub struct State {
     pub per_peer: Mutex<HashMap<u32, usize>>,
     pub shutdown: watch::Receiver<bool>,
     pub auth: auth::Policy,
+    pub guard: crate::guard::Guard,
 }
 
 pub fn peer_of<T>(req: &Request<T>) -> Option<Peer> {
@@ -201,6 +205,29 @@ impl Sandbox for Service {
             .resolve(&req.workspace)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (spec, output_cap) = build_spec(&state.cfg, profile, &req, workspace.clone())?;
+        if let Some(b) = state.guard.check(&req.command) {
+            tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), profile = %pname, command = %req.command, pattern = %b.pattern, matched = %b.matched, "blocked by safety guard: pattern {:?} matched {:?}", b.pattern, b.matched);
+            let r = ExecResult {
+                exit_code: -1,
+                profile: pname.clone(),
+                refused: true,
+                refused_layer: "guard".into(),
+                refused_reason: format!(
+                    "Command blocked by safety guard: pattern {:?} matched {:?}",
+                    b.pattern, b.matched
+                ),
+                blocked: true,
+                blocked_pattern: b.pattern,
+                ..Default::default()
+            };
+            let (tx, rx) = mpsc::channel(1);
+            let _ = tx
+                .send(Ok(ExecEvent {
+                    event: Some(Event::Result(r)),
+                }))
+                .await;
+            return Ok(Response::new(ReceiverStream::new(rx)));
+        }
 
         let Ok(permit) = state.total.clone().try_acquire_owned() else {
             return Err(Status::resource_exhausted(format!(
@@ -288,6 +315,87 @@ impl Sandbox for Service {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
+    async fn read_file(
+        &self,
+        req: Request<ReadFileRequest>,
+    ) -> Result<Response<ReadFileResponse>, Status> {
+        let (peer, r) = split(req);
+        let op = FileOp::start(&self.0, "read_file", peer, &r.workspace, &r.path)?;
+        let lim = self.0.limits();
+        op.run(move |ws, _ws_path, rel, shown| {
+            let o = fileops::read_file(ws, rel, shown, r.offset, r.limit, lim)?;
+            Ok(ReadFileResponse {
+                content: o.content,
+                truncated: o.truncated,
+                note: o.note,
+                total_lines: o.total_lines,
+                path: rel.display().to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn write_file(
+        &self,
+        req: Request<WriteFileRequest>,
+    ) -> Result<Response<WriteFileResponse>, Status> {
+        let (peer, r) = split(req);
+        let op = FileOp::start(&self.0, "write_file", peer, &r.workspace, &r.path)?;
+        let lim = self.0.limits();
+        op.run(move |ws, ws_path, rel, shown| {
+            let o = fileops::write_file(ws, ws_path, rel, shown, &r.content, lim)?;
+            Ok(WriteFileResponse {
+                bytes_written: o.bytes,
+                created: o.created,
+                path: rel.display().to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn edit_file(
+        &self,
+        req: Request<EditFileRequest>,
+    ) -> Result<Response<EditFileResponse>, Status> {
+        let (peer, r) = split(req);
+        let op = FileOp::start(&self.0, "edit_file", peer, &r.workspace, &r.path)?;
+        let lim = self.0.limits();
+        op.run(move |ws, ws_path, rel, shown| {
+            let n = fileops::edit_file(ws, ws_path, rel, shown, &r.old_text, &r.new_text, lim)?;
+            Ok(EditFileResponse {
+                path: rel.display().to_string(),
+                bytes_written: n,
+            })
+        })
+        .await
+    }
+
+    async fn list_dir(
+        &self,
+        req: Request<ListDirRequest>,
+    ) -> Result<Response<ListDirResponse>, Status> {
+        let (peer, r) = split(req);
+        let op = FileOp::start(&self.0, "list_dir", peer, &r.workspace, &r.path)?;
+        let lim = self.0.limits();
+        op.run(move |ws, _ws_path, rel, shown| {
+            let (entries, total) = fileops::list_dir(ws, rel, shown, lim)?;
+            Ok(ListDirResponse {
+                truncated: (entries.len() as u32) < total,
+                total,
+                path: rel.display().to_string(),
+                entries: entries
+                    .into_iter()
+                    .map(|e| DirEntry {
+                        is_dir: e.kind == "dir",
+                        name: e.name,
+                        kind: e.kind.into(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         Ok(Response::new(info(&self.0.cfg)))
     }
@@ -338,5 +446,117 @@ pub fn info(cfg: &Config) -> InfoResponse {
         problems,
         uid,
         gid,
+    }
+}
+
+fn split<T>(req: Request<T>) -> (Peer, T) {
+    let peer = peer_of(&req).unwrap_or(Peer {
+        uid: u32::MAX,
+        gid: u32::MAX,
+        pid: 0,
+    });
+    (peer, req.into_inner())
+}
+
+impl State {
+    fn limits(&self) -> fileops::Limits {
+        fileops::Limits {
+            read_max_chars: self.cfg.read_max_chars,
+            write_max_bytes: self.cfg.write_max_bytes,
+            list_max_entries: self.cfg.list_max_entries,
+        }
+    }
+}
+
+/// One file operation: workspace and path resolved, run off the async threads, audited.
+struct FileOp {
+    op: &'static str,
+    peer: Peer,
+    path: String,
+    ws_path: PathBuf,
+    ws_fd: std::os::fd::OwnedFd,
+    rel: Result<PathBuf, FileError>,
+    t0: Instant,
+}
+
+impl FileOp {
+    fn start(
+        state: &State,
+        op: &'static str,
+        peer: Peer,
+        workspace: &str,
+        path: &str,
+    ) -> Result<FileOp, Status> {
+        let t0 = Instant::now();
+        let (ws_path, ws_fd) = state.roots.resolve(workspace).map_err(|e| {
+            tracing::warn!(
+                op,
+                peer_uid = peer.uid,
+                peer_pid = peer.pid,
+                workspace,
+                path,
+                outcome = "invalid_workspace",
+                "{op} refused: {e}"
+            );
+            Status::invalid_argument(e.to_string())
+        })?;
+        let rel = fileops::relative_path(&ws_path, path);
+        Ok(FileOp {
+            op,
+            peer,
+            path: path.to_string(),
+            ws_path,
+            ws_fd,
+            rel,
+            t0,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        self,
+        f: impl FnOnce(&std::os::fd::OwnedFd, &Path, &Path, &str) -> Result<T, FileError>
+            + Send
+            + 'static,
+    ) -> Result<Response<T>, Status> {
+        let FileOp {
+            op,
+            peer,
+            path,
+            ws_path,
+            ws_fd,
+            rel,
+            t0,
+        } = self;
+        let shown = path.clone();
+        let ws2 = ws_path.clone();
+        let res = match rel {
+            Err(e) => Err(e),
+            Ok(rel) => tokio::task::spawn_blocking(move || f(&ws_fd, &ws2, &rel, &shown))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(FileError::Io {
+                        path: path.clone(),
+                        step: "worker",
+                        err: e.to_string(),
+                    })
+                }),
+        };
+        let ms = t0.elapsed().as_millis() as u64;
+        let ws = ws_path.display().to_string();
+        match res {
+            Ok(v) => {
+                tracing::info!(op, peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, path = %path, outcome = "ok", duration_ms = ms, "{op} path={path}");
+                Ok(Response::new(v))
+            }
+            Err(e) => {
+                let outside = matches!(e, FileError::Outside(_) | FileError::HardLink(_));
+                if outside {
+                    tracing::warn!(op, peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, path = %path, outcome = "outside_workspace", duration_ms = ms, "{op} path={path}: Access denied: {e}");
+                } else {
+                    tracing::info!(op, peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, path = %path, outcome = "error", error = %e, duration_ms = ms, "{op} path={path} failed: {e}");
+                }
+                Err(e.into())
+            }
+        }
     }
 }

@@ -1,0 +1,711 @@
+//! The agent's file tools, run by the daemon on a workspace fd. Every path is resolved by the
+//! kernel beneath the workspace (openat2 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), and every later
+//! step works on the directory fd that resolution returned, so a symlink swapped in mid-operation
+//! cannot redirect it outside. Writes go to a temp file in the same directory, are fsynced and
+//! renamed over the target: a crash leaves the old content or the new, never a mix.
+
+use crate::workspace::open_beneath;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+/// Caps, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub read_max_chars: usize,
+    pub write_max_bytes: usize,
+    pub list_max_entries: usize,
+}
+
+/// Files larger than this are never loaded whole; use exec with head/sed/grep instead.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FileError {
+    #[error("path contains a NUL byte")]
+    Nul,
+    #[error("path is empty")]
+    Empty,
+    #[error("{0}: outside the workspace")]
+    Outside(String),
+    #[error("{0}: outside the workspace (a hard link: the same file may be reachable outside, so it is not read)")]
+    HardLink(String),
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0}: is a directory, not a file")]
+    IsDir(String),
+    #[error("{0}: not a regular file")]
+    NotFile(String),
+    #[error("{0}: not a directory")]
+    NotDir(String),
+    #[error("{path}: too large ({size} bytes, the limit is {limit}); {hint}")]
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: u64,
+        hint: &'static str,
+    },
+    #[error("{0}: binary file (contains NUL bytes); read_file only reads UTF-8 text")]
+    Binary(String),
+    #[error("{0}: not valid UTF-8 text")]
+    InvalidUtf8(String),
+    #[error("{path}: offset {offset} is past the end of the file ({lines} lines)")]
+    Offset {
+        path: String,
+        offset: u32,
+        lines: usize,
+    },
+    #[error("old_text is empty; give the exact text to replace")]
+    EmptyOldText,
+    #[error("{path}: old_text not found. {closest}")]
+    TextNotFound { path: String, closest: String },
+    #[error("{path}: old_text occurs {count} times; include more surrounding lines so it occurs exactly once. Nothing was written.")]
+    NotUnique { path: String, count: usize },
+    #[error("{path}: permission denied")]
+    Denied { path: String },
+    #[error("{path}: {step}: {err}")]
+    Io {
+        path: String,
+        step: &'static str,
+        err: String,
+    },
+}
+
+impl FileError {
+    pub fn code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            FileError::Nul
+            | FileError::Empty
+            | FileError::Binary(_)
+            | FileError::InvalidUtf8(_)
+            | FileError::Offset { .. }
+            | FileError::EmptyOldText => Code::InvalidArgument,
+            FileError::Outside(_) | FileError::HardLink(_) | FileError::Denied { .. } => {
+                Code::PermissionDenied
+            }
+            FileError::NotFound(_) => Code::NotFound,
+            FileError::IsDir(_)
+            | FileError::NotFile(_)
+            | FileError::NotDir(_)
+            | FileError::TextNotFound { .. }
+            | FileError::NotUnique { .. } => Code::FailedPrecondition,
+            FileError::TooLarge { .. } => Code::ResourceExhausted,
+            FileError::Io { .. } => Code::Internal,
+        }
+    }
+}
+
+impl From<FileError> for tonic::Status {
+    fn from(e: FileError) -> Self {
+        tonic::Status::new(e.code(), e.to_string())
+    }
+}
+
+/// Turn a requested path into one relative to the workspace, lexically: `~` is the workspace
+/// (it is HOME inside the sandbox), absolute paths must lie inside the workspace (compared by
+/// components, so `/ws2` is not inside `/ws`), and `..` may not climb above the workspace. The
+/// kernel then checks the result again, following symlinks, when it resolves it.
+pub fn relative_path(workspace: &Path, requested: &str) -> Result<PathBuf, FileError> {
+    if requested.contains('\0') {
+        return Err(FileError::Nul);
+    }
+    let req = requested.trim();
+    let p = if req == "~" {
+        PathBuf::new()
+    } else if let Some(rest) = req.strip_prefix("~/") {
+        PathBuf::from(rest)
+    } else if req.starts_with('/') {
+        match Path::new(req).strip_prefix(workspace) {
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) => return Err(FileError::Outside(requested.into())),
+        }
+    } else {
+        PathBuf::from(req)
+    };
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err(FileError::Outside(requested.into()));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(FileError::Outside(requested.into()))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn map_errno(errno: i32, path: &str, step: &'static str) -> FileError {
+    match errno {
+        // EXDEV: a step left the workspace; ELOOP: a magic link (/proc/self/fd/...) or a loop.
+        libc::EXDEV | libc::ELOOP => FileError::Outside(path.into()),
+        libc::ENOENT => FileError::NotFound(path.into()),
+        libc::ENOTDIR => FileError::NotDir(path.into()),
+        libc::EISDIR => FileError::IsDir(path.into()),
+        libc::EACCES | libc::EPERM => FileError::Denied { path: path.into() },
+        libc::ENAMETOOLONG => FileError::Io {
+            path: path.into(),
+            step,
+            err: "name too long".into(),
+        },
+        e => FileError::Io {
+            path: path.into(),
+            step,
+            err: std::io::Error::from_raw_os_error(e).to_string(),
+        },
+    }
+}
+
+fn io_err(path: &str, step: &'static str, e: std::io::Error) -> FileError {
+    map_errno(e.raw_os_error().unwrap_or(libc::EIO), path, step)
+}
+
+fn file_of(fd: OwnedFd) -> std::fs::File {
+    std::fs::File::from(fd)
+}
+
+/// Open a regular file beneath the workspace for reading, refusing hard links and huge files.
+fn open_text(ws: &OwnedFd, rel: &Path, shown: &str) -> Result<Vec<u8>, FileError> {
+    let fd = open_beneath(ws, rel, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .map_err(|e| map_errno(e, shown, "open"))?;
+    let mut f = file_of(fd);
+    let md = f.metadata().map_err(|e| io_err(shown, "stat", e))?;
+    if md.is_dir() {
+        return Err(FileError::IsDir(shown.into()));
+    }
+    if !md.is_file() {
+        return Err(FileError::NotFile(shown.into()));
+    }
+    if md.nlink() > 1 {
+        return Err(FileError::HardLink(shown.into()));
+    }
+    if md.len() > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge {
+            path: shown.into(),
+            size: md.len(),
+            limit: MAX_FILE_BYTES,
+            hint: "use exec with head, sed -n or grep to read parts of it",
+        });
+    }
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    Read::by_ref(&mut f)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_err(shown, "read", e))?;
+    Ok(buf)
+}
+
+fn decode(buf: Vec<u8>, shown: &str) -> Result<String, FileError> {
+    if buf[..buf.len().min(8192)].contains(&0) {
+        return Err(FileError::Binary(shown.into()));
+    }
+    String::from_utf8(buf).map_err(|_| FileError::InvalidUtf8(shown.into()))
+}
+
+pub struct ReadOut {
+    pub content: String,
+    pub truncated: bool,
+    pub note: String,
+    pub total_lines: u32,
+}
+
+pub fn read_file(
+    ws: &OwnedFd,
+    rel: &Path,
+    shown: &str,
+    offset: u32,
+    limit: u32,
+    lim: Limits,
+) -> Result<ReadOut, FileError> {
+    if rel.as_os_str().is_empty() {
+        return Err(FileError::IsDir(shown.into()));
+    }
+    let text = decode(open_text(ws, rel, shown)?, shown)?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let total = lines.len();
+    let first = offset.max(1) as usize;
+    if first > total.max(1) {
+        return Err(FileError::Offset {
+            path: shown.into(),
+            offset,
+            lines: total,
+        });
+    }
+    let end = if limit == 0 {
+        total
+    } else {
+        (first - 1 + limit as usize).min(total)
+    };
+    let selected: String = lines[(first - 1).min(total)..end].concat();
+    let chars = selected.chars().count();
+    if chars <= lim.read_max_chars {
+        return Ok(ReadOut {
+            content: selected,
+            truncated: false,
+            note: String::new(),
+            total_lines: total as u32,
+        });
+    }
+    // Cut at the cap, on a line boundary when there is one, and say how to read on.
+    let cut_byte = selected
+        .char_indices()
+        .nth(lim.read_max_chars)
+        .map(|(i, _)| i)
+        .unwrap_or(selected.len());
+    let cut = match selected[..cut_byte].rfind('\n') {
+        Some(nl) if nl > 0 => nl + 1,
+        _ => cut_byte,
+    };
+    let content = selected[..cut].to_string();
+    let shown_lines = content.matches('\n').count().max(1);
+    let next = first + shown_lines;
+    let note = format!(
+        "[truncated: showing {} of {chars} characters (lines {first}-{} of {total}); read on with offset={next}]",
+        content.chars().count(),
+        next - 1
+    );
+    Ok(ReadOut {
+        content,
+        truncated: true,
+        note,
+        total_lines: total as u32,
+    })
+}
+
+/// Serializes writers of one directory entry so concurrent edits never lose an update. Striped:
+/// two files may share a stripe, which only costs a little waiting.
+static STRIPES: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+
+fn stripe(dir: &OwnedFd, name: &std::ffi::OsStr) -> &'static Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if let Ok(md) = file_of_ref(dir).metadata() {
+        (md.dev(), md.ino()).hash(&mut h);
+    }
+    name.hash(&mut h);
+    &STRIPES[(h.finish() % STRIPES.len() as u64) as usize]
+}
+
+fn file_of_ref(fd: &OwnedFd) -> std::mem::ManuallyDrop<std::fs::File> {
+    // SAFETY: a non-owning File view of a live fd; ManuallyDrop keeps it from closing it.
+    std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd.as_raw_fd()) })
+}
+
+/// Where a write lands: the directory (as an fd resolved beneath the workspace) and the entry.
+struct Target {
+    dir: OwnedFd,
+    name: std::ffi::OsString,
+    /// Mode of the file being replaced, None when it does not exist.
+    mode: Option<u32>,
+}
+
+/// Resolve the directory entry a write replaces. An existing final symlink that stays inside the
+/// workspace is followed (the file it names is replaced); one that leads out is refused.
+fn target(
+    ws: &OwnedFd,
+    ws_path: &Path,
+    rel: &Path,
+    shown: &str,
+    create_parents: bool,
+) -> Result<Target, FileError> {
+    let Some(name) = rel.file_name().map(|n| n.to_os_string()) else {
+        return Err(FileError::IsDir(shown.into()));
+    };
+    let mut rel = rel.to_path_buf();
+    let mut mode = None;
+    match open_beneath(ws, &rel, libc::O_PATH) {
+        Ok(fd) => {
+            let md = file_of_ref(&fd)
+                .metadata()
+                .map_err(|e| io_err(shown, "stat", e))?;
+            if md.is_dir() {
+                return Err(FileError::IsDir(shown.into()));
+            }
+            if !md.is_file() {
+                return Err(FileError::NotFile(shown.into()));
+            }
+            mode = Some(md.permissions().mode() & 0o7777);
+            // Where the kernel actually landed (after symlinks), as a path inside the workspace.
+            let real = crate::workspace::fd_path(&fd).ok_or_else(|| FileError::Io {
+                path: shown.into(),
+                step: "locate",
+                err: "cannot read the resolved path".into(),
+            })?;
+            let ws_real = std::fs::canonicalize(ws_path).unwrap_or_else(|_| ws_path.into());
+            rel = real
+                .strip_prefix(&ws_real)
+                .map_err(|_| FileError::Outside(shown.into()))?
+                .to_path_buf();
+        }
+        Err(libc::ENOENT) => {
+            // A dangling symlink is not silently replaced by a file.
+            if let Some(parent) = rel.parent() {
+                if let Ok(pfd) = open_beneath(ws, parent, libc::O_PATH | libc::O_DIRECTORY) {
+                    if is_symlink_at(&pfd, &name) {
+                        return Err(FileError::NotFound(format!(
+                            "{shown} (a symlink whose target does not exist)"
+                        )));
+                    }
+                }
+            }
+        }
+        Err(e) => return Err(map_errno(e, shown, "open")),
+    }
+    let name = rel.file_name().map(|n| n.to_os_string()).unwrap_or(name);
+    let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let dir = if create_parents {
+        mkdirs_beneath(ws, &parent, shown)?
+    } else {
+        open_beneath(ws, &parent, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| map_errno(e, shown, "open parent"))?
+    };
+    Ok(Target { dir, name, mode })
+}
+
+fn is_symlink_at(dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
+    let Ok(c) = CString::new(name.as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: fstatat with a valid dirfd, a NUL-terminated name and a stat buffer we own.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFLNK
+    }
+}
+
+/// Open (creating as needed) each directory of `rel` beneath the workspace, one component at a
+/// time, each step resolved by the kernel beneath the previous directory fd.
+fn mkdirs_beneath(ws: &OwnedFd, rel: &Path, shown: &str) -> Result<OwnedFd, FileError> {
+    match open_beneath(ws, rel, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(fd) => return Ok(fd),
+        Err(libc::ENOENT) => {}
+        Err(e) => return Err(map_errno(e, shown, "open parent")),
+    }
+    let mut cur = open_beneath(ws, Path::new(""), libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| map_errno(e, shown, "open workspace"))?;
+    for c in rel.components() {
+        let Component::Normal(n) = c else {
+            return Err(FileError::Outside(shown.into()));
+        };
+        let next = match open_beneath(&cur, Path::new(n), libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(libc::ENOENT) => {
+                let cn = CString::new(n.as_encoded_bytes()).map_err(|_| FileError::Nul)?;
+                // SAFETY: mkdirat with a valid dirfd and a NUL-terminated single component.
+                let r = unsafe { libc::mkdirat(cur.as_raw_fd(), cn.as_ptr(), 0o755) };
+                if r != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(io_err(shown, "mkdir", e));
+                    }
+                }
+                open_beneath(&cur, Path::new(n), libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(|e| map_errno(e, shown, "open new directory"))?
+            }
+            Err(e) => return Err(map_errno(e, shown, "open parent")),
+        };
+        cur = next;
+    }
+    Ok(cur)
+}
+
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Temp file in the target's directory, fsync, rename over the target, fsync the directory.
+fn replace_atomically(t: &Target, data: &[u8], shown: &str) -> Result<(), FileError> {
+    let n = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp_name = format!(
+        ".{}.nanobot-tmp-{}-{n}",
+        t.name.to_string_lossy(),
+        std::process::id()
+    );
+    let tmp_c = CString::new(tmp_name.as_bytes()).map_err(|_| FileError::Nul)?;
+    let name_c = CString::new(t.name.as_encoded_bytes()).map_err(|_| FileError::Nul)?;
+    let mode = t.mode.unwrap_or(0o644);
+    // SAFETY: openat with a valid dirfd and a NUL-terminated single-component name.
+    let fd = unsafe {
+        libc::openat(
+            t.dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io_err(
+            shown,
+            "create temp file",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the kernel just gave us this fd.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let unlink_tmp = || {
+        // SAFETY: unlinkat with a valid dirfd and a NUL-terminated name.
+        unsafe { libc::unlinkat(t.dir.as_raw_fd(), tmp_c.as_ptr(), 0) };
+    };
+    let written = f
+        .write_all(data)
+        .and_then(|_| f.set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|_| f.sync_all());
+    if let Err(e) = written {
+        unlink_tmp();
+        return Err(io_err(shown, "write", e));
+    }
+    drop(f);
+    // SAFETY: renameat within one directory fd, both names NUL-terminated single components.
+    let r = unsafe {
+        libc::renameat(
+            t.dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            t.dir.as_raw_fd(),
+            name_c.as_ptr(),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        unlink_tmp();
+        return Err(io_err(shown, "rename", e));
+    }
+    // The rename is durable once the directory is.
+    // SAFETY: openat of "." relative to a valid dirfd.
+    let dfd = unsafe {
+        libc::openat(
+            t.dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dfd >= 0 {
+        // SAFETY: fd just opened.
+        let d = unsafe { std::fs::File::from_raw_fd(dfd) };
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub struct WriteOut {
+    pub bytes: u64,
+    pub created: bool,
+}
+
+pub fn write_file(
+    ws: &OwnedFd,
+    ws_path: &Path,
+    rel: &Path,
+    shown: &str,
+    content: &str,
+    lim: Limits,
+) -> Result<WriteOut, FileError> {
+    if content.len() > lim.write_max_bytes {
+        return Err(FileError::TooLarge {
+            path: shown.into(),
+            size: content.len() as u64,
+            limit: lim.write_max_bytes as u64,
+            hint: "split the content into several files",
+        });
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(FileError::IsDir(shown.into()));
+    }
+    let t = target(ws, ws_path, rel, shown, true)?;
+    let _g = stripe(&t.dir, &t.name)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    replace_atomically(&t, content.as_bytes(), shown)?;
+    Ok(WriteOut {
+        bytes: content.len() as u64,
+        created: t.mode.is_none(),
+    })
+}
+
+pub fn edit_file(
+    ws: &OwnedFd,
+    ws_path: &Path,
+    rel: &Path,
+    shown: &str,
+    old: &str,
+    new: &str,
+    lim: Limits,
+) -> Result<u64, FileError> {
+    if old.is_empty() {
+        return Err(FileError::EmptyOldText);
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(FileError::IsDir(shown.into()));
+    }
+    let t = target(ws, ws_path, rel, shown, false)?;
+    if t.mode.is_none() {
+        return Err(FileError::NotFound(shown.into()));
+    }
+    let _g = stripe(&t.dir, &t.name)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Read under the lock, through the resolved directory, so the text we edit is what we replace.
+    let text = decode(open_text(&t.dir, Path::new(&t.name), shown)?, shown)?;
+    let count = text.matches(old).count();
+    if count == 0 {
+        return Err(FileError::TextNotFound {
+            path: shown.into(),
+            closest: closest_region(&text, old),
+        });
+    }
+    if count > 1 {
+        return Err(FileError::NotUnique {
+            path: shown.into(),
+            count,
+        });
+    }
+    let out = text.replacen(old, new, 1);
+    if out.len() > lim.write_max_bytes.max(text.len()) {
+        return Err(FileError::TooLarge {
+            path: shown.into(),
+            size: out.len() as u64,
+            limit: lim.write_max_bytes as u64,
+            hint: "the edited file would exceed the write limit",
+        });
+    }
+    replace_atomically(&t, out.as_bytes(), shown)?;
+    Ok(out.len() as u64)
+}
+
+/// The region of `text` most like `needle`, to show the model what the file really says.
+pub fn closest_region(text: &str, needle: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let want: Vec<&str> = needle.lines().collect();
+    let n = want.len().max(1);
+    if lines.is_empty() {
+        return "The file is empty.".into();
+    }
+    let needle_cmp: String = needle.chars().take(2000).collect();
+    let mut best = (0.0f64, 0usize);
+    let windows = lines.len().saturating_sub(n) + 1;
+    for start in 0..windows.min(5000) {
+        let end = (start + n).min(lines.len());
+        let cand: String = lines[start..end].join("\n").chars().take(2000).collect();
+        let score = strsim::normalized_levenshtein(&cand, &needle_cmp);
+        if score > best.0 {
+            best = (score, start);
+        }
+    }
+    let (score, start) = best;
+    if score < 0.3 {
+        return "No similar text found; read the file again before editing.".into();
+    }
+    let end = (start + n).min(lines.len());
+    let mut s = format!(
+        "The most similar text ({:.0}% similar) is at lines {}-{}:\n",
+        score * 100.0,
+        start + 1,
+        end
+    );
+    for (i, l) in lines[start..end].iter().enumerate() {
+        s.push_str(&format!("{:>6}\t{l}\n", start + 1 + i));
+    }
+    s
+}
+
+pub struct Entry {
+    pub name: String,
+    pub kind: &'static str,
+}
+
+pub fn list_dir(
+    ws: &OwnedFd,
+    rel: &Path,
+    shown: &str,
+    lim: Limits,
+) -> Result<(Vec<Entry>, u32), FileError> {
+    let fd = open_beneath(ws, rel, libc::O_RDONLY | libc::O_DIRECTORY)
+        .map_err(|e| map_errno(e, shown, "open"))?;
+    let rd = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| io_err(shown, "read directory", e))?;
+    let mut all: Vec<Entry> = vec![];
+    for e in rd {
+        let e = e.map_err(|e| io_err(shown, "read directory", e))?;
+        let kind = match e.file_type() {
+            Ok(t) if t.is_dir() => "dir",
+            Ok(t) if t.is_file() => "file",
+            Ok(t) if t.is_symlink() => "symlink",
+            _ => "other",
+        };
+        all.push(Entry {
+            name: e.file_name().to_string_lossy().into_owned(),
+            kind,
+        });
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let total = all.len() as u32;
+    all.truncate(lim.list_max_entries);
+    Ok((all, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_stay_inside_lexically() {
+        let ws = Path::new("/srv/ws");
+        assert_eq!(relative_path(ws, "a/b").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(relative_path(ws, "/srv/ws/a").unwrap(), PathBuf::from("a"));
+        assert_eq!(relative_path(ws, "~/a").unwrap(), PathBuf::from("a"));
+        assert_eq!(relative_path(ws, "~").unwrap(), PathBuf::new());
+        assert_eq!(relative_path(ws, "a/../b").unwrap(), PathBuf::from("b"));
+        assert_eq!(relative_path(ws, ".").unwrap(), PathBuf::new());
+        for bad in [
+            "/srv/ws2/a",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "/srv/ws/../x",
+        ] {
+            assert_eq!(
+                relative_path(ws, bad),
+                Err(FileError::Outside(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(relative_path(ws, "a\0b"), Err(FileError::Nul));
+    }
+
+    #[test]
+    fn closest_region_points_at_the_similar_lines() {
+        let text = "fn main() {\n    println!(\"hello\");\n}\n";
+        let s = closest_region(text, "    println!(\"helo\");");
+        assert!(s.contains("lines 2-2"), "{s}");
+        assert!(s.contains("println!(\"hello\")"), "{s}");
+        let s = closest_region(text, "something entirely different and long enough");
+        assert!(s.starts_with("No similar text"), "{s}");
+    }
+
+    #[test]
+    fn error_codes_match_what_a_model_can_act_on() {
+        assert_eq!(
+            FileError::Outside("x".into()).code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            FileError::NotFound("x".into()).code(),
+            tonic::Code::NotFound
+        );
+        assert!(FileError::Outside("../x".into())
+            .to_string()
+            .contains("outside the workspace"));
+    }
+}
