@@ -1,8 +1,11 @@
 //! nanobot command line.
 
+mod audit;
 mod autostart;
 mod client;
 mod exec;
+mod toolcmd;
+mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +24,8 @@ struct Cli {
 enum Cmd {
     /// Run one command in the sandbox: nanobot exec -- 'ls -la'
     Exec(exec::ExecArgs),
+    /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
+    Tool(toolcmd::ToolArgs),
 }
 
 fn main() {
@@ -43,6 +48,13 @@ fn main() {
                 Err(e) => {
                     eprintln!("nanobot: {e:#}");
                     exec::EXIT_REFUSED
+                }
+            },
+            Cmd::Tool(a) => match toolcmd::run(a).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("nanobot: {e:#}");
+                    2
                 }
             },
         }

@@ -320,47 +320,6 @@ fn target(
     let Some(name) = rel.file_name().map(|n| n.to_os_string()) else {
         return Err(FileError::IsDir(shown.into()));
     };
-    let mut rel = rel.to_path_buf();
-    let mut mode = None;
-    match open_beneath(ws, &rel, libc::O_PATH) {
-        Ok(fd) => {
-            let md = file_of_ref(&fd)
-                .metadata()
-                .map_err(|e| io_err(shown, "stat", e))?;
-            if md.is_dir() {
-                return Err(FileError::IsDir(shown.into()));
-            }
-            if !md.is_file() {
-                return Err(FileError::NotFile(shown.into()));
-            }
-            mode = Some(md.permissions().mode() & 0o7777);
-            // Where the kernel actually landed (after symlinks), as a path inside the workspace.
-            let real = crate::workspace::fd_path(&fd).ok_or_else(|| FileError::Io {
-                path: shown.into(),
-                step: "locate",
-                err: "cannot read the resolved path".into(),
-            })?;
-            let ws_real = std::fs::canonicalize(ws_path).unwrap_or_else(|_| ws_path.into());
-            rel = real
-                .strip_prefix(&ws_real)
-                .map_err(|_| FileError::Outside(shown.into()))?
-                .to_path_buf();
-        }
-        Err(libc::ENOENT) => {
-            // A dangling symlink is not silently replaced by a file.
-            if let Some(parent) = rel.parent() {
-                if let Ok(pfd) = open_beneath(ws, parent, libc::O_PATH | libc::O_DIRECTORY) {
-                    if is_symlink_at(&pfd, &name) {
-                        return Err(FileError::NotFound(format!(
-                            "{shown} (a symlink whose target does not exist)"
-                        )));
-                    }
-                }
-            }
-        }
-        Err(e) => return Err(map_errno(e, shown, "open")),
-    }
-    let name = rel.file_name().map(|n| n.to_os_string()).unwrap_or(name);
     let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
     let dir = if create_parents {
         mkdirs_beneath(ws, &parent, shown)?
@@ -368,7 +327,78 @@ fn target(
         open_beneath(ws, &parent, libc::O_PATH | libc::O_DIRECTORY)
             .map_err(|e| map_errno(e, shown, "open parent"))?
     };
-    Ok(Target { dir, name, mode })
+    if !is_symlink_at(&dir, &name) {
+        let mode = regular_mode_at(&dir, &name, shown)?;
+        return Ok(Target { dir, name, mode });
+    }
+    // A final symlink: let the kernel follow it beneath the workspace, then replace the file it
+    // names, in that file's own directory.
+    let fd = open_beneath(ws, rel, libc::O_PATH).map_err(|e| match e {
+        libc::ENOENT => {
+            FileError::NotFound(format!("{shown} (a symlink whose target does not exist)"))
+        }
+        e => map_errno(e, shown, "open"),
+    })?;
+    let real = crate::workspace::fd_path(&fd).ok_or_else(|| FileError::Io {
+        path: shown.into(),
+        step: "locate",
+        err: "cannot read the resolved path".into(),
+    })?;
+    let ws_real = std::fs::canonicalize(ws_path).unwrap_or_else(|_| ws_path.into());
+    let real_rel = real
+        .strip_prefix(&ws_real)
+        .map_err(|_| FileError::Outside(shown.into()))?;
+    let (Some(rname), rparent) = (real_rel.file_name(), real_rel.parent()) else {
+        return Err(FileError::IsDir(shown.into()));
+    };
+    let rdir = open_beneath(
+        ws,
+        rparent.unwrap_or(Path::new("")),
+        libc::O_PATH | libc::O_DIRECTORY,
+    )
+    .map_err(|e| map_errno(e, shown, "open parent"))?;
+    let rname = rname.to_os_string();
+    if is_symlink_at(&rdir, &rname) {
+        return Err(FileError::NotFile(shown.into()));
+    }
+    let mode = regular_mode_at(&rdir, &rname, shown)?;
+    Ok(Target {
+        dir: rdir,
+        name: rname,
+        mode,
+    })
+}
+
+/// Mode of `name` in `dir` when it is a regular file, None when it does not exist.
+fn regular_mode_at(
+    dir: &OwnedFd,
+    name: &std::ffi::OsStr,
+    shown: &str,
+) -> Result<Option<u32>, FileError> {
+    let c = CString::new(name.as_encoded_bytes()).map_err(|_| FileError::Nul)?;
+    // SAFETY: fstatat with a valid dirfd, a NUL-terminated name and a stat buffer we own.
+    let (r, st) = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        let r = libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
+        (r, st)
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            _ => Err(io_err(shown, "stat", e)),
+        };
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Ok(Some(st.st_mode & 0o7777)),
+        libc::S_IFDIR => Err(FileError::IsDir(shown.into())),
+        _ => Err(FileError::NotFile(shown.into())),
+    }
 }
 
 fn is_symlink_at(dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {

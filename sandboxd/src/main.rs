@@ -113,6 +113,8 @@ fn init_logging(fmt: LogFormat) {
         .unwrap_or_else(|_| "info".into());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour only on a terminal: journald and log files get plain text operators can grep.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match fmt {
         LogFormat::Json => b.json().init(),

@@ -1,0 +1,533 @@
+//! File tools, the command guard and the audit trail, against the real daemon. Each escape first
+//! shows the outside file is there and readable by the daemon's user (positive control), then that
+//! the tool fails with "outside the workspace" and nothing outside changed.
+
+use nanobot_e2e::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn outside(d: &Daemon) -> PathBuf {
+    let (uid, gid) = test_ids();
+    let o = d.dir.join("outside");
+    std::fs::create_dir_all(&o).unwrap();
+    std::fs::write(o.join("secret"), "TOPSECRET\n").unwrap();
+    chown(&o, uid, gid);
+    chown(&o.join("secret"), uid, gid);
+    o
+}
+
+fn tool(d: &Daemon, home: &Path, name: &str, json: &str) -> Output {
+    Command::new(bin("nanobot"))
+        .args(["tool", name, json, "--socket"])
+        .arg(&d.socket)
+        .arg("--workspace")
+        .arg(&d.ws)
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn home(d: &Daemon) -> PathBuf {
+    let h = d.dir.join("home");
+    std::fs::create_dir_all(&h).unwrap();
+    h
+}
+
+fn as_daemon_user_can_read(p: &Path) -> bool {
+    let (uid, gid) = test_ids();
+    let mut c = Command::new("cat");
+    c.arg(p).stdout(Stdio::null()).stderr(Stdio::null());
+    if is_root() {
+        as_user(&mut c, uid, gid);
+    }
+    c.status().unwrap().success()
+}
+
+fn give(p: &Path) {
+    let (uid, gid) = test_ids();
+    chown(p, uid, gid);
+}
+
+#[test]
+fn file_tools_work_inside_the_workspace() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let o = tool(
+        &d,
+        &h,
+        "write_file",
+        r#"{"path": "notes/a/b.md", "content": "line1\nline2\n"}"#,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o), "Successfully wrote 12 bytes to notes/a/b.md\n");
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("notes/a/b.md")).unwrap(),
+        "line1\nline2\n"
+    );
+    let o = tool(&d, &h, "read_file", r#"{"path": "notes/a/b.md"}"#);
+    assert_eq!(stdout(&o), "line1\nline2\n\n");
+    let o = tool(
+        &d,
+        &h,
+        "read_file",
+        r#"{"path": "notes/a/b.md", "offset": 2, "limit": 1}"#,
+    );
+    assert_eq!(stdout(&o), "line2\n\n");
+    // Absolute paths inside and `~` (HOME is the workspace in the sandbox) work too.
+    let abs = format!(r#"{{"path": "{}/notes/a/b.md"}}"#, d.ws.display());
+    assert_eq!(stdout(&tool(&d, &h, "read_file", &abs)), "line1\nline2\n\n");
+    assert_eq!(
+        stdout(&tool(&d, &h, "read_file", r#"{"path": "~/notes/a/b.md"}"#)),
+        "line1\nline2\n\n"
+    );
+    // A symlink that stays inside keeps working, for reading and writing through it.
+    std::os::unix::fs::symlink("notes/a/b.md", d.ws.join("link.md")).unwrap();
+    assert_eq!(
+        stdout(&tool(&d, &h, "read_file", r#"{"path": "link.md"}"#)),
+        "line1\nline2\n\n"
+    );
+    let o = tool(
+        &d,
+        &h,
+        "edit_file",
+        r#"{"path": "link.md", "old_text": "line2", "new_text": "LINE2"}"#,
+    );
+    assert_eq!(stdout(&o), "Successfully edited link.md\n");
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("notes/a/b.md")).unwrap(),
+        "line1\nLINE2\n"
+    );
+    assert!(std::fs::symlink_metadata(d.ws.join("link.md"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Mode of a replaced file is kept.
+    std::fs::set_permissions(
+        d.ws.join("notes/a/b.md"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    tool(
+        &d,
+        &h,
+        "write_file",
+        r#"{"path": "notes/a/b.md", "content": "x"}"#,
+    );
+    let m = std::fs::metadata(d.ws.join("notes/a/b.md"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(m, 0o640);
+    let o = tool(&d, &h, "list_dir", r#"{"path": "."}"#);
+    assert_eq!(stdout(&o), "📄 link.md\n📁 notes\n");
+    // Errors a model can act on.
+    let o = tool(&d, &h, "read_file", r#"{"path": "nope.txt"}"#);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).starts_with("Error: nope.txt: no such file"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::write(d.ws.join("bin.dat"), b"\x00\x01\x02").unwrap();
+    assert!(stdout(&tool(&d, &h, "read_file", r#"{"path": "bin.dat"}"#)).contains("binary file"));
+    std::fs::write(d.ws.join("latin1.txt"), b"caf\xe9").unwrap();
+    assert!(
+        stdout(&tool(&d, &h, "read_file", r#"{"path": "latin1.txt"}"#)).contains("not valid UTF-8")
+    );
+    assert!(stdout(&tool(&d, &h, "read_file", r#"{"path": "notes"}"#)).contains("is a directory"));
+    assert!(stdout(&tool(&d, &h, "read_file", r#"{"path": "a\u0000b"}"#)).contains("NUL"));
+}
+
+#[test]
+fn read_cap_and_edit_semantics() {
+    let d = Daemon::start_with(Opts {
+        config: Some("read_max_chars = 50\nwrite_max_bytes = 1000\n".into()),
+        ..Opts::default()
+    });
+    let h = home(&d);
+    let text: String = (1..=20).map(|i| format!("line number {i:02}\n")).collect();
+    std::fs::write(d.ws.join("long.txt"), &text).unwrap();
+    let o = stdout(&tool(&d, &h, "read_file", r#"{"path": "long.txt"}"#));
+    assert!(
+        o.starts_with("line number 01\nline number 02\nline number 03\n\n[truncated"),
+        "{o}"
+    );
+    assert!(o.contains("read on with offset=4"), "{o}");
+    let big = format!(
+        r#"{{"path": "big.txt", "content": "{}"}}"#,
+        "x".repeat(1001)
+    );
+    let o = tool(&d, &h, "write_file", &big);
+    assert!(stdout(&o).contains("too large"), "{}", stdout(&o));
+    assert!(!d.ws.join("big.txt").exists());
+
+    std::fs::write(
+        d.ws.join("e.py"),
+        "def f():\n    return 1\n\ndef g():\n    return 1\n",
+    )
+    .unwrap();
+    give(&d.ws.join("e.py"));
+    let o = stdout(&tool(
+        &d,
+        &h,
+        "edit_file",
+        r#"{"path": "e.py", "old_text": "return 1", "new_text": "return 2"}"#,
+    ));
+    assert!(
+        o.contains("occurs 2 times") && o.contains("Nothing was written"),
+        "{o}"
+    );
+    let o = stdout(&tool(
+        &d,
+        &h,
+        "edit_file",
+        r#"{"path": "e.py", "old_text": "def h():\n    return 1", "new_text": "x"}"#,
+    ));
+    assert!(
+        o.contains("old_text not found") && o.contains("most similar text"),
+        "{o}"
+    );
+    assert!(o.contains("def f():") || o.contains("def g():"), "{o}");
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("e.py")).unwrap(),
+        "def f():\n    return 1\n\ndef g():\n    return 1\n"
+    );
+}
+
+#[test]
+fn escapes_fail_with_outside_the_workspace() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let o = outside(&d);
+    std::os::unix::fs::symlink(o.join("secret"), d.ws.join("final-link")).unwrap();
+    std::os::unix::fs::symlink(&o, d.ws.join("dir-link")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/root/etc/hostname", d.ws.join("magic")).unwrap();
+    std::fs::hard_link(o.join("secret"), d.ws.join("hard")).unwrap();
+    let ws2 = d.root.join("ws2");
+    std::fs::create_dir_all(&ws2).unwrap();
+    std::fs::write(ws2.join("f"), "OTHER\n").unwrap();
+    give(&ws2);
+    // Positive control: the daemon's user can read every one of these targets directly.
+    assert!(as_daemon_user_can_read(&o.join("secret")));
+    assert!(as_daemon_user_can_read(&ws2.join("f")));
+    let attempts = [
+        "../outside/secret".to_string(),
+        format!("{}", o.join("secret").display()),
+        "final-link".into(),
+        "dir-link/secret".into(),
+        "magic".into(),
+        "hard".into(),
+        format!("{}/f", ws2.display()),
+        "~/../outside/secret".into(),
+    ];
+    for a in &attempts {
+        let out = tool(
+            &d,
+            &h,
+            "read_file",
+            &serde_json::json!({ "path": a }).to_string(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{a}");
+        let s = stdout(&out);
+        assert!(s.contains("outside the workspace"), "{a}: {s}");
+        assert!(!s.contains("TOPSECRET") && !s.contains("OTHER"), "{a}: {s}");
+    }
+    for a in [
+        "../outside/new",
+        "dir-link/new",
+        "final-link",
+        "dir-link/secret",
+    ] {
+        let out = tool(
+            &d,
+            &h,
+            "write_file",
+            &serde_json::json!({ "path": a, "content": "PWNED" }).to_string(),
+        );
+        assert!(
+            stdout(&out).contains("outside the workspace"),
+            "{a}: {}",
+            stdout(&out)
+        );
+        let out = tool(
+            &d,
+            &h,
+            "edit_file",
+            &serde_json::json!({ "path": a, "old_text": "TOPSECRET", "new_text": "PWNED" })
+                .to_string(),
+        );
+        assert!(
+            stdout(&out).contains("outside the workspace"),
+            "{a}: {}",
+            stdout(&out)
+        );
+    }
+    let out = tool(&d, &h, "list_dir", r#"{"path": "dir-link"}"#);
+    assert!(
+        stdout(&out).contains("outside the workspace"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(o.join("secret")).unwrap(),
+        "TOPSECRET\n"
+    );
+    assert!(!o.join("new").exists());
+    let names: Vec<_> = std::fs::read_dir(&o)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn a_symlink_swapped_in_during_writes_never_reaches_outside() {
+    let d = Daemon::start();
+    let o = outside(&d);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ws = d.ws.clone();
+    let (o2, stop2) = (o.clone(), stop.clone());
+    let swapper = std::thread::spawn(move || {
+        let (real, link, tmp) = (ws.join("d"), ws.join("d-link"), ws.join("d-tmp"));
+        std::fs::create_dir_all(&real).unwrap();
+        give(&real);
+        let mut n = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&link);
+            let _ = std::os::unix::fs::symlink(&o2, &link);
+            // Swap: d becomes a symlink to outside, then a directory again.
+            let _ = std::fs::rename(&real, &tmp);
+            let _ = std::fs::rename(&link, &real);
+            // Stay in each state long enough for writes to land in both.
+            std::thread::sleep(Duration::from_micros(300));
+            let _ = std::fs::rename(&real, &link);
+            let _ = std::fs::rename(&tmp, &real);
+            std::thread::sleep(Duration::from_micros(300));
+            n += 1;
+        }
+        n
+    });
+    let rt = grpc::rt();
+    let (mut ok, mut outside_errs, mut other_errs) = (0, 0, 0);
+    rt.block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(4) {
+            for path in ["d/f", "d/sub/f"] {
+                let r = c
+                    .write_file(nanobot_proto::pb::WriteFileRequest {
+                        workspace: d.ws.to_string_lossy().into_owned(),
+                        path: path.into(),
+                        content: "RACE".into(),
+                    })
+                    .await;
+                match r {
+                    Ok(_) => ok += 1,
+                    Err(s) if s.message().contains("outside the workspace") => outside_errs += 1,
+                    Err(_) => other_errs += 1,
+                }
+            }
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 100, "the race needs swaps: {swaps}");
+    assert!(ok > 0, "no write ever succeeded");
+    // The swapper must have disturbed some writes, or the race proved nothing.
+    assert!(
+        outside_errs + other_errs > 0,
+        "the swap never hit a write: ok={ok}"
+    );
+    eprintln!("race: {swaps} swaps, {ok} writes ok, {outside_errs} outside, {other_errs} other");
+    // Nothing outside was created or changed.
+    let names: Vec<_> = std::fs::read_dir(&o)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+    assert_eq!(
+        std::fs::read_to_string(o.join("secret")).unwrap(),
+        "TOPSECRET\n"
+    );
+}
+
+#[test]
+fn concurrent_edits_keep_every_update() {
+    let d = Daemon::start();
+    let text: String = std::iter::once("header\n".to_string())
+        .chain((0..30).map(|i| format!("a{i}\nb{i}\n")))
+        .collect();
+    std::fs::write(d.ws.join("shared.txt"), &text).unwrap();
+    give(&d.ws.join("shared.txt"));
+    let rt = grpc::rt();
+    rt.block_on(async {
+        let mut tasks = vec![];
+        for who in ["a", "b"] {
+            let socket = d.socket.clone();
+            let ws = d.ws.to_string_lossy().into_owned();
+            tasks.push(tokio::spawn(async move {
+                let mut c = grpc::client(&socket).await;
+                for i in 0..30 {
+                    c.edit_file(nanobot_proto::pb::EditFileRequest {
+                        workspace: ws.clone(),
+                        path: "shared.txt".into(),
+                        old_text: format!("\n{who}{i}\n"),
+                        new_text: format!("\n{}{i}\n", who.to_uppercase()),
+                    })
+                    .await
+                    .unwrap_or_else(|s| panic!("{who}{i}: {}", s.message()));
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let out = std::fs::read_to_string(d.ws.join("shared.txt")).unwrap();
+    for i in 0..30 {
+        assert!(out.contains(&format!("\nA{i}\n")), "lost A{i}");
+    }
+    for i in 0..30 {
+        assert!(out.contains(&format!("\nB{i}\n")), "lost B{i}");
+    }
+}
+
+#[test]
+fn killing_the_daemon_mid_write_leaves_old_or_new_content() {
+    let (old, new) = ("A".repeat(900_000), "B".repeat(900_000));
+    for round in 0..6 {
+        let mut d = Daemon::start();
+        let target = d.ws.join("data.txt");
+        std::fs::write(&target, &old).unwrap();
+        give(&target);
+        let socket = d.socket.clone();
+        let ws = d.ws.to_string_lossy().into_owned();
+        let new2 = new.clone();
+        let writer = std::thread::spawn(move || {
+            grpc::rt().block_on(async {
+                let mut c = grpc::client(&socket).await;
+                for _ in 0..50 {
+                    if c.write_file(nanobot_proto::pb::WriteFileRequest {
+                        workspace: ws.clone(),
+                        path: "data.txt".into(),
+                        content: new2.clone(),
+                    })
+                    .await
+                    .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+        });
+        std::thread::sleep(Duration::from_millis(5 + round * 7));
+        // SAFETY: killing the daemon we started.
+        unsafe { libc::kill(d.pid(), libc::SIGKILL) };
+        let _ = d.child.take().map(|mut c| c.wait());
+        let _ = writer.join();
+        let got = std::fs::read_to_string(&target).unwrap();
+        assert!(
+            got == old || got == new,
+            "round {round}: mixed content of {} bytes",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn the_guard_blocks_with_the_exact_words_and_spares_look_alikes() {
+    let d = Daemon::start_with(Opts {
+        config: Some("deny_patterns = [\"git push --force\"]\n".into()),
+        ..Opts::default()
+    });
+    std::fs::create_dir_all(d.ws.join("build")).unwrap();
+    give(&d.ws.join("build"));
+    for c in [
+        "rm -rf build",
+        "rm -v -rf build",
+        "rm --recursive build",
+        "\\rm -rf build",
+        "git push --force origin",
+    ] {
+        let o = d.nanobot(&[], c);
+        assert_eq!(o.status.code(), Some(125), "{c}");
+        assert!(
+            stderr(&o).contains("blocked by safety guard"),
+            "{c}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(d.ws.join("build").exists());
+    // Look-alikes run.
+    std::fs::write(d.ws.join("format.txt"), "fmt\n").unwrap();
+    for c in ["cat format.txt", "grep -r fmt .", "echo --format"] {
+        let o = d.nanobot(&[], c);
+        assert_eq!(o.status.code(), Some(0), "{c}: {}", stderr(&o));
+    }
+    let log = d.log_text();
+    assert!(log.contains("blocked by safety guard"), "{log}");
+    assert!(log.contains("rm -r|-R|--recursive"), "{log}");
+}
+
+#[test]
+fn the_agent_log_has_the_guides_words() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let o = outside(&d);
+    tool(&d, &h, "exec", r#"{"command": "echo hi"}"#);
+    tool(
+        &d,
+        &h,
+        "write_file",
+        r#"{"path": "w.txt", "content": "one"}"#,
+    );
+    tool(
+        &d,
+        &h,
+        "edit_file",
+        r#"{"path": "w.txt", "old_text": "one", "new_text": "two"}"#,
+    );
+    let out = tool(&d, &h, "exec", r#"{"command": "rm -rf /"}"#);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("Error: Command blocked by safety guard"),
+        "{}",
+        stdout(&out)
+    );
+    let bad = serde_json::json!({ "path": o.join("secret").display().to_string() }).to_string();
+    tool(&d, &h, "read_file", &bad);
+    let ok = tool(
+        &d,
+        &h,
+        "exec",
+        r#"{"command": "echo out; echo err >&2; exit 3"}"#,
+    );
+    assert_eq!(stdout(&ok), "out\n\nSTDERR:\nerr\n\nExit code: 3\n");
+    let logf = h.join(".nanobot/logs/nanobot.log");
+    let log = std::fs::read_to_string(&logf).unwrap();
+    for words in [
+        "ExecTool: command=\"echo hi\" exit=0",
+        "write_file path=w.txt",
+        "edit_file path=w.txt",
+        "blocked by safety guard",
+        "Access denied",
+    ] {
+        assert!(log.contains(words), "missing {words:?} in\n{log}");
+    }
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&logf), 0o600);
+    assert_eq!(mode(logf.parent().unwrap()), 0o700);
+    // The daemon's audit trail has one event per request with the operation and outcome.
+    let dl = d.log_text();
+    assert!(
+        dl.contains("op=\"write_file\"") || dl.contains("op=write_file"),
+        "{dl}"
+    );
+    assert!(dl.contains("outside_workspace"), "{dl}");
+}
