@@ -77,15 +77,20 @@ pub async fn resolve_socket(
     Ok(own)
 }
 
-pub async fn run(a: ExecArgs) -> Result<i32> {
-    let workspace = a.workspace.clone().unwrap_or_else(default_workspace);
-    if a.workspace.is_none() {
+/// The workspace to use: the one given, or the default (created on first use), canonicalized.
+pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
+    let workspace = given.map(PathBuf::from).unwrap_or_else(default_workspace);
+    if given.is_none() {
         std::fs::create_dir_all(&workspace)
             .with_context(|| format!("creating workspace {}", workspace.display()))?;
     }
-    let workspace = workspace
+    workspace
         .canonicalize()
-        .with_context(|| format!("workspace {}", workspace.display()))?;
+        .with_context(|| format!("workspace {}", workspace.display()))
+}
+
+pub async fn run(a: ExecArgs) -> Result<i32> {
+    let workspace = resolve_workspace(a.workspace.as_deref())?;
     let socket = resolve_socket(a.socket.clone(), &workspace).await?;
     let mut client = crate::client::connect(&socket)
         .await

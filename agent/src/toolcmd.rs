@@ -35,17 +35,7 @@ pub async fn run(a: ToolArgs) -> Result<i32> {
     if !args.is_object() {
         anyhow::bail!("arguments must be a JSON object, got {}", a.json);
     }
-    let workspace = a
-        .workspace
-        .clone()
-        .unwrap_or_else(crate::exec::default_workspace);
-    if a.workspace.is_none() {
-        std::fs::create_dir_all(&workspace)
-            .with_context(|| format!("creating workspace {}", workspace.display()))?;
-    }
-    let workspace = workspace
-        .canonicalize()
-        .with_context(|| format!("workspace {}", workspace.display()))?;
+    let workspace = crate::exec::resolve_workspace(a.workspace.as_deref())?;
     let socket = crate::exec::resolve_socket(a.socket.clone(), &workspace).await?;
     let client = crate::client::connect(&socket)
         .await

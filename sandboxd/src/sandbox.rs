@@ -239,11 +239,12 @@ fn init(
     // A layer the kernel cannot apply fails the exec, unless the operator allowed it to be missing;
     // then the command runs without it and every result says so.
     let mut degraded = vec![];
+    // Detected once here; the command applies the rules for this ABI (None: degraded).
     let landlock = match confine::landlock::detect(spec.min_landlock_abi) {
-        Ok(_) => true,
+        Ok(abi) => Some(abi),
         Err(e) if spec.allow_degraded.iter().any(|l| l == "landlock") => {
             degraded.push(format!("landlock: {e}"));
-            false
+            None
         }
         Err(e) => {
             return Err(StepError {
@@ -508,7 +509,7 @@ fn reap_all(acc: &mut Usage) {
 /// Runs in the command's process; never returns.
 fn command_child(
     spec: &SandboxSpec,
-    landlock: bool,
+    landlock: Option<landlock::ABI>,
     stdout: OwnedFd,
     stderr: OwnedFd,
     workspace: OwnedFd,
@@ -564,7 +565,7 @@ enum Never {}
 
 fn confine_and_exec(
     spec: &SandboxSpec,
-    landlock: bool,
+    landlock: Option<landlock::ABI>,
     stdout: OwnedFd,
     stderr: OwnedFd,
     workspace: OwnedFd,
@@ -645,9 +646,7 @@ fn confine_and_exec(
         errno: e.errno(),
         message: e.to_string(),
     };
-    if landlock {
-        let abi = confine::landlock::detect(spec.min_landlock_abi)
-            .map_err(|e| ll(e, "landlock_create_ruleset"))?;
+    if let Some(abi) = landlock {
         let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
         confine::landlock::apply(&plan, workspace.as_fd())
             .map_err(|e| ll(e, "landlock_restrict_self"))?;
