@@ -241,9 +241,13 @@ pub fn is_fork_bomb(command: &str) -> bool {
     let squeezed: String = command.chars().filter(|c| !c.is_whitespace()).collect();
     let mut rest = squeezed.as_str();
     while let Some(i) = rest.find("(){") {
+        // Step over the whole separator character: it may be several bytes long (found by
+        // fuzzing: a multi-byte character before `(){` used to split a char in half).
         let name_start = rest[..i]
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '.'))
-            .map(|j| j + 1)
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '.'))
+            .map(|(j, c)| j + c.len_utf8())
             .unwrap_or(0);
         let name = &rest[name_start..i];
         let body = &rest[i + 3..];
@@ -569,5 +573,13 @@ mod tests {
         let b = g().check("echo a; rm -v -rf build").unwrap();
         assert_eq!(b.pattern, "rm -r|-R|--recursive");
         assert_eq!(b.matched, "rm -v -rf build");
+    }
+
+    #[test]
+    fn multibyte_characters_before_a_function_do_not_panic() {
+        // Found by `cargo fuzz run guard`: a two-byte character right before `(){`.
+        assert!(!is_fork_bomb("d\u{61f}\u{7df}4(){doa w&{`{)33(){doas"));
+        assert!(is_fork_bomb("\u{61f}é(){ é|é& };é"));
+        assert!(g().check("\u{61f}b(){ :|:& };b").is_none());
     }
 }

@@ -3,6 +3,7 @@
 //! after fork in a threaded process, and building Landlock rules allocates); it hands the launcher
 //! four fds per exec and the launcher clones the sandbox init into fresh namespaces.
 
+use crate::policy::WarmShape;
 use crate::sandbox;
 use crate::wire::{self, Report};
 use std::io;
@@ -26,12 +27,18 @@ pub const LAUNCHER_FD: RawFd = 3;
 
 /// Entry point of the launcher image (`sandboxd __launcher PARENT_PID`), called by `main` before
 /// anything else.
-pub fn launcher_entry(parent: &str) -> ! {
+pub fn launcher_entry(parent: &str, warm: &str) -> ! {
     let parent: libc::pid_t = parent.parse().unwrap_or(0);
     // SAFETY: fd 3 was placed there by `Launcher::start` and belongs to this process alone.
     let sock = unsafe { OwnedFd::from_raw_fd(LAUNCHER_FD) };
-    launcher_main(sock, parent)
+    // Unreadable: nothing is prepared ahead beyond namespaces and mounts; requests still work.
+    let warm: Option<WarmShape> = serde_json::from_str(warm).ok();
+    launcher_main(sock, parent, warm)
 }
+
+/// A warm sandbox older than this is discarded rather than used: its mount namespace is a copy
+/// of the host's from when it was made, and the host may have mounted or replaced paths since.
+const WARM_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// fds handed over per exec, in this order.
 pub const FDS_PER_EXEC: usize = 4;
@@ -43,7 +50,9 @@ pub struct Launcher {
 
 impl Launcher {
     /// Fork the launcher. Must be called while the process is still single-threaded.
-    pub fn start() -> io::Result<Launcher> {
+    pub fn start(warm: &WarmShape) -> io::Result<Launcher> {
+        let warm = serde_json::to_string(warm).map_err(io::Error::other)?;
+        let warm = std::ffi::CString::new(warm).map_err(io::Error::other)?;
         let mut sv = [0 as RawFd; 2];
         // SAFETY: socketpair writes two fds into the array we own.
         if unsafe {
@@ -69,6 +78,7 @@ impl Launcher {
             arg0.as_ptr(),
             arg1.as_ptr(),
             ppid.as_ptr(),
+            warm.as_ptr(),
             std::ptr::null(),
         ];
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -129,7 +139,7 @@ impl Launcher {
     }
 }
 
-fn send_fds(sock: RawFd, fds: &[RawFd; FDS_PER_EXEC]) -> io::Result<()> {
+fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
     let byte = [b'x'];
     let mut iov = libc::iovec {
         iov_base: byte.as_ptr() as *mut libc::c_void,
@@ -163,7 +173,7 @@ fn send_fds(sock: RawFd, fds: &[RawFd; FDS_PER_EXEC]) -> io::Result<()> {
 }
 
 /// Receive one request: Ok(None) on EOF (the daemon is gone).
-fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
+pub(crate) fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
     let mut byte = [0u8; 16];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr() as *mut libc::c_void,
@@ -204,7 +214,7 @@ fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
     Ok(Some(fds))
 }
 
-fn launcher_main(sock: OwnedFd, parent: libc::pid_t) -> ! {
+fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -> ! {
     // SAFETY: prctl/signal calls with constant arguments in a single-threaded child.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -231,55 +241,128 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t) -> ! {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let sock_fd = sock.as_raw_fd();
+    let mut warm: Option<Warm> = None;
     loop {
+        // Prepare the next sandbox while idle (namespaces, maps, read-only remount, /proc), so a
+        // request only pays for what depends on it. If this fails, the request below starts cold
+        // and reports why.
+        if warm.is_none() {
+            warm = Warm::start(sock_fd, uid, gid, shape.as_ref());
+        }
         let fds = match recv_fds(sock_fd) {
             Ok(Some(fds)) => fds,
             Ok(None) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(_) => break,
         };
+        if fds.len() != FDS_PER_EXEC {
+            continue;
+        }
+        if let Some(w) = warm.take().filter(|w| w.born.elapsed() < WARM_MAX_AGE) {
+            let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            if send_fds(w.ctl.as_raw_fd(), &raw).is_ok() {
+                continue; // our copies close here; the sandbox holds its own
+            }
+            // The warm sandbox died (killed from outside): start this one cold.
+        }
         let Ok::<[OwnedFd; FDS_PER_EXEC], _>([status, stdout, stderr, workspace]) = fds.try_into()
         else {
             continue;
         };
-        // SAFETY: raw clone without CLONE_VM behaves like fork (the child gets a copy of our stack);
-        // this process is single-threaded.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (CLONE_FLAGS | libc::SIGCHLD) as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        };
-        if pid == 0 {
-            drop(sock);
-            sandbox::init_main(sandbox::Handover {
+        match clone_init(sock_fd, None) {
+            Ok(0) => sandbox::init_main(sandbox::Handover {
                 status,
                 stdout,
                 stderr,
                 workspace,
                 uid,
                 gid,
-            });
-        }
-        if pid < 0 {
-            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            let report = Report::Failed {
-                layer: "namespaces".into(),
-                step: "clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC)".into(),
-                errno,
-                message: namespace_hint(errno),
-            };
-            let mut f = std::fs::File::from(status);
-            let _ = wire::write_frame(&mut f, &report);
+            }),
+            Ok(_) => {}
+            Err(errno) => {
+                let report = Report::Failed {
+                    layer: "namespaces".into(),
+                    step: "clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC)".into(),
+                    errno,
+                    message: namespace_hint(errno),
+                };
+                let mut f = std::fs::File::from(status);
+                let _ = wire::write_frame(&mut f, &report);
+            }
         }
         // Our copies of the fds are dropped here; the sandbox holds its own.
     }
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(0) }
+}
+
+/// A sandbox init cloned ahead of time, waiting on `ctl` for a request's fds.
+struct Warm {
+    ctl: OwnedFd,
+    born: std::time::Instant,
+}
+
+impl Warm {
+    fn start(
+        daemon_sock: RawFd,
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+        shape: Option<&WarmShape>,
+    ) -> Option<Warm> {
+        let mut sv = [0 as RawFd; 2];
+        // SAFETY: socketpair writes two fds into the array we own.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return None;
+        }
+        // SAFETY: both fds were just created and are owned by nobody else.
+        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        match clone_init(daemon_sock, Some(ours.as_raw_fd())) {
+            Ok(0) => sandbox::warm_main(theirs, uid, gid, shape),
+            Ok(_) => Some(Warm {
+                ctl: ours,
+                born: std::time::Instant::now(),
+            }),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Clone a sandbox init into fresh namespaces: Ok(0) in the child (which has closed the daemon's
+/// socket and `also_close`), Ok(pid) in the launcher, Err(errno) when the kernel refuses.
+fn clone_init(daemon_sock: RawFd, also_close: Option<RawFd>) -> Result<libc::c_long, i32> {
+    // SAFETY: raw clone without CLONE_VM behaves like fork (the child gets a copy of our stack);
+    // this process is single-threaded.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (CLONE_FLAGS | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    if pid == 0 {
+        // SAFETY: closing fds this child inherited and must not keep; nothing else owns them here.
+        unsafe {
+            libc::close(daemon_sock);
+            if let Some(fd) = also_close {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(pid)
 }
 
 pub fn namespace_hint(errno: i32) -> String {

@@ -64,7 +64,10 @@ struct ServeArgs {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("__launcher") {
-        sandboxd::launcher::launcher_entry(args.get(2).map(String::as_str).unwrap_or("0"));
+        sandboxd::launcher::launcher_entry(
+            args.get(2).map(String::as_str).unwrap_or("0"),
+            args.get(3).map(String::as_str).unwrap_or(""),
+        );
     }
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -231,7 +234,16 @@ fn serve(a: ServeArgs) -> Result<()> {
         std::os::unix::fs::chown(p, None, Some(gid))
             .with_context(|| format!("giving {} to group {gid}", p.display()))?;
     }
-    let launcher = Arc::new(Launcher::start().context("starting the sandbox launcher")?);
+    let warm = cfg
+        .profiles
+        .get("default")
+        .map(|p| sandboxd::policy::WarmShape {
+            fs: p.filesystem.clone(),
+            network: p.network,
+            tmp_size_bytes: p.limits.tmp_size_bytes,
+        })
+        .unwrap_or_default();
+    let launcher = Arc::new(Launcher::start(&warm).context("starting the sandbox launcher")?);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

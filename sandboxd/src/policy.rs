@@ -103,3 +103,13 @@ pub const SANDBOX_SHM: &str = "/dev/shm";
 /// Device files every sandbox may use.
 pub const DEV_READ_WRITE: &[&str] = &["/dev/null"];
 pub const DEV_READ_ONLY: &[&str] = &["/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"];
+
+/// What a pre-warmed sandbox prepares before any request: the default profile's filesystem and
+/// network policy (for its Landlock ruleset) and the size of its private /tmp. A request whose
+/// spec differs simply does that part itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WarmShape {
+    pub fs: FsPolicy,
+    pub network: Network,
+    pub tmp_size_bytes: u64,
+}

@@ -5,7 +5,7 @@
 //! seccomp, exec. Any failure is reported as {layer, step, errno} and nothing runs.
 
 use crate::confine;
-use crate::policy::{SandboxSpec, SANDBOX_SHM, SANDBOX_TMP};
+use crate::policy::{SandboxSpec, WarmShape, SANDBOX_SHM, SANDBOX_TMP};
 use crate::wire::{self, Report};
 use std::ffi::CString;
 use std::fs::File;
@@ -64,9 +64,44 @@ fn check(r: libc::c_int, layer: &'static str, step: &str) -> Result<(), StepErro
     }
 }
 
+/// A cold start: the launcher cloned us for a request already in hand.
 pub fn init_main(h: Handover) -> ! {
-    let mut status = File::from(h.status);
-    let code = match init(&mut status, h.stdout, h.stderr, h.workspace, h.uid, h.gid) {
+    let prepared = prepare(h.uid, h.gid, None);
+    finish(h.status, h.stdout, h.stderr, h.workspace, prepared)
+}
+
+/// A warm start: the launcher cloned us ahead of time. Do the part of the setup that does not
+/// depend on the request, then wait on `ctl` for the request's fds (EOF: the launcher is gone).
+pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option<&WarmShape>) -> ! {
+    let prepared = prepare(uid, gid, shape);
+    let fds = loop {
+        match crate::launcher::recv_fds(ctl.as_raw_fd()) {
+            Ok(Some(fds)) => break fds,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            // SAFETY: _exit is always safe.
+            _ => unsafe { libc::_exit(0) },
+        }
+    };
+    drop(ctl);
+    let Ok::<[OwnedFd; crate::launcher::FDS_PER_EXEC], _>([status, stdout, stderr, workspace]) =
+        fds.try_into()
+    else {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) }
+    };
+    finish(status, stdout, stderr, workspace, prepared)
+}
+
+fn finish(
+    status: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    workspace: OwnedFd,
+    prepared: Result<Prepared, StepError>,
+) -> ! {
+    let mut status = File::from(status);
+    let result = prepared.and_then(|p| init(&mut status, stdout, stderr, workspace, p));
+    let code = match result {
         Ok(report) => {
             let _ = wire::write_frame(&mut status, &report);
             0
@@ -78,6 +113,138 @@ pub fn init_main(h: Handover) -> ! {
     };
     // SAFETY: _exit is always safe; it skips atexit handlers inherited from the daemon.
     unsafe { libc::_exit(code) }
+}
+
+/// What `prepare` has done ahead of the request.
+struct Prepared {
+    /// Our pid as the host sees it.
+    host_pid: u32,
+    /// Size of the private /tmp (and /dev/shm) already mounted.
+    tmp_size: Option<u64>,
+    /// The Landlock ruleset of the warm shape, without the workspace rule.
+    landlock: Option<(WarmShape, landlock::ABI, landlock::RulesetCreated)>,
+}
+
+/// The setup every sandbox shares, whatever the request: identity maps, a private read-only view
+/// of the host's mounts and our own /proc; with a warm `shape`, also the private /tmp and the
+/// Landlock ruleset that the default profile will most likely ask for.
+fn prepare(
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    shape: Option<&WarmShape>,
+) -> Result<Prepared, StepError> {
+    // SAFETY: resetting a disposition inherited from the launcher (which ignores SIGCHLD).
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    // Read from the host's /proc before ours covers it.
+    let host_pid: u32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+
+    // Map the daemon's own uid/gid to themselves: the command keeps an unprivileged identity and
+    // holds capabilities over nothing but this sandbox's own namespaces.
+    // The maps are writable only while we are dumpable (the launcher is not, so that nobody reads
+    // its memory); we go back to non-dumpable right after.
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
+    write_file("/proc/self/setgroups", "deny", "namespaces")?;
+    write_file(
+        "/proc/self/uid_map",
+        &format!("{uid} {uid} 1\n"),
+        "namespaces",
+    )?;
+    write_file(
+        "/proc/self/gid_map",
+        &format!("{gid} {gid} 1\n"),
+        "namespaces",
+    )?;
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+
+    mount("", "/", "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    // Landlock (ABI <= 7) does not cover chmod, chown, utimes or xattrs: make every inherited
+    // mount read-only; the workspace is bound back writable per request. Mounts made below are
+    // our own.
+    mount_setattr("/", libc::AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)?;
+    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+    mount("proc", "/proc", "proc", nodev | libc::MS_NOEXEC, "")?;
+    let mut prepared = Prepared {
+        host_pid,
+        tmp_size: None,
+        landlock: None,
+    };
+    if let Some(shape) = shape {
+        if shape.fs.private_tmp {
+            mount_private_tmp(shape.tmp_size_bytes)?;
+            prepared.tmp_size = Some(shape.tmp_size_bytes);
+        }
+        // Best effort: if this fails, the request builds the ruleset itself and reports why.
+        if let Ok(v) = confine::landlock::kernel_abi() {
+            let abi = confine::landlock::abi_from_version(v);
+            let plan = confine::landlock::plan(&shape.fs, shape.network, abi);
+            if let Ok(r) = confine::landlock::create(&plan) {
+                prepared.landlock = Some((shape.clone(), abi, r));
+            }
+        }
+    }
+    populate_memory();
+    Ok(prepared)
+}
+
+fn mount_private_tmp(size: u64) -> Result<(), StepError> {
+    let opts = format!("size={size},mode=0700");
+    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+    mount("tmpfs", SANDBOX_TMP, "tmpfs", nodev, &opts)?;
+    if std::path::Path::new(SANDBOX_SHM).is_dir() {
+        mount("tmpfs", SANDBOX_SHM, "tmpfs", nodev, &opts)?;
+    }
+    Ok(())
+}
+
+/// Undo `mount_private_tmp` (a request that wants none, another size, or its workspace under it).
+fn unmount_private_tmp() -> Result<(), StepError> {
+    for p in [SANDBOX_SHM, SANDBOX_TMP] {
+        let c = CString::new(p).unwrap_or_default();
+        // SAFETY: umount2 with a valid C string.
+        let r = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            return Err(StepError::os("mounts", format!("umount {p}")));
+        }
+    }
+    Ok(())
+}
+
+/// Break copy-on-write ahead of the request on the memory this copy of the launcher will write:
+/// every first write to a page after the clone is a fault and a copy, which added up to tens of
+/// µs on the request path. Only writable mappings: populating the code as well cost ~0.7 ms per
+/// sandbox and, done while the previous command runs, slowed it more than it saved on a 2-core
+/// machine. Best effort: a range that cannot be populated is faulted in on use as before.
+fn populate_memory() {
+    const MADV_POPULATE_WRITE: libc::c_int = 23;
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let name = f.nth(3).unwrap_or("");
+        if name.starts_with("[v") {
+            continue; // vdso, vvar, vsyscall: not ordinary memory
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if !perms.starts_with("rw") {
+            continue;
+        }
+        // SAFETY: madvise on a mapping of our own process; POPULATE only faults pages in.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, MADV_POPULATE_WRITE) };
+    }
 }
 
 fn write_file(path: &str, data: &str, layer: &'static str) -> Result<(), StepError> {
@@ -130,47 +297,28 @@ fn init(
     stdout: OwnedFd,
     stderr: OwnedFd,
     workspace: OwnedFd,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
+    mut prepared: Prepared,
 ) -> Result<Report, StepError> {
-    // SAFETY: resetting a disposition inherited from the launcher (which ignores SIGCHLD).
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let host_pid = prepared.host_pid;
     let spec: SandboxSpec =
         wire::read_frame(status).map_err(|e| StepError::io("launcher", "read sandbox spec", e))?;
     let started = Instant::now();
+    let covered = spec.fs.private_tmp
+        && (spec.workspace.starts_with(SANDBOX_TMP) || spec.workspace.starts_with(SANDBOX_SHM));
+    if prepared.tmp_size.is_some()
+        && (covered
+            || !spec.fs.private_tmp
+            || prepared.tmp_size != Some(spec.limits.tmp_size_bytes))
+    {
+        unmount_private_tmp()?;
+        prepared.tmp_size = None;
+        // Its rules name the tmpfs just detached.
+        prepared.landlock = None;
+    }
 
-    // Our pid as the host sees it, read from the host's /proc before ours covers it.
-    let host_pid: u32 = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0);
-
-    // Map the daemon's own uid/gid to themselves: the command keeps an unprivileged identity and
-    // holds capabilities over nothing but this sandbox's own namespaces.
-    // The maps are writable only while we are dumpable (the launcher is not, so that nobody reads
-    // its memory); we go back to non-dumpable right after.
-    // SAFETY: prctl with constant arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
-    write_file("/proc/self/setgroups", "deny", "namespaces")?;
-    write_file(
-        "/proc/self/uid_map",
-        &format!("{uid} {uid} 1\n"),
-        "namespaces",
-    )?;
-    write_file(
-        "/proc/self/gid_map",
-        &format!("{gid} {gid} 1\n"),
-        "namespaces",
-    )?;
-    // SAFETY: as above.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
-
-    mount("", "/", "", libc::MS_REC | libc::MS_PRIVATE, "")?;
     // The daemon's fd lives in the host's mount namespace; reopen the same directory in ours so
     // getcwd works and it can be bind-mounted. Same inode or we refuse.
     let local = reopen_in_namespace(&spec.workspace, &workspace)?;
-    let covered = spec.fs.private_tmp
-        && (spec.workspace.starts_with(SANDBOX_TMP) || spec.workspace.starts_with(SANDBOX_SHM));
     let Some(local) = local else {
         return Err(StepError {
             layer: "mounts",
@@ -179,9 +327,6 @@ fn init(
             message: format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
         });
     };
-    // Landlock (ABI <= 7) does not cover chmod, chown, utimes or xattrs: make every inherited
-    // mount read-only, then bind the workspace back writable. Mounts made below are our own.
-    mount_setattr("/", libc::AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)?;
     bind_workspace(&spec.workspace, &local)?;
     let ws_path = spec.workspace.to_string_lossy().into_owned();
     if spec.fs.workspace_writable {
@@ -197,13 +342,9 @@ fn init(
             spec.workspace.display()
         ),
     })?;
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    mount("proc", "/proc", "proc", nodev | libc::MS_NOEXEC, "")?;
     if spec.fs.private_tmp {
-        let opts = format!("size={},mode=0700", spec.limits.tmp_size_bytes);
-        mount("tmpfs", SANDBOX_TMP, "tmpfs", nodev, &opts)?;
-        if std::path::Path::new(SANDBOX_SHM).is_dir() {
-            mount("tmpfs", SANDBOX_SHM, "tmpfs", nodev, &opts)?;
+        if prepared.tmp_size.is_none() {
+            mount_private_tmp(spec.limits.tmp_size_bytes)?;
         }
         if covered {
             bind_workspace(&spec.workspace, &workspace)?;
@@ -256,15 +397,41 @@ fn init(
         }
     };
 
-    // SAFETY: single-threaded process; the child only runs `command_child`, which never returns.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(StepError::os("launcher", "fork"));
-    }
-    if child == 0 {
-        drop(err_r);
-        command_child(&spec, landlock, stdout, stderr, workspace, err_w);
-    }
+    // The ruleset is built here, or taken from the warm preparation when the request matches it;
+    // the command only enforces it.
+    let ll = |e: confine::landlock::LandlockError, step: &str| StepError {
+        layer: "landlock",
+        step: step.into(),
+        errno: e.errno(),
+        message: e.to_string(),
+    };
+    let ruleset = match landlock {
+        Some(abi) => {
+            let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
+            let created = match prepared.landlock.take() {
+                Some((shape, a, r))
+                    if a == abi && shape.fs == spec.fs && shape.network == spec.network =>
+                {
+                    r
+                }
+                _ => confine::landlock::create(&plan).map_err(|e| ll(e, "landlock_add_rule"))?,
+            };
+            Some(
+                confine::landlock::add_workspace(created, &plan, workspace.as_fd())
+                    .map_err(|e| ll(e, "landlock_add_rule workspace"))?,
+            )
+        }
+        None => None,
+    };
+
+    let child = spawn_command(&ChildArgs {
+        spec: &spec,
+        ruleset: std::cell::Cell::new(ruleset),
+        stdout: &stdout,
+        stderr: &stderr,
+        workspace: &workspace,
+        err_w: &err_w,
+    })?;
     drop((err_w, stdout, stderr, workspace));
 
     let mut acc = Usage::default();
@@ -506,21 +673,80 @@ fn reap_all(acc: &mut Usage) {
     }
 }
 
-/// Runs in the command's process; never returns.
-fn command_child(
-    spec: &SandboxSpec,
-    landlock: Option<landlock::ABI>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    workspace: OwnedFd,
-    mut err_w: File,
-) -> ! {
-    let e = match confine_and_exec(spec, landlock, stdout, stderr, workspace) {
+/// What the command's process works from: borrowed from the init, whose memory it shares until
+/// it execs.
+struct ChildArgs<'a> {
+    spec: &'a SandboxSpec,
+    /// Taken (once) by the child, which enforces it.
+    ruleset: std::cell::Cell<Option<landlock::RulesetCreated>>,
+    stdout: &'a OwnedFd,
+    stderr: &'a OwnedFd,
+    workspace: &'a OwnedFd,
+    err_w: &'a File,
+}
+
+/// Stack for the command's process until it execs; its lowest page is a guard.
+const CHILD_STACK: usize = 1 << 20;
+
+/// Start the command the way posix_spawn does: clone(CLONE_VM|CLONE_VFORK) on a stack of its
+/// own. The child shares our memory and we are suspended until it execs or exits, so nothing is
+/// copied (fork duplicated the init's page tables and every page it then touched, and execve tore
+/// the copy down again: ~200 µs per exec). It has its own fd table, credentials, signal
+/// dispositions and seccomp/Landlock state, so what it confines is only itself.
+fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> {
+    let page = 4096;
+    // SAFETY: a fresh anonymous private mapping; no existing memory is touched.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHILD_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(StepError::os("launcher", "mmap command stack"));
+    }
+    // SAFETY: the guard page lies inside the mapping we just made.
+    check(
+        unsafe { libc::mprotect(stack, page, libc::PROT_NONE) },
+        "launcher",
+        "mprotect stack guard",
+    )?;
+    // SAFETY: `stack + CHILD_STACK` is the end of our mapping (stacks grow down; mmap returns
+    // page-aligned memory, so the top is 16-byte aligned). `args` outlives the child's use of it:
+    // with CLONE_VFORK this call returns only after the child has exec'd or exited.
+    let pid = unsafe {
+        libc::clone(
+            command_entry,
+            (stack as *mut u8).add(CHILD_STACK) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            args as *const ChildArgs as *mut libc::c_void,
+        )
+    };
+    let err = (pid < 0).then(|| StepError::os("launcher", "clone command"));
+    // SAFETY: the child no longer runs on this stack (it exec'd or exited).
+    unsafe { libc::munmap(stack, CHILD_STACK) };
+    match err {
+        Some(e) => Err(e),
+        None => Ok(pid),
+    }
+}
+
+/// The command's process: confine, exec, or report why not. Never returns.
+extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `spawn_command` passes a pointer to a live ChildArgs and is suspended until we exec
+    // or exit.
+    let a = unsafe { &*(arg as *const ChildArgs) };
+    let e = match confine_and_exec(a.spec, a.ruleset.take(), a.stdout, a.stderr, a.workspace) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = err_w.write_all(&wire::encode(&e.report()).unwrap_or_default());
-    // SAFETY: _exit is always safe.
+    let mut w = a.err_w;
+    let _ = w.write_all(&wire::encode(&e.report()).unwrap_or_default());
+    // SAFETY: _exit is always safe; it runs no destructor in the memory we share.
     unsafe { libc::_exit(127) }
 }
 
@@ -565,10 +791,10 @@ enum Never {}
 
 fn confine_and_exec(
     spec: &SandboxSpec,
-    landlock: Option<landlock::ABI>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    workspace: OwnedFd,
+    ruleset: Option<landlock::RulesetCreated>,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+    workspace: &OwnedFd,
 ) -> Result<Never, StepError> {
     // SAFETY: plain syscalls on our own process in a single-threaded child.
     unsafe {
@@ -590,7 +816,6 @@ fn confine_and_exec(
             "fchdir workspace",
         )?;
     }
-    drop((stdout, stderr));
     confine::rlimits::apply(&spec.limits).map_err(|(name, errno)| StepError {
         layer: "rlimits",
         step: format!("setrlimit {name}"),
@@ -646,10 +871,8 @@ fn confine_and_exec(
         errno: e.errno(),
         message: e.to_string(),
     };
-    if let Some(abi) = landlock {
-        let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
-        confine::landlock::apply(&plan, workspace.as_fd())
-            .map_err(|e| ll(e, "landlock_restrict_self"))?;
+    if let Some(r) = ruleset {
+        confine::landlock::restrict(r).map_err(|e| ll(e, "landlock_restrict_self"))?;
     }
 
     confine::seccomp::apply(filters).map_err(|e| {

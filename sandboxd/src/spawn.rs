@@ -139,20 +139,27 @@ pub async fn run(
         Err(e) => return fail("launcher", "socketpair", e),
     };
     let status_theirs: OwnedFd = status_theirs.into();
-    if let Err(e) = launcher.launch(&status_theirs, &out_w, &err_w, &p.workspace_fd) {
-        return fail("launcher", "hand over to launcher", e);
-    }
-    drop((status_theirs, out_w, err_w, p.workspace_fd));
-    let _ = status_ours.set_nonblocking(true);
-    let mut status = match tokio::net::UnixStream::from_std(status_ours) {
-        Ok(s) => s,
-        Err(e) => return fail("launcher", "register status socket", e),
-    };
     let spec_bytes = match wire::encode(&p.spec) {
         Ok(b) => b,
         Err(e) => return fail("launcher", "encode spec", e),
     };
-    if let Err(e) = status.write_all(&spec_bytes).await {
+    // Queue the spec before the sandbox exists, so it never waits for it; whatever does not fit
+    // in the socket buffer follows below.
+    let _ = status_ours.set_nonblocking(true);
+    let sent = match std::io::Write::write(&mut &status_ours, &spec_bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return fail("launcher", "send spec", e),
+    };
+    if let Err(e) = launcher.launch(&status_theirs, &out_w, &err_w, &p.workspace_fd) {
+        return fail("launcher", "hand over to launcher", e);
+    }
+    drop((status_theirs, out_w, err_w, p.workspace_fd));
+    let mut status = match tokio::net::UnixStream::from_std(status_ours) {
+        Ok(s) => s,
+        Err(e) => return fail("launcher", "register status socket", e),
+    };
+    if let Err(e) = status.write_all(&spec_bytes[sent..]).await {
         // The launcher closes the socket after reporting that it could not create the sandbox
         // (clone failed): that report names the layer, the broken pipe does not.
         let early = tokio::time::timeout(Duration::from_secs(1), read_report(&mut status)).await;

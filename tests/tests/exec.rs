@@ -2,6 +2,9 @@
 
 use nanobot_e2e::grpc::{self, req};
 use nanobot_e2e::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -583,4 +586,81 @@ fn info_reports_the_enforced_layers() {
         assert!(i.profiles.contains(&"default".to_string()));
         assert_ne!(i.uid, 0);
     });
+}
+
+/// Each sandbox is prepared ahead of time for the default profile (private /tmp of the default
+/// size, its Landlock ruleset). Requests that differ — another profile, a workspace under /tmp —
+/// must get exactly their own policy, not the prepared one.
+#[test]
+fn requests_unlike_the_prepared_sandbox_get_their_own_policy() {
+    let (uid, gid) = test_ids();
+    let tmp_root = PathBuf::from(format!("/tmp/nanobot-e2e-tmproot-{}", std::process::id()));
+    let tmp_ws = tmp_root.join("ws");
+    std::fs::create_dir_all(&tmp_ws).unwrap();
+    for p in [&tmp_root, &tmp_ws] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        chown(p, uid, gid);
+    }
+    let d = Daemon::start_with(Opts {
+        config: Some(
+            "[profiles.small.limits]\ntmp_size_bytes = 1048576\n\
+             [profiles.ro.filesystem]\nworkspace_writable = false\nprivate_tmp = true\n\
+             [profiles.net]\nnetwork = \"full\"\n"
+                .into(),
+        ),
+        extra_args: vec!["--workspace-root".into(), tmp_root.display().to_string()],
+        ..Opts::default()
+    });
+    let fill = "head -c 2000000 /dev/zero > /tmp/big && echo filled";
+    // Positive control: the default profile's /tmp (256 MiB) takes 2 MB.
+    let o = d.nanobot(&[], fill);
+    assert_eq!(stdout(&o), "filled\n", "{}", stderr(&o));
+    // The small profile's /tmp is 1 MiB.
+    let o = d.nanobot(&["--profile", "small"], fill);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("No space left"), "{}", stderr(&o));
+    // And the next default sandbox is back to its own size.
+    let o = d.nanobot(&[], fill);
+    assert_eq!(stdout(&o), "filled\n", "{}", stderr(&o));
+
+    // Read-only workspace: the default profile writes (control), `ro` cannot.
+    let o = d.nanobot(&[], "echo x > w && cat w");
+    assert_eq!(stdout(&o), "x\n", "{}", stderr(&o));
+    let o = d.nanobot(&["--profile", "ro"], "echo y > w2");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!d.ws.join("w2").exists());
+    // ...while its private /tmp still works (its rules point at its own tmpfs).
+    let o = d.nanobot(&["--profile", "ro"], "echo t > /tmp/t && cat /tmp/t");
+    assert_eq!(stdout(&o), "t\n", "{}", stderr(&o));
+
+    // Network: the prepared ruleset (default profile: no network) must not leak into `net`.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo connected");
+    let o = d.nanobot(&["--profile", "net"], &connect);
+    assert_eq!(stdout(&o), "connected\n", "{}", stderr(&o));
+    let (mut c, _) = listener.accept().unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut c, &mut got).unwrap();
+    assert_eq!(got, "hi\n");
+    let o = d.nanobot(&[], &connect);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // A workspace under /tmp: the private tmpfs must not hide it.
+    let o = Command::new(bin("nanobot"))
+        .args(["exec", "--socket"])
+        .arg(&d.socket)
+        .arg("--workspace")
+        .arg(&tmp_ws)
+        .args([
+            "--",
+            "echo here > f && cat f && echo t > /tmp/t && cat /tmp/t",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "here\nt\n", "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(tmp_ws.join("f")).unwrap(), "here\n");
+    assert!(!tmp_root.join("t").exists() && !Path::new("/tmp/t").exists());
+    let _ = std::fs::remove_dir_all(&tmp_root);
 }

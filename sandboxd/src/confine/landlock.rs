@@ -4,7 +4,7 @@
 use crate::policy::{FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, SANDBOX_SHM, SANDBOX_TMP};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
@@ -209,7 +209,9 @@ pub fn detect(min_abi: u32) -> Result<ABI, LandlockError> {
 
 /// Enforce the plan on the calling process. Every requested right is a hard requirement: a kernel
 /// that cannot give one makes this fail rather than silently weaken the sandbox.
-pub fn apply(plan: &Plan, workspace: BorrowedFd<'_>) -> Result<(), LandlockError> {
+/// Create the ruleset of `plan` with every rule but the workspace's: all of it is known before a
+/// request arrives, so a pre-warmed sandbox builds it ahead of time.
+pub fn create(plan: &Plan) -> Result<RulesetCreated, LandlockError> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)?;
@@ -221,11 +223,8 @@ pub fn apply(plan: &Plan, workspace: BorrowedFd<'_>) -> Result<(), LandlockError
     }
     let mut created = ruleset.create()?;
     for rule in &plan.rules {
-        match &rule.target {
-            Target::Workspace => {
-                created = created.add_rule(PathBeneath::new(workspace, rule.access))?;
-            }
-            Target::Path(p) => match PathFd::new(p) {
+        if let Target::Path(p) = &rule.target {
+            match PathFd::new(p) {
                 Ok(fd) => created = created.add_rule(PathBeneath::new(fd, rule.access))?,
                 Err(_) if rule.optional && !p.exists() => {}
                 Err(e) => {
@@ -235,9 +234,33 @@ pub fn apply(plan: &Plan, workspace: BorrowedFd<'_>) -> Result<(), LandlockError
                         err,
                     });
                 }
-            },
+            }
         }
     }
+    Ok(created)
+}
+
+/// Add the workspace rules of `plan` to a ruleset from `create`.
+pub fn add_workspace(
+    mut created: RulesetCreated,
+    plan: &Plan,
+    workspace: BorrowedFd<'_>,
+) -> Result<RulesetCreated, LandlockError> {
+    for rule in &plan.rules {
+        if let Target::Workspace = rule.target {
+            created = created.add_rule(PathBeneath::new(workspace, rule.access))?;
+        }
+    }
+    Ok(created)
+}
+
+/// Build and enforce `plan` on the calling thread.
+pub fn apply(plan: &Plan, workspace: BorrowedFd<'_>) -> Result<(), LandlockError> {
+    restrict(add_workspace(create(plan)?, plan, workspace)?)
+}
+
+/// Enforce a ruleset on the calling thread, and refuse anything short of full enforcement.
+pub fn restrict(created: RulesetCreated) -> Result<(), LandlockError> {
     // no_new_privs is set separately (earlier) so that its failure is reported as its own layer.
     let status = created.restrict_self()?;
     if status.ruleset != RulesetStatus::FullyEnforced {

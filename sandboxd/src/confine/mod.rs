@@ -1,6 +1,7 @@
 //! Turning a policy into kernel confinement. Each layer has a pure planning function (unit-tested)
 //! and an `apply` used by the sandboxed child.
 
+pub mod bpf;
 pub mod landlock;
 pub mod rlimits;
 pub mod seccomp;

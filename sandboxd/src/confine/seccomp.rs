@@ -1,29 +1,17 @@
-//! Policy → seccomp filters. The maps are built by pure functions and unit-tested; the filters are
-//! installed last, just before exec, by the sandboxed child.
+//! Policy → one seccomp filter. The policy is plain data built by pure functions and unit-tested;
+//! `confine::bpf` compiles it (checked instruction by instruction against the policy and against
+//! seccompiler's own compiler), and the sandboxed child installs it last, just before exec.
 //!
-//! Several filters are stacked because seccompiler gives one action per filter, and the kernel runs
-//! all of them, keeping the most restrictive answer:
-//! 1. an x32 guard (seccompiler checks the architecture but not the x32 bit),
-//! 2. the deny list (EPERM),
-//! 3. clone3 → ENOSYS, so libc falls back to clone(), whose flags we can inspect,
-//! 4. socket families other than AF_UNIX → EAFNOSUPPORT when the network is off.
+//! What the filter answers, by syscall:
+//! - another architecture (i386 through `int 0x80`) or an x32 number: kill the process;
+//! - the deny list, clone() with a namespace flag, TIOCSTI/TIOCLINUX: EPERM;
+//! - clone3: ENOSYS, so libc falls back to clone(), whose flags a filter can inspect;
+//! - socket families other than AF_UNIX when the network is off: EAFNOSUPPORT;
+//! - everything else: allowed (Landlock, namespaces and rlimits confine it).
 
+use crate::confine::bpf::{self, Action, BpfError, Cmp, Cond, Policy, Rule};
 use crate::policy::Network;
-use seccompiler::{
-    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
-    SeccompFilter, SeccompRule, TargetArch,
-};
-use std::collections::BTreeMap;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SeccompError {
-    #[error("building seccomp filter: {0}")]
-    Build(#[from] seccompiler::BackendError),
-    #[error("compiling seccomp filter: {0}")]
-    Compile(#[from] seccompiler::Error),
-}
-
-pub type Map = BTreeMap<i64, Vec<SeccompRule>>;
+use seccompiler::BpfProgram;
 
 /// Syscalls no sandboxed command needs and that widen the kernel surface or break confinement.
 pub const DENIED: &[(&str, i64)] = &[
@@ -86,132 +74,78 @@ pub const CLONE_NS_FLAGS: &[u64] = &[
 /// Terminal ioctls that push input into a tty or control the console.
 pub const DENIED_IOCTLS: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
 
-fn cond(arg: u8, op: SeccompCmpOp, v: u64) -> Result<SeccompCondition, SeccompError> {
-    // Dword: the kernel truncates these arguments (int / unsigned int) to 32 bits, so we compare
-    // the low 32 bits only; garbage in the high half cannot slip past the filter.
-    Ok(SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, v)?)
+/// Rules for one syscall that always answer `action`.
+fn always(action: Action) -> Vec<Rule> {
+    vec![Rule {
+        when: vec![],
+        action,
+    }]
 }
 
-/// Rules answered with EPERM.
-pub fn deny_map() -> Result<Map, SeccompError> {
-    let mut m: Map = DENIED.iter().map(|(_, nr)| (*nr, vec![])).collect();
+const EPERM: Action = Action::Errno(libc::EPERM as u16);
+
+/// The whole policy for a sandbox with this network mode.
+pub fn policy(network: Network) -> Policy {
+    let mut p = Policy::default();
+    for (_, nr) in DENIED {
+        p.rules.insert(*nr as u32, always(EPERM));
+    }
     let clone_rules = CLONE_NS_FLAGS
         .iter()
-        .map(|f| {
-            Ok(SeccompRule::new(vec![cond(
-                0,
-                SeccompCmpOp::MaskedEq(*f),
-                *f,
-            )?])?)
+        .map(|f| Rule {
+            when: vec![Cond {
+                arg: 0,
+                cmp: Cmp::MaskedEq {
+                    mask: *f as u32,
+                    value: *f as u32,
+                },
+            }],
+            action: EPERM,
         })
-        .collect::<Result<Vec<_>, SeccompError>>()?;
-    m.insert(libc::SYS_clone, clone_rules);
+        .collect();
+    p.rules.insert(libc::SYS_clone as u32, clone_rules);
     let ioctl_rules = DENIED_IOCTLS
         .iter()
-        .map(|req| Ok(SeccompRule::new(vec![cond(1, SeccompCmpOp::Eq, *req)?])?))
-        .collect::<Result<Vec<_>, SeccompError>>()?;
-    m.insert(libc::SYS_ioctl, ioctl_rules);
-    Ok(m)
-}
-
-/// Rules answered with EAFNOSUPPORT: any socket that is not AF_UNIX when the network is off.
-pub fn socket_map(network: Network) -> Result<Map, SeccompError> {
-    let mut m = Map::new();
+        .map(|req| Rule {
+            when: vec![Cond {
+                arg: 1,
+                cmp: Cmp::Eq(*req as u32),
+            }],
+            action: EPERM,
+        })
+        .collect();
+    p.rules.insert(libc::SYS_ioctl as u32, ioctl_rules);
+    p.rules.insert(
+        libc::SYS_clone3 as u32,
+        always(Action::Errno(libc::ENOSYS as u16)),
+    );
     if network == Network::None {
-        let not_unix = || -> Result<Vec<SeccompRule>, SeccompError> {
-            Ok(vec![SeccompRule::new(vec![cond(
-                0,
-                SeccompCmpOp::Ne,
-                libc::AF_UNIX as u64,
-            )?])?])
-        };
-        m.insert(libc::SYS_socket, not_unix()?);
-        m.insert(libc::SYS_socketpair, not_unix()?);
+        for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+            p.rules.insert(
+                nr as u32,
+                vec![Rule {
+                    when: vec![Cond {
+                        arg: 0,
+                        cmp: Cmp::Ne(libc::AF_UNIX as u32),
+                    }],
+                    action: Action::Errno(libc::EAFNOSUPPORT as u16),
+                }],
+            );
+        }
     }
-    Ok(m)
+    p
 }
 
-fn arch() -> TargetArch {
-    #[cfg(target_arch = "aarch64")]
-    {
-        TargetArch::aarch64
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        TargetArch::x86_64
-    }
+/// The filter for a sandbox, compiled.
+pub fn build(network: Network) -> Result<BpfProgram, BpfError> {
+    bpf::compile(&policy(network))
 }
 
-fn compile(map: Map, action: SeccompAction) -> Result<BpfProgram, SeccompError> {
-    let f = SeccompFilter::new(map, SeccompAction::Allow, action, arch())?;
-    Ok(f.try_into()?)
-}
-
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-/// Bit that marks the x32 ABI in the syscall number on x86_64.
-pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
-/// A filter that kills the process on any x32 syscall. The architecture check in the main filters
-/// already kills i386 (`int 0x80`) calls, whose AUDIT_ARCH differs; x32 shares AUDIT_ARCH_X86_64.
-pub fn x32_guard() -> BpfProgram {
-    let nr_offset = 0u32; // offsetof(struct seccomp_data, nr)
-    vec![
-        sock_filter {
-            code: BPF_LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: nr_offset,
-        },
-        sock_filter {
-            code: BPF_JSET_K,
-            jt: 0,
-            jf: 1,
-            k: X32_SYSCALL_BIT,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_KILL_PROCESS,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        },
-    ]
-}
-
-/// Every filter for a sandbox, in installation order.
-pub fn build(network: Network) -> Result<Vec<BpfProgram>, SeccompError> {
-    let mut progs = Vec::new();
-    if cfg!(target_arch = "x86_64") {
-        progs.push(x32_guard());
-    }
-    progs.push(compile(
-        deny_map()?,
-        SeccompAction::Errno(libc::EPERM as u32),
-    )?);
-    let clone3: Map = [(libc::SYS_clone3, vec![])].into_iter().collect();
-    progs.push(compile(clone3, SeccompAction::Errno(libc::ENOSYS as u32))?);
-    let sockets = socket_map(network)?;
-    if !sockets.is_empty() {
-        progs.push(compile(
-            sockets,
-            SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
-        )?);
-    }
-    Ok(progs)
-}
-
-/// The filters of one network mode, or why they could not be compiled.
-type Prebuilt = (Network, Result<Vec<BpfProgram>, String>);
+/// The filter of one network mode, or why it could not be compiled.
+type Prebuilt = (Network, Result<BpfProgram, String>);
 static PREBUILT: std::sync::OnceLock<Vec<Prebuilt>> = std::sync::OnceLock::new();
 
-/// Compile the filters of every network mode once, in the launcher, before any sandbox exists.
+/// Compile the filter of every network mode once, in the launcher, before any sandbox exists.
 pub fn prebuild() {
     PREBUILT.get_or_init(|| {
         [Network::None, Network::Full]
@@ -221,10 +155,10 @@ pub fn prebuild() {
     });
 }
 
-/// The filters for `network`, compiled by `prebuild`.
-pub fn prebuilt(network: Network) -> Result<&'static [BpfProgram], String> {
+/// The filter for `network`, compiled by `prebuild`.
+pub fn prebuilt(network: Network) -> Result<&'static BpfProgram, String> {
     prebuild();
-    let all = PREBUILT.get().ok_or("seccomp filters were not compiled")?;
+    let all = PREBUILT.get().ok_or("seccomp filter was not compiled")?;
     match all.iter().find(|(n, _)| *n == network) {
         Some((_, Ok(p))) => Ok(p),
         Some((_, Err(e))) => Err(e.clone()),
@@ -232,21 +166,28 @@ pub fn prebuilt(network: Network) -> Result<&'static [BpfProgram], String> {
     }
 }
 
-/// Install the filters on the calling thread. Requires no_new_privs.
-pub fn apply(progs: &[BpfProgram]) -> Result<(), SeccompError> {
-    for p in progs {
-        seccompiler::apply_filter(p)?;
-    }
-    Ok(())
+/// Install the filter on the calling thread. Requires no_new_privs.
+pub fn apply(prog: &BpfProgram) -> Result<(), seccompiler::Error> {
+    seccompiler::apply_filter(prog)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bpf::{emulate, AUDIT_ARCH};
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    use std::collections::BTreeMap;
+
+    fn decide(p: &Policy, nr: i64) -> Option<&Vec<Rule>> {
+        p.rules.get(&(nr as u32))
+    }
 
     #[test]
-    fn deny_map_covers_the_threat_model() {
-        let m = deny_map().unwrap();
+    fn deny_list_covers_the_threat_model() {
+        let p = policy(Network::None);
         for nr in [
             libc::SYS_ptrace,
             libc::SYS_process_vm_readv,
@@ -275,58 +216,143 @@ mod tests {
             libc::SYS_fsopen,
             libc::SYS_move_mount,
         ] {
-            let rules = m
-                .get(&nr)
-                .unwrap_or_else(|| panic!("syscall {nr} not denied"));
-            assert!(
-                rules.is_empty(),
+            assert_eq!(
+                decide(&p, nr),
+                Some(&always(EPERM)),
                 "syscall {nr} must be denied unconditionally"
             );
         }
-        // Ordinary syscalls stay allowed.
         for nr in [
             libc::SYS_read,
             libc::SYS_execve,
             libc::SYS_openat,
             libc::SYS_wait4,
         ] {
-            assert!(!m.contains_key(&nr));
+            assert_eq!(p.decide(nr as u32, &[0; 6]), Action::Allow);
         }
     }
 
     #[test]
-    fn clone_and_ioctl_are_conditional() {
-        let m = deny_map().unwrap();
-        assert_eq!(m[&libc::SYS_clone].len(), CLONE_NS_FLAGS.len());
-        assert_eq!(m[&libc::SYS_ioctl].len(), 2);
-    }
-
-    #[test]
-    fn sockets_only_filtered_without_network() {
-        assert!(socket_map(Network::None)
-            .unwrap()
-            .contains_key(&libc::SYS_socket));
-        assert!(socket_map(Network::Full).unwrap().is_empty());
-    }
-
-    #[test]
-    fn all_filters_compile() {
-        let progs = build(Network::None).unwrap();
+    fn clone_ioctl_and_sockets_are_conditional() {
+        let p = policy(Network::None);
+        let clone = libc::SYS_clone as u32;
+        assert_eq!(p.rules[&clone].len(), CLONE_NS_FLAGS.len());
+        let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
+        assert_eq!(p.decide(clone, &[flags, 0, 0, 0, 0, 0]), EPERM);
         assert_eq!(
-            progs.len(),
-            if cfg!(target_arch = "x86_64") { 4 } else { 3 }
+            p.decide(clone, &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+            Action::Allow
         );
-        for p in &progs {
-            assert!(!p.is_empty() && p.len() < 4096);
+        let ioctl = libc::SYS_ioctl as u32;
+        assert_eq!(p.decide(ioctl, &[0, libc::TIOCSTI, 0, 0, 0, 0]), EPERM);
+        assert_eq!(
+            p.decide(ioctl, &[0, libc::TIOCGWINSZ, 0, 0, 0, 0]),
+            Action::Allow
+        );
+        let socket = libc::SYS_socket as u32;
+        let inet = [libc::AF_INET as u64, 1, 0, 0, 0, 0];
+        let unix = [libc::AF_UNIX as u64, 1, 0, 0, 0, 0];
+        assert_eq!(
+            p.decide(socket, &inet),
+            Action::Errno(libc::EAFNOSUPPORT as u16)
+        );
+        assert_eq!(p.decide(socket, &unix), Action::Allow);
+        let full = policy(Network::Full);
+        assert_eq!(full.decide(socket, &inet), Action::Allow);
+        assert_eq!(full.decide(clone, &[flags, 0, 0, 0, 0, 0]), EPERM);
+    }
+
+    /// The same policy compiled by seccompiler, one linear filter per action, as the kernel would
+    /// stack them.
+    fn seccompiler_reference(p: &Policy) -> Vec<BpfProgram> {
+        let mut by_action: BTreeMap<u32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
+        for (nr, rules) in &p.rules {
+            for r in rules {
+                let conds: Vec<SeccompCondition> = r
+                    .when
+                    .iter()
+                    .map(|c| {
+                        let (op, v) = match c.cmp {
+                            Cmp::Eq(v) => (SeccompCmpOp::Eq, v),
+                            Cmp::Ne(v) => (SeccompCmpOp::Ne, v),
+                            Cmp::MaskedEq { mask, value } => {
+                                (SeccompCmpOp::MaskedEq(u64::from(mask)), value)
+                            }
+                        };
+                        SeccompCondition::new(c.arg, SeccompCmpArgLen::Dword, op, u64::from(v))
+                            .unwrap()
+                    })
+                    .collect();
+                let entry = by_action
+                    .entry(r.action.ret())
+                    .or_default()
+                    .entry(i64::from(*nr))
+                    .or_default();
+                if !conds.is_empty() {
+                    entry.push(SeccompRule::new(conds).unwrap());
+                }
+            }
         }
-        assert_eq!(build(Network::Full).unwrap().len(), progs.len() - 1);
+        let arch = if cfg!(target_arch = "aarch64") {
+            TargetArch::aarch64
+        } else {
+            TargetArch::x86_64
+        };
+        by_action
+            .into_iter()
+            .map(|(ret, map)| {
+                let action = SeccompAction::Errno(ret & libc::SECCOMP_RET_DATA);
+                SeccompFilter::new(map, SeccompAction::Allow, action, arch)
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
+            .collect()
     }
 
     #[test]
-    fn x32_guard_tests_the_x32_bit_and_kills() {
-        let g = x32_guard();
-        assert_eq!(g[1].k, 0x4000_0000);
-        assert_eq!(g[2].k, libc::SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(g[3].k, libc::SECCOMP_RET_ALLOW);
+    fn binary_search_filter_agrees_with_seccompiler() {
+        for network in [Network::None, Network::Full] {
+            let p = policy(network);
+            let ours = build(network).unwrap();
+            let reference = seccompiler_reference(&p);
+            let mut argsets: Vec<[u64; 6]> = vec![[0; 6], [u64::MAX; 6]];
+            for f in CLONE_NS_FLAGS {
+                argsets.push([*f | libc::SIGCHLD as u64, 0, 0, 0, 0, 0]);
+            }
+            for req in DENIED_IOCTLS {
+                argsets.push([1, *req, 0, 0, 0, 0]);
+                argsets.push([1, *req | 0xffff_ffff_0000_0000, 0, 0, 0, 0]);
+            }
+            for fam in [
+                libc::AF_UNIX,
+                libc::AF_INET,
+                libc::AF_INET6,
+                libc::AF_NETLINK,
+            ] {
+                argsets.push([fam as u64, 1, 0, 0, 0, 0]);
+            }
+            for nr in 0..512u32 {
+                for args in &argsets {
+                    let got = emulate(&ours, AUDIT_ARCH, nr, args).unwrap();
+                    // The kernel keeps the most restrictive answer of stacked filters: the lowest
+                    // action as a signed number.
+                    let want = reference
+                        .iter()
+                        .map(|f| emulate(f, AUDIT_ARCH, nr, args).unwrap())
+                        .min_by_key(|r| *r as i32)
+                        .unwrap();
+                    assert_eq!(got, want, "{network:?} syscall {nr} args {args:x?}");
+                    assert_eq!(got, p.decide(nr, args).ret());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_short_filter() {
+        let prog = build(Network::None).unwrap();
+        // A search tree: every syscall number is answered within a few dozen instructions.
+        assert!(prog.len() < 300, "{} instructions", prog.len());
     }
 }
