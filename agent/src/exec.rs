@@ -44,13 +44,37 @@ pub fn exit_code(r: &ExecResult) -> i32 {
     }
 }
 
-/// ~/.nanobot/workspace; for root, whose home the unprivileged sandbox user cannot traverse,
-/// /var/lib/nanobot/workspace (owned by nanobot-sandbox).
+/// ~/.nanobot/workspace, for root too.
 pub fn default_workspace() -> PathBuf {
-    if crate::autostart::is_root() {
-        return PathBuf::from(crate::autostart::ROOT_WORKSPACE);
-    }
     crate::autostart::home().join(".nanobot/workspace")
+}
+
+/// Create the default workspace on first use. Root's home is 0700, which the unprivileged sandbox
+/// user cannot traverse, so for root ~/.nanobot/workspace is made a symlink to
+/// /var/lib/nanobot/workspace (owned by the sandbox user when the daemon starts); the resolved
+/// path is what the daemon sees. A real directory there is left alone: sandboxd will then say it
+/// cannot reach it.
+fn create_default_workspace(ws: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if std::fs::symlink_metadata(ws).is_ok() {
+        return Ok(());
+    }
+    if let Some(dir) = ws.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if crate::autostart::is_root() {
+        let target = std::path::Path::new(crate::autostart::ROOT_WORKSPACE);
+        std::fs::create_dir_all(target)
+            .with_context(|| format!("creating workspace {}", target.display()))?;
+        std::os::unix::fs::symlink(target, ws)
+            .with_context(|| format!("linking {} to {}", ws.display(), target.display()))?;
+        return Ok(());
+    }
+    std::fs::create_dir_all(ws).with_context(|| format!("creating workspace {}", ws.display()))
 }
 
 /// Pick the socket: explicit, then the environment, then the first default that answers; start a
@@ -81,8 +105,7 @@ pub async fn resolve_socket(
 pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
     let workspace = given.map(PathBuf::from).unwrap_or_else(default_workspace);
     if given.is_none() {
-        std::fs::create_dir_all(&workspace)
-            .with_context(|| format!("creating workspace {}", workspace.display()))?;
+        create_default_workspace(&workspace)?;
     }
     workspace
         .canonicalize()

@@ -394,6 +394,18 @@ fn autostart_for_root_runs_commands_as_a_system_user() {
     assert_ne!(lines[1], "0", "{out}");
     assert_eq!(lines[2], "/var/lib/nanobot/workspace", "{out}");
     let made = Path::new("/var/lib/nanobot/workspace").join(&marker);
+    // The default workspace is ~/.nanobot/workspace for root too: a link to the directory the
+    // sandbox user can reach, in a 0700 ~/.nanobot.
+    let link = home.join(".nanobot/workspace");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("/var/lib/nanobot/workspace")
+    );
+    assert!(link.join(&marker).exists());
+    assert_eq!(
+        std::fs::metadata(home.join(".nanobot")).unwrap().mode() & 0o777,
+        0o700
+    );
     let sandbox_uid = lookup("nanobot-sandbox").unwrap().0;
     assert_eq!(std::fs::metadata(&made).unwrap().uid(), sandbox_uid);
     // The daemon dropped root too.
