@@ -248,11 +248,20 @@ impl Daemon {
     /// Copy the escape probe into the workspace (the only place besides system dirs the sandbox
     /// may execute from) and return its in-sandbox command.
     pub fn install_probe(&self) -> String {
-        let (uid, gid) = test_ids();
-        let dst = self.ws.join("probe");
-        std::fs::copy(bin("escape-probe"), &dst).unwrap();
-        chown(&dst, uid, gid);
+        self.install(&bin("escape-probe"), "probe");
         "./probe".into()
+    }
+
+    /// Copy a program into the workspace, owned by the sandbox's user. Copied by `cp`, not by
+    /// this multi-threaded process: a write fd opened here could be inherited by another test
+    /// thread's fork and make the copy "text busy" when run.
+    pub fn install(&self, program: &Path, name: &str) -> PathBuf {
+        let (uid, gid) = test_ids();
+        let dst = self.ws.join(name);
+        let st = Command::new("cp").arg(program).arg(&dst).status().unwrap();
+        assert!(st.success(), "cp {}", program.display());
+        chown(&dst, uid, gid);
+        dst
     }
 
     /// Run a command outside any sandbox as the sandbox's user: the positive control.

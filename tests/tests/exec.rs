@@ -445,10 +445,7 @@ fn unauthorized_peers_are_refused_and_logged() {
 #[test]
 fn a_sandboxed_command_cannot_use_sandboxd_itself() {
     let d2 = Daemon::start();
-    let (uid, gid) = test_ids();
-    let nb = d2.ws.join("nanobot");
-    std::fs::copy(bin("nanobot"), &nb).unwrap();
-    chown(&nb, uid, gid);
+    let nb = d2.install(&bin("nanobot"), "nanobot");
     // Make the daemon's socket reachable from inside: Landlock (ABI < 9) does not restrict
     // connect() to a named socket, so the peer check is what must stop it.
     let alias = d2.ws.join("sock");
