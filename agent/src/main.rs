@@ -3,6 +3,7 @@
 mod audit;
 mod autostart;
 mod client;
+mod config;
 mod exec;
 mod toolcmd;
 mod tools;
