@@ -16,10 +16,6 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn default_path() -> PathBuf {
-        crate::autostart::home().join(".nanobot/logs/nanobot.log")
-    }
-
     pub fn new(path: PathBuf) -> AuditLog {
         AuditLog {
             path,

@@ -5,7 +5,9 @@ use nanobot_proto::pb::sandbox_client::SandboxClient;
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint};
 
-pub async fn connect(socket: &Path) -> Result<SandboxClient<Channel>, tonic::transport::Error> {
+pub type Client = SandboxClient<Channel>;
+
+pub async fn connect(socket: &Path) -> Result<Client, tonic::transport::Error> {
     let path: PathBuf = socket.to_path_buf();
     // The URI is required by the API but unused: the connector always dials the socket.
     let channel = Endpoint::from_static("http://sandboxd.invalid")

@@ -429,7 +429,11 @@ fn expand_env_refs(v: &mut Value, at: &str, env: &[(String, String)], warnings: 
 pub fn mode_warnings(dir: &Path, file: &Path) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = vec![];
-    let mode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777);
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    };
     if let Some(m) = mode(dir) {
         if m != 0o700 {
             out.push(format!(
@@ -547,7 +551,8 @@ mod tests {
 
     #[test]
     fn python_aliases_are_accepted() {
-        let (_d, p) = write(r#"{"tools": {"restrictToWorkspace": false, "exec": {"timeout": 15}}}"#);
+        let (_d, p) =
+            write(r#"{"tools": {"restrictToWorkspace": false, "exec": {"timeout": 15}}}"#);
         let l = load_with_env(&p, &[]).unwrap();
         assert!(!l.config.restrict_to_workspace());
         assert_eq!(l.config.exec_timeout(), 15);
@@ -636,8 +641,14 @@ mod tests {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let w = mode_warnings(&d, &p);
-        assert!(w[0].contains(&format!("chmod 700 {}", d.display())), "{w:?}");
-        assert!(w[1].contains(&format!("chmod 600 {}", p.display())), "{w:?}");
+        assert!(
+            w[0].contains(&format!("chmod 700 {}", d.display())),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains(&format!("chmod 600 {}", p.display())),
+            "{w:?}"
+        );
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(mode_warnings(&d, &p).is_empty());

@@ -13,9 +13,6 @@ pub struct ExecArgs {
     /// sandboxd socket (default: $NANOBOT_SANDBOX_SOCKET, $XDG_RUNTIME_DIR/nanobot/sandboxd.sock, /run/nanobot/sandboxd.sock)
     #[arg(long)]
     pub socket: Option<PathBuf>,
-    /// Workspace directory (default: ~/.nanobot/workspace)
-    #[arg(long, short = 'w')]
-    pub workspace: Option<PathBuf>,
     /// Timeout in seconds (the profile's maximum still applies)
     #[arg(long)]
     pub timeout: Option<u32>,
@@ -112,17 +109,20 @@ pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
         .with_context(|| format!("workspace {}", workspace.display()))
 }
 
-pub async fn run(a: ExecArgs) -> Result<i32> {
-    let workspace = resolve_workspace(a.workspace.as_deref())?;
-    let socket = resolve_socket(a.socket.clone(), &workspace).await?;
-    let mut client = crate::client::connect(&socket)
-        .await
-        .with_context(|| format!("connecting to sandboxd at {}", socket.display()))?;
+pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
+    let cfg = g.load()?.config;
+    let workspace = g.workspace(&cfg)?;
+    let (_socket, mut client) =
+        crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
     let req = ExecRequest {
         workspace: workspace.to_string_lossy().into_owned(),
         command: a.command.join(" "),
         timeout_secs: a.timeout.unwrap_or(0),
-        profile: a.profile.clone().unwrap_or_default(),
+        profile: a
+            .profile
+            .clone()
+            .or(cfg.sandbox.profile.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let mut stream = match client.exec(req).await {

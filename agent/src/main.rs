@@ -1,10 +1,18 @@
 //! nanobot command line.
 
+mod agent;
+mod agentcmd;
 mod audit;
 mod autostart;
 mod client;
 mod config;
+mod doctor;
 mod exec;
+mod instance;
+mod onboard;
+mod provider;
+mod session;
+mod spinner;
 mod toolcmd;
 mod tools;
 
@@ -17,6 +25,8 @@ use clap::{Parser, Subcommand};
     about = "Personal AI agent whose every command runs confined by sandboxd"
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: instance::Globals,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -27,10 +37,28 @@ enum Cmd {
     Exec(exec::ExecArgs),
     /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
     Tool(toolcmd::ToolArgs),
+    /// Create ~/.nanobot, a commented config and the workspace with starter files
+    Onboard(onboard::OnboardArgs),
+    /// Talk to the agent: nanobot agent -m "hello", or interactively
+    Agent(agentcmd::AgentArgs),
+    /// Config, provider, model, workspace and sandboxd in use
+    Status(doctor::StatusArgs),
+    /// Check the security guide's production checklist
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
+    // Library warnings (provider retries) go to stderr; NANOBOT_LOG=debug for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NANOBOT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -42,23 +70,20 @@ fn main() {
             std::process::exit(exec::EXIT_REFUSED);
         }
     };
+    let g = cli.globals;
     let code = rt.block_on(async {
-        match cli.cmd {
-            Cmd::Exec(a) => match exec::run(a).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("nanobot: {e:#}");
-                    exec::EXIT_REFUSED
-                }
-            },
-            Cmd::Tool(a) => match toolcmd::run(a).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("nanobot: {e:#}");
-                    2
-                }
-            },
-        }
+        let (r, on_error) = match cli.cmd {
+            Cmd::Exec(a) => (exec::run(&g, a).await, exec::EXIT_REFUSED),
+            Cmd::Tool(a) => (toolcmd::run(&g, a).await, 2),
+            Cmd::Onboard(a) => (onboard::run(&g, a).await, 1),
+            Cmd::Agent(a) => (agentcmd::run(&g, a).await, 1),
+            Cmd::Status(a) => (doctor::status(&g, a).await, 1),
+            Cmd::Doctor(a) => (doctor::doctor(&g, a).await, 1),
+        };
+        r.unwrap_or_else(|e| {
+            eprintln!("nanobot: {e:#}");
+            on_error
+        })
     });
     std::process::exit(code);
 }

@@ -1,8 +1,7 @@
 //! `nanobot tool NAME 'JSON_ARGS'`: run one tool exactly as the agent loop would and print what
 //! the model would see. Exit 0 on success, 1 when the tool returned an error.
 
-use crate::audit::AuditLog;
-use crate::tools::{Ctx, TOOLS};
+use crate::tools::TOOLS;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -15,18 +14,15 @@ pub struct ToolArgs {
     /// sandboxd socket (same defaults as `nanobot exec`)
     #[arg(long)]
     pub socket: Option<PathBuf>,
-    /// Workspace directory (default: ~/.nanobot/workspace)
-    #[arg(long, short = 'w')]
-    pub workspace: Option<PathBuf>,
-    /// Exec timeout in seconds (default 60, the security guide's execConfig.timeout)
-    #[arg(long, default_value_t = 60)]
-    pub timeout: u32,
+    /// Exec timeout in seconds (default: agents.defaults.execConfig.timeout, 60)
+    #[arg(long)]
+    pub timeout: Option<u32>,
     /// Sandbox profile
     #[arg(long)]
     pub profile: Option<String>,
 }
 
-pub async fn run(a: ToolArgs) -> Result<i32> {
+pub async fn run(g: &crate::instance::Globals, a: ToolArgs) -> Result<i32> {
     if !TOOLS.contains(&a.name.as_str()) {
         anyhow::bail!("unknown tool {:?}; available: {}", a.name, TOOLS.join(", "));
     }
@@ -35,18 +31,16 @@ pub async fn run(a: ToolArgs) -> Result<i32> {
     if !args.is_object() {
         anyhow::bail!("arguments must be a JSON object, got {}", a.json);
     }
-    let workspace = crate::exec::resolve_workspace(a.workspace.as_deref())?;
-    let socket = crate::exec::resolve_socket(a.socket.clone(), &workspace).await?;
-    let client = crate::client::connect(&socket)
-        .await
-        .with_context(|| format!("connecting to sandboxd at {}", socket.display()))?;
-    let mut ctx = Ctx {
-        client,
-        workspace,
-        timeout: a.timeout,
-        profile: a.profile.unwrap_or_default(),
-        log: AuditLog::new(AuditLog::default_path()),
-    };
+    let cfg = g.load()?.config;
+    let workspace = g.workspace(&cfg)?;
+    let (_socket, client) = crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
+    let mut ctx = crate::instance::ctx(client, workspace, &cfg, g.log());
+    if let Some(t) = a.timeout {
+        ctx.timeout = t;
+    }
+    if let Some(p) = a.profile {
+        ctx.profile = p;
+    }
     let out = ctx.call(&a.name, &args).await;
     println!("{}", out.text);
     Ok(if out.is_error { 1 } else { 0 })

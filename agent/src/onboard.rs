@@ -1,0 +1,146 @@
+//! `nanobot onboard`: ~/.nanobot (0700), a commented config.json (0600), and the workspace with
+//! starter bootstrap files, written through sandboxd like every other workspace file. An existing
+//! config is never overwritten without a yes.
+
+use crate::instance::Globals;
+use anyhow::{Context, Result};
+use nanobot_proto::pb::{ReadFileRequest, WriteFileRequest};
+use std::io::{BufRead, IsTerminal, Write};
+
+#[derive(clap::Args, Debug)]
+pub struct OnboardArgs {
+    /// Overwrite an existing config without asking
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub const TEMPLATE: &str = r#"// nanobot configuration. `//` comments are allowed. Keys follow the security guide.
+// Secrets: write "${ENV_VAR}" and export the variable, or set an override such as
+// NANOBOT_PROVIDERS__OPENROUTER__API_KEY. Keep this file 0600 and its directory 0700.
+{
+  "agents": {
+    "defaults": {
+      // "workspace": "~/.nanobot/workspace",
+      "model": "anthropic/claude-opus-4-5",
+      "maxTokens": 8192,
+      "temperature": 0.7,
+      "maxToolIterations": 20,
+      // sandboxd confines every tool to the workspace in the kernel; keep this true.
+      "restrictToWorkspace": true,
+      // Seconds per command; the sandbox profile's maximum still wins.
+      "execConfig": { "timeout": 60 }
+    }
+  },
+  "providers": {
+    "openrouter": { "apiKey": "${OPENROUTER_API_KEY}" }
+    // "anthropic": { "apiKey": "${ANTHROPIC_API_KEY}" },
+    // "openai": { "apiKey": "${OPENAI_API_KEY}" },
+    // "ollama": { "apiBase": "http://localhost:11434/v1" }
+  },
+  "channels": {
+    // Every enabled channel needs allowFrom: an empty list lets anyone talk to your agent.
+    // "telegram": { "enabled": false, "token": "${TELEGRAM_BOT_TOKEN}", "allowFrom": ["123456789"] }
+  },
+  "sandbox": {
+    // "socket": "/run/nanobot/sandboxd.sock",
+    "profile": "default"
+  }
+}
+"#;
+
+pub const STARTER_FILES: &[(&str, &str)] = &[
+    ("AGENTS.md", "# Agent instructions\n\nYou are a helpful assistant. Be concise and accurate. Explain what you are about to do before running commands.\n"),
+    ("SOUL.md", "# Soul\n\nFriendly, direct and honest. Say so when you are unsure.\n"),
+    ("USER.md", "# User\n\nNotes about the user: name, preferences, projects. The agent may update this file.\n"),
+    ("TOOLS.md", "# Tools\n\nexec, read_file, write_file, edit_file and list_dir all work inside the workspace only; sandboxd enforces it in the kernel.\n"),
+    ("memory/MEMORY.md", "# Long-term memory\n\nImportant facts to remember across sessions.\n"),
+];
+
+pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let path = g.config_path();
+    let dir = g.home_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod 700 {}", dir.display()))?;
+    let write = if path.exists() {
+        a.force || ask(&format!("{} exists. Overwrite it? [y/N] ", path.display()))
+    } else {
+        true
+    };
+    if write {
+        // Write a temp file 0600 and rename: the keys are never readable by others, not even
+        // for a moment, and a crash leaves the old file.
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(TEMPLATE.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        println!("✓ wrote {} (mode 0600)", path.display());
+    } else {
+        println!("✓ kept the existing {}", path.display());
+    }
+    let loaded = g.load()?;
+    let workspace = g.workspace(&loaded.config)?;
+    println!("✓ workspace {}", workspace.display());
+    match crate::instance::connect(None, &loaded.config, &workspace).await {
+        Ok((socket, mut client)) => {
+            let ws = workspace.to_string_lossy().into_owned();
+            for (name, text) in STARTER_FILES {
+                let exists = client
+                    .read_file(ReadFileRequest {
+                        workspace: ws.clone(),
+                        path: name.to_string(),
+                        offset: 0,
+                        limit: 1,
+                    })
+                    .await
+                    .is_ok();
+                if exists {
+                    continue;
+                }
+                client
+                    .write_file(WriteFileRequest {
+                        workspace: ws.clone(),
+                        path: name.to_string(),
+                        content: text.to_string(),
+                    })
+                    .await
+                    .map_err(|st| anyhow::anyhow!("writing {name}: {}", st.message()))?;
+                println!("✓ created {name}");
+            }
+            println!("✓ sandboxd at {}", socket.display());
+        }
+        Err(e) => {
+            eprintln!(
+                "nanobot: warning: starter files not written, sandboxd is not reachable: {e:#}"
+            )
+        }
+    }
+    println!(
+        "\nNext: put your API key in the environment (export OPENROUTER_API_KEY=...), then run\n  nanobot agent -m \"hello\""
+    );
+    Ok(0)
+}
+
+fn ask(q: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("nanobot: {q}no (not a terminal; use --force to overwrite)");
+        return false;
+    }
+    print!("{q}");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}

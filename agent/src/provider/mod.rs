@@ -1,0 +1,506 @@
+//! LLM providers: an OpenAI-compatible Chat Completions client (OpenAI, OpenRouter, DeepSeek,
+//! Groq, Gemini, vLLM, Ollama, any `apiBase`) and Anthropic's Messages API. Which one serves a
+//! model is decided by `select`, from the config alone (unit-tested).
+
+pub mod anthropic;
+pub mod openai;
+
+use crate::config::{Config, ProviderConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One message of a conversation, in the shape the sessions store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    pub fn text(role: &str, content: impl Into<String>) -> Message {
+        Message {
+            role: role.into(),
+            content: Some(content.into()),
+            tool_calls: vec![],
+            tool_call_id: None,
+            name: None,
+        }
+    }
+    pub fn tool_result(call: &ToolCall, content: String) -> Message {
+        Message {
+            role: "tool".into(),
+            content: Some(content),
+            tool_calls: vec![],
+            tool_call_id: Some(call.id.clone()),
+            name: Some(call.name.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them (JSON text, possibly invalid).
+    pub arguments: String,
+}
+
+/// A tool as offered to the model.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: serde_json::Value,
+}
+
+/// What one model call answered.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub content: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenAi,
+    Anthropic,
+}
+
+/// Providers we know by name: default base URL, wire format, and words that pick them from a
+/// model name.
+struct Known {
+    name: &'static str,
+    base: Option<&'static str>,
+    format: Format,
+    keywords: &'static [&'static str],
+}
+
+const KNOWN: &[Known] = &[
+    Known {
+        name: "openrouter",
+        base: Some("https://openrouter.ai/api/v1"),
+        format: Format::OpenAi,
+        keywords: &["openrouter"],
+    },
+    Known {
+        name: "anthropic",
+        base: Some("https://api.anthropic.com/v1"),
+        format: Format::Anthropic,
+        keywords: &["anthropic", "claude"],
+    },
+    Known {
+        name: "openai",
+        base: Some("https://api.openai.com/v1"),
+        format: Format::OpenAi,
+        keywords: &["openai", "gpt"],
+    },
+    Known {
+        name: "deepseek",
+        base: Some("https://api.deepseek.com/v1"),
+        format: Format::OpenAi,
+        keywords: &["deepseek"],
+    },
+    Known {
+        name: "groq",
+        base: Some("https://api.groq.com/openai/v1"),
+        format: Format::OpenAi,
+        keywords: &["groq"],
+    },
+    Known {
+        name: "gemini",
+        base: Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+        format: Format::OpenAi,
+        keywords: &["gemini"],
+    },
+    Known {
+        name: "ollama",
+        base: Some("http://localhost:11434/v1"),
+        format: Format::OpenAi,
+        keywords: &["ollama"],
+    },
+    Known {
+        name: "vllm",
+        base: None,
+        format: Format::OpenAi,
+        keywords: &["vllm"],
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("no provider is configured for model {model:?}: set providers.<name>.apiKey (openrouter, anthropic, openai, deepseek, groq, gemini) or providers.<name>.apiBase in the config; `nanobot onboard` writes a template")]
+    NoneConfigured { model: String },
+    #[error("agents.defaults.provider is {0:?}, but providers.{0} is not in the config")]
+    UnknownProvider(String),
+    #[error("provider {0} has no apiBase; set providers.{0}.apiBase")]
+    NoBase(String),
+    #[error("provider {provider} rejected the API key (HTTP 401) for model {model}: {body}; check providers.{provider}.apiKey")]
+    Unauthorized {
+        provider: String,
+        model: String,
+        body: String,
+    },
+    #[error("provider {provider} does not know model {model} (HTTP 404 at {url}): {body}")]
+    NotFound {
+        provider: String,
+        model: String,
+        url: String,
+        body: String,
+    },
+    #[error("provider {provider} answered HTTP {status} for model {model}: {body}")]
+    Status {
+        provider: String,
+        model: String,
+        status: u16,
+        body: String,
+    },
+    #[error("provider {provider} (model {model}) failed after {attempts} attempts: {last}")]
+    GaveUp {
+        provider: String,
+        model: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("provider {provider} sent a response we cannot read: {msg}")]
+    Decode { provider: String, msg: String },
+    #[error("building the HTTP client: {0}")]
+    Client(String),
+}
+
+/// A provider ready to be called.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub format: Format,
+    pub base: String,
+    pub api_key: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    /// The model name as sent to the API.
+    pub model: String,
+    pub retries: u32,
+    pub http: reqwest::Client,
+}
+
+/// The pure part of the choice: which provider and which model name to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub name: String,
+    pub model: String,
+}
+
+fn usable(p: &ProviderConfig) -> bool {
+    p.api_key.as_deref().is_some_and(|k| !k.is_empty())
+        || p.api_base.as_deref().is_some_and(|b| !b.is_empty())
+}
+
+/// Pick the provider for the configured model, as the Python nanobot does: an explicit
+/// `agents.defaults.provider`; else a `name/` prefix naming a configured provider (stripped);
+/// else a configured provider whose keywords appear in the model name; else the first configured
+/// one (OpenRouter first, as a gateway to every model).
+pub fn choose(cfg: &Config) -> Result<Choice, ProviderError> {
+    let model = cfg.agents.defaults.model.clone();
+    let configured: Vec<&String> = cfg
+        .providers
+        .iter()
+        .filter(|(_, p)| usable(p))
+        .map(|(n, _)| n)
+        .collect();
+    if let Some(p) = &cfg.agents.defaults.provider {
+        if !cfg.providers.contains_key(p) {
+            return Err(ProviderError::UnknownProvider(p.clone()));
+        }
+        let m = model
+            .strip_prefix(&format!("{p}/"))
+            .unwrap_or(&model)
+            .to_string();
+        return Ok(Choice {
+            name: p.clone(),
+            model: m,
+        });
+    }
+    if let Some((prefix, rest)) = model.split_once('/') {
+        if configured.iter().any(|n| n.as_str() == prefix) {
+            return Ok(Choice {
+                name: prefix.into(),
+                model: rest.into(),
+            });
+        }
+    }
+    let lower = model.to_ascii_lowercase();
+    for k in KNOWN {
+        if configured.iter().any(|n| n.as_str() == k.name)
+            && k.keywords.iter().any(|w| lower.contains(w))
+        {
+            return Ok(Choice {
+                name: k.name.into(),
+                model,
+            });
+        }
+    }
+    let first = configured
+        .iter()
+        .find(|n| n.as_str() == "openrouter")
+        .or(configured.first());
+    match first {
+        Some(n) => Ok(Choice {
+            name: n.to_string(),
+            model,
+        }),
+        None => Err(ProviderError::NoneConfigured { model }),
+    }
+}
+
+pub fn select(cfg: &Config) -> Result<Provider, ProviderError> {
+    let c = choose(cfg)?;
+    let pc = cfg.providers.get(&c.name).cloned().unwrap_or_default();
+    let known = KNOWN.iter().find(|k| k.name == c.name);
+    let base = pc
+        .api_base
+        .clone()
+        .filter(|b| !b.is_empty())
+        .or_else(|| known.and_then(|k| k.base.map(String::from)))
+        .ok_or_else(|| ProviderError::NoBase(c.name.clone()))?;
+    let format = known.map_or(Format::OpenAi, |k| k.format);
+    let timeout = Duration::from_secs(pc.timeout.unwrap_or(120));
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ProviderError::Client(e.to_string()))?;
+    Ok(Provider {
+        name: c.name,
+        format,
+        base: base.trim_end_matches('/').to_string(),
+        api_key: pc.api_key.filter(|k| !k.is_empty()),
+        headers: pc.extra_headers,
+        model: c.model,
+        retries: 3,
+        http,
+    })
+}
+
+impl Provider {
+    pub async fn chat(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
+        max_tokens: u32,
+        temperature: f32,
+    ) -> Result<Reply, ProviderError> {
+        let (url, body) = match self.format {
+            Format::OpenAi => (
+                format!("{}/chat/completions", self.base),
+                openai::request(&self.model, messages, tools, max_tokens, temperature),
+            ),
+            Format::Anthropic => (
+                format!("{}/messages", self.base),
+                anthropic::request(&self.model, messages, tools, max_tokens, temperature),
+            ),
+        };
+        let v = self.post(&url, &body).await?;
+        let decoded = match self.format {
+            Format::OpenAi => openai::reply(&v),
+            Format::Anthropic => anthropic::reply(&v),
+        };
+        decoded.map_err(|msg| ProviderError::Decode {
+            provider: self.name.clone(),
+            msg,
+        })
+    }
+
+    /// POST with retries on 429, 5xx and connection errors (exponential backoff from 1 s, or the
+    /// server's Retry-After), and errors that name the provider and the model.
+    async fn post(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ProviderError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut req = self.http.post(url).json(body);
+            if let Some(k) = &self.api_key {
+                req = match self.format {
+                    Format::OpenAi => req.bearer_auth(k),
+                    Format::Anthropic => req.header("x-api-key", k),
+                };
+            }
+            if self.format == Format::Anthropic {
+                req = req.header("anthropic-version", "2023-06-01");
+            }
+            for (k, v) in &self.headers {
+                req = req.header(k, v);
+            }
+            let (retry_after, last) = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let text = resp.text().await.unwrap_or_default();
+                    match status {
+                        200..=299 => {
+                            return serde_json::from_str(&text).map_err(|e| ProviderError::Decode {
+                                provider: self.name.clone(),
+                                msg: format!("{e}: {}", clip(&text)),
+                            })
+                        }
+                        401 | 403 => {
+                            return Err(ProviderError::Unauthorized {
+                                provider: self.name.clone(),
+                                model: self.model.clone(),
+                                body: clip(&text),
+                            })
+                        }
+                        404 => {
+                            return Err(ProviderError::NotFound {
+                                provider: self.name.clone(),
+                                model: self.model.clone(),
+                                url: url.into(),
+                                body: clip(&text),
+                            })
+                        }
+                        429 | 500..=599 => (retry_after, format!("HTTP {status}: {}", clip(&text))),
+                        _ => {
+                            return Err(ProviderError::Status {
+                                provider: self.name.clone(),
+                                model: self.model.clone(),
+                                status,
+                                body: clip(&text),
+                            })
+                        }
+                    }
+                }
+                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    (None, e.to_string())
+                }
+                Err(e) => {
+                    return Err(ProviderError::GaveUp {
+                        provider: self.name.clone(),
+                        model: self.model.clone(),
+                        attempts: attempt,
+                        last: e.to_string(),
+                    })
+                }
+            };
+            if attempt > self.retries {
+                return Err(ProviderError::GaveUp {
+                    provider: self.name.clone(),
+                    model: self.model.clone(),
+                    attempts: attempt,
+                    last,
+                });
+            }
+            let wait = retry_after
+                .map(|s| Duration::from_secs(s.min(60)))
+                .unwrap_or_else(|| Duration::from_millis(1000 << (attempt - 1).min(5)));
+            tracing::warn!(provider = %self.name, attempt, wait_ms = wait.as_millis() as u64, "retrying: {last}");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(500) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(model: &str, providers: &[(&str, &str)]) -> Config {
+        let mut c = Config::default();
+        c.agents.defaults.model = model.into();
+        for (n, k) in providers {
+            c.providers.insert(
+                n.to_string(),
+                ProviderConfig {
+                    api_key: Some(k.to_string()),
+                    ..Default::default()
+                },
+            );
+        }
+        c
+    }
+
+    #[test]
+    fn prefix_names_the_provider_and_is_stripped() {
+        let c = cfg(
+            "anthropic/claude-opus-4-5",
+            &[("anthropic", "k"), ("openrouter", "k")],
+        );
+        assert_eq!(
+            choose(&c).unwrap(),
+            Choice {
+                name: "anthropic".into(),
+                model: "claude-opus-4-5".into()
+            }
+        );
+    }
+
+    #[test]
+    fn openrouter_gets_the_full_model_id_when_the_vendor_is_not_configured() {
+        let c = cfg("anthropic/claude-opus-4-5", &[("openrouter", "k")]);
+        assert_eq!(
+            choose(&c).unwrap(),
+            Choice {
+                name: "openrouter".into(),
+                model: "anthropic/claude-opus-4-5".into()
+            }
+        );
+    }
+
+    #[test]
+    fn keywords_pick_a_configured_provider() {
+        let c = cfg("deepseek-chat", &[("deepseek", "k"), ("groq", "k")]);
+        assert_eq!(choose(&c).unwrap().name, "deepseek");
+        let c = cfg("gpt-4o", &[("openai", "k")]);
+        assert_eq!(choose(&c).unwrap().name, "openai");
+    }
+
+    #[test]
+    fn explicit_provider_wins_and_must_exist() {
+        let mut c = cfg("llama3", &[("openrouter", "k")]);
+        c.agents.defaults.provider = Some("ollama".into());
+        assert!(matches!(choose(&c), Err(ProviderError::UnknownProvider(_))));
+        c.providers.insert(
+            "ollama".into(),
+            ProviderConfig {
+                api_base: Some("http://127.0.0.1:11434/v1".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(choose(&c).unwrap().name, "ollama");
+    }
+
+    #[test]
+    fn nothing_configured_is_a_clear_error() {
+        let c = cfg("gpt-4o", &[]);
+        let e = choose(&c).unwrap_err().to_string();
+        assert!(e.contains("gpt-4o") && e.contains("apiKey"), "{e}");
+    }
+
+    #[test]
+    fn custom_provider_needs_a_base() {
+        let c = cfg("my-model", &[("mybox", "k")]);
+        assert!(matches!(select(&c), Err(ProviderError::NoBase(n)) if n == "mybox"));
+        let c = cfg("claude-x", &[("anthropic", "k")]);
+        let p = select(&c).unwrap();
+        assert_eq!(p.format, Format::Anthropic);
+        assert_eq!(p.base, "https://api.anthropic.com/v1");
+    }
+}

@@ -1,0 +1,169 @@
+//! Conversation history, one JSONL file per session key under ~/.nanobot/sessions/. Lines are only
+//! ever appended: `/new` appends a marker, and loading keeps what follows the last one.
+
+use crate::provider::Message;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct Session {
+    pub path: PathBuf,
+    pub messages: Vec<Message>,
+}
+
+/// A file name for a session key: anything but [A-Za-z0-9._-] becomes `_`.
+pub fn file_name(key: &str) -> String {
+    let s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_start_matches('.');
+    format!("{}.jsonl", if s.is_empty() { "_" } else { s })
+}
+
+impl Session {
+    /// Load (or start) the session `key` in `dir`. Unreadable lines are skipped and counted in
+    /// the returned warnings, never fatal: history is a convenience, not a contract.
+    pub fn load(dir: &Path, key: &str) -> std::io::Result<(Session, Vec<String>)> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let path = dir.join(file_name(key));
+        let mut messages = vec![];
+        let mut warnings = vec![];
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(line) {
+                    Ok(v) if v.get("event").and_then(Value::as_str) == Some("new") => {
+                        messages.clear()
+                    }
+                    Ok(v) => match serde_json::from_value::<Message>(v) {
+                        Ok(m) => messages.push(m),
+                        Err(e) => warnings.push(format!("{}:{}: {e}", path.display(), i + 1)),
+                    },
+                    Err(e) => warnings.push(format!("{}:{}: {e}", path.display(), i + 1)),
+                }
+            }
+        }
+        Ok((Session { path, messages }, warnings))
+    }
+
+    fn append_line(&self, v: &Value) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        let mut line = serde_json::to_vec(v)?;
+        line.push(b'\n');
+        // One write per line: O_APPEND keeps concurrent writers' lines whole.
+        f.write_all(&line)
+    }
+
+    pub fn push(&mut self, m: Message) -> std::io::Result<()> {
+        let mut v = serde_json::to_value(&m)?;
+        v["ts"] = Value::String(crate::audit::timestamp());
+        self.messages.push(m);
+        self.append_line(&v)
+    }
+
+    /// Start over: the file keeps the old turns, loading ignores them.
+    pub fn clear(&mut self) -> std::io::Result<()> {
+        self.messages.clear();
+        self.append_line(&serde_json::json!({"event": "new", "ts": crate::audit::timestamp()}))
+    }
+
+    /// The last `max` messages, cut so the window starts at a user turn (never at a tool result
+    /// whose call was cut off).
+    pub fn window(&self, max: usize) -> &[Message] {
+        let start = self.messages.len().saturating_sub(max);
+        let from = self.messages[start..]
+            .iter()
+            .position(|m| m.role == "user")
+            .map_or(self.messages.len(), |i| start + i);
+        &self.messages[from..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        std::env::temp_dir().join(format!(
+            "nanobot-sess-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ))
+    }
+
+    #[test]
+    fn appends_and_reloads_and_new_clears() {
+        let d = dir();
+        let (mut s, _) = Session::load(&d, "cli:default").unwrap();
+        s.push(Message::text("user", "a")).unwrap();
+        s.push(Message::text("assistant", "b")).unwrap();
+        let (s2, w) = Session::load(&d, "cli:default").unwrap();
+        assert!(w.is_empty());
+        assert_eq!(s2.messages.len(), 2);
+        let before = std::fs::read_to_string(&s.path).unwrap();
+        s.clear().unwrap();
+        s.push(Message::text("user", "c")).unwrap();
+        let after = std::fs::read_to_string(&s.path).unwrap();
+        assert!(after.starts_with(&before), "the file is only appended to");
+        let (s3, _) = Session::load(&d, "cli:default").unwrap();
+        assert_eq!(s3.messages, vec![Message::text("user", "c")]);
+        assert!(s.path.ends_with("cli_default.jsonl"));
+    }
+
+    #[test]
+    fn corrupt_lines_are_skipped_with_a_warning() {
+        let d = dir();
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("k.jsonl"),
+            "{\"role\":\"user\",\"content\":\"x\"}\nnot json\n",
+        )
+        .unwrap();
+        let (s, w) = Session::load(&d, "k").unwrap();
+        assert_eq!(s.messages.len(), 1);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn window_starts_at_a_user_turn() {
+        let d = dir();
+        let (mut s, _) = Session::load(&d, "w").unwrap();
+        for m in [
+            Message::text("user", "1"),
+            Message::text("assistant", "2"),
+            Message::text("tool", "3"),
+            Message::text("user", "4"),
+            Message::text("assistant", "5"),
+        ] {
+            s.push(m).unwrap();
+        }
+        assert_eq!(s.window(3)[0].content.as_deref(), Some("4"));
+        assert_eq!(s.window(10).len(), 5);
+    }
+
+    #[test]
+    fn hostile_keys_stay_in_the_directory() {
+        assert_eq!(file_name("../../etc/passwd"), "_.._etc_passwd.jsonl");
+        assert_eq!(file_name(""), "_.jsonl");
+    }
+}
