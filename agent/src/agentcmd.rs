@@ -66,6 +66,18 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
         eprintln!("nanobot: warning: skipped a history line: {w}");
     }
     if let Some(m) = a.message {
+        match m.trim() {
+            "/new" => {
+                session.clear().context("starting a new session")?;
+                println!("Started a new session.");
+                return Ok(0);
+            }
+            "/help" => {
+                println!("{HELP}");
+                return Ok(0);
+            }
+            _ => {}
+        }
         let mut sp = Spinner::start(!a.quiet);
         let r = agent.turn(&mut session, &m, &sp).await;
         sp.stop();

@@ -1,0 +1,510 @@
+//! `nanobot agent` end to end: a scripted model server on 127.0.0.1 asks for tool calls across
+//! several rounds, a real sandboxd runs them, and the agent runs as the unprivileged test user.
+
+use nanobot_e2e::llm::{self, Server};
+use nanobot_e2e::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A home directory for the agent's user with ~/.nanobot (0700) and config.json (0600).
+struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    fn new(tag: &str) -> Home {
+        let (uid, gid) = test_ids();
+        let dir = PathBuf::from(format!(
+            "/var/tmp/nanobot-e2e-home-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".nanobot")).unwrap();
+        for p in [dir.clone(), dir.join(".nanobot")] {
+            chown(&p, uid, gid);
+        }
+        std::fs::set_permissions(dir.join(".nanobot"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        Home { dir }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join(".nanobot/config.json")
+    }
+
+    fn write_config(&self, text: &str) {
+        let (uid, gid) = test_ids();
+        let p = self.config_path();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown(&p, uid, gid);
+    }
+
+    /// The config for a daemon and a scripted server.
+    fn config(&self, d: &Daemon, provider: &str, base: &str, model: &str) {
+        self.write_config(
+            &json!({
+                "agents": {"defaults": {"model": model, "provider": provider,
+                    "maxToolIterations": 6, "execConfig": {"timeout": 20}}},
+                "providers": {provider: {"apiKey": "${TEST_LLM_KEY}", "apiBase": base}},
+                "sandbox": {"socket": d.socket},
+            })
+            .to_string(),
+        );
+    }
+
+    /// Run nanobot as the test user (never root) with this home.
+    fn nanobot(&self, d: &Daemon, args: &[&str]) -> Output {
+        let (uid, gid) = test_ids();
+        let mut c = Command::new(bin("nanobot"));
+        c.args(args)
+            .arg("-w")
+            .arg(&d.ws)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &self.dir)
+            .env("TEST_LLM_KEY", "sk-test-123")
+            .stdin(Stdio::null());
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        c.output().unwrap()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tool_results(r: &llm::Recorded) -> Vec<String> {
+    r.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn tool_calls_over_several_rounds_run_in_the_sandbox() {
+    let d = Daemon::start();
+    let outside = d.dir.join("outside.txt");
+    std::fs::write(&outside, "secret outside").unwrap();
+    std::fs::write(d.ws.join("AGENTS.md"), "MARKER-AGENTS-MD: be brief").unwrap();
+    let server = Server::start(vec![
+        llm::openai_tools(&[(
+            "write_file",
+            json!({"path": "notes/plan.md", "content": "step one\n"}),
+        )]),
+        llm::openai_tools(&[(
+            "exec",
+            json!({"command": format!("cat notes/plan.md; cat {}", outside.display())}),
+        )]),
+        llm::openai_tools(&[
+            ("read_file", json!({"path": "../outside.txt"})),
+            ("list_dir", json!({"path": "notes"})),
+            (
+                "edit_file",
+                json!({"path": "notes/plan.md", "old_text": "one", "new_text": "two"}),
+            ),
+        ]),
+        llm::openai_text("All done."),
+    ]);
+    let home = Home::new("rounds");
+    home.config(&d, "custom", &server.base(), "test-model");
+    let o = home.nanobot(&d, &["agent", "-m", "make a plan", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "All done.\n");
+    // What the model wrote exists, and its edit applied.
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("notes/plan.md")).unwrap(),
+        "step two\n"
+    );
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 4);
+    let first = &reqs[0];
+    assert_eq!(first.path, "/v1/chat/completions");
+    assert_eq!(first.header("authorization"), Some("Bearer sk-test-123"));
+    assert_eq!(first.body["model"], "test-model");
+    let system = first.body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("MARKER-AGENTS-MD"), "{system}");
+    let tools: Vec<&str> = first.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tools,
+        ["exec", "read_file", "write_file", "edit_file", "list_dir"]
+    );
+    // Round 2 saw the write succeed; round 3 saw the file, and the read outside denied by the
+    // kernel, formatted as the Python nanobot does.
+    let r2 = tool_results(&reqs[1]);
+    assert!(r2[0].contains("notes/plan.md"), "{r2:?}");
+    let r3 = tool_results(&reqs[2]);
+    let exec_out = r3.last().unwrap();
+    assert!(exec_out.starts_with("step one\n"), "{exec_out}");
+    assert!(exec_out.contains("STDERR:"), "{exec_out}");
+    assert!(exec_out.contains("Permission denied"), "{exec_out}");
+    assert!(exec_out.contains("Exit code: 1"), "{exec_out}");
+    assert!(!exec_out.contains("secret outside"));
+    let r4 = tool_results(&reqs[3]);
+    let read = &r4[r4.len() - 3];
+    assert!(
+        read.starts_with("Error:") && read.contains("outside the workspace"),
+        "{r4:?}"
+    );
+    assert!(r4[r4.len() - 2].contains("plan.md"), "{r4:?}");
+    // The session is on disk, one JSON line per message.
+    let sess =
+        std::fs::read_to_string(home.dir.join(".nanobot/sessions/cli_default.jsonl")).unwrap();
+    let lines: Vec<Value> = sess
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.first().unwrap()["content"], "make a plan");
+    assert_eq!(lines.last().unwrap()["content"], "All done.");
+    // And the audit log has the guide's words.
+    let log = std::fs::read_to_string(home.dir.join(".nanobot/logs/nanobot.log")).unwrap();
+    assert!(log.contains("ExecTool:"), "{log}");
+    assert!(log.contains("write_file path=notes/plan.md"), "{log}");
+    assert!(log.contains("Access denied"), "{log}");
+}
+
+#[test]
+fn history_persists_per_session_and_new_starts_over() {
+    let d = Daemon::start();
+    let server = Server::start(vec![
+        llm::openai_text("first answer"),
+        llm::openai_text("second answer"),
+        llm::openai_text("third answer"),
+        llm::openai_text("other session"),
+    ]);
+    let home = Home::new("history");
+    home.config(&d, "custom", &server.base(), "m");
+    assert_eq!(
+        stdout(&home.nanobot(&d, &["agent", "-m", "one", "--quiet"])),
+        "first answer\n"
+    );
+    assert_eq!(
+        stdout(&home.nanobot(&d, &["agent", "-m", "two", "--quiet"])),
+        "second answer\n"
+    );
+    let o = home.nanobot(&d, &["agent", "-m", "/new"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    home.nanobot(&d, &["agent", "-m", "three", "--quiet"]);
+    home.nanobot(&d, &["agent", "-s", "telegram:42", "-m", "hi", "--quiet"]);
+    let reqs = server.recorded();
+    let users = |i: usize| -> Vec<String> {
+        reqs[i].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| m["content"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(users(1), ["one", "first answer", "two"]);
+    assert_eq!(users(2), ["three"]);
+    assert_eq!(users(3), ["hi"]);
+    assert!(home
+        .dir
+        .join(".nanobot/sessions/telegram_42.jsonl")
+        .exists());
+}
+
+#[test]
+fn retries_on_429_and_5xx_then_answers() {
+    let d = Daemon::start();
+    let server = Server::start(vec![
+        llm::status(429, &[("Retry-After", "0")], "{\"error\": \"slow down\"}"),
+        llm::status(503, &[("Retry-After", "0")], "{\"error\": \"busy\"}"),
+        llm::openai_text("made it"),
+    ]);
+    let home = Home::new("retry");
+    home.config(&d, "custom", &server.base(), "m");
+    let o = home.nanobot(&d, &["agent", "-m", "hi", "--quiet"]);
+    assert_eq!(stdout(&o), "made it\n", "{}", stderr(&o));
+    assert_eq!(server.recorded().len(), 3);
+    assert!(stderr(&o).contains("retrying"), "{}", stderr(&o));
+}
+
+#[test]
+fn provider_errors_name_the_provider_and_model() {
+    let d = Daemon::start();
+    let server = Server::start(vec![
+        llm::status(401, &[], "{\"error\": {\"message\": \"bad key\"}}"),
+        llm::status(404, &[], "{\"error\": {\"message\": \"no such model\"}}"),
+    ]);
+    let home = Home::new("errors");
+    home.config(&d, "custom", &server.base(), "gpt-nope");
+    let o = home.nanobot(&d, &["agent", "-m", "hi", "--quiet"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("provider custom rejected the API key (HTTP 401) for model gpt-nope")
+            && e.contains("bad key"),
+        "{e}"
+    );
+    let o = home.nanobot(&d, &["agent", "-m", "hi", "--quiet"]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("provider custom does not know model gpt-nope (HTTP 404"),
+        "{e}"
+    );
+}
+
+#[test]
+fn anthropic_messages_format_with_tools() {
+    let d = Daemon::start();
+    let server = Server::start(vec![
+        llm::anthropic_tools(&[(
+            "exec",
+            json!({"command": "echo from-claude > out.txt; echo ok"}),
+        )]),
+        llm::anthropic_text("Wrote it."),
+    ]);
+    let home = Home::new("anthropic");
+    home.config(&d, "anthropic", &server.base(), "anthropic/claude-test");
+    let o = home.nanobot(&d, &["agent", "-m", "write a file", "--quiet"]);
+    assert_eq!(stdout(&o), "Wrote it.\n", "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("out.txt")).unwrap(),
+        "from-claude\n"
+    );
+    let reqs = server.recorded();
+    assert_eq!(reqs[0].path, "/v1/messages");
+    assert_eq!(reqs[0].header("x-api-key"), Some("sk-test-123"));
+    assert_eq!(reqs[0].header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(reqs[0].body["model"], "claude-test");
+    assert!(reqs[0].body["system"].as_str().unwrap().contains("nanobot"));
+    assert!(reqs[0].body["tools"][0]["input_schema"].is_object());
+    let last = reqs[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["content"][0]["type"], "tool_result");
+    assert_eq!(last["content"][0]["tool_use_id"], "toolu_0");
+    assert_eq!(last["content"][0]["content"], "ok\n");
+}
+
+#[test]
+fn a_bad_config_is_an_error_naming_file_line_column_and_key() {
+    let d = Daemon::start();
+    let home = Home::new("badcfg");
+    home.write_config("{\n  \"agents\": {\n    \"defaults\": {\"model\": \"x\",}\n  }\n}\n");
+    let o = home.nanobot(&d, &["agent", "-m", "hi"]);
+    assert_ne!(o.status.code(), Some(0));
+    let want = format!("{}:3:", home.config_path().display());
+    assert!(
+        stderr(&o).contains(&want) && stderr(&o).contains("invalid JSON"),
+        "{}",
+        stderr(&o)
+    );
+    home.write_config("{\"agents\": {\"defaults\": {\n  \"maxToolIterations\": \"lots\"}}}");
+    let o = home.nanobot(&d, &["agent", "-m", "hi"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("key agents.defaults.maxToolIterations")
+            && stderr(&o).contains(&format!("{}:2:", home.config_path().display())),
+        "{}",
+        stderr(&o)
+    );
+    // Unknown keys only warn; loose modes warn with the exact chmod.
+    home.write_config("{\"agents\": {\"defaults\": {\"modle\": \"x\"}}}");
+    std::fs::set_permissions(home.config_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = home.nanobot(&d, &["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown key agents.defaults.modle"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!("chmod 600 {}", home.config_path().display())),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_agent_refuses_root_unless_allowed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let o = Command::new(bin("nanobot"))
+        .args(["agent", "-m", "hi"])
+        .env("HOME", "/var/tmp/nanobot-e2e-root-refusal")
+        .env_remove("NANOBOT_ALLOW_ROOT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("refusing to run the agent as root"),
+        "{}",
+        stderr(&o)
+    );
+    // With the override it goes on (and fails later for want of a provider, not for root).
+    let o = Command::new(bin("nanobot"))
+        .args(["agent", "-m", "hi"])
+        .env("HOME", "/var/tmp/nanobot-e2e-root-refusal")
+        .env("NANOBOT_ALLOW_ROOT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("NANOBOT_ALLOW_ROOT=1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("no provider is configured"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all("/var/tmp/nanobot-e2e-root-refusal");
+}
+
+#[test]
+fn doctor_passes_a_good_setup_and_names_each_fix_on_a_bad_one() {
+    let d = Daemon::start();
+    let home = Home::new("doctor");
+    home.write_config(
+        &json!({
+            "agents": {"defaults": {"restrictToWorkspace": true, "execConfig": {"timeout": 30}}},
+            "providers": {"openrouter": {"apiKey": "${TEST_LLM_KEY}"}},
+            "channels": {"telegram": {"enabled": true, "token": "${TEST_LLM_KEY}", "allowFrom": ["42"]}},
+            "sandbox": {"socket": d.socket},
+        })
+        .to_string(),
+    );
+    let o = home.nanobot(&d, &["doctor"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("✓ sandboxd enforces Landlock"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains('✗'), "{}", stdout(&o));
+
+    // Bad: loose modes, an open channel, a literal key, restrictToWorkspace off.
+    home.write_config(
+        &json!({
+            "agents": {"defaults": {"restrictToWorkspace": false}},
+            "providers": {"openrouter": {"apiKey": "sk-or-literal"}},
+            "channels": {"telegram": {"enabled": true, "allowFrom": []}},
+            "sandbox": {"socket": d.socket},
+        })
+        .to_string(),
+    );
+    let dot = home.dir.join(".nanobot");
+    std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = home.nanobot(&d, &["doctor"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for want in [
+        format!("fix: chmod 700 {}", dot.display()),
+        "fix: set channels.telegram.allowFrom".to_string(),
+        "✗ restrictToWorkspace".to_string(),
+        "! secrets as ${VAR} references: written literally: providers.openrouter.apiKey"
+            .to_string(),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in\n{out}");
+    }
+    let o = home.nanobot(&d, &["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false && c["critical"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"config directory mode"), "{failed:?}");
+    assert!(
+        failed.contains(&"allowFrom on every enabled channel"),
+        "{failed:?}"
+    );
+
+    // No sandboxd: critical.
+    home.write_config(&json!({"sandbox": {"socket": "/nonexistent/sandboxd.sock"}}).to_string());
+    std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = home.nanobot(&d, &["doctor"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("✗ sandboxd reachable: no answer on /nonexistent/sandboxd.sock"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn onboard_creates_private_files_and_never_overwrites_silently() {
+    let d = Daemon::start();
+    let home = Home::new("onboard");
+    let dot = home.dir.join(".nanobot");
+    std::fs::remove_dir_all(&dot).unwrap();
+    // Route onboard to the test daemon through the environment.
+    let (uid, gid) = test_ids();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(bin("nanobot"));
+        c.args(args)
+            .arg("-w")
+            .arg(&d.ws)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home.dir)
+            .env("NANOBOT_SANDBOX_SOCKET", &d.socket)
+            .stdin(Stdio::null());
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        c.output().unwrap()
+    };
+    let o = run(&["onboard"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dot), 0o700);
+    assert_eq!(mode(&dot.join("config.json")), 0o600);
+    let text = std::fs::read_to_string(dot.join("config.json")).unwrap();
+    assert!(text.contains("// "), "a commented config");
+    for f in [
+        "AGENTS.md",
+        "SOUL.md",
+        "USER.md",
+        "TOOLS.md",
+        "memory/MEMORY.md",
+    ] {
+        assert!(d.ws.join(f).exists(), "{f}");
+    }
+    // The commented template loads.
+    let o = run(&["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A second onboard keeps an edited config (no terminal to ask on).
+    std::fs::write(dot.join("config.json"), "{\"agents\": {}}").unwrap();
+    std::fs::write(d.ws.join("SOUL.md"), "mine").unwrap();
+    let o = run(&["onboard"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dot.join("config.json")).unwrap(),
+        "{\"agents\": {}}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("SOUL.md")).unwrap(),
+        "mine"
+    );
+    assert!(stdout(&o).contains("kept the existing"), "{}", stdout(&o));
+}
