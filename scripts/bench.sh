@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins
 cargo bench -p nanobot-e2e --bench exec
+cargo bench -p nanobot-e2e --bench agent

@@ -34,7 +34,20 @@ impl Globals {
     /// Load the config; print its warnings (unknown keys, loose modes) on stderr.
     pub fn load(&self) -> Result<Loaded> {
         let path = self.config_path();
-        let loaded = config::load(&path)?;
+        let loaded = match config::load(&path) {
+            // The default path under a HOME this user cannot read (sudo -u without -H): say so
+            // and go on with the defaults. A config named with -c must be readable.
+            Err(config::ConfigError::Read { err, .. })
+                if self.config.is_none() && err.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                eprintln!(
+                    "nanobot: warning: cannot read {} ({err}); using defaults. Is HOME right for this user?",
+                    path.display()
+                );
+                config::load(std::path::Path::new("/nonexistent/nanobot/config.json"))?
+            }
+            r => r?,
+        };
         for w in warnings(&loaded, &self.home_dir()) {
             eprintln!("nanobot: warning: {w}");
         }
