@@ -15,8 +15,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Run to completion; wall time and the child's peak RSS (KiB) from wait4.
+// The child is reaped by wait4 below (not Child::wait), which also gives its rusage.
+#[allow(clippy::zombie_processes)]
 fn measure(mut c: Command) -> (Duration, u64, i32) {
-    c.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
     let t0 = Instant::now();
     let child = c.spawn().expect("spawn");
     let mut st = 0;
@@ -52,12 +56,18 @@ fn main() {
     let d = Daemon::start();
     let mut script = vec![];
     for _ in 0..iters + 3 {
-        script.push(llm::openai_tools(&[("exec", json!({"command": "echo hi"}))]));
+        script.push(llm::openai_tools(&[(
+            "exec",
+            json!({"command": "echo hi"}),
+        )]));
         script.push(llm::openai_text("done"));
     }
     let server = Server::start(script);
     let (uid, gid) = test_ids();
-    let home = PathBuf::from(format!("/var/tmp/nanobot-bench-home-{}", std::process::id()));
+    let home = PathBuf::from(format!(
+        "/var/tmp/nanobot-bench-home-{}",
+        std::process::id()
+    ));
     let dot = home.join(".nanobot");
     std::fs::create_dir_all(&dot).unwrap();
     std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -77,7 +87,9 @@ fn main() {
 
     let agent = || {
         let mut c = Command::new(bin("nanobot"));
-        c.args(["agent", "--quiet", "-m", "run echo"]).arg("-w").arg(&d.ws);
+        c.args(["agent", "--quiet", "-m", "run echo"])
+            .arg("-w")
+            .arg(&d.ws);
         as_user(&mut c, &home);
         c
     };
@@ -112,7 +124,10 @@ fn main() {
         v.sort();
     }
     println!("nanobot agent benchmark: {iters} runs each, interleaved; model answers instantly");
-    println!("{:<52} {:>9} {:>9} {:>12}", "", "p50 (ms)", "p99 (ms)", "peak RSS");
+    println!(
+        "{:<52} {:>9} {:>9} {:>12}",
+        "", "p50 (ms)", "p99 (ms)", "peak RSS"
+    );
     println!(
         "{:<52} {:>9.1} {:>9.1} {:>9} KiB",
         "nanobot agent -m (2 model calls, 1 exec)",

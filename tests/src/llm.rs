@@ -24,6 +24,8 @@ impl Recorded {
 
 #[derive(Debug, Clone)]
 pub struct Scripted {
+    /// Time the "model" takes before answering.
+    pub delay_ms: u64,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -31,6 +33,7 @@ pub struct Scripted {
 
 pub fn ok(body: Value) -> Scripted {
     Scripted {
+        delay_ms: 0,
         status: 200,
         headers: vec![],
         body: body.to_string(),
@@ -39,6 +42,7 @@ pub fn ok(body: Value) -> Scripted {
 
 pub fn status(code: u16, headers: &[(&str, &str)], body: &str) -> Scripted {
     Scripted {
+        delay_ms: 0,
         status: code,
         headers: headers
             .iter()
@@ -113,6 +117,7 @@ impl Server {
                     .unwrap()
                     .pop_front()
                     .unwrap_or_else(|| status(500, &[], "{\"error\": \"script exhausted\"}"));
+                std::thread::sleep(std::time::Duration::from_millis(resp.delay_ms));
                 let mut head = format!(
                     "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
                     resp.status,

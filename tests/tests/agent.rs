@@ -508,3 +508,81 @@ fn onboard_creates_private_files_and_never_overwrites_silently() {
     );
     assert!(stdout(&o).contains("kept the existing"), "{}", stdout(&o));
 }
+
+#[test]
+fn interactive_mode_reads_lines_until_exit() {
+    let d = Daemon::start();
+    let server = Server::start(vec![llm::openai_text("hello there")]);
+    let home = Home::new("interactive");
+    home.config(&d, "custom", &server.base(), "m");
+    for (input, quit) in [
+        ("hi\n/help\n/new\nexit\nnever sent\n", "exit"),
+        ("/help\n:q\n", ":q"),
+        ("/help\n", "EOF"),
+    ] {
+        let (uid, gid) = test_ids();
+        let mut c = Command::new(bin("nanobot"));
+        c.args(["agent", "--quiet", "-w"])
+            .arg(&d.ws)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home.dir)
+            .env("TEST_LLM_KEY", "k")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{quit}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("/new"),
+            "{quit}: /help lists the commands: {out}"
+        );
+        if quit == "exit" {
+            assert!(out.contains("hello there"), "{out}");
+            assert!(out.contains("Started a new session"), "{out}");
+        }
+    }
+    // Only "hi" reached the model: nothing after `exit`.
+    assert_eq!(server.recorded().len(), 1);
+}
+
+#[test]
+fn a_spinner_says_what_runs_on_a_terminal() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: needs script(1) for a pseudo-terminal");
+        return;
+    }
+    let d = Daemon::start();
+    let mut think = llm::openai_tools(&[("exec", json!({"command": "sleep 0.5; echo slow"}))]);
+    think.delay_ms = 400;
+    let server = Server::start(vec![think, llm::openai_text("finished")]);
+    let home = Home::new("spinner");
+    home.config(&d, "custom", &server.base(), "m");
+    let cmd = format!(
+        "{} agent -w {} -m go",
+        bin("nanobot").display(),
+        d.ws.display()
+    );
+    let (uid, gid) = test_ids();
+    let mut c = Command::new("script");
+    c.args(["-qfec", &cmd, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home.dir)
+        .env("TEST_LLM_KEY", "k")
+        .stdin(Stdio::null());
+    if is_root() {
+        c.uid(uid).gid(gid);
+    }
+    let o = c.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("thinking…"), "{out:?}");
+    assert!(out.contains("exec: sleep 0.5; echo slow…"), "{out:?}");
+    assert!(out.contains("finished"), "{out:?}");
+}
