@@ -106,6 +106,12 @@ pub struct Profile {
     /// Output kept per stream (the guide promises 10 KB); the rest is read and discarded.
     pub output_limit_bytes: u64,
     pub network: Network,
+    /// With `network = "ports"`: the TCP ports commands may connect to.
+    pub connect_ports: Vec<u16>,
+    /// Peers that may use this profile, by uid and by primary or supplementary gid. Both empty:
+    /// every peer the daemon accepts.
+    pub grant_uids: Vec<u32>,
+    pub grant_gids: Vec<u32>,
     pub limits: Limits,
     pub filesystem: FsPolicy,
     /// Environment variable names a request may set.
@@ -121,6 +127,9 @@ impl Default for Profile {
             max_timeout_secs: 600,
             output_limit_bytes: 10 * 1024,
             network: Network::None,
+            connect_ports: vec![],
+            grant_uids: vec![],
+            grant_gids: vec![],
             limits: Limits::default(),
             filesystem: FsPolicy::default(),
             env_pass: ["LANG", "LC_ALL", "TERM"]
@@ -129,6 +138,15 @@ impl Default for Profile {
                 .collect(),
             env_set: BTreeMap::new(),
         }
+    }
+}
+
+impl Profile {
+    /// Whether a peer with this uid and these gids (primary and supplementary) may use it.
+    pub fn granted(&self, uid: u32, gids: &[u32]) -> bool {
+        (self.grant_uids.is_empty() && self.grant_gids.is_empty())
+            || self.grant_uids.contains(&uid)
+            || gids.iter().any(|g| self.grant_gids.contains(g))
     }
 }
 

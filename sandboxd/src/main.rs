@@ -240,6 +240,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         .map(|p| sandboxd::policy::WarmShape {
             fs: p.filesystem.clone(),
             network: p.network,
+            connect_ports: p.connect_ports.clone(),
             tmp_size_bytes: p.limits.tmp_size_bytes,
         })
         .unwrap_or_default();

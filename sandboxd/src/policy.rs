@@ -12,8 +12,23 @@ pub enum Network {
     /// No sockets except AF_UNIX; no TCP bind/connect; abstract sockets scoped to the sandbox.
     #[default]
     None,
+    /// The sandbox's own network namespace with only a loopback: local test servers work, nothing
+    /// outside is reachable.
+    Private,
+    /// Host network, TCP only, connect only to `connect_ports` (Landlock network rules); no bind,
+    /// no UDP or other socket types (seccomp).
+    Ports,
     /// Host network, unrestricted.
     Full,
+}
+
+impl Network {
+    pub const ALL: [Network; 4] = [
+        Network::None,
+        Network::Private,
+        Network::Ports,
+        Network::Full,
+    ];
 }
 
 /// Resource limits applied with setrlimit to the command (and inherited by its children).
@@ -90,6 +105,9 @@ pub struct SandboxSpec {
     pub limits: Limits,
     pub fs: FsPolicy,
     pub network: Network,
+    /// TCP ports the command may connect to with `Network::Ports`.
+    #[serde(default)]
+    pub connect_ports: Vec<u16>,
     /// Oldest Landlock ABI accepted; an older kernel makes the exec fail closed.
     pub min_landlock_abi: u32,
     /// Layers that may be skipped when the kernel cannot apply them (config `allow_degraded`).
@@ -111,5 +129,7 @@ pub const DEV_READ_ONLY: &[&str] = &["/dev/zero", "/dev/urandom", "/dev/random",
 pub struct WarmShape {
     pub fs: FsPolicy,
     pub network: Network,
+    #[serde(default)]
+    pub connect_ports: Vec<u16>,
     pub tmp_size_bytes: u64,
 }

@@ -181,7 +181,7 @@ fn prepare(
         // Best effort: if this fails, the request builds the ruleset itself and reports why.
         if let Ok(v) = confine::landlock::kernel_abi() {
             let abi = confine::landlock::abi_from_version(v);
-            let plan = confine::landlock::plan(&shape.fs, shape.network, abi);
+            let plan = confine::landlock::plan(&shape.fs, shape.network, &shape.connect_ports, abi);
             if let Ok(r) = confine::landlock::create(&plan) {
                 prepared.landlock = Some((shape.clone(), abi, r));
             }
@@ -189,6 +189,42 @@ fn prepare(
     }
     populate_memory();
     Ok(prepared)
+}
+
+/// `network = "private"`: a network namespace of our own (owned by the sandbox's user namespace)
+/// with its loopback up and nothing else.
+fn private_network() -> Result<(), StepError> {
+    // SAFETY: unshare with a constant flag in this single-threaded process.
+    check(
+        unsafe { libc::unshare(libc::CLONE_NEWNET) },
+        "namespaces",
+        "unshare(CLONE_NEWNET)",
+    )?;
+    // SAFETY: a plain socket for the interface ioctls, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(fd, "namespaces", "socket for loopback setup")?;
+    // SAFETY: fresh fd owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zeroed is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
+    unsafe {
+        check(
+            libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr),
+            "namespaces",
+            "SIOCGIFFLAGS lo",
+        )?;
+        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(
+            libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr),
+            "namespaces",
+            "SIOCSIFFLAGS lo up",
+        )?;
+    }
+    Ok(())
 }
 
 fn mount_private_tmp(size: u64) -> Result<(), StepError> {
@@ -303,6 +339,9 @@ fn init(
     let spec: SandboxSpec =
         wire::read_frame(status).map_err(|e| StepError::io("launcher", "read sandbox spec", e))?;
     let started = Instant::now();
+    if spec.network == crate::policy::Network::Private {
+        private_network()?;
+    }
     let covered = spec.fs.private_tmp
         && (spec.workspace.starts_with(SANDBOX_TMP) || spec.workspace.starts_with(SANDBOX_SHM));
     if prepared.tmp_size.is_some()
@@ -407,10 +446,13 @@ fn init(
     };
     let ruleset = match landlock {
         Some(abi) => {
-            let plan = confine::landlock::plan(&spec.fs, spec.network, abi);
+            let plan = confine::landlock::plan(&spec.fs, spec.network, &spec.connect_ports, abi);
             let created = match prepared.landlock.take() {
                 Some((shape, a, r))
-                    if a == abi && shape.fs == spec.fs && shape.network == spec.network =>
+                    if a == abi
+                        && shape.fs == spec.fs
+                        && shape.network == spec.network
+                        && shape.connect_ports == spec.connect_ports =>
                 {
                     r
                 }

@@ -171,6 +171,7 @@ pub fn build_spec(
         limits: profile.limits.clone(),
         fs: profile.filesystem.clone(),
         network: profile.network,
+        connect_ports: profile.connect_ports.clone(),
         min_landlock_abi: cfg.min_landlock_abi,
         allow_degraded: cfg.allow_degraded.clone(),
     };
@@ -200,6 +201,15 @@ impl Sandbox for Service {
                 "unknown profile {pname:?}; available: {known:?}"
             )));
         };
+        let mut gids = crate::auth::groups_of(peer.pid);
+        gids.push(peer.gid);
+        if !profile.granted(peer.uid, &gids) {
+            tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, profile = %pname, "Access denied: profile {pname:?} is not granted to uid {}", peer.uid);
+            return Err(Status::permission_denied(format!(
+                "profile {pname:?} is not granted to uid {} (its grant_uids/grant_gids)",
+                peer.uid
+            )));
+        }
         let (workspace, ws_fd) = state
             .roots
             .resolve(&req.workspace)

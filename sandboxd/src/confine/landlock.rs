@@ -3,8 +3,8 @@
 
 use crate::policy::{FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, SANDBOX_SHM, SANDBOX_TMP};
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
@@ -31,6 +31,8 @@ pub struct Plan {
     pub abi: ABI,
     pub handled_fs: BitFlags<AccessFs>,
     pub handled_net: BitFlags<AccessNet>,
+    /// TCP ports the sandbox may connect to (when `handled_net` is set).
+    pub net_rules: Vec<u16>,
     pub scopes: BitFlags<Scope>,
     pub rules: Vec<Rule>,
 }
@@ -94,7 +96,7 @@ pub fn kernel_abi() -> Result<i32, i32> {
 }
 
 /// Build the rule plan for a sandbox. Pure: touches no file.
-pub fn plan(fs: &FsPolicy, network: Network, abi: ABI) -> Plan {
+pub fn plan(fs: &FsPolicy, network: Network, connect_ports: &[u16], abi: ABI) -> Plan {
     let handled_fs = AccessFs::from_all(abi);
     let file = file_rights(abi);
     let mut rules = Vec::new();
@@ -139,14 +141,26 @@ pub fn plan(fs: &FsPolicy, network: Network, abi: ABI) -> Plan {
         push(Target::Path(SANDBOX_TMP.into()), read_write(abi), false);
         push(Target::Path(SANDBOX_SHM.into()), read_write(abi), true);
     }
+    // None: no TCP at all. Ports: TCP connect to the listed ports only, never bind. Private has
+    // its own network namespace (nothing outside to reach) and Full is the host's, unrestricted.
     let handled_net = match network {
-        Network::None if abi >= ABI::V4 => AccessNet::from_all(abi),
+        Network::None | Network::Ports if abi >= ABI::V4 => AccessNet::from_all(abi),
         _ => BitFlags::EMPTY,
+    };
+    let net_rules = if network == Network::Ports && abi >= ABI::V4 {
+        let mut p = connect_ports.to_vec();
+        p.sort_unstable();
+        p.dedup();
+        p
+    } else {
+        vec![]
     };
     let scopes = if abi >= ABI::V6 {
         match network {
-            Network::None => Scope::from_all(abi),
-            // With host network the sandbox may still not signal outside itself.
+            // Abstract sockets belong to a network namespace: on the host's, keep the sandbox
+            // from reaching the host's (D-Bus, X11, …); in its own there is nothing else anyway.
+            Network::None | Network::Private | Network::Ports => Scope::from_all(abi),
+            // With the host network unrestricted the sandbox may still not signal outside itself.
             Network::Full => Scope::Signal.into(),
         }
     } else {
@@ -156,6 +170,7 @@ pub fn plan(fs: &FsPolicy, network: Network, abi: ABI) -> Plan {
         abi,
         handled_fs,
         handled_net,
+        net_rules,
         scopes,
         rules,
     }
@@ -222,6 +237,9 @@ pub fn create(plan: &Plan) -> Result<RulesetCreated, LandlockError> {
         ruleset = ruleset.scope(plan.scopes)?;
     }
     let mut created = ruleset.create()?;
+    for port in &plan.net_rules {
+        created = created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp))?;
+    }
     for rule in &plan.rules {
         if let Target::Path(p) = &rule.target {
             match PathFd::new(p) {
@@ -281,7 +299,7 @@ mod tests {
 
     #[test]
     fn workspace_is_read_write_without_device_nodes() {
-        let p = plan(&FsPolicy::default(), Network::None, ABI::V7);
+        let p = plan(&FsPolicy::default(), Network::None, &[], ABI::V7);
         let ws = p
             .rules
             .iter()
@@ -304,7 +322,7 @@ mod tests {
             workspace_writable: false,
             ..FsPolicy::default()
         };
-        let p = plan(&fs, Network::None, ABI::V7);
+        let p = plan(&fs, Network::None, &[], ABI::V7);
         let ws = p
             .rules
             .iter()
@@ -315,7 +333,7 @@ mod tests {
 
     #[test]
     fn system_dirs_are_read_exec_only() {
-        let p = plan(&FsPolicy::default(), Network::None, ABI::V7);
+        let p = plan(&FsPolicy::default(), Network::None, &[], ABI::V7);
         for d in ["/usr", "/etc", "/bin", "/lib"] {
             let r = rule_for(&p, d).unwrap();
             assert_eq!(
@@ -328,7 +346,7 @@ mod tests {
 
     #[test]
     fn no_rule_for_host_shared_dirs() {
-        let p = plan(&FsPolicy::default(), Network::None, ABI::V7);
+        let p = plan(&FsPolicy::default(), Network::None, &[], ABI::V7);
         for d in ["/", "/var/tmp", "/home", "/root", "/run", "/var"] {
             assert!(rule_for(&p, d).is_none(), "{d} must not be granted");
         }
@@ -337,14 +355,14 @@ mod tests {
             private_tmp: false,
             ..FsPolicy::default()
         };
-        let p = plan(&fs, Network::None, ABI::V7);
+        let p = plan(&fs, Network::None, &[], ABI::V7);
         assert!(rule_for(&p, "/tmp").is_none());
         assert!(rule_for(&p, "/dev/shm").is_none());
     }
 
     #[test]
     fn dev_null_can_be_truncated_but_not_executed() {
-        let p = plan(&FsPolicy::default(), Network::None, ABI::V7);
+        let p = plan(&FsPolicy::default(), Network::None, &[], ABI::V7);
         let r = rule_for(&p, "/dev/null").unwrap();
         assert_eq!(
             r.access,
@@ -358,7 +376,7 @@ mod tests {
 
     #[test]
     fn handled_rights_cover_truncate_refer_ioctl_and_network() {
-        let p = plan(&FsPolicy::default(), Network::None, ABI::V7);
+        let p = plan(&FsPolicy::default(), Network::None, &[], ABI::V7);
         assert!(p
             .handled_fs
             .contains(AccessFs::Truncate | AccessFs::Refer | AccessFs::IoctlDev));
@@ -368,14 +386,34 @@ mod tests {
 
     #[test]
     fn full_network_handles_no_net_right_but_scopes_signals() {
-        let p = plan(&FsPolicy::default(), Network::Full, ABI::V7);
+        let p = plan(&FsPolicy::default(), Network::Full, &[], ABI::V7);
         assert!(p.handled_net.is_empty());
         assert_eq!(p.scopes, BitFlags::from(Scope::Signal));
     }
 
     #[test]
+    fn ports_allow_connect_to_the_listed_ports_only_and_never_bind() {
+        let p = plan(
+            &FsPolicy::default(),
+            Network::Ports,
+            &[8080, 443, 8080],
+            ABI::V7,
+        );
+        assert_eq!(p.handled_net, AccessNet::BindTcp | AccessNet::ConnectTcp);
+        assert_eq!(p.net_rules, vec![443, 8080]);
+        assert_eq!(p.scopes, Scope::from_all(ABI::V7));
+        // Ports listed for another mode grant nothing.
+        assert!(plan(&FsPolicy::default(), Network::None, &[443], ABI::V7)
+            .net_rules
+            .is_empty());
+        let private = plan(&FsPolicy::default(), Network::Private, &[], ABI::V7);
+        assert!(private.handled_net.is_empty());
+        assert_eq!(private.scopes, Scope::from_all(ABI::V7));
+    }
+
+    #[test]
     fn older_abi_handles_only_what_it_knows() {
-        let p = plan(&FsPolicy::default(), Network::None, ABI::V3);
+        let p = plan(&FsPolicy::default(), Network::None, &[], ABI::V3);
         assert!(p.handled_fs.contains(AccessFs::Truncate));
         assert!(!p.handled_fs.contains(AccessFs::IoctlDev));
         assert!(p.handled_net.is_empty());

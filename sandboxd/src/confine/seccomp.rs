@@ -119,19 +119,57 @@ pub fn policy(network: Network) -> Policy {
         libc::SYS_clone3 as u32,
         always(Action::Errno(libc::ENOSYS as u16)),
     );
-    if network == Network::None {
-        for nr in [libc::SYS_socket, libc::SYS_socketpair] {
-            p.rules.insert(
-                nr as u32,
-                vec![Rule {
-                    when: vec![Cond {
-                        arg: 0,
-                        cmp: Cmp::Ne(libc::AF_UNIX as u32),
-                    }],
-                    action: Action::Errno(libc::EAFNOSUPPORT as u16),
-                }],
-            );
+    let no_af = Action::Errno(libc::EAFNOSUPPORT as u16);
+    let unix_only = || {
+        vec![Rule {
+            when: vec![Cond {
+                arg: 0,
+                cmp: Cmp::Ne(libc::AF_UNIX as u32),
+            }],
+            action: no_af,
+        }]
+    };
+    match network {
+        Network::None => {
+            p.rules.insert(libc::SYS_socket as u32, unix_only());
+            p.rules.insert(libc::SYS_socketpair as u32, unix_only());
         }
+        // Landlock's network rules cover TCP only: anything else (UDP, raw, SCTP, MPTCP, netlink,
+        // packet) would pass them, so only AF_UNIX and plain TCP sockets can be made.
+        Network::Ports => {
+            let allow = |when: Vec<Cond>| Rule {
+                when,
+                action: Action::Allow,
+            };
+            let family = |f: i32| Cond {
+                arg: 0,
+                cmp: Cmp::Eq(f as u32),
+            };
+            let stream = Cond {
+                arg: 1,
+                cmp: Cmp::MaskedEq {
+                    mask: 0xf,
+                    value: libc::SOCK_STREAM as u32,
+                },
+            };
+            let proto = |n: i32| Cond {
+                arg: 2,
+                cmp: Cmp::Eq(n as u32),
+            };
+            let mut rules = vec![allow(vec![family(libc::AF_UNIX)])];
+            for f in [libc::AF_INET, libc::AF_INET6] {
+                for pr in [0, libc::IPPROTO_TCP] {
+                    rules.push(allow(vec![family(f), stream, proto(pr)]));
+                }
+            }
+            rules.push(Rule {
+                when: vec![],
+                action: no_af,
+            });
+            p.rules.insert(libc::SYS_socket as u32, rules);
+            p.rules.insert(libc::SYS_socketpair as u32, unix_only());
+        }
+        Network::Private | Network::Full => {}
     }
     p
 }
@@ -148,7 +186,7 @@ static PREBUILT: std::sync::OnceLock<Vec<Prebuilt>> = std::sync::OnceLock::new()
 /// Compile the filter of every network mode once, in the launcher, before any sandbox exists.
 pub fn prebuild() {
     PREBUILT.get_or_init(|| {
-        [Network::None, Network::Full]
+        Network::ALL
             .into_iter()
             .map(|n| (n, build(n).map_err(|e| e.to_string())))
             .collect()
@@ -262,11 +300,20 @@ mod tests {
         assert_eq!(full.decide(clone, &[flags, 0, 0, 0, 0, 0]), EPERM);
     }
 
+    /// Syscalls whose rules all give one (non-allow) action: what one seccompiler filter per
+    /// action can express. Mixed rules (allow these, deny the rest) are checked against
+    /// `Policy::decide` only.
+    fn single_action(rules: &[Rule]) -> bool {
+        rules
+            .iter()
+            .all(|r| r.action == rules[0].action && r.action != Action::Allow)
+    }
+
     /// The same policy compiled by seccompiler, one linear filter per action, as the kernel would
     /// stack them.
     fn seccompiler_reference(p: &Policy) -> Vec<BpfProgram> {
         let mut by_action: BTreeMap<u32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
-        for (nr, rules) in &p.rules {
+        for (nr, rules) in p.rules.iter().filter(|(_, r)| single_action(r)) {
             for r in rules {
                 let conds: Vec<SeccompCondition> = r
                     .when
@@ -312,7 +359,7 @@ mod tests {
 
     #[test]
     fn binary_search_filter_agrees_with_seccompiler() {
-        for network in [Network::None, Network::Full] {
+        for network in Network::ALL {
             let p = policy(network);
             let ours = build(network).unwrap();
             let reference = seccompiler_reference(&p);
@@ -330,23 +377,64 @@ mod tests {
                 libc::AF_INET6,
                 libc::AF_NETLINK,
             ] {
-                argsets.push([fam as u64, 1, 0, 0, 0, 0]);
+                for (ty, pr) in [(1, 0), (2, 0), (1, 6), (1, 262), (0x80001, 0)] {
+                    argsets.push([fam as u64, ty, pr, 0, 0, 0]);
+                }
             }
             for nr in 0..512u32 {
                 for args in &argsets {
                     let got = emulate(&ours, AUDIT_ARCH, nr, args).unwrap();
                     // The kernel keeps the most restrictive answer of stacked filters: the lowest
                     // action as a signed number.
+                    assert_eq!(
+                        got,
+                        p.decide(nr, args).ret(),
+                        "{network:?} syscall {nr} args {args:x?}"
+                    );
+                    if p.rules.get(&nr).is_some_and(|r| !single_action(r)) {
+                        continue;
+                    }
                     let want = reference
                         .iter()
                         .map(|f| emulate(f, AUDIT_ARCH, nr, args).unwrap())
                         .min_by_key(|r| *r as i32)
-                        .unwrap();
+                        .unwrap_or(libc::SECCOMP_RET_ALLOW);
                     assert_eq!(got, want, "{network:?} syscall {nr} args {args:x?}");
-                    assert_eq!(got, p.decide(nr, args).ret());
                 }
             }
         }
+    }
+
+    #[test]
+    fn ports_mode_allows_plain_tcp_and_unix_only() {
+        let p = policy(Network::Ports);
+        let socket = libc::SYS_socket as u32;
+        let call =
+            |f: i32, t: i32, pr: i32| p.decide(socket, &[f as u64, t as u64, pr as u64, 0, 0, 0]);
+        let no = Action::Errno(libc::EAFNOSUPPORT as u16);
+        assert_eq!(call(libc::AF_INET, libc::SOCK_STREAM, 0), Action::Allow);
+        assert_eq!(
+            call(
+                libc::AF_INET6,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_TCP
+            ),
+            Action::Allow
+        );
+        assert_eq!(call(libc::AF_UNIX, libc::SOCK_DGRAM, 0), Action::Allow);
+        assert_eq!(call(libc::AF_INET, libc::SOCK_DGRAM, 0), no);
+        assert_eq!(call(libc::AF_INET, libc::SOCK_RAW, 1), no);
+        assert_eq!(call(libc::AF_INET, libc::SOCK_STREAM, 262), no); // IPPROTO_MPTCP
+        assert_eq!(
+            call(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+            no
+        );
+        assert_eq!(call(libc::AF_NETLINK, libc::SOCK_RAW, 0), no);
+        assert_eq!(call(libc::AF_PACKET, libc::SOCK_RAW, 0), no);
+        assert_eq!(
+            policy(Network::Private).decide(socket, &[libc::AF_INET as u64, 2, 0, 0, 0, 0]),
+            Action::Allow
+        );
     }
 
     #[test]

@@ -19,6 +19,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("");
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    if let Some(r) = net(what, &arg) {
+        match r {
+            Ok(()) => println!("ok"),
+            Err(e) => println!("errno {}", e.raw_os_error().unwrap_or(-1)),
+        }
+        return;
+    }
     // SAFETY: each arm issues one raw syscall with arguments that are valid for it; this binary
     // exists only to try them.
     let r: i64 = unsafe {
@@ -219,4 +226,47 @@ fn main() {
         }
     };
     report(r);
+}
+
+/// Network probes with std sockets, addresses given as HOST PORT (127.0.0.1 or ::1).
+fn net(what: &str, arg: &dyn Fn(usize) -> String) -> Option<std::io::Result<()>> {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    let addr = || format!("{}:{}", bracket(&arg(2)), arg(3));
+    Some(match what {
+        "tcp" => TcpStream::connect(addr()).map(drop),
+        "udp" => {
+            let local = if arg(2).contains(':') {
+                "[::1]:0"
+            } else {
+                "127.0.0.1:0"
+            };
+            UdpSocket::bind(local).and_then(|s| s.send_to(b"x", addr()).map(drop))
+        }
+        "bind-tcp" => TcpListener::bind(addr()).map(drop),
+        // Listen, touch the ready file, answer one connection with "hi".
+        "serve" => (|| {
+            let l = TcpListener::bind(addr())?;
+            std::fs::write(arg(4), "")?;
+            let (mut c, _) = l.accept()?;
+            c.write_all(b"hi")
+        })(),
+        // Connect and print what the server says.
+        "fetch" => (|| {
+            let mut c = TcpStream::connect(addr())?;
+            let mut s = String::new();
+            c.read_to_string(&mut s)?;
+            print!("{s} ");
+            Ok(())
+        })(),
+        _ => return None,
+    })
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
 }

@@ -1,0 +1,238 @@
+//! Operator profiles proven by real attempts: network none / private / ports / full against
+//! listeners on 127.0.0.1 and ::1 only, read-only workspace, extra read-only paths, profile
+//! grants. Each denial is preceded by the same action succeeding outside the sandbox.
+
+use nanobot_e2e::*;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+struct Net {
+    d: Daemon,
+    /// Listening on 127.0.0.1: `allowed` is in the ports profile, `other` is not.
+    allowed: TcpListener,
+    other: TcpListener,
+    /// Listening on ::1, in the ports profile (None when the host has no IPv6 loopback).
+    v6: Option<TcpListener>,
+}
+
+fn port(l: &TcpListener) -> u16 {
+    l.local_addr().unwrap().port()
+}
+
+fn setup() -> Net {
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let v6 = TcpListener::bind("[::1]:0").ok();
+    let mut ports = vec![port(&allowed)];
+    if let Some(l) = &v6 {
+        ports.push(port(l));
+    }
+    let config = format!(
+        "[profiles.ports]\nnetwork = \"ports\"\nconnect_ports = {ports:?}\n\
+         [profiles.private]\nnetwork = \"private\"\n\
+         [profiles.full]\nnetwork = \"full\"\n"
+    );
+    let d = Daemon::start_with(Opts {
+        config: Some(config),
+        ..Opts::default()
+    });
+    // Accept and drop whatever connects, so the listeners never fill up.
+    for l in [&allowed, &other].into_iter().chain(v6.as_ref()) {
+        let l = l.try_clone().unwrap();
+        std::thread::spawn(move || for _ in l.incoming() {});
+    }
+    Net {
+        d,
+        allowed,
+        other,
+        v6,
+    }
+}
+
+/// The probe inside with `profile`, and outside as the same user.
+fn probe(n: &Net, profile: &str, what: &[&str]) -> (String, String) {
+    let p = n.d.install_probe();
+    let outside = n.d.unsandboxed(&n.d.ws.join("probe"), what);
+    let inside =
+        n.d.nanobot(&["--profile", profile], &format!("{p} {}", what.join(" ")));
+    (
+        stdout(&outside).trim().to_string(),
+        format!("{}{}", stdout(&inside).trim(), stderr(&inside).trim()),
+    )
+}
+
+const EACCES: &str = "errno 13";
+const EAFNOSUPPORT: &str = "errno 97";
+const ECONNREFUSED: &str = "errno 111";
+
+#[test]
+fn network_modes_against_local_listeners() {
+    let n = setup();
+    let a = port(&n.allowed).to_string();
+    let o = port(&n.other).to_string();
+    let tcp = |host: &'static str, p: &str| {
+        vec!["tcp", host, p]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let run = |profile: &str, what: &[String]| {
+        let w: Vec<&str> = what.iter().map(String::as_str).collect();
+        probe(&n, profile, &w)
+    };
+    // Positive controls: outside, the user reaches both ports.
+    assert_eq!(run("default", &tcp("127.0.0.1", &a)).0, "ok");
+    assert_eq!(run("default", &tcp("127.0.0.1", &o)).0, "ok");
+
+    // none (the default profile): no inet socket at all.
+    assert_eq!(run("default", &tcp("127.0.0.1", &a)).1, EAFNOSUPPORT);
+
+    // ports: the listed port connects, another port on the same host does not.
+    assert_eq!(run("ports", &tcp("127.0.0.1", &a)).1, "ok");
+    assert_eq!(run("ports", &tcp("127.0.0.1", &o)).1, EACCES);
+    if let Some(v6) = &n.v6 {
+        let p6 = port(v6).to_string();
+        assert_eq!(run("default", &tcp("::1", &p6)).0, "ok");
+        assert_eq!(run("ports", &tcp("::1", &p6)).1, "ok");
+        assert_eq!(run("ports", &tcp("::1", &o)).1, EACCES);
+    }
+    // ...and nothing but TCP connect: no UDP, no listening.
+    let udp = vec!["udp".to_string(), "127.0.0.1".into(), a.clone()];
+    assert_eq!(run("ports", &udp).0, "ok");
+    assert_eq!(run("ports", &udp).1, EAFNOSUPPORT);
+    let bind = vec!["bind-tcp".to_string(), "127.0.0.1".into(), "0".into()];
+    assert_eq!(run("ports", &bind).0, "ok");
+    assert_eq!(run("ports", &bind).1, EACCES);
+
+    // full: everything the host allows.
+    assert_eq!(run("full", &tcp("127.0.0.1", &a)).1, "ok");
+    assert_eq!(run("full", &tcp("127.0.0.1", &o)).1, "ok");
+
+    // private: its own loopback; the host's listeners are not there.
+    assert_eq!(run("private", &tcp("127.0.0.1", &a)).1, ECONNREFUSED);
+    assert_eq!(
+        run("private", &udp).1,
+        "ok",
+        "UDP works inside its own namespace"
+    );
+}
+
+#[test]
+fn a_server_inside_private_is_reachable_inside_and_invisible_outside() {
+    let n = setup();
+    let p = n.d.install_probe();
+    // A free port on the host, then closed: inside, the sandbox listens on the same number.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let ready = n.d.ws.join("ready");
+    let release = n.d.ws.join("release");
+    let cmd = format!(
+        "{p} serve 127.0.0.1 {port} ready & \
+         while [ ! -e release ]; do sleep 0.05; done; {p} fetch 127.0.0.1 {port}"
+    );
+    let child =
+        n.d.nanobot_cmd(&["--profile", "private"], &cmd)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server is listening inside: from the host the port is closed.
+    let e = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    std::fs::write(&release, "").unwrap();
+    let o = child.wait_with_output().unwrap();
+    // `fetch` got the greeting from the server inside; the server reports its own "ok".
+    let out = stdout(&o);
+    assert!(out.contains("hi ok"), "{out}{}", stderr(&o));
+    assert_eq!(out.matches("ok").count(), 2, "{out}");
+}
+
+#[test]
+fn readonly_workspace_and_extra_read_only_paths() {
+    let extra = std::env::temp_dir().join(format!("nanobot-e2e-extra-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&extra);
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("data.txt"), "shared data\n").unwrap();
+    let (uid, gid) = test_ids();
+    for p in [&extra, &extra.join("data.txt")] {
+        chown(p, uid, gid);
+    }
+    // /tmp is private inside: use a path outside it.
+    let extra2 = Path::new("/var/tmp").join(extra.file_name().unwrap());
+    let _ = std::fs::remove_dir_all(&extra2);
+    std::fs::rename(&extra, &extra2).unwrap();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[profiles.readonly.filesystem]\nworkspace_writable = false\n\
+             [profiles.data.filesystem]\nread_only = [{:?}]\n",
+            extra2.display().to_string()
+        )),
+        ..Opts::default()
+    });
+    let data = extra2.join("data.txt");
+    // Control: the user can write both outside the sandbox.
+    let w = d.unsandboxed(
+        Path::new("/bin/sh"),
+        &["-c", &format!("echo w >> {}", data.display())],
+    );
+    assert!(w.status.success());
+    // readonly: reads work, writes fail.
+    std::fs::write(d.ws.join("in.txt"), "inside\n").unwrap();
+    let o = d.nanobot(&["--profile", "readonly"], "cat in.txt");
+    assert_eq!(stdout(&o), "inside\n");
+    let o = d.nanobot(&["--profile", "readonly"], "echo x > out.txt");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("Read-only file system") || stderr(&o).contains("Permission denied"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.ws.join("out.txt").exists());
+    // data: the extra path is readable, not writable; the default profile cannot even read it.
+    let o = d.nanobot(&["--profile", "data"], &format!("cat {}", data.display()));
+    assert_eq!(stdout(&o), "shared data\nw\n", "{}", stderr(&o));
+    let o = d.nanobot(
+        &["--profile", "data"],
+        &format!("echo x >> {}", data.display()),
+    );
+    assert_ne!(o.status.code(), Some(0));
+    let o = d.nanobot(&[], &format!("cat {}", data.display()));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "shared data\nw\n");
+    let _ = std::fs::remove_dir_all(&extra2);
+}
+
+#[test]
+fn a_profile_not_granted_to_the_peer_is_permission_denied() {
+    // The peer is this test process's user (nanobot exec runs as it).
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[profiles.mine]\ngrant_uids = [{uid}]\n[profiles.theirs]\ngrant_uids = [{}]\ngrant_gids = [4242]\n",
+            uid + 1
+        )),
+        ..Opts::default()
+    });
+    let o = d.nanobot(&["--profile", "mine"], "echo granted");
+    assert_eq!(stdout(&o), "granted\n", "{}", stderr(&o));
+    let o = d.nanobot(&["--profile", "theirs"], "echo nope");
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!("profile \"theirs\" is not granted to uid {uid}")),
+        "{}",
+        stderr(&o)
+    );
+    let log = std::fs::read_to_string(d.dir.join("sandboxd.log")).unwrap();
+    assert!(log.contains("Access denied: profile \"theirs\""), "{log}");
+}
