@@ -6,14 +6,45 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// One thing wrong with the configuration, located as precisely as we can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// Dotted key (`profiles.build.limits.processes`); empty when the file itself is broken.
+    pub key: String,
+    pub msg: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.msg)
+        } else {
+            write!(f, ": {}: {}", self.key, self.msg)
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {err}")]
     Read { path: PathBuf, err: std::io::Error },
-    #[error("invalid config {path}: {msg}")]
-    Parse { path: PathBuf, msg: String },
-    #[error("invalid config: {0}")]
-    Invalid(String),
+    #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Problems(Vec<Problem>),
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Problems(p) => p.iter().map(|p| p.to_string()).collect(),
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -150,71 +181,333 @@ impl Profile {
     }
 }
 
+/// A file the config came from, kept to point problems at their line.
+struct Source {
+    path: PathBuf,
+    text: String,
+    /// For a profiles.d file: the profile it defines (its keys are then top-level).
+    profile: Option<String>,
+}
+
+impl Source {
+    /// Line of `key` inside `[table]` (dotted, relative to this file), if written there.
+    fn line_of(&self, table: &str, key: &str) -> Option<usize> {
+        let mut current = String::new();
+        for (i, raw) in self.text.lines().enumerate() {
+            let l = raw.trim();
+            if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                current = h.trim().trim_matches('[').trim_matches(']').to_string();
+                if key.is_empty() && current == table {
+                    return Some(i + 1);
+                }
+                continue;
+            }
+            if current == table && !key.is_empty() {
+                if let Some(rest) = l.strip_prefix(key) {
+                    if rest.trim_start().starts_with('=') {
+                        return Some(i + 1);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn toml_problem(src: &Source, e: &toml::de::Error) -> Problem {
+    let line = e.span().map(|sp| {
+        src.text[..sp.start.min(src.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    });
+    Problem {
+        file: src.path.clone(),
+        line,
+        key: String::new(),
+        msg: e.message().trim().to_string(),
+    }
+}
+
 impl Config {
+    /// Load `path` and the profiles in `profiles.d/*.toml` beside it (one profile per file,
+    /// named after the file).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.into(),
             err,
         })?;
-        Self::parse(&text, path)
+        let dir = path.parent().map(|d| d.join("profiles.d"));
+        Self::parse_with(&text, path, dir.as_deref())
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            msg: e.to_string(),
-        })?;
-        cfg.finish()?;
-        Ok(cfg)
+        Self::parse_with(text, path, None)
     }
 
-    /// Fill in the built-in profile and check ranges.
+    fn parse_with(
+        text: &str,
+        path: &Path,
+        profiles_dir: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let main = Source {
+            path: path.into(),
+            text: text.into(),
+            profile: None,
+        };
+        let mut problems = vec![];
+        let mut cfg: Config = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => return Err(ConfigError::Problems(vec![toml_problem(&main, &e)])),
+        };
+        let mut sources = vec![main];
+        if let Some(dir) = profiles_dir.filter(|d| d.is_dir()) {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|err| ConfigError::Read {
+                    path: dir.into(),
+                    err,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for f in files {
+                let name = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let text = std::fs::read_to_string(&f).map_err(|err| ConfigError::Read {
+                    path: f.clone(),
+                    err,
+                })?;
+                let src = Source {
+                    path: f.clone(),
+                    text,
+                    profile: Some(name.clone()),
+                };
+                match toml::from_str::<Profile>(&src.text) {
+                    Ok(p) => {
+                        if cfg.profiles.contains_key(&name) {
+                            problems.push(Problem {
+                                file: f.clone(),
+                                line: None,
+                                key: format!("profiles.{name}"),
+                                msg: format!(
+                                    "profile {name:?} is also defined in {}",
+                                    path.display()
+                                ),
+                            });
+                        } else {
+                            cfg.profiles.insert(name, p);
+                        }
+                    }
+                    Err(e) => problems.push(toml_problem(&src, &e)),
+                }
+                sources.push(src);
+            }
+        }
+        cfg.profiles.entry("default".into()).or_default();
+        problems.extend(cfg.validate(&sources));
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Problems(problems))
+        }
+    }
+
+    /// For configs built in code (no file): check the same rules.
     pub fn finish(&mut self) -> Result<(), ConfigError> {
         self.profiles.entry("default".into()).or_default();
-        if self.max_concurrent == 0 || self.max_concurrent_per_peer == 0 {
-            return Err(ConfigError::Invalid(
-                "max_concurrent and max_concurrent_per_peer must be at least 1".into(),
-            ));
+        let src = Source {
+            path: PathBuf::from("(built-in defaults)"),
+            text: String::new(),
+            profile: None,
+        };
+        let p = self.validate(&[src]);
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Problems(p))
         }
-        crate::guard::Guard::new(
+    }
+
+    /// Every rule the config must satisfy; all problems at once.
+    fn validate(&self, sources: &[Source]) -> Vec<Problem> {
+        let main = &sources[0];
+        let mut out = vec![];
+        let mut global = |key: &str, msg: String| {
+            out.push(Problem {
+                file: main.path.clone(),
+                line: main.line_of("", key),
+                key: key.into(),
+                msg,
+            })
+        };
+        if self.max_concurrent == 0 {
+            global("max_concurrent", "must be at least 1".into());
+        }
+        if self.max_concurrent_per_peer == 0 {
+            global("max_concurrent_per_peer", "must be at least 1".into());
+        }
+        for (k, v) in [
+            ("read_max_chars", self.read_max_chars),
+            ("write_max_bytes", self.write_max_bytes),
+            ("list_max_entries", self.list_max_entries),
+        ] {
+            if v == 0 {
+                global(k, "must be at least 1".into());
+            }
+        }
+        if let Err(e) = crate::guard::Guard::new(
             self.guard_defaults,
             &self.deny_patterns,
             &self.allow_patterns,
-        )
-        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if self.read_max_chars == 0 || self.write_max_bytes == 0 || self.list_max_entries == 0 {
-            return Err(ConfigError::Invalid(
-                "read_max_chars, write_max_bytes and list_max_entries must be at least 1".into(),
-            ));
+        ) {
+            global("deny_patterns", e.to_string());
         }
         for l in &self.allow_degraded {
             if l != "landlock" {
-                return Err(ConfigError::Invalid(format!(
-                    "allow_degraded: {l:?} cannot be degraded; only \"landlock\" may be listed (seccomp, namespaces, rlimits and no_new_privs are always required)"
-                )));
+                global("allow_degraded", format!("{l:?} cannot be degraded; only \"landlock\" may be listed (seccomp, namespaces, rlimits and no_new_privs are always required)"));
             }
         }
+        let socket_dir = self.socket.parent().map(Path::to_path_buf);
         for (name, p) in &self.profiles {
+            // Where this profile's keys are written: its own profiles.d file, or the main file.
+            let (src, prefix) = match sources.iter().find(|s| s.profile.as_deref() == Some(name)) {
+                Some(s) => (s, String::new()),
+                None => (main, format!("profiles.{name}")),
+            };
+            let mut bad = |table: &str, key: &str, msg: String| {
+                let t = [prefix.as_str(), table]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(".");
+                out.push(Problem {
+                    file: src.path.clone(),
+                    line: src.line_of(&t, key).or_else(|| src.line_of(&t, "")),
+                    key: [
+                        format!("profiles.{name}"),
+                        table.to_string(),
+                        key.to_string(),
+                    ]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("."),
+                    msg,
+                })
+            };
+            if p.max_timeout_secs == 0 || p.max_timeout_secs > 86_400 {
+                bad("", "max_timeout_secs", "must be between 1 and 86400".into());
+            }
             if p.timeout_secs == 0 || p.timeout_secs > p.max_timeout_secs {
-                return Err(ConfigError::Invalid(format!(
-                    "profiles.{name}: timeout_secs must be between 1 and max_timeout_secs ({})",
-                    p.max_timeout_secs
-                )));
+                bad(
+                    "",
+                    "timeout_secs",
+                    format!(
+                        "must be between 1 and max_timeout_secs ({})",
+                        p.max_timeout_secs
+                    ),
+                );
             }
-            if p.limits.processes == 0 || p.limits.open_files < 16 {
-                return Err(ConfigError::Invalid(format!(
-                    "profiles.{name}.limits: processes must be >= 1 and open_files >= 16"
-                )));
+            if p.output_limit_bytes == 0 || p.output_limit_bytes > 1 << 30 {
+                bad(
+                    "",
+                    "output_limit_bytes",
+                    "must be between 1 and 1 GiB".into(),
+                );
             }
-            for w in &p.filesystem.read_write {
+            let l = &p.limits;
+            for (key, v, lo, hi) in [
+                ("cpu_secs", l.cpu_secs, 1, 86_400),
+                (
+                    "address_space_bytes",
+                    l.address_space_bytes,
+                    64 << 20,
+                    1 << 44,
+                ),
+                ("file_size_bytes", l.file_size_bytes, 1, 1 << 44),
+                ("open_files", l.open_files, 16, 1 << 20),
+                ("processes", l.processes, 1, 1 << 16),
+                ("tmp_size_bytes", l.tmp_size_bytes, 1 << 20, 1 << 40),
+            ] {
+                if v < lo || v > hi {
+                    bad("limits", key, format!("{v} is out of range {lo}..={hi}"));
+                }
+            }
+            let fs = &p.filesystem;
+            for (key, paths, must_exist) in [
+                ("read_exec", &fs.read_exec, false),
+                ("read_only", &fs.read_only, true),
+                ("read_write", &fs.read_write, true),
+            ] {
+                for path in paths {
+                    if !path.is_absolute() {
+                        bad(
+                            "filesystem",
+                            key,
+                            format!("{} is not an absolute path", path.display()),
+                        );
+                    } else if must_exist && !path.exists() {
+                        bad(
+                            "filesystem",
+                            key,
+                            format!("{} does not exist", path.display()),
+                        );
+                    }
+                }
+            }
+            for w in &fs.read_write {
                 if w == Path::new("/") {
-                    return Err(ConfigError::Invalid(format!(
-                        "profiles.{name}.filesystem.read_write grants write access to /"
-                    )));
+                    bad(
+                        "filesystem",
+                        "read_write",
+                        "grants write access to /".into(),
+                    );
+                } else if let Some(sd) = &socket_dir {
+                    if sd.starts_with(w) || w.starts_with(sd) {
+                        bad(
+                            "filesystem",
+                            "read_write",
+                            format!(
+                                "{} grants write access to the socket's directory {}",
+                                w.display(),
+                                sd.display()
+                            ),
+                        );
+                    }
+                }
+            }
+            match p.network {
+                Network::Ports if p.connect_ports.is_empty() => bad(
+                    "",
+                    "network",
+                    "\"ports\" needs at least one port in connect_ports".into(),
+                ),
+                Network::Ports => {}
+                _ if !p.connect_ports.is_empty() => bad(
+                    "",
+                    "connect_ports",
+                    format!(
+                        "has no effect with network = {:?}; use network = \"ports\"",
+                        p.network
+                    ),
+                ),
+                _ => {}
+            }
+            if p.connect_ports.contains(&0) {
+                bad("", "connect_ports", "port 0 is not a port".into());
+            }
+            for k in p.env_set.keys() {
+                if k.is_empty() || k.contains('=') || k.contains('\0') {
+                    bad("env_set", k, "is not a valid variable name".into());
                 }
             }
         }
-        Ok(())
+        out
     }
 }
 
@@ -275,5 +568,88 @@ mod tests {
         let c = Config::parse("[profiles.p.limits]\nprocesses = 5\n", Path::new("x")).unwrap();
         assert_eq!(c.profiles["p"].limits.processes, 5);
         assert_eq!(c.profiles["p"].limits.open_files, 1024);
+    }
+
+    #[test]
+    fn problems_name_file_line_and_key_and_come_all_at_once() {
+        let text = "socket = \"/run/nb/sandboxd.sock\"\n\
+                    [profiles.build]\n\
+                    timeout_secs = 0\n\
+                    [profiles.build.limits]\n\
+                    processes = 0\n\
+                    [profiles.build.filesystem]\n\
+                    read_write = [\"/run\"]\n\
+                    read_only = [\"/nonexistent/nb-data\"]\n";
+        let e = Config::parse(text, Path::new("/etc/nb.toml")).unwrap_err();
+        let p = e.problems();
+        let has = |s: &str| p.iter().any(|l| l.contains(s));
+        assert!(
+            has("/etc/nb.toml:3: profiles.build.timeout_secs: must be between 1"),
+            "{p:#?}"
+        );
+        assert!(
+            has("/etc/nb.toml:5: profiles.build.limits.processes: 0 is out of range"),
+            "{p:#?}"
+        );
+        assert!(has("/etc/nb.toml:7: profiles.build.filesystem.read_write: /run grants write access to the socket's directory /run/nb"), "{p:#?}");
+        assert!(has("/etc/nb.toml:8: profiles.build.filesystem.read_only: /nonexistent/nb-data does not exist"), "{p:#?}");
+        assert_eq!(p.len(), 4, "{p:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let e = Config::parse("a = 1\n[profiles.x\n", Path::new("/etc/nb.toml")).unwrap_err();
+        assert!(e.to_string().starts_with("/etc/nb.toml:2: "), "{e}");
+    }
+
+    #[test]
+    fn ports_need_ports_and_ports_need_the_ports_mode() {
+        let e = Config::parse("[profiles.p]\nnetwork = \"ports\"\n", Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("needs at least one port"), "{e}");
+        let e = Config::parse("[profiles.p]\nconnect_ports = [443]\n", Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("has no effect"), "{e}");
+        let c = Config::parse(
+            "[profiles.p]\nnetwork = \"ports\"\nconnect_ports = [443]\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.profiles["p"].connect_ports, vec![443]);
+    }
+
+    #[test]
+    fn profiles_d_files_define_profiles_named_after_them() {
+        let dir = std::env::temp_dir().join(format!("sandboxd-cfg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("profiles.d")).unwrap();
+        let main = dir.join("sandboxd.toml");
+        std::fs::write(&main, "[profiles.inline]\ntimeout_secs = 5\n").unwrap();
+        std::fs::write(
+            dir.join("profiles.d/web.toml"),
+            "network = \"full\"\n[limits]\nprocesses = 64\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("profiles.d/notes.txt"), "ignored").unwrap();
+        let c = Config::load(&main).unwrap();
+        assert_eq!(c.profiles["web"].network, Network::Full);
+        assert_eq!(c.profiles["web"].limits.processes, 64);
+        assert_eq!(c.profiles["inline"].timeout_secs, 5);
+        // A bad file is named with its line and the profile's key path.
+        std::fs::write(
+            dir.join("profiles.d/bad.toml"),
+            "\n[limits]\nopen_files = 3\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("profiles.d/inline.toml"), "").unwrap();
+        let p = Config::load(&main).unwrap_err().problems();
+        let bad = dir.join("profiles.d/bad.toml");
+        assert!(
+            p.iter().any(|l| l.starts_with(&format!(
+                "{}:3: profiles.bad.limits.open_files",
+                bad.display()
+            ))),
+            "{p:#?}"
+        );
+        assert!(p.iter().any(|l| l.contains("also defined in")), "{p:#?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

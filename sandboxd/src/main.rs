@@ -31,6 +31,43 @@ struct Cli {
 enum Cmd {
     /// Serve the gRPC API on a Unix socket.
     Serve(ServeArgs),
+    /// Validate the config and every profile; non-zero exit on any problem.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Config file (TOML). Default: /etc/nanobot/sandboxd.toml
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn check(a: CheckArgs) -> Result<i32> {
+    let path = a.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    match Config::load(&path) {
+        Ok(c) => {
+            let names: Vec<&String> = c.profiles.keys().collect();
+            println!(
+                "{}: ok, {} profile(s): {}",
+                path.display(),
+                names.len(),
+                names
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            let p = e.problems();
+            for line in &p {
+                println!("{line}");
+            }
+            eprintln!("sandboxd: {} problem(s) in {}", p.len(), path.display());
+            Ok(1)
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -71,11 +108,15 @@ fn main() {
     }
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Serve(a) => serve(a),
+        Cmd::Serve(a) => serve(a).map(|()| 0),
+        Cmd::Check(a) => check(a),
     };
-    if let Err(e) = r {
-        eprintln!("sandboxd: error: {e:#}");
-        std::process::exit(1);
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("sandboxd: error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -249,15 +290,72 @@ fn serve(a: ServeArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let r = rt.block_on(run(cfg, roots, launcher, listener, owned_path.clone()));
+    let reload = Box::new(move || load_config(&a));
+    let r = rt.block_on(run(
+        cfg,
+        reload,
+        roots,
+        launcher,
+        listener,
+        owned_path.clone(),
+    ));
     if let Some(p) = owned_path {
         let _ = std::fs::remove_file(p);
     }
     r
 }
 
+/// SIGHUP: load the config again; swap it in only if it is valid, else keep serving the old one.
+fn reload_on_hup(state: &State, reload: &dyn Fn() -> Result<Config>) {
+    match reload() {
+        Ok(new) => {
+            let old = state.live().cfg.clone();
+            let fixed = [
+                ("socket", old.socket != new.socket),
+                ("user", old.user != new.user),
+                (
+                    "workspace_roots",
+                    old.workspace_roots != new.workspace_roots,
+                ),
+                ("allow_uids", old.allow_uids != new.allow_uids),
+                ("allow_gids", old.allow_gids != new.allow_gids),
+                ("max_concurrent", old.max_concurrent != new.max_concurrent),
+                (
+                    "max_request_bytes",
+                    old.max_request_bytes != new.max_request_bytes,
+                ),
+            ];
+            for (k, changed) in fixed {
+                if changed {
+                    tracing::warn!(
+                        key = k,
+                        "config reload: {k} changed; it takes effect only after a restart"
+                    );
+                }
+            }
+            let names: Vec<String> = new.profiles.keys().cloned().collect();
+            match state.replace(new) {
+                Ok(()) => {
+                    tracing::info!(profiles = ?names, "config reloaded (SIGHUP); running commands keep the profile they started with")
+                }
+                Err(e) => tracing::error!(
+                    "config reload rejected, keeping the current configuration: {e}"
+                ),
+            }
+        }
+        Err(e) => {
+            for line in format!("{e:#}").lines() {
+                tracing::error!(
+                    "config reload rejected, keeping the current configuration: {line}"
+                );
+            }
+        }
+    }
+}
+
 async fn run(
     cfg: Config,
+    reload: Box<dyn Fn() -> Result<Config> + Send>,
     roots: Roots,
     launcher: Arc<Launcher>,
     listener: UnixListener,
@@ -283,14 +381,17 @@ async fn run(
         auth: auth_policy.clone(),
         roots,
         launcher,
-        guard: sandboxd::guard::Guard::new(
-            cfg.guard_defaults,
-            &cfg.deny_patterns,
-            &cfg.allow_patterns,
-        )?,
-        cfg,
+        max_concurrent: cfg.max_concurrent,
+        live: std::sync::RwLock::new(Arc::new(server::Live {
+            guard: sandboxd::guard::Guard::new(
+                cfg.guard_defaults,
+                &cfg.deny_patterns,
+                &cfg.allow_patterns,
+            )?,
+            cfg: cfg.clone(),
+        })),
     });
-    let max = state.cfg.max_request_bytes;
+    let max = cfg.max_request_bytes;
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(4 << 20);
@@ -304,12 +405,13 @@ async fn run(
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let tx = shutdown_tx.clone();
+    let reload_state = state.clone();
     let shutdown = async move {
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => tracing::warn!("SIGHUP received; configuration reload is not supported by this version, keeping the current configuration"),
+                _ = hup.recv() => reload_on_hup(&reload_state, &reload),
             }
         }
         tracing::info!("shutting down: no new connections, killing running sandboxes");
@@ -345,7 +447,7 @@ async fn run(
     }
     // Give the exec tasks a moment to see the shutdown and kill their sandboxes.
     let t0 = std::time::Instant::now();
-    while state.total.available_permits() < state.cfg.max_concurrent && t0.elapsed().as_secs() < 3 {
+    while state.total.available_permits() < state.max_concurrent && t0.elapsed().as_secs() < 3 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tracing::info!("sandboxd stopped");

@@ -21,15 +21,45 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
-pub struct State {
+/// What SIGHUP replaces as a whole: a request works from one snapshot from start to end.
+pub struct Live {
     pub cfg: Config,
+    pub guard: crate::guard::Guard,
+}
+
+pub struct State {
+    pub live: std::sync::RwLock<Arc<Live>>,
     pub roots: Roots,
     pub launcher: Arc<Launcher>,
     pub total: Arc<Semaphore>,
     pub per_peer: Mutex<HashMap<u32, usize>>,
     pub shutdown: watch::Receiver<bool>,
     pub auth: auth::Policy,
-    pub guard: crate::guard::Guard,
+    /// The concurrency ceiling the semaphore was made with (fixed until restart).
+    pub max_concurrent: usize,
+}
+
+impl State {
+    pub fn live(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Swap in a new configuration (SIGHUP). Requests already running keep the one they began
+    /// with.
+    pub fn replace(&self, cfg: Config) -> Result<(), String> {
+        let guard =
+            crate::guard::Guard::new(cfg.guard_defaults, &cfg.deny_patterns, &cfg.allow_patterns)
+                .map_err(|e| e.to_string())?;
+        let new = Arc::new(Live { cfg, guard });
+        match self.live.write() {
+            Ok(mut g) => *g = new,
+            Err(p) => *p.into_inner() = new,
+        }
+        Ok(())
+    }
 }
 
 pub fn peer_of<T>(req: &Request<T>) -> Option<Peer> {
@@ -184,6 +214,7 @@ impl Sandbox for Service {
 
     async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<Self::ExecStream>, Status> {
         let state = self.0.clone();
+        let live = state.live();
         let peer = peer_of(&req).unwrap_or(Peer {
             uid: u32::MAX,
             gid: u32::MAX,
@@ -195,8 +226,8 @@ impl Sandbox for Service {
         } else {
             req.profile.clone()
         };
-        let Some(profile) = state.cfg.profiles.get(&pname) else {
-            let known: Vec<&String> = state.cfg.profiles.keys().collect();
+        let Some(profile) = live.cfg.profiles.get(&pname) else {
+            let known: Vec<&String> = live.cfg.profiles.keys().collect();
             return Err(Status::not_found(format!(
                 "unknown profile {pname:?}; available: {known:?}"
             )));
@@ -214,8 +245,8 @@ impl Sandbox for Service {
             .roots
             .resolve(&req.workspace)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (spec, output_cap) = build_spec(&state.cfg, profile, &req, workspace.clone())?;
-        if let Some(b) = state.guard.check(&req.command) {
+        let (spec, output_cap) = build_spec(&live.cfg, profile, &req, workspace.clone())?;
+        if let Some(b) = live.guard.check(&req.command) {
             tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), profile = %pname, command = %req.command, pattern = %b.pattern, matched = %b.matched, "blocked by safety guard: pattern {:?} matched {:?}", b.pattern, b.matched);
             let r = ExecResult {
                 exit_code: -1,
@@ -242,7 +273,7 @@ impl Sandbox for Service {
         let Ok(permit) = state.total.clone().try_acquire_owned() else {
             return Err(Status::resource_exhausted(format!(
                 "sandboxd already runs max_concurrent={} sandboxes; retry later",
-                state.cfg.max_concurrent
+                state.max_concurrent
             )));
         };
         {
@@ -251,10 +282,10 @@ impl Sandbox for Service {
                 .lock()
                 .map_err(|_| Status::internal("state lock poisoned"))?;
             let n = m.entry(peer.uid).or_insert(0);
-            if *n >= state.cfg.max_concurrent_per_peer {
+            if *n >= live.cfg.max_concurrent_per_peer {
                 return Err(Status::resource_exhausted(format!(
                     "uid {} already runs max_concurrent_per_peer={} sandboxes; retry later",
-                    peer.uid, state.cfg.max_concurrent_per_peer
+                    peer.uid, live.cfg.max_concurrent_per_peer
                 )));
             }
             *n += 1;
@@ -407,7 +438,7 @@ impl Sandbox for Service {
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(info(&self.0.cfg)))
+        Ok(Response::new(info(&self.0.live().cfg)))
     }
 }
 
@@ -470,10 +501,11 @@ fn split<T>(req: Request<T>) -> (Peer, T) {
 
 impl State {
     fn limits(&self) -> fileops::Limits {
+        let live = self.live();
         fileops::Limits {
-            read_max_chars: self.cfg.read_max_chars,
-            write_max_bytes: self.cfg.write_max_bytes,
-            list_max_entries: self.cfg.list_max_entries,
+            read_max_chars: live.cfg.read_max_chars,
+            write_max_bytes: live.cfg.write_max_bytes,
+            list_max_entries: live.cfg.list_max_entries,
         }
     }
 }

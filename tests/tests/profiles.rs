@@ -236,3 +236,127 @@ fn a_profile_not_granted_to_the_peer_is_permission_denied() {
     let log = std::fs::read_to_string(d.dir.join("sandboxd.log")).unwrap();
     assert!(log.contains("Access denied: profile \"theirs\""), "{log}");
 }
+
+#[test]
+fn sighup_reloads_atomically_and_a_broken_config_keeps_the_old_one() {
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.extra]\ntimeout_secs = 5\n".into()),
+        ..Opts::default()
+    });
+    let cfg = d.dir.join("sandboxd.toml");
+    assert!(cfg.exists());
+    let hup = |d: &Daemon| {
+        // SAFETY: signalling the daemon this test started.
+        unsafe { libc::kill(d.pid(), libc::SIGHUP) };
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let t0 = Instant::now();
+        while !what() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "reload not seen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A command started under `extra` (5 s) keeps it while the profile is tightened to 1 s.
+    let long = d
+        .nanobot_cmd(&["--profile", "extra"], "sleep 2; echo survived")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(
+        &cfg,
+        "[profiles.extra]\ntimeout_secs = 1\n[profiles.added]\n",
+    )
+    .unwrap();
+    hup(&d);
+    wait_for(&|| d.nanobot(&["--profile", "added"], "true").status.success());
+    let o = long.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "survived\n", "{}", stderr(&o));
+    let o = d.nanobot(&["--profile", "extra"], "sleep 3; echo late");
+    assert_eq!(
+        o.status.code(),
+        Some(124),
+        "new commands get the new 1 s timeout"
+    );
+
+    // A broken config is rejected with its location; the old one keeps serving.
+    std::fs::write(&cfg, "[profiles.extra]\ntimeout_secs = \"soon\"\n").unwrap();
+    hup(&d);
+    wait_for(&|| d.log_text().contains("config reload rejected"));
+    let log = d.log_text();
+    assert!(log.contains(&format!("{}:2", cfg.display())), "{log}");
+    assert!(d.nanobot(&["--profile", "added"], "true").status.success());
+    assert_eq!(stdout(&d.nanobot(&[], "echo still")), "still\n");
+    // And a config that parses but breaks a rule is rejected too.
+    std::fs::write(&cfg, "[profiles.added.limits]\nprocesses = 0\n").unwrap();
+    hup(&d);
+    wait_for(&|| d.log_text().matches("config reload rejected").count() >= 2);
+    assert!(d.nanobot(&["--profile", "added"], "true").status.success());
+}
+
+#[test]
+fn check_validates_and_names_file_line_and_key() {
+    let dir = std::env::temp_dir().join(format!("nanobot-e2e-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("profiles.d")).unwrap();
+    let cfg = dir.join("sandboxd.toml");
+    std::fs::write(
+        &cfg,
+        "socket = \"/run/nanobot/sandboxd.sock\"\n[profiles.build]\nnetwork = \"private\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("profiles.d/web.toml"),
+        "network = \"ports\"\nconnect_ports = [443]\n",
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(bin("sandboxd"))
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("3 profile(s): build, default, web"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::write(
+        &cfg,
+        "socket = \"/run/nanobot/sandboxd.sock\"\nsokcet = 1\n",
+    )
+    .unwrap();
+    let o = run();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains(&format!("{}:2: unknown field `sokcet`", cfg.display())),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::write(
+        &cfg,
+        "socket = \"/run/nanobot/sandboxd.sock\"\n[profiles.build.filesystem]\nread_write = [\"/\", \"/run/nanobot\"]\nread_only = [\"/nonexistent/x\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("profiles.d/web.toml"),
+        "network = \"ports\"\n\n[limits]\ncpu_secs = 0\n",
+    )
+    .unwrap();
+    let o = run();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for want in [
+        format!("{}:3: profiles.build.filesystem.read_write: grants write access to /", cfg.display()),
+        format!("{}:3: profiles.build.filesystem.read_write: /run/nanobot grants write access to the socket's directory", cfg.display()),
+        format!("{}:4: profiles.build.filesystem.read_only: /nonexistent/x does not exist", cfg.display()),
+        format!("{}:1: profiles.web.network: \"ports\" needs at least one port in connect_ports", dir.join("profiles.d/web.toml").display()),
+        format!("{}:4: profiles.web.limits.cpu_secs: 0 is out of range", dir.join("profiles.d/web.toml").display()),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
