@@ -286,21 +286,17 @@ impl Config {
                     profile: Some(name.clone()),
                 };
                 match toml::from_str::<Profile>(&src.text) {
-                    Ok(p) => {
-                        if cfg.profiles.contains_key(&name) {
-                            problems.push(Problem {
-                                file: f.clone(),
-                                line: None,
-                                key: format!("profiles.{name}"),
-                                msg: format!(
-                                    "profile {name:?} is also defined in {}",
-                                    path.display()
-                                ),
-                            });
-                        } else {
-                            cfg.profiles.insert(name, p);
+                    Ok(p) => match cfg.profiles.entry(name.clone()) {
+                        std::collections::btree_map::Entry::Occupied(_) => problems.push(Problem {
+                            file: f.clone(),
+                            line: None,
+                            key: format!("profiles.{name}"),
+                            msg: format!("profile {name:?} is also defined in {}", path.display()),
+                        }),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            v.insert(p);
                         }
-                    }
+                    },
                     Err(e) => problems.push(toml_problem(&src, &e)),
                 }
                 sources.push(src);
