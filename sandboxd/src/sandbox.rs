@@ -371,6 +371,13 @@ fn init(
     if spec.fs.workspace_writable {
         mount_setattr(&ws_path, 0, 0, MOUNT_ATTR_RDONLY)?;
     }
+    // The profile's extra read-write paths: writable mounts of their own over the read-only view
+    // (Landlock then decides what inside them may be written).
+    for p in &spec.fs.read_write {
+        let s = p.to_string_lossy();
+        mount(&s, &s, "", libc::MS_BIND | libc::MS_REC, "")?;
+        mount_setattr(&s, 0, 0, MOUNT_ATTR_RDONLY)?;
+    }
     drop(local);
     let workspace = reopen_in_namespace(&spec.workspace, &workspace)?.ok_or_else(|| StepError {
         layer: "mounts",

@@ -174,7 +174,9 @@ fn readonly_workspace_and_extra_read_only_paths() {
     let d = Daemon::start_with(Opts {
         config: Some(format!(
             "[profiles.readonly.filesystem]\nworkspace_writable = false\n\
-             [profiles.data.filesystem]\nread_only = [{:?}]\n",
+             [profiles.data.filesystem]\nread_only = [{:?}]\n\
+             [profiles.shared.filesystem]\nread_write = [{:?}]\n",
+            extra2.display().to_string(),
             extra2.display().to_string()
         )),
         ..Opts::default()
@@ -209,6 +211,16 @@ fn readonly_workspace_and_extra_read_only_paths() {
     let o = d.nanobot(&[], &format!("cat {}", data.display()));
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&data).unwrap(), "shared data\nw\n");
+    // shared: the extra path is writable too, and only it.
+    let o = d.nanobot(
+        &["--profile", "shared"],
+        &format!("echo s >> {} && echo new > {}/new.txt && cat {}", data.display(), extra2.display(), data.display()),
+    );
+    assert_eq!(stdout(&o), "shared data\nw\ns\n", "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(extra2.join("new.txt")).unwrap(), "new\n");
+    let o = d.nanobot(&["--profile", "shared"], "echo x > /var/tmp/nb-elsewhere");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!Path::new("/var/tmp/nb-elsewhere").exists());
     let _ = std::fs::remove_dir_all(&extra2);
 }
 
