@@ -33,6 +33,95 @@ enum Cmd {
     Serve(ServeArgs),
     /// Validate the config and every profile; non-zero exit on any problem.
     Check(CheckArgs),
+    /// Print a profile's effective policy, or whether one access would be allowed and why.
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// Profile name
+    profile: String,
+    /// Config file (TOML). Default: /etc/nanobot/sandboxd.toml when it exists
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Workspace the command would run in (default: the first workspace root)
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Would the command be allowed to read this path (or write/execute it, with --write/--exec)?
+    #[arg(long)]
+    path: Option<PathBuf>,
+    #[arg(long, requires = "path", conflicts_with = "exec")]
+    write: bool,
+    #[arg(long, requires = "path")]
+    exec: bool,
+    /// Would a TCP connect to this port on the host's loopback be allowed?
+    #[arg(long)]
+    connect: Option<u16>,
+}
+
+/// Exit 0 when the asked access is allowed (or no question was asked), 1 when denied.
+fn explain(a: ExplainArgs) -> Result<i32> {
+    use sandboxd::explain::{self, Want};
+    let cfg = match &a.config {
+        Some(p) => Config::load(p)?,
+        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
+        None => {
+            let mut c = Config::default();
+            c.finish()?;
+            c
+        }
+    };
+    let Some(p) = cfg.profiles.get(&a.profile) else {
+        let known: Vec<&String> = cfg.profiles.keys().collect();
+        bail!("unknown profile {:?}; available: {known:?}", a.profile);
+    };
+    let workspace = a
+        .workspace
+        .clone()
+        .or_else(|| cfg.workspace_roots.first().cloned())
+        .unwrap_or_else(|| PathBuf::from("/var/lib/nanobot/workspaces"));
+    let abi = sandboxd::confine::landlock::kernel_abi()
+        .ok()
+        .map(sandboxd::confine::landlock::abi_from_version);
+    if a.path.is_none() && a.connect.is_none() {
+        print!(
+            "{}",
+            explain::describe(&cfg, &a.profile, p, abi, &workspace)
+        );
+        return Ok(0);
+    }
+    let Some(abi) = abi else {
+        bail!("Landlock is not available on this kernel: every exec fails closed");
+    };
+    let plan = sandboxd::confine::landlock::plan(&p.filesystem, p.network, &p.connect_ports, abi);
+    let mut all = true;
+    if let Some(path) = &a.path {
+        let want = if a.write {
+            Want::Write
+        } else if a.exec {
+            Want::Exec
+        } else {
+            Want::Read
+        };
+        let d = explain::path(&plan, p, &workspace, path, want);
+        println!(
+            "{} {}: {}",
+            if d.allowed { "allowed" } else { "denied" },
+            path.display(),
+            d.reason
+        );
+        all &= d.allowed;
+    }
+    if let Some(port) = a.connect {
+        let d = explain::connect(&plan, p.network, port);
+        println!(
+            "{} tcp/{port}: {}",
+            if d.allowed { "allowed" } else { "denied" },
+            d.reason
+        );
+        all &= d.allowed;
+    }
+    Ok(if all { 0 } else { 1 })
 }
 
 #[derive(clap::Args)]
@@ -110,6 +199,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Serve(a) => serve(a).map(|()| 0),
         Cmd::Check(a) => check(a),
+        Cmd::Explain(a) => explain(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

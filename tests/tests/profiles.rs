@@ -4,6 +4,7 @@
 
 use nanobot_e2e::*;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -214,10 +215,18 @@ fn readonly_workspace_and_extra_read_only_paths() {
     // shared: the extra path is writable too, and only it.
     let o = d.nanobot(
         &["--profile", "shared"],
-        &format!("echo s >> {} && echo new > {}/new.txt && cat {}", data.display(), extra2.display(), data.display()),
+        &format!(
+            "echo s >> {} && echo new > {}/new.txt && cat {}",
+            data.display(),
+            extra2.display(),
+            data.display()
+        ),
     );
     assert_eq!(stdout(&o), "shared data\nw\ns\n", "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(extra2.join("new.txt")).unwrap(), "new\n");
+    assert_eq!(
+        std::fs::read_to_string(extra2.join("new.txt")).unwrap(),
+        "new\n"
+    );
     let o = d.nanobot(&["--profile", "shared"], "echo x > /var/tmp/nb-elsewhere");
     assert_ne!(o.status.code(), Some(0));
     assert!(!Path::new("/var/tmp/nb-elsewhere").exists());
@@ -371,4 +380,170 @@ fn check_validates_and_names_file_line_and_key() {
         assert!(out.contains(&want), "missing {want:?} in\n{out}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sandboxd explain` must agree with what the kernel then does, for a table of paths and ports.
+#[test]
+fn explain_agrees_with_the_kernel() {
+    let (uid, gid) = test_ids();
+    let extra = Path::new("/var/tmp").join(format!("nanobot-e2e-explain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&extra);
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("data.txt"), "d\n").unwrap();
+    for p in [&extra, &extra.join("data.txt")] {
+        chown(p, uid, gid);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    for l in [&listener, &other] {
+        let l = l.try_clone().unwrap();
+        std::thread::spawn(move || for _ in l.incoming() {});
+    }
+    let (a, b) = (port(&listener), port(&other));
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[profiles.data.filesystem]\nread_only = [{e:?}]\n\
+             [profiles.shared.filesystem]\nread_write = [{e:?}]\n\
+             [profiles.readonly.filesystem]\nworkspace_writable = false\n\
+             [profiles.ports]\nnetwork = \"ports\"\nconnect_ports = [{a}]\n\
+             [profiles.full]\nnetwork = \"full\"\n",
+            e = extra.display().to_string()
+        )),
+        ..Opts::default()
+    });
+    std::fs::write(d.ws.join("f.txt"), "f\n").unwrap();
+    std::fs::write(d.ws.join("run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(d.ws.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["f.txt", "run.sh"] {
+        chown(&d.ws.join(f), uid, gid);
+    }
+    let explain = |profile: &str, args: &[&str]| -> bool {
+        let o = std::process::Command::new(bin("sandboxd"))
+            .args(["explain", profile, "--config"])
+            .arg(d.dir.join("sandboxd.toml"))
+            .arg("--workspace")
+            .arg(&d.ws)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+        o.status.code() == Some(0)
+    };
+    let ws = d.ws.display().to_string();
+    let data = extra.join("data.txt").display().to_string();
+    let newfile = extra.join("new.txt").display().to_string();
+    // (profile, path, mode, shell command doing exactly that)
+    let cases: Vec<(&str, String, &str, String)> = vec![
+        (
+            "default",
+            "/etc/hostname".into(),
+            "read",
+            "cat /etc/hostname".into(),
+        ),
+        (
+            "default",
+            "/etc/hostname".into(),
+            "write",
+            "echo x >> /etc/hostname".into(),
+        ),
+        (
+            "default",
+            format!("{ws}/f.txt"),
+            "write",
+            "echo x >> f.txt".into(),
+        ),
+        (
+            "default",
+            format!("{ws}/new.txt"),
+            "write",
+            "echo x > new.txt".into(),
+        ),
+        (
+            "readonly",
+            format!("{ws}/f.txt"),
+            "write",
+            "echo x >> f.txt".into(),
+        ),
+        (
+            "readonly",
+            format!("{ws}/f.txt"),
+            "read",
+            "cat f.txt".into(),
+        ),
+        ("default", data.clone(), "read", format!("cat {data}")),
+        ("data", data.clone(), "read", format!("cat {data}")),
+        ("data", data.clone(), "write", format!("echo x >> {data}")),
+        ("shared", data.clone(), "write", format!("echo x >> {data}")),
+        (
+            "shared",
+            newfile.clone(),
+            "write",
+            format!("echo x > {newfile}"),
+        ),
+        (
+            "default",
+            "/usr/bin/true".into(),
+            "exec",
+            "/usr/bin/true".into(),
+        ),
+        ("default", format!("{ws}/run.sh"), "exec", "./run.sh".into()),
+        (
+            "readonly",
+            format!("{ws}/run.sh"),
+            "exec",
+            "./run.sh".into(),
+        ),
+        ("default", "/root".into(), "read", "ls /root".into()),
+        (
+            "default",
+            "/dev/null".into(),
+            "write",
+            "echo x > /dev/null".into(),
+        ),
+        (
+            "default",
+            "/var/tmp".into(),
+            "write",
+            "echo x > /var/tmp/nb-explain-probe".into(),
+        ),
+    ];
+    let probe = d.install_probe();
+    let mut table = vec![];
+    for (profile, path, mode, cmd) in &cases {
+        let mut args = vec!["--path", path.as_str()];
+        match *mode {
+            "write" => args.push("--write"),
+            "exec" => args.push("--exec"),
+            _ => {}
+        }
+        let said = explain(profile, &args);
+        let did = d.nanobot(&["--profile", profile], cmd).status.success();
+        table.push(format!(
+            "{profile:9} {mode:5} {path}: explain {said}, kernel {did}"
+        ));
+        assert_eq!(said, did, "{profile} {mode} {path}\n{}", table.join("\n"));
+    }
+    for (profile, p, want) in [
+        ("default", a, false),
+        ("ports", a, true),
+        ("ports", b, false),
+        ("full", b, true),
+    ] {
+        let said = explain(profile, &["--connect", &p.to_string()]);
+        let o = d.nanobot(
+            &["--profile", profile],
+            &format!("{probe} tcp 127.0.0.1 {p}"),
+        );
+        let did = stdout(&o).trim() == "ok";
+        assert_eq!(
+            (said, did),
+            (want, want),
+            "{profile} tcp/{p}: {}",
+            stdout(&o)
+        );
+    }
+    // Cases where both sides allow must exist, and where both deny: the table is not one-sided.
+    assert!(table.iter().any(|l| l.contains("explain true")));
+    assert!(table.iter().any(|l| l.contains("explain false")));
+    let _ = std::fs::remove_dir_all(&extra);
 }

@@ -1,0 +1,448 @@
+//! `sandboxd explain`: a profile's effective policy in plain words, and answers to "may a command
+//! read/write/execute this path, connect to this port?". Everything is computed from the same
+//! builders the sandbox uses (`confine::landlock::plan`, `confine::seccomp::policy`, the mount
+//! layout of `sandbox.rs`), so the explanation cannot drift from what is enforced.
+
+use crate::config::{Config, Profile};
+use crate::confine::bpf::{Action, Cmp};
+use crate::confine::landlock::{self, Plan, Target};
+use crate::confine::seccomp;
+use crate::policy::{Network, SANDBOX_SHM, SANDBOX_TMP};
+use ::landlock::{AccessFs, BitFlags, ABI};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Read,
+    Write,
+    Exec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+fn canon(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn rights(a: BitFlags<AccessFs>) -> String {
+    let names: Vec<&str> = [
+        (AccessFs::ReadFile, "read"),
+        (AccessFs::ReadDir, "list"),
+        (AccessFs::Execute, "execute"),
+        (AccessFs::WriteFile, "write"),
+        (AccessFs::Truncate, "truncate"),
+        (AccessFs::MakeReg, "create files"),
+        (AccessFs::MakeDir, "create dirs"),
+        (AccessFs::RemoveFile, "remove files"),
+        (AccessFs::RemoveDir, "remove dirs"),
+        (AccessFs::MakeSym, "symlinks"),
+        (AccessFs::Refer, "rename across dirs"),
+        (AccessFs::MakeFifo, "fifos"),
+        (AccessFs::MakeSock, "sockets"),
+    ]
+    .iter()
+    .filter(|(r, _)| a.contains(*r))
+    .map(|(_, n)| *n)
+    .collect();
+    if names.is_empty() {
+        "nothing".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn target_path(t: &Target, workspace: &Path) -> PathBuf {
+    match t {
+        Target::Workspace => workspace.to_path_buf(),
+        Target::Path(p) => p.clone(),
+    }
+}
+
+fn target_name(t: &Target, workspace: &Path) -> String {
+    match t {
+        Target::Workspace => format!("workspace {}", workspace.display()),
+        Target::Path(p) => p.display().to_string(),
+    }
+}
+
+/// Mounts that stay writable inside the sandbox (everything else is remounted read-only).
+fn writable_mounts(p: &Profile, workspace: &Path) -> Vec<PathBuf> {
+    let mut v = vec![];
+    if p.filesystem.workspace_writable {
+        v.push(workspace.to_path_buf());
+    }
+    v.extend(p.filesystem.read_write.iter().cloned());
+    if p.filesystem.private_tmp {
+        v.push(SANDBOX_TMP.into());
+        v.push(SANDBOX_SHM.into());
+    }
+    v
+}
+
+/// Would the command be allowed `want` on `path`? Landlock first (rights granted by rules on the
+/// path or its parents; creating a file needs "create files" on the parent), then the mount layer
+/// for writes.
+pub fn path(plan: &Plan, p: &Profile, workspace: &Path, path: &Path, want: Want) -> Decision {
+    let ws = canon(workspace);
+    let in_private_tmp = p.filesystem.private_tmp
+        && (path.starts_with(SANDBOX_TMP) || path.starts_with(SANDBOX_SHM))
+        && !path.starts_with(&ws);
+    let target = canon(path);
+    let exists = target.exists();
+    // What Landlock checks, and on which object.
+    let (object, need) = match want {
+        Want::Read if target.is_dir() => (target.clone(), BitFlags::from(AccessFs::ReadDir)),
+        Want::Read => (target.clone(), AccessFs::ReadFile.into()),
+        Want::Exec => (target.clone(), AccessFs::Execute.into()),
+        Want::Write if exists && !target.is_dir() => (target.clone(), AccessFs::WriteFile.into()),
+        Want::Write if exists => (target.clone(), AccessFs::MakeReg.into()),
+        Want::Write => (
+            target.parent().map(canon).unwrap_or_else(|| "/".into()),
+            AccessFs::MakeReg.into(),
+        ),
+    };
+    let need = need & plan.handled_fs;
+    let mut granted = BitFlags::<AccessFs>::empty();
+    let mut by = vec![];
+    for r in &plan.rules {
+        let t = canon(&target_path(&r.target, &ws));
+        if object.starts_with(&t) && !(r.access & need).is_empty() {
+            granted |= r.access;
+            by.push(format!(
+                "{} ({})",
+                target_name(&r.target, &ws),
+                rights(r.access)
+            ));
+        }
+    }
+    let verb = match want {
+        Want::Read => "read",
+        Want::Write if exists => "write",
+        Want::Write => "create",
+        Want::Exec => "execute",
+    };
+    if !granted.contains(need) {
+        let mut reason = format!(
+            "denied by Landlock: no rule grants {} on {} or a parent",
+            rights(need),
+            object.display()
+        );
+        if in_private_tmp {
+            reason.push_str(&format!(
+                " (note: {} inside the sandbox is its own private tmpfs, not the host's)",
+                if path.starts_with(SANDBOX_TMP) {
+                    SANDBOX_TMP
+                } else {
+                    SANDBOX_SHM
+                }
+            ));
+        }
+        return Decision {
+            allowed: false,
+            reason,
+        };
+    }
+    // Device nodes (/dev/null) are writable on a read-only mount; files and directories are not.
+    let is_device = {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(&target)
+            .map(|m| m.file_type().is_char_device() || m.file_type().is_block_device())
+            .unwrap_or(false)
+    };
+    if want == Want::Write && !is_device {
+        let mounts = writable_mounts(p, &ws);
+        if !mounts.iter().any(|m| target.starts_with(canon(m))) {
+            return Decision {
+                allowed: false,
+                reason: format!(
+                    "denied by the mount layer: {} is on the host's filesystem, which the sandbox sees read-only (Landlock would allow it by {})",
+                    target.display(),
+                    by.join(", ")
+                ),
+            };
+        }
+    }
+    Decision {
+        allowed: true,
+        reason: format!("{verb} allowed by Landlock rule {}", by.join(" and ")),
+    }
+}
+
+/// Would a TCP connect to `port` on the host's loopback be allowed?
+pub fn connect(plan: &Plan, network: Network, port: u16) -> Decision {
+    match network {
+        Network::None => Decision {
+            allowed: false,
+            reason: "denied: network = \"none\": seccomp refuses every socket but AF_UNIX (EAFNOSUPPORT), and Landlock handles TCP connect with no port allowed".into(),
+        },
+        Network::Private => Decision {
+            allowed: false,
+            reason: format!("denied: network = \"private\": the sandbox has its own network namespace with only a loopback; host port {port} does not exist there (servers the command starts itself are reachable)"),
+        },
+        Network::Ports if plan.handled_net.is_empty() => Decision {
+            allowed: true,
+            reason: "allowed: this kernel's Landlock (ABI < 4) cannot restrict TCP; the ports profile then fails closed only if min_landlock_abi requires ABI 4".into(),
+        },
+        Network::Ports if plan.net_rules.contains(&port) => Decision {
+            allowed: true,
+            reason: format!("allowed by Landlock: connect_ports lists {port}"),
+        },
+        Network::Ports => Decision {
+            allowed: false,
+            reason: format!("denied by Landlock: connect_ports ({:?}) does not list {port}", plan.net_rules),
+        },
+        Network::Full => Decision {
+            allowed: true,
+            reason: "allowed: network = \"full\" (the host network, unrestricted)".into(),
+        },
+    }
+}
+
+fn size(b: u64) -> String {
+    if b >= 1 << 30 && b % (1 << 30) == 0 {
+        format!("{} GiB", b >> 30)
+    } else if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{} MiB", b >> 20)
+    } else {
+        format!("{b} bytes")
+    }
+}
+
+fn errno_name(e: i32) -> String {
+    match e {
+        libc::EPERM => "EPERM".into(),
+        libc::ENOSYS => "ENOSYS".into(),
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT".into(),
+        n => format!("errno {n}"),
+    }
+}
+
+fn seccomp_summary(network: Network) -> Vec<String> {
+    let pol = seccomp::policy(network);
+    let mut eperm = vec![];
+    let mut other = vec![];
+    let name = |nr: u32| {
+        seccomp::DENIED
+            .iter()
+            .find(|(_, n)| *n as u32 == nr)
+            .map(|(s, _)| s.to_string())
+            .unwrap_or_else(|| match nr as i64 {
+                libc::SYS_clone => "clone".into(),
+                libc::SYS_clone3 => "clone3".into(),
+                libc::SYS_ioctl => "ioctl".into(),
+                libc::SYS_socket => "socket".into(),
+                libc::SYS_socketpair => "socketpair".into(),
+                n => format!("syscall {n}"),
+            })
+    };
+    for (nr, rules) in &pol.rules {
+        match rules.as_slice() {
+            [r] if r.when.is_empty() && r.action == Action::Errno(libc::EPERM as u16) => {
+                eperm.push(name(*nr))
+            }
+            _ => {
+                let parts: Vec<String> = rules
+                    .iter()
+                    .map(|r| {
+                        let conds: Vec<String> = r
+                            .when
+                            .iter()
+                            .map(|c| match c.cmp {
+                                Cmp::Eq(v) => format!("arg{} == {v:#x}", c.arg),
+                                Cmp::Ne(v) => format!("arg{} != {v:#x}", c.arg),
+                                Cmp::MaskedEq { mask, value } => {
+                                    format!("arg{} & {mask:#x} == {value:#x}", c.arg)
+                                }
+                            })
+                            .collect();
+                        let act = match r.action {
+                            Action::Allow => "allow".to_string(),
+                            Action::Errno(e) => errno_name(i32::from(e)),
+                            Action::KillProcess => "kill".into(),
+                        };
+                        if conds.is_empty() {
+                            format!("otherwise {act}")
+                        } else {
+                            format!("{} → {act}", conds.join(" && "))
+                        }
+                    })
+                    .collect();
+                other.push(format!("{}: {}", name(*nr), parts.join("; ")));
+            }
+        }
+    }
+    let mut out = vec![
+        "other architectures (int 0x80) and x32 syscalls kill the process".to_string(),
+        format!("EPERM: {}", eperm.join(", ")),
+    ];
+    out.extend(other);
+    out.push("everything else: allowed (Landlock, namespaces and rlimits confine it)".into());
+    out
+}
+
+/// The whole profile in plain words.
+pub fn describe(
+    cfg: &Config,
+    name: &str,
+    p: &Profile,
+    abi: Option<ABI>,
+    workspace: &Path,
+) -> String {
+    let mut s = format!("profile {name:?}\n");
+    s.push_str(&match (
+        p.grant_uids.is_empty() && p.grant_gids.is_empty(),
+        &p.grant_uids,
+        &p.grant_gids,
+    ) {
+        (true, _, _) => "  granted to: every peer the daemon accepts\n".into(),
+        (false, u, g) => format!("  granted to: uids {u:?}, gids {g:?}\n"),
+    });
+    match abi {
+        Some(abi) => {
+            let plan = landlock::plan(&p.filesystem, p.network, &p.connect_ports, abi);
+            s.push_str(&format!(
+                "  Landlock (ABI {}): every filesystem right is handled; allowed:\n",
+                abi as i32
+            ));
+            for r in &plan.rules {
+                s.push_str(&format!(
+                    "    {}: {}{}\n",
+                    target_name(&r.target, workspace),
+                    rights(r.access),
+                    if r.optional { " (if present)" } else { "" }
+                ));
+            }
+            if !plan.handled_net.is_empty() {
+                s.push_str(&format!(
+                    "    TCP bind: none; TCP connect: {}\n",
+                    if plan.net_rules.is_empty() {
+                        "none".to_string()
+                    } else {
+                        format!("ports {:?}", plan.net_rules)
+                    }
+                ));
+            }
+            if !plan.scopes.is_empty() {
+                let mut v = vec![];
+                if plan.scopes.contains(::landlock::Scope::AbstractUnixSocket) {
+                    v.push("abstract unix sockets");
+                }
+                if plan.scopes.contains(::landlock::Scope::Signal) {
+                    v.push("signals");
+                }
+                s.push_str(&format!("    scoped to the sandbox (nothing outside reachable): {}\n", v.join(", ")));
+            }
+        }
+        None => s.push_str("  Landlock: not available on this kernel (execs fail closed unless allow_degraded lists it)\n"),
+    }
+    let rw: Vec<String> = writable_mounts(p, workspace)
+        .iter()
+        .map(|m| m.display().to_string())
+        .collect();
+    s.push_str(&format!(
+        "  mounts: the host is seen read-only; writable: {}{}\n",
+        rw.join(", "),
+        if p.filesystem.private_tmp {
+            format!(
+                " (/tmp and /dev/shm are private tmpfs of {} each)",
+                size(p.limits.tmp_size_bytes)
+            )
+        } else {
+            String::new()
+        }
+    ));
+    s.push_str("  namespaces: user, PID (own /proc), mount, IPC");
+    s.push_str(if p.network == Network::Private {
+        ", network\n"
+    } else {
+        "\n"
+    });
+    s.push_str(&format!(
+        "  network: {}\n",
+        match p.network {
+            Network::None => "none — only AF_UNIX sockets; no TCP; abstract sockets scoped".to_string(),
+            Network::Private => "private — own network namespace with loopback only".to_string(),
+            Network::Ports => format!(
+                "ports — host network, TCP connect to {:?} only, no bind; only AF_UNIX and TCP sockets (no UDP, so no DNS over UDP)",
+                p.connect_ports
+            ),
+            Network::Full => "full — host network, unrestricted".to_string(),
+        }
+    ));
+    s.push_str("  seccomp:\n");
+    for l in seccomp_summary(p.network) {
+        s.push_str(&format!("    {l}\n"));
+    }
+    let l = &p.limits;
+    s.push_str(&format!(
+        "  limits: timeout {} s (requests may ask up to {} s), output {} per stream, CPU {} s, address space {}, file size {}, open files {}, processes {}\n",
+        p.timeout_secs, p.max_timeout_secs, size(p.output_limit_bytes), l.cpu_secs,
+        size(l.address_space_bytes), size(l.file_size_bytes), l.open_files, l.processes
+    ));
+    let set: Vec<String> = p.env_set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    s.push_str(&format!(
+        "  environment: PATH, HOME and PWD (the workspace), LANG, TERM{}; requests may pass: {}\n",
+        if set.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", set.join(", "))
+        },
+        if p.env_pass.is_empty() {
+            "nothing".to_string()
+        } else {
+            p.env_pass.join(", ")
+        }
+    ));
+    s.push_str(&format!(
+        "  guard: built-in patterns {}; deny_patterns {:?}; allow_patterns {:?}\n",
+        if cfg.guard_defaults { "on" } else { "off" },
+        cfg.deny_patterns,
+        cfg.allow_patterns
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_for(p: &Profile) -> Plan {
+        landlock::plan(&p.filesystem, p.network, &p.connect_ports, ABI::V7)
+    }
+
+    #[test]
+    fn answers_follow_the_rules() {
+        let p = Profile::default();
+        let plan = plan_for(&p);
+        let ws = std::env::temp_dir();
+        let d = |path: &str, w| path_decision(&plan, &p, &ws, Path::new(path), w);
+        assert!(d("/usr/bin", Want::Read).allowed);
+        assert!(d("/etc", Want::Read).allowed);
+        assert!(!d("/etc/hostname-nb-new", Want::Write).allowed);
+        assert!(!d("/root", Want::Read).allowed);
+        let w = d("/usr/bin/true", Want::Write);
+        assert!(!w.allowed && w.reason.contains("Landlock"), "{w:?}");
+        assert!(d(&ws.join("new.txt").to_string_lossy(), Want::Write).allowed);
+    }
+
+    fn path_decision(plan: &Plan, p: &Profile, ws: &Path, q: &Path, w: Want) -> Decision {
+        path(plan, p, ws, q, w)
+    }
+
+    #[test]
+    fn ports_answers() {
+        let p = Profile {
+            network: Network::Ports,
+            connect_ports: vec![443],
+            ..Profile::default()
+        };
+        let plan = plan_for(&p);
+        assert!(connect(&plan, p.network, 443).allowed);
+        assert!(!connect(&plan, p.network, 80).allowed);
+        assert!(!connect(&plan_for(&Profile::default()), Network::None, 443).allowed);
+    }
+}
