@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod confine;
+pub mod doctor;
 pub mod explain;
 pub mod fileops;
 pub mod guard;

@@ -35,6 +35,57 @@ enum Cmd {
     Check(CheckArgs),
     /// Print a profile's effective policy, or whether one access would be allowed and why.
     Explain(ExplainArgs),
+    /// Check that this host can run sandboxes: Landlock, seccomp, user namespaces, cgroups.
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// Config file (for min_landlock_abi). Default: /etc/nanobot/sandboxd.toml when it exists
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One JSON object instead of ✓/✗ lines
+    #[arg(long)]
+    json: bool,
+}
+
+fn doctor(a: DoctorArgs) -> Result<i32> {
+    let min = match &a.config {
+        Some(p) => Config::load(p)?.min_landlock_abi,
+        None if Path::new(DEFAULT_CONFIG).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG))?.min_landlock_abi
+        }
+        None => Config::default().min_landlock_abi,
+    };
+    let checks = sandboxd::doctor::checks(min);
+    let ok = checks.iter().all(|c| c.ok || !c.critical);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "checks": checks}))?
+        );
+    } else {
+        for c in &checks {
+            let mark = match (c.ok, c.critical) {
+                (true, _) => "✓",
+                (false, true) => "✗",
+                (false, false) => "!",
+            };
+            println!("{mark} {}: {}", c.name, c.detail);
+            if !c.ok {
+                println!("    fix: {}", c.fix);
+            }
+        }
+        println!(
+            "\n{}",
+            if ok {
+                "This host can run sandboxes."
+            } else {
+                "sandboxd will refuse every exec here until the ✗ items are fixed."
+            }
+        );
+    }
+    Ok(if ok { 0 } else { 1 })
 }
 
 #[derive(clap::Args)]
@@ -200,6 +251,7 @@ fn main() {
         Cmd::Serve(a) => serve(a).map(|()| 0),
         Cmd::Check(a) => check(a),
         Cmd::Explain(a) => explain(a),
+        Cmd::Doctor(a) => doctor(a),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -547,3 +547,88 @@ fn explain_agrees_with_the_kernel() {
     assert!(table.iter().any(|l| l.contains("explain false")));
     let _ = std::fs::remove_dir_all(&extra);
 }
+
+#[test]
+fn doctor_reports_the_host_and_what_blocks_it() {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = test_ids();
+    let run = |wrap: Option<&str>, json: bool| {
+        let mut c = match wrap {
+            Some(mode) => {
+                let mut c = std::process::Command::new(bin("deny-syscalls"));
+                c.arg(mode).arg(bin("sandboxd"));
+                c
+            }
+            None => std::process::Command::new(bin("sandboxd")),
+        };
+        c.args(["doctor", "--config", "/nonexistent-ok-if-missing"]);
+        c.args(if json { vec!["--json"] } else { vec![] });
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        c.output().unwrap()
+    };
+    // The config named must exist: doctor reads min_landlock_abi from it.
+    let o = run(None, false);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("/nonexistent-ok-if-missing"),
+        "{}",
+        stderr(&o)
+    );
+
+    let cfg = std::env::temp_dir().join(format!("nb-doctor-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "").unwrap();
+    let run = |wrap: Option<&str>, json: bool| {
+        let mut c = match wrap {
+            Some(mode) => {
+                let mut c = std::process::Command::new(bin("deny-syscalls"));
+                c.arg(mode).arg(bin("sandboxd"));
+                c
+            }
+            None => std::process::Command::new(bin("sandboxd")),
+        };
+        c.arg("doctor").arg("--config").arg(&cfg);
+        if json {
+            c.arg("--json");
+        }
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        c.output().unwrap()
+    };
+    // This machine is ready, as the unprivileged user.
+    let o = run(None, false);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("✓ Landlock: ABI"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("✓ user namespaces"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(&format!("uid {uid}")), "{}", stdout(&o));
+    // Landlock filtered as in a container: ✗ with the fix, non-zero.
+    let o = run(Some("landlock"), false);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("✗ Landlock: the Landlock syscalls are filtered (EPERM)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("fix: allow landlock_create_ruleset"),
+        "{}",
+        stdout(&o)
+    );
+    // User namespaces blocked.
+    let o = run(Some("userns"), true);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let ns = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "user namespaces")
+        .unwrap();
+    assert_eq!(ns["ok"], false);
+    assert_eq!(ns["critical"], true);
+    assert!(ns["fix"].as_str().unwrap().len() > 10);
+    let _ = std::fs::remove_file(&cfg);
+}
