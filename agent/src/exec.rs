@@ -172,7 +172,7 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
             "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
             "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
             "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
-            "degraded": r.degraded, "timeout_secs": r.timeout_secs, "pid": pid, "exit": code,
+            "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,
         });
         println!("{v}");
     } else if r.refused {
@@ -181,14 +181,22 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
         for d in &r.degraded {
             eprintln!("nanobot: warning: sandbox ran DEGRADED, without {d}");
         }
-        if r.stdout_truncated || r.stderr_truncated {
-            eprintln!("nanobot: output truncated at the profile's limit");
-        }
-        if r.timed_out {
-            eprintln!(
-                "nanobot: command timed out after {} s and was killed",
+        match r.limit_hit.as_str() {
+            "" => {}
+            "timeout_secs" => eprintln!(
+                "nanobot: limit hit: timeout_secs: the command timed out after {} s and was killed",
                 r.timeout_secs
-            );
+            ),
+            "output_limit_bytes" => eprintln!(
+                "nanobot: limit hit: output_limit_bytes: output truncated at the profile's limit"
+            ),
+            "cpu_secs" => eprintln!(
+                "nanobot: limit hit: cpu_secs: the command used up its CPU time and was killed (SIGXCPU)"
+            ),
+            "file_size_bytes" => eprintln!(
+                "nanobot: limit hit: file_size_bytes: the command wrote past the largest file allowed (SIGXFSZ)"
+            ),
+            other => eprintln!("nanobot: limit hit: {other}"),
         }
     }
     Ok(code)

@@ -266,5 +266,24 @@ pub async fn run(
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
+    let via_shell = p.spec.argv.len() >= 2 && p.spec.argv[0] == "/bin/sh" && p.spec.argv[1] == "-c";
+    r.limit_hit = limit_hit(&r, via_shell).into();
     Outcome::Done(r)
+}
+
+/// Which profile limit ended or cut the command, when the kernel says so. Under `sh -c` the
+/// signal usually hits a child of the shell, which then exits with 128+N.
+pub fn limit_hit(r: &ExecResult, via_shell: bool) -> &'static str {
+    let killed_by = |sig: i32| r.signal == sig || (via_shell && r.exit_code == 128 + sig);
+    if r.timed_out {
+        "timeout_secs"
+    } else if killed_by(libc::SIGXCPU) {
+        "cpu_secs"
+    } else if killed_by(libc::SIGXFSZ) {
+        "file_size_bytes"
+    } else if r.stdout_truncated || r.stderr_truncated {
+        "output_limit_bytes"
+    } else {
+        ""
+    }
 }

@@ -632,3 +632,50 @@ fn doctor_reports_the_host_and_what_blocks_it() {
     assert!(ns["fix"].as_str().unwrap().len() > 10);
     let _ = std::fs::remove_file(&cfg);
 }
+
+#[test]
+fn a_limit_hit_says_which_limit() {
+    let d = Daemon::start_with(Opts {
+        config: Some(
+            "[profiles.tight]\ntimeout_secs = 2\noutput_limit_bytes = 100\n\
+             [profiles.tight.limits]\ncpu_secs = 1\nfile_size_bytes = 4096\n"
+                .into(),
+        ),
+        ..Opts::default()
+    });
+    let json = |cmd: &str| -> serde_json::Value {
+        let o = d.nanobot(&["--profile", "tight", "--json"], cmd);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // Positive control: the default profile lets each of these finish.
+    let o = d.nanobot(&["--json"], "head -c 10000 /dev/zero > big && echo done");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["exit"].as_i64(), v["limit_hit"].as_str()),
+        (Some(0), Some("")),
+        "{v}"
+    );
+
+    let v = json("head -c 10000 /dev/zero > big");
+    assert_eq!(v["limit_hit"], "file_size_bytes", "{v}");
+    assert_eq!(
+        v["exit_code"],
+        128 + libc::SIGXFSZ,
+        "the shell saw head die of SIGXFSZ"
+    );
+    let v = json("while :; do :; done");
+    assert_eq!(v["limit_hit"], "cpu_secs", "{v}");
+    assert_eq!(v["signal"], libc::SIGXCPU);
+    let v = json("sleep 5");
+    assert_eq!(v["limit_hit"], "timeout_secs", "{v}");
+    assert_eq!(v["exit"], 124);
+    let v = json("head -c 1000 /dev/zero | tr '\\0' x");
+    assert_eq!(v["limit_hit"], "output_limit_bytes", "{v}");
+    // And on stderr for people.
+    let o = d.nanobot(&["--profile", "tight"], "sleep 5");
+    assert!(
+        stderr(&o).contains("limit hit: timeout_secs"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -4,7 +4,7 @@ use crate::policy::Limits;
 
 pub type Resource = libc::__rlimit_resource_t;
 
-/// (resource, name, value) triples, soft = hard so the command cannot raise them again.
+/// (resource, name, soft value) triples; see `hard` for the ceilings.
 pub fn plan(l: &Limits) -> Vec<(Resource, &'static str, u64)> {
     vec![
         (libc::RLIMIT_CORE, "core", 0),
@@ -16,12 +16,22 @@ pub fn plan(l: &Limits) -> Vec<(Resource, &'static str, u64)> {
     ]
 }
 
+/// The hard limit for a soft limit: one second more CPU, so the kernel sends SIGXCPU (which says
+/// which limit was hit) before SIGKILL; the others are equal so they cannot be raised.
+pub fn hard(res: Resource, soft: u64) -> u64 {
+    if res == libc::RLIMIT_CPU {
+        soft.saturating_add(1)
+    } else {
+        soft
+    }
+}
+
 /// Apply every limit; the error names the one that failed.
 pub fn apply(l: &Limits) -> Result<(), (&'static str, i32)> {
     for (res, name, v) in plan(l) {
         let lim = libc::rlimit {
             rlim_cur: v,
-            rlim_max: v,
+            rlim_max: hard(res, v),
         };
         // SAFETY: setrlimit reads the struct we pass by reference.
         if unsafe { libc::setrlimit(res, &lim) } != 0 {
