@@ -336,7 +336,7 @@ impl Sandbox for Service {
                     }
                     let _ = tx
                         .send(Ok(ExecEvent {
-                            event: Some(Event::Result(r)),
+                            event: Some(Event::Result(*r)),
                         }))
                         .await;
                 }

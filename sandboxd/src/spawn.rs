@@ -25,7 +25,7 @@ pub struct ExecParams {
 
 /// How the exec ended, for the audit log.
 pub enum Outcome {
-    Done(ExecResult),
+    Done(Box<ExecResult>),
     ClientGone,
     Shutdown,
 }
@@ -118,13 +118,13 @@ pub async fn run(
     let t0 = Instant::now();
     let profile = p.profile.clone();
     let fail = |layer: &str, step: &str, e: io::Error| {
-        Outcome::Done(refused(
+        Outcome::Done(Box::new(refused(
             layer,
             step,
             e.raw_os_error().unwrap_or(0),
             e.to_string(),
             &profile,
-        ))
+        )))
     };
     let (out_r, out_w) = match pipe() {
         Ok(p) => p,
@@ -170,7 +170,7 @@ pub async fn run(
             message,
         })) = early
         {
-            return Outcome::Done(refused(&layer, &step, errno, message, &profile));
+            return Outcome::Done(Box::new(refused(&layer, &step, errno, message, &profile)));
         }
         return fail("launcher", "send spec", e);
     }
@@ -268,7 +268,7 @@ pub async fn run(
     r.degraded = degraded;
     let via_shell = p.spec.argv.len() >= 2 && p.spec.argv[0] == "/bin/sh" && p.spec.argv[1] == "-c";
     r.limit_hit = limit_hit(&r, via_shell).into();
-    Outcome::Done(r)
+    Outcome::Done(Box::new(r))
 }
 
 /// Which profile limit ended or cut the command, when the kernel says so. Under `sh -c` the
