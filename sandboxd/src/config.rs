@@ -139,6 +139,9 @@ pub struct Profile {
     pub network: Network,
     /// With `network = "ports"`: the TCP ports commands may connect to.
     pub connect_ports: Vec<u16>,
+    /// Command-guard patterns added to the global ones for this profile (see docs/guard.md).
+    pub deny_patterns: Vec<String>,
+    pub allow_patterns: Vec<String>,
     /// Peers that may use this profile, by uid and by primary or supplementary gid. Both empty:
     /// every peer the daemon accepts.
     pub grant_uids: Vec<u32>,
@@ -159,6 +162,8 @@ impl Default for Profile {
             output_limit_bytes: 10 * 1024,
             network: Network::None,
             connect_ports: vec![],
+            deny_patterns: vec![],
+            allow_patterns: vec![],
             grant_uids: vec![],
             grant_gids: vec![],
             limits: Limits::default(),
@@ -169,6 +174,25 @@ impl Default for Profile {
                 .collect(),
             env_set: BTreeMap::new(),
         }
+    }
+}
+
+impl Config {
+    /// The guard patterns in force for a profile: the global ones, then the profile's.
+    pub fn patterns_for(&self, p: &Profile) -> (Vec<String>, Vec<String>) {
+        let deny = self
+            .deny_patterns
+            .iter()
+            .chain(&p.deny_patterns)
+            .cloned()
+            .collect();
+        let allow = self
+            .allow_patterns
+            .iter()
+            .chain(&p.allow_patterns)
+            .cloned()
+            .collect();
+        (deny, allow)
     }
 }
 
@@ -496,6 +520,9 @@ impl Config {
             }
             if p.connect_ports.contains(&0) {
                 bad("", "connect_ports", "port 0 is not a port".into());
+            }
+            if let Err(e) = crate::guard::Guard::new(false, &p.deny_patterns, &p.allow_patterns) {
+                bad("", "deny_patterns", e.to_string());
             }
             for k in p.env_set.keys() {
                 if k.is_empty() || k.contains('=') || k.contains('\0') {

@@ -524,14 +524,9 @@ async fn run(
         roots,
         launcher,
         max_concurrent: cfg.max_concurrent,
-        live: std::sync::RwLock::new(Arc::new(server::Live {
-            guard: sandboxd::guard::Guard::new(
-                cfg.guard_defaults,
-                &cfg.deny_patterns,
-                &cfg.allow_patterns,
-            )?,
-            cfg: cfg.clone(),
-        })),
+        live: std::sync::RwLock::new(Arc::new(
+            server::Live::new(cfg.clone()).map_err(anyhow::Error::msg)?,
+        )),
     });
     let max = cfg.max_request_bytes;
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))

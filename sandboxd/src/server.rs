@@ -24,7 +24,21 @@ use tonic::{Request, Response, Status};
 /// What SIGHUP replaces as a whole: a request works from one snapshot from start to end.
 pub struct Live {
     pub cfg: Config,
-    pub guard: crate::guard::Guard,
+    /// One guard per profile: the global patterns plus the profile's own.
+    pub guards: HashMap<String, crate::guard::Guard>,
+}
+
+impl Live {
+    pub fn new(cfg: Config) -> Result<Live, String> {
+        let mut guards = HashMap::new();
+        for (name, p) in &cfg.profiles {
+            let (deny, allow) = cfg.patterns_for(p);
+            let g = crate::guard::Guard::new(cfg.guard_defaults, &deny, &allow)
+                .map_err(|e| format!("profiles.{name}: {e}"))?;
+            guards.insert(name.clone(), g);
+        }
+        Ok(Live { cfg, guards })
+    }
 }
 
 pub struct State {
@@ -50,10 +64,7 @@ impl State {
     /// Swap in a new configuration (SIGHUP). Requests already running keep the one they began
     /// with.
     pub fn replace(&self, cfg: Config) -> Result<(), String> {
-        let guard =
-            crate::guard::Guard::new(cfg.guard_defaults, &cfg.deny_patterns, &cfg.allow_patterns)
-                .map_err(|e| e.to_string())?;
-        let new = Arc::new(Live { cfg, guard });
+        let new = Arc::new(Live::new(cfg)?);
         match self.live.write() {
             Ok(mut g) => *g = new,
             Err(p) => *p.into_inner() = new,
@@ -246,7 +257,11 @@ impl Sandbox for Service {
             .resolve(&req.workspace)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (spec, output_cap) = build_spec(&live.cfg, profile, &req, workspace.clone())?;
-        if let Some(b) = live.guard.check(&req.command) {
+        let guard = live
+            .guards
+            .get(&pname)
+            .ok_or_else(|| Status::internal(format!("no guard for profile {pname:?}")))?;
+        if let Some(b) = guard.check(&req.command) {
             tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), profile = %pname, command = %req.command, pattern = %b.pattern, matched = %b.matched, "blocked by safety guard: pattern {:?} matched {:?}", b.pattern, b.matched);
             let r = ExecResult {
                 exit_code: -1,

@@ -679,3 +679,65 @@ fn a_limit_hit_says_which_limit() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_profile_adds_its_own_guard_patterns() {
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.strict]\ndeny_patterns = [\"curl\", \"git push\"]\n".into()),
+        ..Opts::default()
+    });
+    let o = d.nanobot(&[], "echo curl is fine here; git push 2>/dev/null; true");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = d.nanobot(&["--profile", "strict"], "cd x && git push origin main");
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("blocked by safety guard"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("git push"), "{}", stderr(&o));
+    // The global defaults still apply inside the profile.
+    let o = d.nanobot(&["--profile", "strict"], "rm -rf build");
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn the_shipped_profiles_check_and_mean_what_the_docs_say() {
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/sandboxd.toml");
+    let o = std::process::Command::new(bin("sandboxd"))
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("build, default, network, readonly"),
+        "{}",
+        stdout(&o)
+    );
+    let explain = |profile: &str, args: &[&str]| {
+        let o = std::process::Command::new(bin("sandboxd"))
+            .args(["explain", profile, "--config"])
+            .arg(&cfg)
+            .args(["--workspace", "/var/tmp"])
+            .args(args)
+            .output()
+            .unwrap();
+        (o.status.code(), stdout(&o))
+    };
+    assert_eq!(explain("default", &["--connect", "443"]).0, Some(1));
+    assert_eq!(explain("network", &["--connect", "443"]).0, Some(0));
+    assert_eq!(
+        explain("readonly", &["--path", "/var/tmp/x", "--write"]).0,
+        Some(1)
+    );
+    assert_eq!(
+        explain("default", &["--path", "/var/tmp/x", "--write"]).0,
+        Some(0)
+    );
+    let (_, build) = explain("build", &[]);
+    assert!(build.contains("network: private"), "{build}");
+    let (_, default) = explain("default", &[]);
+    assert!(default.contains("processes 256"), "{default}");
+    assert!(build.contains("processes 1024"), "{build}");
+}
