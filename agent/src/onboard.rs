@@ -14,40 +14,8 @@ pub struct OnboardArgs {
     pub force: bool,
 }
 
-pub const TEMPLATE: &str = r#"// nanobot configuration. `//` comments are allowed. Keys follow the security guide.
-// Secrets: write "${ENV_VAR}" and export the variable, or set an override such as
-// NANOBOT_PROVIDERS__OPENROUTER__API_KEY. Keep this file 0600 and its directory 0700.
-{
-  "agents": {
-    "defaults": {
-      // "workspace": "~/.nanobot/workspace",
-      "model": "anthropic/claude-opus-4-5",
-      "maxTokens": 8192,
-      "temperature": 0.7,
-      "maxToolIterations": 20,
-      // sandboxd confines every tool to the workspace in the kernel; keep this true.
-      "restrictToWorkspace": true,
-      // Seconds per command; the sandbox profile's maximum still wins.
-      "execConfig": { "timeout": 60 }
-    }
-  },
-  "providers": {
-    "openrouter": { "apiKey": "${OPENROUTER_API_KEY}" }
-    // "anthropic": { "apiKey": "${ANTHROPIC_API_KEY}" },
-    // "openai": { "apiKey": "${OPENAI_API_KEY}" },
-    // "ollama": { "apiBase": "http://localhost:11434/v1" }
-  },
-  "channels": {
-    // Every enabled channel needs allowFrom: an empty list lets anyone talk to your agent.
-    // "telegram": { "enabled": false, "token": "${TELEGRAM_BOT_TOKEN}", "allowFrom": ["123456789"] }
-  },
-  "sandbox": {
-    // "socket": "/run/nanobot/sandboxd.sock",
-    "profile": "default"
-  }
-}
-"#;
-
+/// The commented template, also shipped as /usr/share/doc/nanobot/config.json.example.
+pub const TEMPLATE: &str = include_str!("../../packaging/config.json");
 pub const STARTER_FILES: &[(&str, &str)] = &[
     ("AGENTS.md", "# Agent instructions\n\nYou are a helpful assistant. Be concise and accurate. Explain what you are about to do before running commands.\n"),
     ("SOUL.md", "# Soul\n\nFriendly, direct and honest. Say so when you are unsure.\n"),

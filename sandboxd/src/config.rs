@@ -70,6 +70,8 @@ pub struct Config {
     pub allow_uids: Vec<u32>,
     /// Peers allowed to connect, by primary or supplementary gid.
     pub allow_gids: Vec<u32>,
+    /// The same by group name (resolved at start), e.g. the agent's group `nanobot`.
+    pub allow_groups: Vec<String>,
     /// Sandboxes running at once, over all peers.
     pub max_concurrent: usize,
     /// Sandboxes running at once for one peer uid.
@@ -109,6 +111,7 @@ impl Default for Config {
             workspace_roots: vec![],
             allow_uids: vec![],
             allow_gids: vec![],
+            allow_groups: vec![],
             max_concurrent: 128,
             max_concurrent_per_peer: 96,
             max_request_bytes: 1 << 20,

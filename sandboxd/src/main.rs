@@ -285,6 +285,11 @@ fn load_config(a: &ServeArgs) -> Result<Config> {
     }
     cfg.allow_uids.extend(&a.allow_uids);
     cfg.allow_gids.extend(&a.allow_gids);
+    for g in &cfg.allow_groups {
+        let gid = privdrop::lookup_group(g)
+            .with_context(|| format!("allow_groups: group {g:?} does not exist"))?;
+        cfg.allow_gids.push(gid);
+    }
     match a.log_format.as_deref() {
         None => {}
         Some("json") => cfg.log_format = LogFormat::Json,
