@@ -98,15 +98,22 @@ pub async fn resolve_socket(
     Ok(own)
 }
 
-/// The workspace to use: the one given, or the default (created on first use), canonicalized.
+/// The workspace to use: the one given, or the default (created on first use), canonicalized
+/// when this user can see it. When it cannot (the agent and sandboxd are different users and the
+/// workspaces belong to sandboxd's), the absolute path goes to sandboxd as given: sandboxd
+/// resolves it beneath its roots without following symlinks out, which is the check that counts.
 pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
     let workspace = given.map(PathBuf::from).unwrap_or_else(default_workspace);
     if given.is_none() {
         create_default_workspace(&workspace)?;
     }
-    workspace
-        .canonicalize()
-        .with_context(|| format!("workspace {}", workspace.display()))
+    match workspace.canonicalize() {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::path::absolute(&workspace).with_context(|| format!("workspace {}", workspace.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("workspace {}", workspace.display())),
+    }
 }
 
 pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {

@@ -19,7 +19,40 @@ pub struct Policy {
     pub daemon_userns: Option<u64>,
 }
 
-/// Supplementary groups of a process, from /proc/PID/status (world-readable).
+/// SO_PEERGROUPS (asm-generic, Linux 4.13+).
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The connecting process's supplementary groups as the kernel recorded them at connect time
+/// (race-free, and readable under systemd's ProtectProc=invisible, unlike /proc/PID/status).
+pub fn peer_groups(fd: std::os::fd::RawFd) -> Option<Vec<u32>> {
+    let mut buf = vec![0 as libc::gid_t; 64];
+    for _ in 0..2 {
+        let mut len = (buf.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into our buffer and updates `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if r == 0 {
+            buf.truncate(n);
+            return Some(buf);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) {
+            return None;
+        }
+        buf.resize(n.max(buf.len() * 2), 0);
+    }
+    None
+}
+
+/// Supplementary groups of a process, from /proc/PID/status: the fallback when SO_PEERGROUPS is
+/// not available.
 pub fn groups_of(pid: i32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -43,7 +76,7 @@ pub fn userns_of(pid: &str) -> Option<u64> {
 
 impl Policy {
     /// Ok, or the reason the peer is refused.
-    pub fn check(&self, peer: Peer) -> Result<(), String> {
+    pub fn check(&self, peer: Peer, groups: &[u32]) -> Result<(), String> {
         let uid_ok = if self.allow_uids.is_empty() && self.allow_gids.is_empty() {
             peer.uid == self.daemon_uid
         } else {
@@ -51,10 +84,7 @@ impl Policy {
         };
         let gid_ok = || {
             self.allow_gids.contains(&peer.gid)
-                || (!self.allow_gids.is_empty()
-                    && groups_of(peer.pid)
-                        .iter()
-                        .any(|g| self.allow_gids.contains(g)))
+                || groups.iter().any(|g| self.allow_gids.contains(g))
         };
         if !uid_ok && !gid_ok() {
             return Err(format!(
@@ -100,12 +130,12 @@ mod tests {
             daemon_uid: me().uid,
             daemon_userns: userns_of("self"),
         };
-        assert!(p.check(me()).is_ok());
+        assert!(p.check(me(), &[]).is_ok());
         let other = Peer {
             uid: me().uid + 1,
             ..me()
         };
-        assert!(p.check(other).unwrap_err().contains("not in allow_uids"));
+        assert!(p.check(other, &[]).unwrap_err().contains("not in allow_uids"));
     }
 
     #[test]
@@ -116,26 +146,21 @@ mod tests {
             daemon_uid: 99999,
             daemon_userns: userns_of("self"),
         };
-        assert!(p
-            .check(Peer {
-                uid: 5,
-                gid: 4242,
-                pid: me().pid
-            })
-            .is_ok());
-        assert!(p
-            .check(Peer {
-                uid: 5,
-                gid: 7,
-                pid: me().pid
-            })
-            .is_err());
+        let five = |gid| Peer {
+            uid: 5,
+            gid,
+            pid: me().pid,
+        };
+        assert!(p.check(five(4242), &[]).is_ok());
+        assert!(p.check(five(7), &[]).is_err());
+        // A supplementary group (as SO_PEERGROUPS reports it) is enough.
+        assert!(p.check(five(7), &[100, 4242]).is_ok());
         let p = Policy {
             allow_uids: vec![me().uid],
             allow_gids: vec![],
             daemon_uid: me().uid,
             daemon_userns: Some(1),
         };
-        assert!(p.check(me()).unwrap_err().contains("inside a sandbox"));
+        assert!(p.check(me(), &[]).unwrap_err().contains("inside a sandbox"));
     }
 }

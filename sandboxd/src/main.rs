@@ -576,7 +576,10 @@ async fn run(
         .add_service(health)
         .add_service(svc)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::UnixListenerStream::new(listener),
+                |r| r.map(server::PeerConn::new),
+            ),
             shutdown,
         );
     let mut rx = shutdown_tx.subscribe();

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 /// What SIGHUP replaces as a whole: a request works from one snapshot from start to end.
@@ -73,14 +72,86 @@ impl State {
     }
 }
 
+/// Who is on the other end of a connection, read once when it is accepted.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub peer: Option<Peer>,
+    /// Supplementary groups (SO_PEERGROUPS; /proc as a fallback).
+    pub groups: Arc<Vec<u32>>,
+}
+
+/// An accepted connection carrying its `PeerInfo` to every request on it.
+pub struct PeerConn {
+    inner: tokio::net::UnixStream,
+    info: PeerInfo,
+}
+
+impl PeerConn {
+    pub fn new(inner: tokio::net::UnixStream) -> PeerConn {
+        use std::os::fd::AsRawFd;
+        let peer = inner.peer_cred().ok().map(|c| Peer {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid().unwrap_or(0),
+        });
+        let groups = auth::peer_groups(inner.as_raw_fd())
+            .or_else(|| peer.map(|p| auth::groups_of(p.pid)))
+            .unwrap_or_default();
+        PeerConn {
+            inner,
+            info: PeerInfo {
+                peer,
+                groups: Arc::new(groups),
+            },
+        }
+    }
+}
+
+impl tonic::transport::server::Connected for PeerConn {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl tokio::io::AsyncRead for PeerConn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for PeerConn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+pub fn peer_info<T>(req: &Request<T>) -> Option<PeerInfo> {
+    req.extensions().get::<PeerInfo>().cloned()
+}
+
 pub fn peer_of<T>(req: &Request<T>) -> Option<Peer> {
-    let info = req.extensions().get::<UdsConnectInfo>()?;
-    let c = info.peer_cred?;
-    Some(Peer {
-        uid: c.uid(),
-        gid: c.gid(),
-        pid: c.pid().unwrap_or(0),
-    })
+    peer_info(req)?.peer
 }
 
 /// Interceptor for every service on the socket.
@@ -88,13 +159,14 @@ pub fn authenticate(
     policy: auth::Policy,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
+        let groups = peer_info(&req).map(|i| i.groups).unwrap_or_default();
         let Some(peer) = peer_of(&req) else {
             tracing::warn!("Access denied: peer credentials unavailable");
             return Err(Status::permission_denied(
                 "Access denied: peer credentials unavailable",
             ));
         };
-        match policy.check(peer) {
+        match policy.check(peer, &groups) {
             Ok(()) => Ok(req),
             Err(why) => {
                 tracing::warn!(peer_uid = peer.uid, peer_gid = peer.gid, peer_pid = peer.pid, reason = %why, "Access denied: uid={} pid={}: {why}", peer.uid, peer.pid);
@@ -231,6 +303,7 @@ impl Sandbox for Service {
             gid: u32::MAX,
             pid: 0,
         });
+        let peer_groups = peer_info(&req).map(|i| i.groups).unwrap_or_default();
         let req = req.into_inner();
         let pname = if req.profile.is_empty() {
             "default".to_string()
@@ -243,7 +316,7 @@ impl Sandbox for Service {
                 "unknown profile {pname:?}; available: {known:?}"
             )));
         };
-        let mut gids = crate::auth::groups_of(peer.pid);
+        let mut gids: Vec<u32> = peer_groups.to_vec();
         gids.push(peer.gid);
         if !profile.granted(peer.uid, &gids) {
             tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, profile = %pname, "Access denied: profile {pname:?} is not granted to uid {}", peer.uid);

@@ -151,6 +151,11 @@ impl Roots {
                     libc::EXDEV | libc::ELOOP => WorkspaceError::Escapes(requested.into()),
                     libc::ENOENT => WorkspaceError::Missing(requested.into()),
                     libc::ENOTDIR => WorkspaceError::NotDir(requested.into()),
+                    // Fail closed, and say why: there is no safe path resolution without it.
+                    libc::ENOSYS => WorkspaceError::Other {
+                        path: requested.into(),
+                        err: "openat2 is not available (ENOSYS): sandboxd resolves every path with openat2(RESOLVE_BENEATH). Linux 5.6+ is needed, and under systemd RestrictSUIDSGID= must be off for sandboxd.service (systemd answers openat2 with ENOSYS under it)".into(),
+                    },
                     e => WorkspaceError::Other {
                         path: requested.into(),
                         err: io::Error::from_raw_os_error(e).to_string(),

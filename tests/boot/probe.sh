@@ -1,0 +1,43 @@
+#!/bin/sh
+# Runs inside the booted container as a oneshot unit; writes findings to /results, then powers
+# off. Each finding is one file: the host script asserts on them.
+R=/results
+exec >"$R/probe.log" 2>&1
+set -x
+sock=/run/nanobot/sandboxd.sock
+ws=/var/lib/nanobot/workspaces/alice
+mkdir -p "$ws" && chown nanobot-sandbox:nanobot-sandbox "$ws"
+
+systemctl is-active sandboxd.socket >"$R/socket_active"
+stat -c '%a %U %G' "$sock" >"$R/socket_mode"
+# A member of the agent's group runs a command: the first connection starts sandboxd.
+runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- \
+  'id -un; cat /etc/shadow; echo x > /etc/x; echo ok > note.txt && cat note.txt' \
+  >"$R/alice_out" 2>"$R/alice_err"
+echo $? >"$R/alice_rc"
+systemctl is-active sandboxd.service >"$R/service_active"
+pid=$(systemctl show -p MainPID --value sandboxd.service)
+grep -E '^(Uid|CapEff|CapPrm|CapBnd|NoNewPrivs):' "/proc/$pid/status" >"$R/daemon_status"
+stat -c %U "/proc/$pid" >"$R/daemon_user"
+# Someone outside the group is refused.
+runuser -u mallory -- env HOME=/home/mallory nanobot exec --socket "$sock" --workspace "$ws" -- id \
+  >"$R/mallory_out" 2>"$R/mallory_err"
+echo $? >"$R/mallory_rc"
+# sandboxd explains itself and the host passes its doctor (inside this container).
+sandboxd doctor >"$R/doctor" 2>&1; echo $? >"$R/doctor_rc"
+# A long command is running when the service stops: nothing of it may survive.
+runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- \
+  'sleep 300; echo never' >"$R/long_out" 2>&1 &
+sleep 2
+sandbox_procs() {
+  for p in /proc/[0-9]*; do
+    [ "$(stat -c %U "$p" 2>/dev/null)" = nanobot-sandbox ] && tr '\0' ' ' <"$p/cmdline" && echo
+  done
+}
+sandbox_procs >"$R/before_stop"
+systemctl stop sandboxd.service sandboxd.socket
+sleep 1
+sandbox_procs >"$R/after_stop"
+journalctl -u sandboxd --no-pager >"$R/journal" 2>&1
+echo done >"$R/finished"
+systemctl poweroff --no-block

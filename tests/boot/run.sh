@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Boot test: build the .deb, install it into a minimal Debian bookworm, boot that with
+# systemd-nspawn, and let a probe unit inside check the socket, the service, the users, a
+# confined exec by a member of the agent's group, a refusal for a non-member, and that stopping
+# the service leaves no sandboxed process. Root only; skips with a message where it cannot run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+skip() { echo "boot test SKIPPED: $*"; exit 0; }
+[ "$(id -u)" = 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
+command -v systemd-nspawn >/dev/null || skip "systemd-nspawn missing (apt-get install systemd-container)"
+command -v debootstrap >/dev/null || skip "debootstrap missing (apt-get install debootstrap)"
+command -v cargo-deb >/dev/null || skip "cargo-deb missing (cargo install cargo-deb)"
+
+cache=${NANOBOT_BOOT_CACHE:-/var/cache/nanobot-boot}
+work=$(mktemp -d /var/tmp/nanobot-boot.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$cache"
+if [ ! -d "$cache/rootfs" ]; then
+    echo "== debootstrap bookworm into $cache/rootfs (cached for the next run)"
+    rm -rf "$cache/rootfs.tmp"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,passwd,adduser \
+        bookworm "$cache/rootfs.tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
+        || { tail -20 "$work/debootstrap.log"; exit 1; }
+    mv "$cache/rootfs.tmp" "$cache/rootfs"
+fi
+
+echo "== build the .deb"
+cargo build --release --workspace --bins
+cargo deb -p nanobot --no-build --strip
+deb=$(ls -t target/debian/nanobot_*.deb | head -1)
+
+root="$work/root"
+cp -a "$cache/rootfs" "$root"
+cp "$deb" "$root/opt/nanobot.deb"
+nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
+echo "== install it"
+"${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory'
+install -m 755 tests/boot/probe.sh "$root/usr/local/bin/nanobot-probe"
+install -m 644 tests/boot/probe.service "$root/etc/systemd/system/nanobot-probe.service"
+ln -sf /etc/systemd/system/nanobot-probe.service "$root/etc/systemd/system/multi-user.target.wants/"
+
+echo "== boot"
+results="$work/results"
+mkdir -p "$results"
+# nspawn's own seccomp filter blocks the Landlock syscalls unless told otherwise.
+timeout 180 "${nspawn[@]}" --boot --bind="$results:/results" \
+    --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self' \
+    >"$work/boot.log" 2>&1 || true
+
+fail=0
+expect() { # file, pattern, what
+    if grep -qE -- "$2" "$results/$1" 2>/dev/null; then
+        echo "ok   $3"
+    else
+        echo "FAIL $3: $1 does not match /$2/:"; sed 's/^/     /' "$results/$1" 2>/dev/null | head -20
+        fail=1
+    fi
+}
+expect finished '^done$' "the probe ran to the end"
+expect socket_active '^active$' "sandboxd.socket is active"
+expect socket_mode '^660 nanobot-sandbox nanobot$' "the socket is 0660, group nanobot"
+expect service_active '^active$' "sandboxd.service was started by the first connection"
+expect daemon_user '^nanobot-sandbox$' "sandboxd runs as nanobot-sandbox"
+expect daemon_status '^CapEff:[[:space:]]+0+$' "sandboxd has no effective capabilities"
+expect daemon_status '^CapBnd:[[:space:]]+0+$' "sandboxd's bounding set is empty"
+expect alice_rc '^0$' "a member of group nanobot runs nanobot exec"
+expect alice_out '^nanobot-sandbox$' "the command runs as nanobot-sandbox"
+expect alice_out '^ok$' "the workspace is writable"
+expect alice_err 'shadow: Permission denied' "/etc/shadow is not readable"
+expect alice_err '/etc/x: (Read-only file system|Permission denied)' "/etc is not writable"
+expect mallory_rc '^125$' "a user outside the group is refused"
+expect mallory_err '(Permission denied|Access denied)' "and told why"
+expect before_stop 'sleep 300' "a long command was running before the stop"
+if [ -s "$results/after_stop" ]; then
+    echo "FAIL processes of nanobot-sandbox survived systemctl stop:"; sed 's/^/     /' "$results/after_stop"; fail=1
+else
+    echo "ok   systemctl stop leaves no sandboxed process"
+fi
+if [ "$fail" != 0 ]; then
+    echo "== probe log"; tail -40 "$results/probe.log" || true
+    echo "== journal"; tail -40 "$results/journal" || true
+    echo "== boot log"; tail -20 "$work/boot.log"
+    exit 1
+fi
+echo "boot test passed"
