@@ -110,7 +110,8 @@ pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
     match workspace.canonicalize() {
         Ok(p) => Ok(p),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            std::path::absolute(&workspace).with_context(|| format!("workspace {}", workspace.display()))
+            std::path::absolute(&workspace)
+                .with_context(|| format!("workspace {}", workspace.display()))
         }
         Err(e) => Err(e).with_context(|| format!("workspace {}", workspace.display())),
     }

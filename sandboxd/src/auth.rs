@@ -135,7 +135,10 @@ mod tests {
             uid: me().uid + 1,
             ..me()
         };
-        assert!(p.check(other, &[]).unwrap_err().contains("not in allow_uids"));
+        assert!(p
+            .check(other, &[])
+            .unwrap_err()
+            .contains("not in allow_uids"));
     }
 
     #[test]

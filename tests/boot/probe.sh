@@ -19,6 +19,10 @@ systemctl is-active sandboxd.service >"$R/service_active"
 pid=$(systemctl show -p MainPID --value sandboxd.service)
 grep -E '^(Uid|CapEff|CapPrm|CapBnd|NoNewPrivs):' "/proc/$pid/status" >"$R/daemon_status"
 stat -c %U "/proc/$pid" >"$R/daemon_user"
+# A reload (SIGHUP) keeps serving.
+systemctl reload sandboxd.service; sleep 1
+runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- 'echo after-reload' \
+  >"$R/reload_out" 2>&1
 # Someone outside the group is refused.
 runuser -u mallory -- env HOME=/home/mallory nanobot exec --socket "$sock" --workspace "$ws" -- id \
   >"$R/mallory_out" 2>"$R/mallory_err"

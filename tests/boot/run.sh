@@ -35,9 +35,34 @@ cp "$deb" "$root/opt/nanobot.deb"
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
 echo "== install it"
 "${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory'
+echo "== systemd-analyze verify and security (exposure must be <= 2.0)"
+"${nspawn[@]}" --pipe sh -c '
+    set -e
+    out=$(systemd-analyze verify /lib/systemd/system/sandboxd.socket /lib/systemd/system/sandboxd.service 2>&1)
+    if [ -n "$out" ]; then echo "$out"; exit 1; fi
+    echo "verify: clean"
+    for u in sandboxd.service; do
+        systemd-analyze security --offline=yes --threshold=20 "/lib/systemd/system/$u" | tail -1
+    done'
 install -m 755 tests/boot/probe.sh "$root/usr/local/bin/nanobot-probe"
 install -m 644 tests/boot/probe.service "$root/etc/systemd/system/nanobot-probe.service"
 ln -sf /etc/systemd/system/nanobot-probe.service "$root/etc/systemd/system/multi-user.target.wants/"
+
+echo "== without --system-call-filter, nspawn blocks Landlock: sandboxd must refuse and say how to fix it"
+"${nspawn[@]}" --pipe sh -c '
+    mkdir -p /run/nanobot-t /var/lib/nanobot/workspaces/t
+    chown nanobot-sandbox /run/nanobot-t /var/lib/nanobot/workspaces/t
+    sandboxd serve --socket /run/nanobot-t/s.sock --workspace-root /var/lib/nanobot/workspaces \
+        --user nanobot-sandbox --allow-uid 0 >/dev/null 2>&1 &
+    for i in $(seq 50); do [ -S /run/nanobot-t/s.sock ] && break; sleep 0.1; done
+    nanobot exec --socket /run/nanobot-t/s.sock --workspace /var/lib/nanobot/workspaces/t -- id
+    echo "exit=$?"
+    sandboxd doctor; echo "doctor=$?"' >"$work/filtered.txt" 2>&1 || true
+for want in "exit=125" "--system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'" \
+            "✗ Landlock: the Landlock syscalls are filtered" "doctor=1"; do
+    if grep -qF -- "$want" "$work/filtered.txt"; then echo "ok   filtered Landlock: $want"; else
+        echo "FAIL filtered Landlock: missing $want in:"; sed 's/^/     /' "$work/filtered.txt"; exit 1; fi
+done
 
 echo "== boot"
 results="$work/results"
@@ -68,6 +93,8 @@ expect alice_out '^nanobot-sandbox$' "the command runs as nanobot-sandbox"
 expect alice_out '^ok$' "the workspace is writable"
 expect alice_err 'shadow: Permission denied' "/etc/shadow is not readable"
 expect alice_err '/etc/x: (Read-only file system|Permission denied)' "/etc is not writable"
+expect reload_out '^after-reload$' "systemctl reload keeps serving"
+expect journal 'config reloaded' "the reload was applied"
 expect mallory_rc '^125$' "a user outside the group is refused"
 expect mallory_err '(Permission denied|Access denied)' "and told why"
 expect before_stop 'sleep 300' "a long command was running before the stop"
