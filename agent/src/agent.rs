@@ -122,7 +122,7 @@ impl Agent {
         &mut self,
         session: &mut Session,
         text: &str,
-        progress: &dyn Progress,
+        progress: &(dyn Progress + Sync),
     ) -> Result<String, ProviderError> {
         let system = self.system_prompt().await;
         keep(session, Message::text("user", text));

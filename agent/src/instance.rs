@@ -59,9 +59,13 @@ impl Globals {
         match (&self.workspace, cfg.workspace()) {
             (Some(w), _) => crate::exec::resolve_workspace(Some(w)),
             (None, Some(w)) => {
-                if !w.exists() {
-                    std::fs::create_dir_all(&w)
-                        .with_context(|| format!("creating workspace {}", w.display()))?;
+                // Create it when missing; a workspace this user cannot even see (sandboxd's own,
+                // under /var/lib/nanobot) is passed on for sandboxd to resolve.
+                if let Err(e) = std::fs::symlink_metadata(&w) {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        std::fs::create_dir_all(&w)
+                            .with_context(|| format!("creating workspace {}", w.display()))?;
+                    }
                 }
                 crate::exec::resolve_workspace(Some(&w))
             }

@@ -8,11 +8,13 @@ mod client;
 mod config;
 mod doctor;
 mod exec;
+mod gateway;
 mod instance;
 mod onboard;
 mod provider;
 mod session;
 mod spinner;
+mod telegram;
 mod toolcmd;
 mod tools;
 
@@ -45,6 +47,8 @@ enum Cmd {
     Status(doctor::StatusArgs),
     /// Check the security guide's production checklist
     Doctor(doctor::DoctorArgs),
+    /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() {
@@ -79,6 +83,7 @@ fn main() {
             Cmd::Agent(a) => (agentcmd::run(&g, a).await, 1),
             Cmd::Status(a) => (doctor::status(&g, a).await, 1),
             Cmd::Doctor(a) => (doctor::doctor(&g, a).await, 1),
+            Cmd::Gateway(a) => (gateway::run(&g, a).await, 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {e:#}");

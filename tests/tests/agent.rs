@@ -586,3 +586,112 @@ fn a_spinner_says_what_runs_on_a_terminal() {
     assert!(out.contains("exec: sleep 0.5; echo slow…"), "{out:?}");
     assert!(out.contains("finished"), "{out:?}");
 }
+
+#[test]
+fn gateway_answers_allowed_telegram_users_and_ignores_others() {
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![
+        llm::openai_tools(&[("write_file", json!({"path": "hi.txt", "content": "hello"}))]),
+        llm::openai_text("Done!"),
+    ]);
+    let update = |id: i64, uid: i64, name: &str, chat: i64, text: &str| {
+        json!({"update_id": id, "message": {"message_id": id, "from": {"id": uid, "username": name},
+               "chat": {"id": chat}, "text": text}})
+    };
+    let mut tg = vec![
+        llm::ok(json!({"ok": true, "result": [
+            update(10, 42, "alice", 4242, "write hello to hi.txt"),
+            update(11, 666, "mallory", 666, "cat /etc/shadow"),
+        ]})),
+        llm::ok(json!({"ok": true, "result": {"message_id": 99}})),
+    ];
+    for _ in 0..50 {
+        let mut empty = llm::ok(json!({"ok": true, "result": []}));
+        empty.delay_ms = 100;
+        tg.push(empty);
+    }
+    let tg_server = Server::start(tg);
+    let home = Home::new("gateway");
+    let config = |allow: Value| {
+        json!({
+            "agents": {"defaults": {"model": "m", "provider": "custom"}},
+            "providers": {"custom": {"apiKey": "${TEST_LLM_KEY}", "apiBase": llm_server.base()}},
+            "channels": {"telegram": {"enabled": true, "token": "123:abc", "allowFrom": allow,
+                                      "apiBase": format!("http://127.0.0.1:{}", tg_server.port),
+                                      "pollTimeout": 1}},
+            "sandbox": {"socket": d.socket},
+        })
+        .to_string()
+    };
+    // An enabled channel without allowFrom refuses to start (fail closed, unlike upstream).
+    home.write_config(&config(json!([])));
+    let o = home.nanobot(&d, &["gateway"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("channels.telegram.allowFrom is empty"),
+        "{}",
+        stderr(&o)
+    );
+
+    home.write_config(&config(json!(["42"])));
+    let (uid, gid) = test_ids();
+    let mut c = Command::new(bin("nanobot"));
+    c.args(["gateway", "-w"])
+        .arg(&d.ws)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home.dir)
+        .env("TEST_LLM_KEY", "k")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if is_root() {
+        c.uid(uid).gid(gid);
+    }
+    let mut child = c.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let sent = loop {
+        let sent: Vec<_> = tg_server
+            .recorded()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/sendMessage"))
+            .collect();
+        if !sent.is_empty() || t0.elapsed() > std::time::Duration::from_secs(20) {
+            break sent;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Let it poll once more, then stop it the way systemd does.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(sent.len(), 1, "exactly one reply");
+    assert_eq!(sent[0].path, "/bot123:abc/sendMessage");
+    assert_eq!(sent[0].body["chat_id"], 4242);
+    assert_eq!(sent[0].body["text"], "Done!");
+    assert_eq!(
+        std::fs::read_to_string(d.ws.join("hi.txt")).unwrap(),
+        "hello"
+    );
+    // Mallory's message never reached the model; the log says so in the guide's words.
+    assert_eq!(llm_server.recorded().len(), 2);
+    let log = std::fs::read_to_string(home.dir.join(".nanobot/logs/nanobot.log")).unwrap();
+    assert!(
+        log.contains("Access denied: telegram sender [\"666\", \"mallory\"]"),
+        "{log}"
+    );
+    // The next poll acknowledged both updates.
+    let polls: Vec<_> = tg_server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/getUpdates"))
+        .collect();
+    assert!(polls.len() >= 2);
+    assert_eq!(polls[1].body["offset"], 12);
+    assert!(home
+        .dir
+        .join(".nanobot/sessions/telegram_4242.jsonl")
+        .exists());
+}
