@@ -19,6 +19,14 @@ systemctl is-active sandboxd.service >"$R/service_active"
 pid=$(systemctl show -p MainPID --value sandboxd.service)
 grep -E '^(Uid|CapEff|CapPrm|CapBnd|NoNewPrivs):' "/proc/$pid/status" >"$R/daemon_status"
 stat -c %U "/proc/$pid" >"$R/daemon_user"
+# The gateway: started at boot (its config exists), as nanobot, connected to sandboxd.
+for i in $(seq 50); do systemctl is-active --quiet nanobot.service && break; sleep 0.2; done
+sleep 1
+systemctl is-active nanobot.service >"$R/gateway_active"
+gpid=$(systemctl show -p MainPID --value nanobot.service)
+grep -E '^(Uid|CapEff|NoNewPrivs):' "/proc/$gpid/status" >"$R/gateway_status"
+stat -c %U "/proc/$gpid" >"$R/gateway_user"
+journalctl -u nanobot --no-pager >"$R/gateway_journal" 2>&1
 # A reload (SIGHUP) keeps serving.
 systemctl reload sandboxd.service; sleep 1
 runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- 'echo after-reload' \
@@ -39,7 +47,7 @@ sandbox_procs() {
   done
 }
 sandbox_procs >"$R/before_stop"
-systemctl stop sandboxd.service sandboxd.socket
+systemctl stop nanobot.service sandboxd.service sandboxd.socket
 sleep 1
 sandbox_procs >"$R/after_stop"
 journalctl -u sandboxd --no-pager >"$R/journal" 2>&1

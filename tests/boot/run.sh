@@ -35,13 +35,27 @@ cp "$deb" "$root/opt/nanobot.deb"
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
 echo "== install it"
 "${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory'
+# The gateway's config: a Telegram channel and a model endpoint that do not answer (nothing may
+# leave this test), so the service starts, connects to sandboxd and keeps polling.
+cat >"$root/var/lib/nanobot-agent/.nanobot/config.json" <<'JSON'
+{
+  "agents": {"defaults": {"model": "m", "provider": "local",
+                          "workspace": "/var/lib/nanobot/workspaces/agent"}},
+  "providers": {"local": {"apiKey": "${NANOBOT_TEST_KEY}", "apiBase": "http://127.0.0.1:9/v1"}},
+  "channels": {"telegram": {"enabled": true, "token": "${TELEGRAM_TOKEN}", "allowFrom": ["1"],
+                            "apiBase": "http://127.0.0.1:9", "pollTimeout": 1}}
+}
+JSON
+printf 'NANOBOT_TEST_KEY=k\nTELEGRAM_TOKEN=1:x\n' >"$root/etc/nanobot/agent.env"
+chmod 600 "$root/etc/nanobot/agent.env" "$root/var/lib/nanobot-agent/.nanobot/config.json"
+"${nspawn[@]}" --pipe chown -R nanobot:nanobot /var/lib/nanobot-agent/.nanobot
 echo "== systemd-analyze verify and security (exposure must be <= 2.0)"
 "${nspawn[@]}" --pipe sh -c '
     set -e
-    out=$(systemd-analyze verify /lib/systemd/system/sandboxd.socket /lib/systemd/system/sandboxd.service 2>&1)
+    out=$(systemd-analyze verify /lib/systemd/system/sandboxd.socket /lib/systemd/system/sandboxd.service /lib/systemd/system/nanobot.service 2>&1)
     if [ -n "$out" ]; then echo "$out"; exit 1; fi
     echo "verify: clean"
-    for u in sandboxd.service; do
+    for u in sandboxd.service nanobot.service; do
         systemd-analyze security --offline=yes --threshold=20 "/lib/systemd/system/$u" | tail -1
     done'
 install -m 755 tests/boot/probe.sh "$root/usr/local/bin/nanobot-probe"
@@ -95,6 +109,10 @@ expect alice_err 'shadow: Permission denied' "/etc/shadow is not readable"
 expect alice_err '/etc/x: (Read-only file system|Permission denied)' "/etc is not writable"
 expect reload_out '^after-reload$' "systemctl reload keeps serving"
 expect journal 'config reloaded' "the reload was applied"
+expect gateway_active '^active$' "nanobot.service (the gateway) is active"
+expect gateway_user '^nanobot$' "the gateway runs as nanobot"
+expect gateway_status '^CapEff:[[:space:]]+0+$' "the gateway has no capabilities"
+expect gateway_journal 'nanobot gateway: channels telegram' "the gateway reached sandboxd and serves telegram"
 expect mallory_rc '^125$' "a user outside the group is refused"
 expect mallory_err '(Permission denied|Access denied)' "and told why"
 expect before_stop 'sleep 300' "a long command was running before the stop"
