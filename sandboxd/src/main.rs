@@ -406,6 +406,15 @@ fn serve(a: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
+    // Bind before dropping root when started as root: the socket then goes to the daemon's
+    // user and the socket group, which the dropped user (no supplementary groups) could not do.
+    let mut bound = None;
+    if let (Some(t), None) = (&target, &activated) {
+        let l = bind(&cfg.socket)?;
+        std::os::unix::fs::chown(&cfg.socket, Some(t.uid), socket_gid)
+            .with_context(|| format!("giving {} to {}", cfg.socket.display(), t.name))?;
+        bound = Some(l);
+    }
     if let Some(t) = &target {
         privdrop::drop_to(t)?;
         tracing::info!(user = %t.name, uid = t.uid, gid = t.gid, "dropped root privileges");
@@ -414,14 +423,18 @@ fn serve(a: ServeArgs) -> Result<()> {
     if unsafe { libc::getuid() } == 0 {
         bail!("refusing to serve as root");
     }
-    let (listener, owned_path) = match activated {
-        Some(l) => (l, None),
-        None => (bind(&cfg.socket)?, Some(cfg.socket.clone())),
+    let (listener, owned_path) = match (activated, bound) {
+        (Some(l), _) => (l, None),
+        (None, Some(l)) => (l, Some(cfg.socket.clone())),
+        (None, None) => {
+            let l = bind(&cfg.socket)?;
+            if let Some(gid) = socket_gid {
+                std::os::unix::fs::chown(&cfg.socket, None, Some(gid))
+                    .with_context(|| format!("giving {} to group {gid}", cfg.socket.display()))?;
+            }
+            (l, Some(cfg.socket.clone()))
+        }
     };
-    if let (Some(gid), Some(p)) = (socket_gid, &owned_path) {
-        std::os::unix::fs::chown(p, None, Some(gid))
-            .with_context(|| format!("giving {} to group {gid}", p.display()))?;
-    }
     let warm = cfg
         .profiles
         .get("default")

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Container test: build the image from packaging/docker/Dockerfile on a Debian bookworm base made
+# from the boot test's debootstrap cache (no registry needed), run it, and check that sandboxd
+# and the gateway run as their two non-root users and that a command runs confined.
+# Root only; skips with a message where Docker is not available.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+skip() { echo "docker test SKIPPED: $*"; exit 0; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+command -v docker >/dev/null || skip "docker missing (apt-get install docker.io)"
+if ! docker info >/dev/null 2>&1; then
+    command -v dockerd >/dev/null || skip "no docker daemon"
+    (dockerd >/var/log/nanobot-dockerd.log 2>&1 &)
+    for i in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    docker info >/dev/null 2>&1 || skip "dockerd did not start: $(tail -3 /var/log/nanobot-dockerd.log)"
+fi
+cache=${NANOBOT_BOOT_CACHE:-/var/cache/nanobot-boot}
+[ -d "$cache/rootfs" ] || skip "no Debian root in $cache (tests/boot/run.sh makes it)"
+if ! docker image inspect nanobot-base:bookworm >/dev/null 2>&1; then
+    tar -C "$cache/rootfs" -c . | docker import - nanobot-base:bookworm >/dev/null
+fi
+cargo build --release --workspace --bins
+docker build -q -f packaging/docker/Dockerfile --build-arg BASE=nanobot-base:bookworm -t nanobot:test . >/dev/null
+name=nanobot-test-$$
+cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+cfg=$(mktemp -d)
+cat >"$cfg/config.json" <<'JSON'
+{"agents": {"defaults": {"model": "m", "provider": "local", "workspace": "/var/lib/nanobot/workspaces/agent"}},
+ "providers": {"local": {"apiKey": "k", "apiBase": "http://127.0.0.1:9/v1"}},
+ "channels": {"telegram": {"enabled": true, "token": "1:x", "allowFrom": ["1"],
+                           "apiBase": "http://127.0.0.1:9", "pollTimeout": 1}}}
+JSON
+docker create --name "$name" --network none \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --security-opt systempaths=unconfined nanobot:test >/dev/null
+docker cp "$cfg/config.json" "$name:/var/lib/nanobot-agent/.nanobot/config.json"
+docker start "$name" >/dev/null
+rm -rf "$cfg"
+inside() { docker exec "$name" "$@"; }
+inside chown nanobot:nanobot /var/lib/nanobot-agent/.nanobot/config.json
+inside chmod 600 /var/lib/nanobot-agent/.nanobot/config.json
+sleep 2
+fail=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+users=$(inside sh -c 'for p in /proc/[0-9]*; do c=$(tr "\000" " " <$p/cmdline 2>/dev/null); [ -n "$c" ] && echo "$(stat -c %U $p) $c"; done')
+echo "$users" | sed 's/^/     /'
+check "sandboxd runs as nanobot-sandbox" 'echo "$users" | grep -q "^nanobot-sandbox .*sandboxd serve"'
+check "the gateway runs as nanobot" 'echo "$users" | grep -q "^nanobot nanobot gateway"'
+check "no sandboxd or gateway process is root" '! echo "$users" | grep -qE "^root .*(sandboxd serve|nanobot gateway)"'
+out=$(inside runuser -u nanobot -- env HOME=/var/lib/nanobot-agent nanobot exec \
+    --socket /run/nanobot/sandboxd.sock -w /var/lib/nanobot/workspaces/agent -- \
+    'id -un; cat /etc/shadow 2>&1; echo ok > f && cat f' 2>&1 || true)
+echo "$out" | sed 's/^/     /'
+check "the agent's user runs a confined command" 'echo "$out" | grep -q "^nanobot-sandbox$" && echo "$out" | grep -q "^ok$"'
+check "/etc/shadow stays unreadable" 'echo "$out" | grep -q "Permission denied"'
+docker stop -t 10 "$name" >/dev/null
+check "the container stops cleanly" '[ "$(docker inspect -f "{{.State.ExitCode}}" "$name")" -le 143 ]'
+[ "$fail" = 0 ] || { docker logs "$name" 2>&1 | tail -20; exit 1; }
+echo "docker test passed"
