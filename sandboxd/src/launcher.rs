@@ -53,21 +53,7 @@ impl Launcher {
     pub fn start(warm: &WarmShape) -> io::Result<Launcher> {
         let warm = serde_json::to_string(warm).map_err(io::Error::other)?;
         let warm = std::ffi::CString::new(warm).map_err(io::Error::other)?;
-        let mut sv = [0 as RawFd; 2];
-        // SAFETY: socketpair writes two fds into the array we own.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                sv.as_mut_ptr(),
-            )
-        } != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both fds were just created and are owned by nobody else.
-        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        let (ours, theirs) = seqpacket_pair()?;
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
         let exe = c"/proc/self/exe";
@@ -137,6 +123,25 @@ impl Launcher {
         // SAFETY: kill with signal 0 only checks for existence.
         unsafe { libc::kill(self.pid, 0) == 0 }
     }
+}
+
+/// A close-on-exec SOCK_SEQPACKET pair: message boundaries keep one request per fd batch.
+fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut sv = [0 as RawFd; 2];
+    // SAFETY: socketpair writes two fds into the array we own.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            sv.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
 }
 
 fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
@@ -309,21 +314,7 @@ impl Warm {
         gid: libc::gid_t,
         shape: Option<&WarmShape>,
     ) -> Option<Warm> {
-        let mut sv = [0 as RawFd; 2];
-        // SAFETY: socketpair writes two fds into the array we own.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                sv.as_mut_ptr(),
-            )
-        } != 0
-        {
-            return None;
-        }
-        // SAFETY: both fds were just created and are owned by nobody else.
-        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        let (ours, theirs) = seqpacket_pair().ok()?;
         match clone_init(daemon_sock, Some(ours.as_raw_fd())) {
             Ok(0) => sandbox::warm_main(theirs, uid, gid, shape),
             Ok(_) => Some(Warm {

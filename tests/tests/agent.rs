@@ -56,8 +56,8 @@ impl Home {
         );
     }
 
-    /// Run nanobot as the test user (never root) with this home.
-    fn nanobot(&self, d: &Daemon, args: &[&str]) -> Output {
+    /// nanobot as the test user (never root) with this home, in the daemon's workspace.
+    fn command(&self, d: &Daemon, args: &[&str]) -> Command {
         let (uid, gid) = test_ids();
         let mut c = Command::new(bin("nanobot"));
         c.args(args)
@@ -71,7 +71,11 @@ impl Home {
         if is_root() {
             c.uid(uid).gid(gid);
         }
-        c.output().unwrap()
+        c
+    }
+
+    fn nanobot(&self, d: &Daemon, args: &[&str]) -> Output {
+        self.command(d, args).output().unwrap()
     }
 }
 
@@ -520,21 +524,13 @@ fn interactive_mode_reads_lines_until_exit() {
         ("/help\n:q\n", ":q"),
         ("/help\n", "EOF"),
     ] {
-        let (uid, gid) = test_ids();
-        let mut c = Command::new(bin("nanobot"));
-        c.args(["agent", "--quiet", "-w"])
-            .arg(&d.ws)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &home.dir)
-            .env("TEST_LLM_KEY", "k")
+        let mut child = home
+            .command(&d, &["agent", "--quiet"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if is_root() {
-            c.uid(uid).gid(gid);
-        }
-        let mut child = c.spawn().unwrap();
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{quit}: {}", stderr(&o));
@@ -634,21 +630,12 @@ fn gateway_answers_allowed_telegram_users_and_ignores_others() {
     );
 
     home.write_config(&config(json!(["42"])));
-    let (uid, gid) = test_ids();
-    let mut c = Command::new(bin("nanobot"));
-    c.args(["gateway", "-w"])
-        .arg(&d.ws)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &home.dir)
-        .env("TEST_LLM_KEY", "k")
-        .stdin(Stdio::null())
+    let mut child = home
+        .command(&d, &["gateway"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if is_root() {
-        c.uid(uid).gid(gid);
-    }
-    let mut child = c.spawn().unwrap();
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let t0 = std::time::Instant::now();
     let sent = loop {
         let sent: Vec<_> = tg_server

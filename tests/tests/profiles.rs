@@ -552,34 +552,9 @@ fn explain_agrees_with_the_kernel() {
 fn doctor_reports_the_host_and_what_blocks_it() {
     use std::os::unix::process::CommandExt;
     let (uid, gid) = test_ids();
-    let run = |wrap: Option<&str>, json: bool| {
-        let mut c = match wrap {
-            Some(mode) => {
-                let mut c = std::process::Command::new(bin("deny-syscalls"));
-                c.arg(mode).arg(bin("sandboxd"));
-                c
-            }
-            None => std::process::Command::new(bin("sandboxd")),
-        };
-        c.args(["doctor", "--config", "/nonexistent-ok-if-missing"]);
-        c.args(if json { vec!["--json"] } else { vec![] });
-        if is_root() {
-            c.uid(uid).gid(gid);
-        }
-        c.output().unwrap()
-    };
-    // The config named must exist: doctor reads min_landlock_abi from it.
-    let o = run(None, false);
-    assert_ne!(o.status.code(), Some(0));
-    assert!(
-        stderr(&o).contains("/nonexistent-ok-if-missing"),
-        "{}",
-        stderr(&o)
-    );
-
     let cfg = std::env::temp_dir().join(format!("nb-doctor-{}.toml", std::process::id()));
     std::fs::write(&cfg, "").unwrap();
-    let run = |wrap: Option<&str>, json: bool| {
+    let doctor = |wrap: Option<&str>, config: &Path, json: bool| {
         let mut c = match wrap {
             Some(mode) => {
                 let mut c = std::process::Command::new(bin("deny-syscalls"));
@@ -588,7 +563,7 @@ fn doctor_reports_the_host_and_what_blocks_it() {
             }
             None => std::process::Command::new(bin("sandboxd")),
         };
-        c.arg("doctor").arg("--config").arg(&cfg);
+        c.arg("doctor").arg("--config").arg(config);
         if json {
             c.arg("--json");
         }
@@ -597,6 +572,15 @@ fn doctor_reports_the_host_and_what_blocks_it() {
         }
         c.output().unwrap()
     };
+    let run = |wrap: Option<&str>, json: bool| doctor(wrap, &cfg, json);
+    // The config named must exist: doctor reads min_landlock_abi from it.
+    let o = doctor(None, Path::new("/nonexistent-config.toml"), false);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("/nonexistent-config.toml"),
+        "{}",
+        stderr(&o)
+    );
     // This machine is ready, as the unprivileged user.
     let o = run(None, false);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
