@@ -49,14 +49,22 @@ struct DoctorArgs {
     json: bool,
 }
 
-fn doctor(a: DoctorArgs) -> Result<i32> {
-    let min = match &a.config {
-        Some(p) => Config::load(p)?.min_landlock_abi,
-        None if Path::new(DEFAULT_CONFIG).exists() => {
-            Config::load(Path::new(DEFAULT_CONFIG))?.min_landlock_abi
+/// The config named with --config, else /etc/nanobot/sandboxd.toml when it exists, else the
+/// built-in defaults.
+fn config_or_default(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
+        None => {
+            let mut c = Config::default();
+            c.finish()?;
+            c
         }
-        None => Config::default().min_landlock_abi,
-    };
+    })
+}
+
+fn doctor(a: DoctorArgs) -> Result<i32> {
+    let min = config_or_default(a.config.as_deref())?.min_landlock_abi;
     let checks = sandboxd::doctor::checks(min);
     let ok = checks.iter().all(|c| c.ok || !c.critical);
     if a.json {
@@ -113,15 +121,7 @@ struct ExplainArgs {
 /// Exit 0 when the asked access is allowed (or no question was asked), 1 when denied.
 fn explain(a: ExplainArgs) -> Result<i32> {
     use sandboxd::explain::{self, Want};
-    let cfg = match &a.config {
-        Some(p) => Config::load(p)?,
-        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
-        None => {
-            let mut c = Config::default();
-            c.finish()?;
-            c
-        }
-    };
+    let cfg = config_or_default(a.config.as_deref())?;
     let Some(p) = cfg.profiles.get(&a.profile) else {
         let known: Vec<&String> = cfg.profiles.keys().collect();
         bail!("unknown profile {:?}; available: {known:?}", a.profile);
@@ -263,15 +263,7 @@ fn main() {
 }
 
 fn load_config(a: &ServeArgs) -> Result<Config> {
-    let mut cfg = match &a.config {
-        Some(p) => Config::load(p)?,
-        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG))?,
-        None => {
-            let mut c = Config::default();
-            c.finish()?;
-            c
-        }
-    };
+    let mut cfg = config_or_default(a.config.as_deref())?;
     if let Some(s) = &a.socket {
         cfg.socket = s.clone();
     }

@@ -46,6 +46,14 @@ impl StepError {
             step,
         }
     }
+    fn landlock(e: confine::landlock::LandlockError, step: &str) -> StepError {
+        StepError {
+            layer: "landlock",
+            step: step.into(),
+            errno: e.errno(),
+            message: e.to_string(),
+        }
+    }
     fn report(self) -> Report {
         Report::Failed {
             layer: self.layer.into(),
@@ -433,24 +441,12 @@ fn init(
             degraded.push(format!("landlock: {e}"));
             None
         }
-        Err(e) => {
-            return Err(StepError {
-                layer: "landlock",
-                step: "landlock_create_ruleset".into(),
-                errno: e.errno(),
-                message: e.to_string(),
-            })
-        }
+        Err(e) => return Err(StepError::landlock(e, "landlock_create_ruleset")),
     };
 
     // The ruleset is built here, or taken from the warm preparation when the request matches it;
     // the command only enforces it.
-    let ll = |e: confine::landlock::LandlockError, step: &str| StepError {
-        layer: "landlock",
-        step: step.into(),
-        errno: e.errno(),
-        message: e.to_string(),
-    };
+    let ll = StepError::landlock;
     let ruleset = match landlock {
         Some(abi) => {
             let plan = confine::landlock::plan(&spec.fs, spec.network, &spec.connect_ports, abi);
@@ -914,14 +910,9 @@ fn confine_and_exec(
         "prctl(PR_SET_NO_NEW_PRIVS)",
     )?;
 
-    let ll = |e: confine::landlock::LandlockError, step: &str| StepError {
-        layer: "landlock",
-        step: step.into(),
-        errno: e.errno(),
-        message: e.to_string(),
-    };
     if let Some(r) = ruleset {
-        confine::landlock::restrict(r).map_err(|e| ll(e, "landlock_restrict_self"))?;
+        confine::landlock::restrict(r)
+            .map_err(|e| StepError::landlock(e, "landlock_restrict_self"))?;
     }
 
     confine::seccomp::apply(filters).map_err(|e| {

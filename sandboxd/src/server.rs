@@ -159,8 +159,9 @@ pub fn authenticate(
     policy: auth::Policy,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
-        let groups = peer_info(&req).map(|i| i.groups).unwrap_or_default();
-        let Some(peer) = peer_of(&req) else {
+        let info = peer_info(&req);
+        let groups = info.as_ref().map(|i| i.groups.clone()).unwrap_or_default();
+        let Some(peer) = info.and_then(|i| i.peer) else {
             tracing::warn!("Access denied: peer credentials unavailable");
             return Err(Status::permission_denied(
                 "Access denied: peer credentials unavailable",
@@ -298,12 +299,13 @@ impl Sandbox for Service {
     async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<Self::ExecStream>, Status> {
         let state = self.0.clone();
         let live = state.live();
-        let peer = peer_of(&req).unwrap_or(Peer {
+        let info = peer_info(&req);
+        let peer_groups = info.as_ref().map(|i| i.groups.clone()).unwrap_or_default();
+        let peer = info.and_then(|i| i.peer).unwrap_or(Peer {
             uid: u32::MAX,
             gid: u32::MAX,
             pid: 0,
         });
-        let peer_groups = peer_info(&req).map(|i| i.groups).unwrap_or_default();
         let req = req.into_inner();
         let pname = if req.profile.is_empty() {
             "default".to_string()
