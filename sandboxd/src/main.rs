@@ -435,6 +435,13 @@ fn serve(a: ServeArgs) -> Result<()> {
             network: p.network,
             connect_ports: p.connect_ports.clone(),
             tmp_size_bytes: p.limits.tmp_size_bytes,
+            // A default profile whose root cannot be planned gets no warm root; its execs say why.
+            mounts: sandboxd::confine::mounts::plan(
+                &p.filesystem,
+                p.limits.tmp_size_bytes,
+                &sandboxd::confine::mounts::host_probe,
+            )
+            .unwrap_or_default(),
         })
         .unwrap_or_default();
     let launcher = Arc::new(Launcher::start(&warm).context("starting the sandbox launcher")?);

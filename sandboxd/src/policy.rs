@@ -2,6 +2,7 @@
 //! request; the sandbox init turns it into namespaces, mounts, rlimits, Landlock rules and seccomp
 //! filters with the pure builders in `confine::*`.
 
+use crate::confine::mounts::MountPlan;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -72,6 +73,10 @@ pub struct FsPolicy {
     pub workspace_writable: bool,
     /// Private tmpfs on /tmp and /dev/shm, gone when the sandbox ends.
     pub private_tmp: bool,
+    /// Named AF_UNIX sockets of the host the command may connect to (e.g. an ssh-agent's),
+    /// each bound into the sandbox's root on its own. Every other host socket is absent. A socket
+    /// missing when a command starts is simply not there.
+    pub unix_sockets: Vec<PathBuf>,
 }
 
 impl Default for FsPolicy {
@@ -87,6 +92,7 @@ impl Default for FsPolicy {
             read_write: vec![],
             workspace_writable: true,
             private_tmp: true,
+            unix_sockets: vec![],
         }
     }
 }
@@ -113,14 +119,20 @@ pub struct SandboxSpec {
     /// Layers that may be skipped when the kernel cannot apply them (config `allow_degraded`).
     #[serde(default)]
     pub allow_degraded: Vec<String>,
+    /// The sandbox's root, built from the profile (`confine::mounts::plan`); the workspace is
+    /// bound over it last.
+    #[serde(default)]
+    pub mounts: MountPlan,
 }
 
 /// Where the private temporary directories live inside the sandbox.
 pub const SANDBOX_TMP: &str = "/tmp";
 pub const SANDBOX_SHM: &str = "/dev/shm";
-/// Device files every sandbox may use.
+/// Device files every sandbox may use (the sandbox's own /dev, see `confine::mounts`).
 pub const DEV_READ_WRITE: &[&str] = &["/dev/null"];
 pub const DEV_READ_ONLY: &[&str] = &["/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"];
+/// Terminals: the controlling tty and the sandbox's own devpts instance (ptys made inside).
+pub const DEV_TERMINALS: &[&str] = &["/dev/tty", "/dev/pts"];
 
 /// What a pre-warmed sandbox prepares before any request: the default profile's filesystem and
 /// network policy (for its Landlock ruleset) and the size of its private /tmp. A request whose
@@ -132,4 +144,7 @@ pub struct WarmShape {
     #[serde(default)]
     pub connect_ports: Vec<u16>,
     pub tmp_size_bytes: u64,
+    /// The default profile's mount plan: the warm sandbox builds this root ahead of time.
+    #[serde(default)]
+    pub mounts: MountPlan,
 }

@@ -5,12 +5,17 @@
 //! seccomp, exec. Any failure is reported as {layer, step, errno} and nothing runs.
 
 use crate::confine;
-use crate::policy::{SandboxSpec, WarmShape, SANDBOX_SHM, SANDBOX_TMP};
+use crate::confine::mounts::MountPlan;
+use crate::policy::{SandboxSpec, WarmShape};
+use crate::rootfs;
+use crate::step::check;
+pub use crate::step::StepError;
 use crate::wire::{self, Report};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct Handover {
@@ -21,55 +26,6 @@ pub struct Handover {
     /// The daemon's uid/gid outside, mapped to themselves inside.
     pub uid: libc::uid_t,
     pub gid: libc::gid_t,
-}
-
-/// A setup failure: which layer, which step, which errno.
-#[derive(Debug)]
-pub struct StepError {
-    pub layer: &'static str,
-    pub step: String,
-    pub errno: i32,
-    pub message: String,
-}
-
-impl StepError {
-    fn os(layer: &'static str, step: impl Into<String>) -> StepError {
-        let e = io::Error::last_os_error();
-        Self::io(layer, step, e)
-    }
-    fn io(layer: &'static str, step: impl Into<String>, e: io::Error) -> StepError {
-        let step = step.into();
-        StepError {
-            layer,
-            errno: e.raw_os_error().unwrap_or(0),
-            message: format!("{step}: {e}"),
-            step,
-        }
-    }
-    fn landlock(e: confine::landlock::LandlockError, step: &str) -> StepError {
-        StepError {
-            layer: "landlock",
-            step: step.into(),
-            errno: e.errno(),
-            message: e.to_string(),
-        }
-    }
-    fn report(self) -> Report {
-        Report::Failed {
-            layer: self.layer.into(),
-            step: self.step,
-            errno: self.errno,
-            message: self.message,
-        }
-    }
-}
-
-fn check(r: libc::c_int, layer: &'static str, step: &str) -> Result<(), StepError> {
-    if r < 0 {
-        Err(StepError::os(layer, step))
-    } else {
-        Ok(())
-    }
 }
 
 /// A cold start: the launcher cloned us for a request already in hand.
@@ -127,15 +83,15 @@ fn finish(
 struct Prepared {
     /// Our pid as the host sees it.
     host_pid: u32,
-    /// Size of the private /tmp (and /dev/shm) already mounted.
-    tmp_size: Option<u64>,
+    /// The root already built at `rootfs::NEW_ROOT` (a warm sandbox), if any.
+    mounts: Option<MountPlan>,
     /// The Landlock ruleset of the warm shape, without the workspace rule.
     landlock: Option<(WarmShape, landlock::ABI, landlock::RulesetCreated)>,
 }
 
-/// The setup every sandbox shares, whatever the request: identity maps, a private read-only view
-/// of the host's mounts and our own /proc; with a warm `shape`, also the private /tmp and the
-/// Landlock ruleset that the default profile will most likely ask for.
+/// The setup every sandbox shares, whatever the request: identity maps and a private mount
+/// namespace pivoted into a staging tmpfs (the host's root beneath it, for binding from); with a
+/// warm `shape`, also the default profile's whole root and its Landlock ruleset.
 fn prepare(
     uid: libc::uid_t,
     gid: libc::gid_t,
@@ -169,28 +125,21 @@ fn prepare(
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
 
-    mount("", "/", "", libc::MS_REC | libc::MS_PRIVATE, "")?;
-    // Landlock (ABI <= 7) does not cover chmod, chown, utimes or xattrs: make every inherited
-    // mount read-only; the workspace is bound back writable per request. Mounts made below are
-    // our own.
-    mount_setattr("/", libc::AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)?;
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    mount("proc", "/proc", "proc", nodev | libc::MS_NOEXEC, "")?;
+    rootfs::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    rootfs::enter_base()?;
     let mut prepared = Prepared {
         host_pid,
-        tmp_size: None,
+        mounts: None,
         landlock: None,
     };
-    if let Some(shape) = shape {
-        if shape.fs.private_tmp {
-            mount_private_tmp(shape.tmp_size_bytes)?;
-            prepared.tmp_size = Some(shape.tmp_size_bytes);
-        }
+    if let Some(shape) = shape.filter(|s| !s.mounts.ops.is_empty()) {
+        rootfs::build(&shape.mounts)?;
+        prepared.mounts = Some(shape.mounts.clone());
         // Best effort: if this fails, the request builds the ruleset itself and reports why.
-        if let Ok(v) = confine::landlock::kernel_abi() {
+        if let (Ok(v), Ok(root)) = (confine::landlock::kernel_abi(), rootfs::new_root()) {
             let abi = confine::landlock::abi_from_version(v);
             let plan = confine::landlock::plan(&shape.fs, shape.network, &shape.connect_ports, abi);
-            if let Ok(r) = confine::landlock::create(&plan) {
+            if let Ok(r) = confine::landlock::create(&plan, Some(&root)) {
                 prepared.landlock = Some((shape.clone(), abi, r));
             }
         }
@@ -235,29 +184,6 @@ fn private_network() -> Result<(), StepError> {
     Ok(())
 }
 
-fn mount_private_tmp(size: u64) -> Result<(), StepError> {
-    let opts = format!("size={size},mode=0700");
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    mount("tmpfs", SANDBOX_TMP, "tmpfs", nodev, &opts)?;
-    if std::path::Path::new(SANDBOX_SHM).is_dir() {
-        mount("tmpfs", SANDBOX_SHM, "tmpfs", nodev, &opts)?;
-    }
-    Ok(())
-}
-
-/// Undo `mount_private_tmp` (a request that wants none, another size, or its workspace under it).
-fn unmount_private_tmp() -> Result<(), StepError> {
-    for p in [SANDBOX_SHM, SANDBOX_TMP] {
-        let c = CString::new(p).unwrap_or_default();
-        // SAFETY: umount2 with a valid C string.
-        let r = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
-            return Err(StepError::os("mounts", format!("umount {p}")));
-        }
-    }
-    Ok(())
-}
-
 /// Break copy-on-write ahead of the request on the memory this copy of the launcher will write:
 /// every first write to a page after the clone is a fault and a copy, which added up to tens of
 /// µs on the request path. Only writable mappings: populating the code as well cost ~0.7 ms per
@@ -295,47 +221,6 @@ fn write_file(path: &str, data: &str, layer: &'static str) -> Result<(), StepErr
     std::fs::write(path, data).map_err(|e| StepError::io(layer, format!("write {path}"), e))
 }
 
-fn mount(
-    src: &str,
-    target: &str,
-    fstype: &str,
-    flags: libc::c_ulong,
-    data: &str,
-) -> Result<(), StepError> {
-    let c = |s: &str| {
-        CString::new(s).map_err(|_| StepError {
-            layer: "mounts",
-            step: "mount".into(),
-            errno: libc::EINVAL,
-            message: "NUL in mount argument".into(),
-        })
-    };
-    let (src_c, target_c, fstype_c, data_c) = (c(src)?, c(target)?, c(fstype)?, c(data)?);
-    // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
-    let r = unsafe {
-        libc::mount(
-            if src.is_empty() {
-                std::ptr::null()
-            } else {
-                src_c.as_ptr()
-            },
-            target_c.as_ptr(),
-            if fstype.is_empty() {
-                std::ptr::null()
-            } else {
-                fstype_c.as_ptr()
-            },
-            flags,
-            if data.is_empty() {
-                std::ptr::null()
-            } else {
-                data_c.as_ptr() as *const libc::c_void
-            },
-        )
-    };
-    check(r, "mounts", &format!("mount {fstype} on {target}"))
-}
-
 fn init(
     status: &mut File,
     stdout: OwnedFd,
@@ -350,60 +235,29 @@ fn init(
     if spec.network == crate::policy::Network::Private {
         private_network()?;
     }
-    let covered = spec.fs.private_tmp
-        && (spec.workspace.starts_with(SANDBOX_TMP) || spec.workspace.starts_with(SANDBOX_SHM));
-    if prepared.tmp_size.is_some()
-        && (covered
-            || !spec.fs.private_tmp
-            || prepared.tmp_size != Some(spec.limits.tmp_size_bytes))
-    {
-        unmount_private_tmp()?;
-        prepared.tmp_size = None;
-        // Its rules name the tmpfs just detached.
-        prepared.landlock = None;
-    }
-
-    // The daemon's fd lives in the host's mount namespace; reopen the same directory in ours so
-    // getcwd works and it can be bind-mounted. Same inode or we refuse.
-    let local = reopen_in_namespace(&spec.workspace, &workspace)?;
-    let Some(local) = local else {
-        return Err(StepError {
-            layer: "mounts",
-            step: "open workspace".into(),
-            errno: libc::EACCES,
-            message: format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
-        });
-    };
-    bind_workspace(&spec.workspace, &local)?;
-    let ws_path = spec.workspace.to_string_lossy().into_owned();
-    if spec.fs.workspace_writable {
-        mount_setattr(&ws_path, 0, 0, MOUNT_ATTR_RDONLY)?;
-    }
-    // The profile's extra read-write paths: writable mounts of their own over the read-only view
-    // (Landlock then decides what inside them may be written).
-    for p in &spec.fs.read_write {
-        let s = p.to_string_lossy();
-        mount(&s, &s, "", libc::MS_BIND | libc::MS_REC, "")?;
-        mount_setattr(&s, 0, 0, MOUNT_ATTR_RDONLY)?;
-    }
-    drop(local);
-    let workspace = reopen_in_namespace(&spec.workspace, &workspace)?.ok_or_else(|| StepError {
-        layer: "mounts",
-        step: "open workspace".into(),
-        errno: libc::ENOENT,
-        message: format!(
-            "workspace {} vanished during setup",
-            spec.workspace.display()
-        ),
-    })?;
-    if spec.fs.private_tmp {
-        if prepared.tmp_size.is_none() {
-            mount_private_tmp(spec.limits.tmp_size_bytes)?;
+    // The root: the warm one when it was built from the same plan, else built now.
+    if prepared.mounts.as_ref() != Some(&spec.mounts) {
+        if prepared.mounts.take().is_some() {
+            rootfs::discard()?;
+            // Its rules name the root just discarded.
+            prepared.landlock = None;
         }
-        if covered {
-            bind_workspace(&spec.workspace, &workspace)?;
-        }
+        rootfs::build(&spec.mounts)?;
     }
+    let ws_plan = spec
+        .mounts
+        .with_workspace(&spec.workspace, spec.fs.workspace_writable);
+    let workspace = rootfs::bind_workspace(&spec.workspace, &workspace, spec.fs.workspace_writable)?
+        .ok_or_else(|| StepError::new(
+            "mounts",
+            "open workspace",
+            libc::EACCES,
+            format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
+        ))?;
+    rootfs::seal(&ws_plan)?;
+    // Rules are opened inside the new root before entering it (RESOLVE_IN_ROOT), so they name
+    // exactly what the command will see.
+    let new_root = rootfs::new_root()?;
 
     // Block SIGCHLD before the fork so no exit is missed; signalfd reports it.
     // SAFETY: sigset manipulation on a local set.
@@ -459,7 +313,8 @@ fn init(
                 {
                     r
                 }
-                _ => confine::landlock::create(&plan).map_err(|e| ll(e, "landlock_add_rule"))?,
+                _ => confine::landlock::create(&plan, Some(&new_root))
+                    .map_err(|e| ll(e, "landlock_add_rule"))?,
             };
             Some(
                 confine::landlock::add_workspace(created, &plan, workspace.as_fd())
@@ -468,6 +323,9 @@ fn init(
         }
         None => None,
     };
+
+    drop(new_root);
+    rootfs::enter()?;
 
     let child = spawn_command(&ChildArgs {
         spec: &spec,
@@ -563,97 +421,6 @@ fn init(
         maxrss_kb: acc.maxrss_kb,
         cpu_us: acc.cpu_us,
     })
-}
-
-/// Open `path` in the current mount namespace and check it is the directory `fd` names. None when
-/// the sandbox user cannot reach the path (e.g. a workspace under root's 0700 home): the command
-/// then works through the daemon's fd alone.
-fn reopen_in_namespace(path: &std::path::Path, fd: &OwnedFd) -> Result<Option<OwnedFd>, StepError> {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return Ok(None);
-    };
-    // SAFETY: open with a valid C string.
-    let raw = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if raw < 0 {
-        return Ok(None);
-    }
-    // SAFETY: fresh fd from open.
-    let local = unsafe { OwnedFd::from_raw_fd(raw) };
-    let id = |f: &OwnedFd| -> Option<(u64, u64)> {
-        // SAFETY: zeroed stat is valid; fstat writes into it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and pointer.
-        (unsafe { libc::fstat(f.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
-    };
-    match (id(&local), id(fd)) {
-        (Some(a), Some(b)) if a == b => Ok(Some(local)),
-        _ => Err(StepError {
-            layer: "mounts",
-            step: "verify workspace".into(),
-            errno: libc::ESTALE,
-            message: format!(
-                "workspace {} changed while the sandbox was being set up",
-                path.display()
-            ),
-        }),
-    }
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-fn mount_setattr(path: &str, flags: libc::c_int, set: u64, clr: u64) -> Result<(), StepError> {
-    let c = CString::new(path).map_err(|_| StepError {
-        layer: "mounts",
-        step: "mount_setattr".into(),
-        errno: libc::EINVAL,
-        message: "NUL in path".into(),
-    })?;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: valid C string and a mount_attr of the size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            flags as libc::c_uint,
-            &attr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(r as i32, "mounts", &format!("mount_setattr {path}"))
-}
-
-/// Bind the workspace at its own path: over the read-only original, and again inside the private
-/// tmpfs when the workspace lives under /tmp or /dev/shm.
-fn bind_workspace(path: &std::path::Path, fd: &OwnedFd) -> Result<(), StepError> {
-    std::fs::create_dir_all(path)
-        .map_err(|e| StepError::io("mounts", format!("mkdir {}", path.display()), e))?;
-    let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    mount(
-        &src,
-        &path.to_string_lossy(),
-        "",
-        libc::MS_BIND | libc::MS_REC,
-        "",
-    )
 }
 
 #[derive(Default)]

@@ -277,7 +277,16 @@ pub fn build_spec(
         }
         set(k, v);
     }
+    // Built from what the host has now: a socket that appeared since start is bound, one that
+    // went away is simply absent.
+    let mounts = crate::confine::mounts::plan(
+        &profile.filesystem,
+        profile.limits.tmp_size_bytes,
+        &crate::confine::mounts::host_probe,
+    )
+    .map_err(|e| Status::failed_precondition(format!("profile's mount plan: {e}")))?;
     let spec = SandboxSpec {
+        mounts,
         workspace,
         argv,
         env,

@@ -39,10 +39,24 @@ struct OpenHow {
     resolve: u64,
 }
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_BENEATH: u64 = 0x08;
+/// Resolve as if the dirfd were `/` (absolute symlinks included): paths inside a root being built.
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2 beneath `dir`; errors are the raw errno.
 pub fn open_beneath(dir: &OwnedFd, rel: &Path, flags: i32) -> Result<OwnedFd, i32> {
+    open_beneath_with(dir, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+}
+
+/// openat2 relative to `dir` with the given RESOLVE_* flags (magic links are always refused);
+/// errors are the raw errno.
+pub fn open_beneath_with(
+    dir: &OwnedFd,
+    rel: &Path,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, i32> {
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -52,7 +66,7 @@ pub fn open_beneath(dir: &OwnedFd, rel: &Path, flags: i32) -> Result<OwnedFd, i3
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        resolve: resolve | RESOLVE_NO_MAGICLINKS,
     };
     // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the size we pass.
     let fd = unsafe {

@@ -1,12 +1,15 @@
 //! Policy → Landlock rules. `plan` is pure and unit-tested; `apply` opens the paths and enforces
 //! the ruleset on the calling (single-threaded) process.
 
-use crate::policy::{FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, SANDBOX_SHM, SANDBOX_TMP};
-use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+use crate::policy::{
+    FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, DEV_TERMINALS, SANDBOX_SHM, SANDBOX_TMP,
 };
-use std::os::fd::BorrowedFd;
+use crate::workspace::{open_beneath_with, RESOLVE_IN_ROOT};
+use landlock::{
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 /// What a rule applies to.
@@ -135,6 +138,22 @@ pub fn plan(fs: &FsPolicy, network: Network, connect_ports: &[u16], abi: ABI) ->
     for d in DEV_READ_ONLY {
         push(Target::Path(d.into()), AccessFs::ReadFile.into(), true);
     }
+    // The controlling terminal and the sandbox's own ptys: read, write and terminal ioctls
+    // (tcsetattr, TIOCGPTN; TIOCSTI and TIOCLINUX stay refused by seccomp).
+    for d in DEV_TERMINALS {
+        let tty = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
+        let access = if *d == "/dev/tty" {
+            tty & file
+        } else {
+            tty | AccessFs::ReadDir
+        };
+        push(Target::Path(d.into()), access, true);
+    }
+    // Granted host sockets: connect() is a Landlock right only from ABI 9 (RESOLVE_UNIX), where
+    // every other socket is then refused by Landlock as well as absent from the root.
+    for s in &fs.unix_sockets {
+        push(Target::Path(s.clone()), file & AccessFs::ResolveUnix, true);
+    }
     // The sandbox's own /proc (a fresh mount for its PID namespace): readable, never writable.
     push(Target::Path("/proc".into()), read_only(abi), false);
     if fs.private_tmp {
@@ -226,7 +245,10 @@ pub fn detect(min_abi: u32) -> Result<ABI, LandlockError> {
 /// that cannot give one makes this fail rather than silently weaken the sandbox.
 /// Create the ruleset of `plan` with every rule but the workspace's: all of it is known before a
 /// request arrives, so a pre-warmed sandbox builds it ahead of time.
-pub fn create(plan: &Plan) -> Result<RulesetCreated, LandlockError> {
+///
+/// `root`: the sandbox's root being built (paths are then resolved inside it, absolute symlinks
+/// included, as the command will resolve them); None: the caller's own root.
+pub fn create(plan: &Plan, root: Option<&OwnedFd>) -> Result<RulesetCreated, LandlockError> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)?;
@@ -242,20 +264,33 @@ pub fn create(plan: &Plan) -> Result<RulesetCreated, LandlockError> {
     }
     for rule in &plan.rules {
         if let Target::Path(p) = &rule.target {
-            match PathFd::new(p) {
+            let fd = match root {
+                Some(r) => open_beneath_with(r, p, libc::O_PATH, RESOLVE_IN_ROOT),
+                None => open_beneath_with(&cwd_root()?, p, libc::O_PATH, 0),
+            };
+            match fd {
                 Ok(fd) => created = created.add_rule(PathBeneath::new(fd, rule.access))?,
-                Err(_) if rule.optional && !p.exists() => {}
+                Err(libc::ENOENT) if rule.optional => {}
                 Err(e) => {
-                    let err = std::io::Error::other(e.to_string());
                     return Err(LandlockError::Open {
                         path: p.display().to_string(),
-                        err,
+                        err: std::io::Error::from_raw_os_error(e),
                     });
                 }
             }
         }
     }
     Ok(created)
+}
+
+/// The caller's root directory, to open absolute paths with `open_beneath_with`.
+fn cwd_root() -> Result<OwnedFd, LandlockError> {
+    std::fs::File::open("/")
+        .map(OwnedFd::from)
+        .map_err(|err| LandlockError::Open {
+            path: "/".into(),
+            err,
+        })
 }
 
 /// Add the workspace rules of `plan` to a ruleset from `create`.
@@ -274,7 +309,7 @@ pub fn add_workspace(
 
 /// Build and enforce `plan` on the calling thread.
 pub fn apply(plan: &Plan, workspace: BorrowedFd<'_>) -> Result<(), LandlockError> {
-    restrict(add_workspace(create(plan)?, plan, workspace)?)
+    restrict(add_workspace(create(plan, None)?, plan, workspace)?)
 }
 
 /// Enforce a ruleset on the calling thread, and refuse anything short of full enforcement.

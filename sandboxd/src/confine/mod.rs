@@ -3,5 +3,6 @@
 
 pub mod bpf;
 pub mod landlock;
+pub mod mounts;
 pub mod rlimits;
 pub mod seccomp;
