@@ -6,8 +6,9 @@
 use crate::config::{Config, Profile};
 use crate::confine::bpf::{Action, Cmp};
 use crate::confine::landlock::{self, Plan, Target};
+use crate::confine::mounts::{MountOp, MountPlan};
 use crate::confine::seccomp;
-use crate::policy::{Network, SANDBOX_SHM, SANDBOX_TMP};
+use crate::policy::Network;
 use ::landlock::{AccessFs, BitFlags, ABI};
 use std::path::{Path, PathBuf};
 
@@ -69,39 +70,133 @@ fn target_name(t: &Target, workspace: &Path) -> String {
     }
 }
 
-/// Mounts that stay writable inside the sandbox (everything else is remounted read-only).
-fn writable_mounts(p: &Profile, workspace: &Path) -> Vec<PathBuf> {
-    let mut v = vec![];
-    if p.filesystem.workspace_writable {
-        v.push(workspace.to_path_buf());
-    }
-    v.extend(p.filesystem.read_write.iter().cloned());
-    if p.filesystem.private_tmp {
-        v.push(SANDBOX_TMP.into());
-        v.push(SANDBOX_SHM.into());
-    }
-    v
+/// Everything `path` needs to answer for one profile: the same plans the sandbox is built from.
+pub struct Sandbox<'a> {
+    pub profile: &'a Profile,
+    pub landlock: &'a Plan,
+    /// The profile's mount plan (`confine::mounts::plan`), without the workspace.
+    pub mounts: &'a MountPlan,
+    pub workspace: &'a Path,
+    /// The sandbox user's uid and gid, for the file-permission layer (None: not checked).
+    pub user: Option<(u32, u32)>,
 }
 
-/// Would the command be allowed `want` on `path`? Landlock first (rights granted by rules on the
-/// path or its parents; creating a file needs "create files" on the parent), then the mount layer
-/// for writes.
-pub fn path(plan: &Plan, p: &Profile, workspace: &Path, path: &Path, want: Want) -> Decision {
-    let ws = canon(workspace);
-    let in_private_tmp = p.filesystem.private_tmp
-        && (path.starts_with(SANDBOX_TMP) || path.starts_with(SANDBOX_SHM))
-        && !path.starts_with(&ws);
-    let target = canon(path);
-    let exists = target.exists();
+/// The canonical host path of `p`, also when its last component does not exist yet.
+fn canon_new(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(d), Some(n)) => canon(d).join(n),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// What the sandbox's root has at a path, from the mount plan.
+struct Seen {
+    what: String,
+    writable: bool,
+    /// The host's own file (a bind): its Unix permissions apply as on the host.
+    host: Option<PathBuf>,
+    /// The sandbox's own fresh tmpfs: empty when the command starts.
+    fresh: bool,
+}
+
+fn seen(mounts: &MountPlan, target: &Path) -> Option<Seen> {
+    let s = match mounts.covering(target) {
+        None if target == Path::new("/") || mounts.is_mount_parent(target) => Seen {
+            what: "the sandbox's own root (read-only; this directory only leads to a mount)".into(),
+            writable: false,
+            host: None,
+            fresh: false,
+        },
+        None => return None,
+        Some(MountOp::Bind {
+            path,
+            writable,
+            from,
+            ..
+        }) => Seen {
+            what: format!(
+                "a {} bind of the host's {} ({from})",
+                if *writable { "read-write" } else { "read-only" },
+                path.display()
+            ),
+            writable: *writable,
+            host: Some(path.clone()),
+            fresh: false,
+        },
+        Some(MountOp::Workspace { path, writable }) => Seen {
+            what: format!(
+                "the workspace {} ({})",
+                path.display(),
+                if *writable { "read-write" } else { "read-only" }
+            ),
+            writable: *writable,
+            host: Some(path.clone()),
+            fresh: false,
+        },
+        Some(MountOp::Tmpfs {
+            path, seal, from, ..
+        }) => Seen {
+            what: format!("{}: the sandbox's own tmpfs ({from})", path.display()),
+            writable: !seal,
+            host: None,
+            fresh: !seal && target != path,
+        },
+        Some(MountOp::Proc { .. }) => Seen {
+            what: "the sandbox's own /proc (its PID namespace only)".into(),
+            writable: false,
+            host: None,
+            fresh: false,
+        },
+        Some(MountOp::Devpts { .. }) => Seen {
+            what: "the sandbox's own devpts instance (its pseudo-terminals only)".into(),
+            writable: true,
+            host: None,
+            fresh: false,
+        },
+        Some(MountOp::Symlink { .. }) => return None,
+    };
+    Some(s)
+}
+
+/// Would the command be allowed `want` on `path`? In the order the kernel decides: is the path in
+/// the sandbox's root at all (mount plan), do Landlock's rules grant it (creating a file needs
+/// "create files" on the parent), is its mount writable, and do the file's Unix permissions let
+/// the sandbox user in.
+pub fn path(sb: &Sandbox, path: &Path, want: Want) -> Decision {
+    let p = sb.profile;
+    let plan = sb.landlock;
+    let ws = canon(sb.workspace);
+    let mounts = sb
+        .mounts
+        .with_workspace(&ws, p.filesystem.workspace_writable);
+    let target = canon_new(path);
+    let Some(seen) = seen(&mounts, &target) else {
+        return Decision {
+            allowed: false,
+            reason: format!(
+                "denied: {} is absent from the sandbox's root: no profile path (filesystem.read_exec, read_only, read_write, unix_sockets) and not the workspace",
+                target.display()
+            ),
+        };
+    };
+    let exists = !seen.fresh && target.exists();
     // What Landlock checks, and on which object.
     let (object, need) = match want {
-        Want::Read if target.is_dir() => (target.clone(), BitFlags::from(AccessFs::ReadDir)),
+        Want::Read if exists && target.is_dir() => {
+            (target.clone(), BitFlags::from(AccessFs::ReadDir))
+        }
         Want::Read => (target.clone(), AccessFs::ReadFile.into()),
         Want::Exec => (target.clone(), AccessFs::Execute.into()),
         Want::Write if exists && !target.is_dir() => (target.clone(), AccessFs::WriteFile.into()),
         Want::Write if exists => (target.clone(), AccessFs::MakeReg.into()),
         Want::Write => (
-            target.parent().map(canon).unwrap_or_else(|| "/".into()),
+            target
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| "/".into()),
             AccessFs::MakeReg.into(),
         ),
     };
@@ -126,24 +221,14 @@ pub fn path(plan: &Plan, p: &Profile, workspace: &Path, path: &Path, want: Want)
         Want::Exec => "execute",
     };
     if !granted.contains(need) {
-        let mut reason = format!(
-            "denied by Landlock: no rule grants {} on {} or a parent",
-            rights(need),
-            object.display()
-        );
-        if in_private_tmp {
-            reason.push_str(&format!(
-                " (note: {} inside the sandbox is its own private tmpfs, not the host's)",
-                if path.starts_with(SANDBOX_TMP) {
-                    SANDBOX_TMP
-                } else {
-                    SANDBOX_SHM
-                }
-            ));
-        }
         return Decision {
             allowed: false,
-            reason,
+            reason: format!(
+                "denied by Landlock: no rule grants {} on {} or a parent (it is {})",
+                rights(need),
+                object.display(),
+                seen.what
+            ),
         };
     }
     // Device nodes (/dev/null) are writable on a read-only mount; files and directories are not.
@@ -153,23 +238,71 @@ pub fn path(plan: &Plan, p: &Profile, workspace: &Path, path: &Path, want: Want)
             .map(|m| m.file_type().is_char_device() || m.file_type().is_block_device())
             .unwrap_or(false)
     };
-    if want == Want::Write && !is_device {
-        let mounts = writable_mounts(p, &ws);
-        if !mounts.iter().any(|m| target.starts_with(canon(m))) {
+    if want == Want::Write && !is_device && !seen.writable {
+        return Decision {
+            allowed: false,
+            reason: format!(
+                "denied by the mount layer: {} is {}, read-only in the sandbox (Landlock would allow it by {})",
+                target.display(),
+                seen.what,
+                by.join(", ")
+            ),
+        };
+    }
+    if let (Some(bind), Some((uid, gid))) = (&seen.host, sb.user) {
+        if let Err(why) = file_permissions(bind, &object, want, exists, uid, gid) {
             return Decision {
                 allowed: false,
-                reason: format!(
-                    "denied by the mount layer: {} is on the host's filesystem, which the sandbox sees read-only (Landlock would allow it by {})",
-                    target.display(),
-                    by.join(", ")
-                ),
+                reason: format!("denied (file permissions): {why}"),
             };
         }
     }
+    let fresh = if seen.fresh {
+        " (in the sandbox's own empty tmpfs: only what the command creates there)"
+    } else {
+        ""
+    };
     Decision {
         allowed: true,
-        reason: format!("{verb} allowed by Landlock rule {}", by.join(" and ")),
+        reason: format!(
+            "{verb} allowed by Landlock rule {} on {}{fresh}",
+            by.join(" and "),
+            seen.what
+        ),
     }
+}
+
+/// The host file's Unix permissions for the sandbox user, walking from the bind's root (what
+/// lies above it in the sandbox is its own root) down to `object`.
+fn file_permissions(
+    bind: &Path,
+    object: &Path,
+    want: Want,
+    exists: bool,
+    uid: u32,
+    gid: u32,
+) -> Result<(), String> {
+    use crate::permissions::{check, mode_of, Need};
+    let mut parents = vec![];
+    let mut cur = bind.to_path_buf();
+    let rel = object.strip_prefix(bind).unwrap_or(Path::new(""));
+    for c in rel.components() {
+        if let Some(m) = mode_of(&cur) {
+            parents.push((cur.clone(), m));
+        }
+        cur.push(c);
+    }
+    let Some(m) = mode_of(object) else {
+        return Ok(());
+    };
+    let need = match want {
+        Want::Read => Need::Read,
+        Want::Exec => Need::Exec,
+        Want::Write => Need::Write,
+    };
+    // Creating: w and x on the parent directory (`object` is the parent then).
+    let is_dir = object.is_dir() && (exists || want == Want::Write);
+    check(uid, gid, &parents, &m, need, is_dir)
 }
 
 /// Would a TCP connect to `port` on the host's loopback be allowed?
@@ -284,6 +417,60 @@ fn seccomp_summary(network: Network) -> Vec<String> {
     out
 }
 
+/// The sandbox's root, one line per mount plan step.
+fn describe_root(mp: &MountPlan, p: &Profile) -> String {
+    let mut s = String::from(
+        "  root: a fresh tmpfs holding only these (everything else of the host is absent):\n",
+    );
+    for op in &mp.ops {
+        let line = match op {
+            MountOp::Tmpfs { path, from, .. } if path == Path::new("/") => {
+                format!("/: {from}, read-only once built")
+            }
+            MountOp::Tmpfs {
+                path,
+                size_bytes,
+                seal,
+                from,
+                ..
+            } => format!(
+                "{}: tmpfs of {} ({from}){}",
+                path.display(),
+                size(*size_bytes),
+                if *seal { ", read-only once built" } else { "" }
+            ),
+            MountOp::Bind {
+                source,
+                writable,
+                from,
+                optional,
+                ..
+            } => format!(
+                "{}: {} bind of the host's ({from}){}",
+                source.display(),
+                if *writable { "read-write" } else { "read-only" },
+                if *optional { ", if present" } else { "" }
+            ),
+            MountOp::Symlink { path, target, from } => {
+                format!("{} -> {} ({from})", path.display(), target.display())
+            }
+            MountOp::Proc { path } => format!("{}: the sandbox's own proc", path.display()),
+            MountOp::Devpts { path } => format!(
+                "{}: the sandbox's own devpts instance (newinstance: its ptys only)",
+                path.display()
+            ),
+            MountOp::Workspace { path, writable } => format!(
+                "{}: the workspace, {} (bound last)",
+                path.display(),
+                if *writable { "read-write" } else { "read-only" }
+            ),
+        };
+        s.push_str(&format!("    {line}\n"));
+    }
+    let _ = p;
+    s
+}
+
 /// The whole profile in plain words.
 pub fn describe(
     cfg: &Config,
@@ -339,22 +526,17 @@ pub fn describe(
         }
         None => s.push_str("  Landlock: not available on this kernel (execs fail closed unless allow_degraded lists it)\n"),
     }
-    let rw: Vec<String> = writable_mounts(p, workspace)
-        .iter()
-        .map(|m| m.display().to_string())
-        .collect();
-    s.push_str(&format!(
-        "  mounts: the host is seen read-only; writable: {}{}\n",
-        rw.join(", "),
-        if p.filesystem.private_tmp {
-            format!(
-                " (/tmp and /dev/shm are private tmpfs of {} each)",
-                size(p.limits.tmp_size_bytes)
-            )
-        } else {
-            String::new()
-        }
-    ));
+    match crate::confine::mounts::plan(
+        &p.filesystem,
+        p.limits.tmp_size_bytes,
+        &crate::confine::mounts::host_probe,
+    ) {
+        Ok(mp) => s.push_str(&describe_root(
+            &mp.with_workspace(workspace, p.filesystem.workspace_writable),
+            p,
+        )),
+        Err(e) => s.push_str(&format!("  root: cannot be built: {e}\n")),
+    }
     s.push_str("  namespaces: user, PID (own /proc), mount, IPC");
     s.push_str(if p.network == Network::Private {
         ", network\n"
@@ -423,14 +605,42 @@ mod tests {
         assert!(d("/usr/bin", Want::Read).allowed);
         assert!(d("/etc", Want::Read).allowed);
         assert!(!d("/etc/hostname-nb-new", Want::Write).allowed);
-        assert!(!d("/root", Want::Read).allowed);
+        let root = d("/root", Want::Read);
+        assert!(!root.allowed && root.reason.contains("absent"), "{root:?}");
+        let run = d("/run", Want::Read);
+        assert!(!run.allowed && run.reason.contains("absent"), "{run:?}");
         let w = d("/usr/bin/true", Want::Write);
         assert!(!w.allowed && w.reason.contains("Landlock"), "{w:?}");
-        assert!(d(&ws.join("new.txt").to_string_lossy(), Want::Write).allowed);
+        let ws_new = ws.join(format!("nb-explain-{}.txt", std::process::id()));
+        assert!(d(&ws_new.to_string_lossy(), Want::Write).allowed);
+        // Landlock lets /etc be read, the file's mode does not (nobody is not in shadow's group).
+        if Path::new("/etc/shadow").exists() {
+            let sh = d("/etc/shadow", Want::Read);
+            assert!(
+                !sh.allowed && sh.reason.starts_with("denied (file permissions)"),
+                "{sh:?}"
+            );
+        }
+        // The sandbox's own ptys.
+        assert!(d("/dev/pts", Want::Read).allowed);
+        assert!(d("/dev/tty", Want::Write).allowed);
     }
 
     fn path_decision(plan: &Plan, p: &Profile, ws: &Path, q: &Path, w: Want) -> Decision {
-        path(plan, p, ws, q, w)
+        let mounts = crate::confine::mounts::plan(
+            &p.filesystem,
+            p.limits.tmp_size_bytes,
+            &crate::confine::mounts::host_probe,
+        )
+        .unwrap();
+        let sb = Sandbox {
+            profile: p,
+            landlock: plan,
+            mounts: &mounts,
+            workspace: ws,
+            user: Some((65534, 65534)),
+        };
+        path(&sb, q, w)
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod explain;
 pub mod fileops;
 pub mod guard;
 pub mod launcher;
+pub mod permissions;
 pub mod policy;
 pub mod privdrop;
 pub mod rootfs;

@@ -116,6 +116,10 @@ struct ExplainArgs {
     /// Would a TCP connect to this port on the host's loopback be allowed?
     #[arg(long)]
     connect: Option<u16>,
+    /// The user commands run as, for the file-permission layer (default: the config's `user`,
+    /// else the caller when not root)
+    #[arg(long)]
+    user: Option<String>,
 }
 
 /// Exit 0 when the asked access is allowed (or no question was asked), 1 when denied.
@@ -145,6 +149,32 @@ fn explain(a: ExplainArgs) -> Result<i32> {
         bail!("Landlock is not available on this kernel: every exec fails closed");
     };
     let plan = sandboxd::confine::landlock::plan(&p.filesystem, p.network, &p.connect_ports, abi);
+    let mounts = sandboxd::confine::mounts::plan(
+        &p.filesystem,
+        p.limits.tmp_size_bytes,
+        &sandboxd::confine::mounts::host_probe,
+    )
+    .with_context(|| format!("profile {:?}: its root cannot be built", a.profile))?;
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let user = match a.user.as_deref().or(cfg.user.as_deref()) {
+        Some(name) => {
+            let id = privdrop::lookup(name)?;
+            Some((id.uid, id.gid))
+        }
+        None if euid != 0 => Some((euid, egid)),
+        None => {
+            eprintln!("note: file permissions are not checked: no sandbox user (pass --user NAME or set user in the config)");
+            None
+        }
+    };
+    let sb = explain::Sandbox {
+        profile: p,
+        landlock: &plan,
+        mounts: &mounts,
+        workspace: &workspace,
+        user,
+    };
     let mut all = true;
     if let Some(path) = &a.path {
         let want = if a.write {
@@ -154,7 +184,7 @@ fn explain(a: ExplainArgs) -> Result<i32> {
         } else {
             Want::Read
         };
-        let d = explain::path(&plan, p, &workspace, path, want);
+        let d = explain::path(&sb, path, want);
         println!(
             "{} {}: {}",
             if d.allowed { "allowed" } else { "denied" },

@@ -208,7 +208,7 @@ fn degraded_mode_runs_only_when_configured_and_says_so() {
     assert_eq!(stdout(&ctl), "ok\n", "{}", stderr(&ctl));
 
     let cmd = format!(
-        "touch inside; touch {}/w; unshare -U true; echo done",
+        "touch inside; touch {}/w; touch /usr/nb-degraded; unshare -U true; echo done",
         outside.display()
     );
     let o = d.nanobot(&["--json"], &cmd);
@@ -223,9 +223,20 @@ fn degraded_mode_runs_only_when_configured_and_says_so() {
         "{why}"
     );
     assert!(d.ws.join("inside").exists());
-    // The read-only mounts still stop writes outside; seccomp still stops namespaces.
+    // The constructed root still holds nothing outside (absent) and the system paths it holds
+    // are read-only mounts; seccomp still stops namespaces.
     let err = v["stderr"].as_str().unwrap();
-    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}/w': No such file or directory",
+            outside.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("'/usr/nb-degraded': Read-only file system"),
+        "{err}"
+    );
     assert!(
         err.contains("unshare failed: Operation not permitted"),
         "{err}"
@@ -353,7 +364,11 @@ fn autostart_for_a_user_without_setup() {
     chown(&home.join("secret"), uid, gid);
     let o = run("cat ../../secret");
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No such file or directory"),
+        "{}",
+        stderr(&o)
+    );
     drop(_cleanup);
     let _ = std::fs::remove_dir_all(&base);
 }
