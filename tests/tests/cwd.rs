@@ -93,11 +93,13 @@ fn a_working_dir_outside_the_workspace_never_becomes_the_workspace() {
         "closed",
         r#"{"agents": {"defaults": {"restrictToWorkspace": true}}}"#,
     );
+    // The one in docs/agent.md is /etc.
     let attempts = [
         other.to_string_lossy().into_owned(),
         d.root.to_string_lossy().into_owned(),
         "../other".to_string(),
         format!("{}/../other", d.ws.display()),
+        "/etc".to_string(),
     ];
     for (cfg, restrict) in [(None, true), (Some(&closed), true), (Some(&open), false)] {
         for wd in &attempts {
@@ -121,6 +123,9 @@ fn a_working_dir_outside_the_workspace_never_becomes_the_workspace() {
             } else {
                 // Sent, and refused by sandboxd (the kernel's RESOLVE_BENEATH).
                 assert!(out.contains("refused by sandboxd: cwd "), "{what}");
+                if !wd.starts_with('/') {
+                    assert!(out.contains("escapes the workspace"), "{what}");
+                }
             }
         }
     }
