@@ -389,7 +389,10 @@ impl Sandbox for Service {
             .roots
             .resolve(&req.workspace)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let cwd = resolve_cwd(&ws_fd, &workspace, &req.cwd)?;
+        let cwd = resolve_cwd(&ws_fd, &workspace, &req.cwd).inspect_err(|st| {
+            tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), cwd = %req.cwd, profile = %pname, command = %req.command, "exec refused: {}", st.message());
+        })?;
+        let cwd_log = cwd.display().to_string();
         let (spec, output_cap) = build_spec(&live.cfg, profile, &req, workspace.clone(), cwd)?;
         let guard = live
             .guards
@@ -477,11 +480,11 @@ impl Sandbox for Service {
             match outcome {
                 Outcome::Done(r) => {
                     if r.refused {
-                        tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, refused_layer = %r.refused_layer, step = %r.failed_step, errno = r.errno, duration_ms = ms, "exec refused: {}", r.refused_reason);
+                        tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, cwd = %cwd_log, profile = %pname, command = %command, refused_layer = %r.refused_layer, step = %r.failed_step, errno = r.errno, duration_ms = ms, "exec refused: {}", r.refused_reason);
                     } else if !r.degraded.is_empty() {
-                        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, degraded = ?r.degraded, duration_ms = ms, "exec finished DEGRADED");
+                        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, cwd = %cwd_log, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, degraded = ?r.degraded, duration_ms = ms, "exec finished DEGRADED");
                     } else {
-                        tracing::info!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, stdout_truncated = r.stdout_truncated, stderr_truncated = r.stderr_truncated, duration_ms = ms, "exec finished");
+                        tracing::info!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, cwd = %cwd_log, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, stdout_truncated = r.stdout_truncated, stderr_truncated = r.stderr_truncated, duration_ms = ms, "exec finished");
                     }
                     let _ = tx
                         .send(Ok(ExecEvent {

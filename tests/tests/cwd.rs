@@ -291,5 +291,11 @@ fn exec_request_cwd_is_resolved_beneath_the_workspace() {
         r.cwd = "a\0b".into();
         let st = grpc::exec(&mut c, r).await.unwrap_err();
         assert_eq!(st.message(), "cwd contains a NUL byte");
+        // The operator sees each refusal, naming cwd.
+        let log = d.log_text();
+        assert!(
+            log.contains("exec refused: cwd \"link\" escapes the workspace"),
+            "{log}"
+        );
     });
 }
