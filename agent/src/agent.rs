@@ -21,7 +21,7 @@ pub fn tool_specs() -> Vec<ToolSpec> {
             description: "Execute a shell command in the workspace (confined by the kernel: no access outside the workspace, no network unless the profile allows it) and return its output.",
             parameters: json!({"type": "object", "properties": {
                 "command": {"type": "string", "description": "The shell command to execute"},
-                "working_dir": {"type": "string", "description": "Optional working directory inside the workspace"}
+                "working_dir": {"type": "string", "description": "Optional directory to run in: relative to the workspace, or an absolute path inside it (the workspace itself never changes)"}
             }, "required": ["command"]}),
         },
         ToolSpec {

@@ -22,6 +22,10 @@ pub struct ExecArgs {
     /// Print one JSON result object instead of streaming output
     #[arg(long)]
     pub json: bool,
+    /// Directory to run in: relative to the workspace, or an absolute path inside it. It never
+    /// changes the workspace; sandboxd refuses one that leads out (`..`, a symlink)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
     /// The command, run with `sh -c`
     #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -120,10 +124,19 @@ pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
 pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
     let cfg = g.load()?.config;
     let workspace = g.workspace(&cfg)?;
+    let cwd = match crate::tools::relative_cwd(&workspace, a.cwd.as_deref().unwrap_or(""), "--cwd")
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nanobot: {e}");
+            return Ok(EXIT_REFUSED);
+        }
+    };
     let (_socket, mut client) =
         crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
     let req = ExecRequest {
         workspace: workspace.to_string_lossy().into_owned(),
+        cwd,
         command: a.command.join(" "),
         timeout_secs: a.timeout.unwrap_or(0),
         profile: a

@@ -84,8 +84,9 @@ pub fn warnings(loaded: &Loaded, home: &Path) -> Vec<String> {
     w.extend(config::mode_warnings(home, &loaded.path));
     if loaded.config.agents.defaults.restrict_to_workspace == Some(false) {
         w.push(
-            "restrictToWorkspace is false; sandboxd confines every tool to the workspace anyway, \
-             so this has no effect (set it to true)"
+            "restrictToWorkspace is false: the agent sends a working_dir outside the workspace to \
+             sandboxd instead of refusing it; sandboxd refuses it and confines every tool to the \
+             workspace anyway (set it to true)"
                 .into(),
         );
     }
@@ -124,5 +125,6 @@ pub fn ctx(
         timeout: cfg.exec_timeout(),
         profile: cfg.sandbox.profile.clone().unwrap_or_default(),
         log,
+        restrict: cfg.restrict_to_workspace(),
     }
 }

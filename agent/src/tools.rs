@@ -8,7 +8,7 @@ use nanobot_proto::pb::{
     ReadFileRequest, WriteFileRequest,
 };
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 use tonic::transport::Channel;
 
@@ -23,6 +23,9 @@ pub struct Ctx {
     pub timeout: u32,
     pub profile: String,
     pub log: AuditLog,
+    /// `restrictToWorkspace`: refuse a `working_dir` outside the workspace here, without asking
+    /// sandboxd. When false it is sent and sandboxd refuses it; nothing runs outside either way.
+    pub restrict: bool,
 }
 
 /// What the model gets back: the text, and whether it is an error.
@@ -50,6 +53,54 @@ fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, Output> {
     args.get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| err(format!("missing string argument '{name}'")))
+}
+
+/// `.` dropped and `..` taking back the component before it, lexically. None when a `..` climbs
+/// above the start of a relative path (`..` at `/` stays at `/`, as the kernel does).
+fn normalize(p: &Path) -> Option<PathBuf> {
+    let mut out: Vec<Component> = vec![];
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    Some(out.iter().map(|c| c.as_os_str()).collect())
+}
+
+/// A working directory as sandboxd's `cwd`, relative to the workspace: a relative `dir` is taken
+/// inside the workspace, an absolute one must lie inside it and becomes the rest of the path.
+/// Checked lexically, by components (the agent may not be able to see the workspace; sandboxd's
+/// openat2 RESOLVE_BENEATH is the check that counts, symlinks included): a `..` that leaves the
+/// workspace or an absolute path outside it is refused with an error naming `what`. It never
+/// changes the workspace.
+pub fn relative_cwd(workspace: &Path, dir: &str, what: &str) -> Result<String, String> {
+    if dir.contains('\0') {
+        return Err(format!("{what} contains a NUL byte"));
+    }
+    let outside = || {
+        format!(
+            "{what} {dir} is outside the workspace {}",
+            workspace.display()
+        )
+    };
+    let p = Path::new(dir);
+    let rel = if p.is_absolute() {
+        let (Some(ws), Some(abs)) = (normalize(workspace), normalize(p)) else {
+            return Err(outside());
+        };
+        abs.strip_prefix(&ws).map_err(|_| outside())?.to_path_buf()
+    } else {
+        normalize(p).ok_or_else(outside)?
+    };
+    Ok(rel.to_string_lossy().into_owned())
 }
 
 fn num(args: &Value, name: &str) -> Result<u32, Output> {
@@ -95,25 +146,43 @@ impl Ctx {
 
     async fn exec(&mut self, args: &Value) -> Result<Output, Output> {
         let command = arg(args, "command")?.to_string();
-        let mut workspace = self.ws();
-        if let Some(wd) = args.get("working_dir").and_then(Value::as_str) {
-            // Upstream lets the model pick a directory; here it must be inside the workspace,
-            // which sandboxd checks (the kernel confines the command regardless).
-            workspace = wd.to_string();
-        }
+        let wd = match args.get("working_dir") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(err("argument 'working_dir' must be a string")),
+        };
+        let what = format!("ExecTool: command={command:?}");
+        // The working directory is only ever a directory inside the workspace, which stays the
+        // agent's own: sandboxd resolves `cwd` beneath it and the kernel confines the command.
+        let cwd = match relative_cwd(&self.workspace, wd, "working_dir") {
+            Ok(c) => c,
+            Err(e) if self.restrict => {
+                self.log
+                    .line("WARN", &format!("{what}: Access denied: {e}"));
+                return Err(err(e));
+            }
+            // restrictToWorkspace false: ask anyway; sandboxd refuses what leads out.
+            Err(_) => wd.to_string(),
+        };
         let t0 = Instant::now();
         let req = ExecRequest {
-            workspace,
+            workspace: self.ws(),
+            cwd,
             command: command.clone(),
             timeout_secs: self.timeout,
             profile: self.profile.clone(),
             ..Default::default()
         };
-        let what = format!("ExecTool: command={command:?}");
         let mut stream = match self.client.exec(req).await {
             Ok(s) => s.into_inner(),
             Err(st) => {
                 self.log_status(&what, &st);
+                if st.code() == tonic::Code::InvalidArgument && st.message().starts_with("cwd") {
+                    return Err(err(format!(
+                        "working_dir {wd} refused by sandboxd: {}",
+                        st.message()
+                    )));
+                }
                 return Err(err(st.message()));
             }
         };
@@ -334,6 +403,58 @@ pub fn format_exec(stdout: &str, stderr: &str, code: i32, signal: i32, truncated
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_dir_is_a_directory_inside_the_workspace() {
+        let ws = Path::new("/home/u/ws");
+        let cwd = |d: &str| relative_cwd(ws, d, "working_dir");
+        // Relative: inside the workspace, normalised.
+        assert_eq!(cwd(""), Ok("".into()));
+        assert_eq!(cwd("."), Ok("".into()));
+        assert_eq!(cwd("sub"), Ok("sub".into()));
+        assert_eq!(cwd("./sub/deeper/"), Ok("sub/deeper".into()));
+        assert_eq!(cwd("sub/../other"), Ok("other".into()));
+        assert_eq!(cwd("sub/.."), Ok("".into()));
+        // Absolute inside: the rest of the path.
+        assert_eq!(cwd("/home/u/ws"), Ok("".into()));
+        assert_eq!(cwd("/home/u/ws/"), Ok("".into()));
+        assert_eq!(cwd("/home/u/ws/sub"), Ok("sub".into()));
+        assert_eq!(cwd("/home/u/ws/./a/../sub"), Ok("sub".into()));
+        assert_eq!(cwd("/home/u/../u/ws/sub"), Ok("sub".into()));
+        // Outside: refused, naming working_dir and the workspace.
+        let outside = |d: &str| format!("working_dir {d} is outside the workspace /home/u/ws");
+        for d in [
+            "/home/u",
+            "/home/u/other",
+            "/home/u/ws2",
+            "/home/u/wsx/sub",
+            "/",
+            "/etc",
+            "/home/u/ws/..",
+            "/home/u/ws/sub/../../other",
+        ] {
+            assert_eq!(cwd(d), Err(outside(d)), "{d}");
+        }
+        for d in [
+            "..",
+            "../other",
+            "sub/../..",
+            "./../ws/sub",
+            "a/b/../../../x",
+        ] {
+            assert_eq!(cwd(d), Err(outside(d)), "{d}");
+        }
+        assert_eq!(cwd("a\0b"), Err("working_dir contains a NUL byte".into()));
+        // A workspace given with `..` or a trailing slash compares by its normal form.
+        assert_eq!(
+            relative_cwd(Path::new("/home/u/x/../ws/"), "/home/u/ws/sub", "cwd"),
+            Ok("sub".into())
+        );
+        assert_eq!(
+            relative_cwd(Path::new("/home/u/ws"), "/home/u", "--cwd"),
+            Err("--cwd /home/u is outside the workspace /home/u/ws".into())
+        );
+    }
 
     #[test]
     fn exec_results_read_like_upstream() {

@@ -103,6 +103,10 @@ impl Default for FsPolicy {
 pub struct SandboxSpec {
     /// Workspace path, for HOME and messages only; access goes through the passed fd.
     pub workspace: PathBuf,
+    /// Working directory of the command, relative to the workspace (empty: the workspace). The
+    /// sandbox resolves it beneath the workspace fd again (openat2 RESOLVE_BENEATH).
+    #[serde(default)]
+    pub cwd: PathBuf,
     /// Program and arguments; the program is looked up in the sandbox's PATH when relative.
     pub argv: Vec<String>,
     /// Complete environment of the command.

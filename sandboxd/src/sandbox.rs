@@ -324,6 +324,13 @@ fn init(
         None => None,
     };
 
+    // The command's working directory, resolved again beneath the workspace: the kernel re-checks
+    // that it stays inside, whatever changed since the daemon looked.
+    let cwd =
+        crate::workspace::open_beneath(&workspace, &spec.cwd, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|errno| {
+                StepError::io("mounts", "open cwd", io::Error::from_raw_os_error(errno))
+            })?;
     drop(new_root);
     rootfs::enter()?;
 
@@ -332,10 +339,10 @@ fn init(
         ruleset: std::cell::Cell::new(ruleset),
         stdout: &stdout,
         stderr: &stderr,
-        workspace: &workspace,
+        cwd: &cwd,
         err_w: &err_w,
     })?;
-    drop((err_w, stdout, stderr, workspace));
+    drop((err_w, stdout, stderr, workspace, cwd));
 
     let mut acc = Usage::default();
     // The child reports a setup failure, or the pipe closes on a successful exec.
@@ -493,7 +500,8 @@ struct ChildArgs<'a> {
     ruleset: std::cell::Cell<Option<landlock::RulesetCreated>>,
     stdout: &'a OwnedFd,
     stderr: &'a OwnedFd,
-    workspace: &'a OwnedFd,
+    /// The working directory (the workspace or a directory beneath it).
+    cwd: &'a OwnedFd,
     err_w: &'a File,
 }
 
@@ -552,7 +560,7 @@ extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `spawn_command` passes a pointer to a live ChildArgs and is suspended until we exec
     // or exit.
     let a = unsafe { &*(arg as *const ChildArgs) };
-    let e = match confine_and_exec(a.spec, a.ruleset.take(), a.stdout, a.stderr, a.workspace) {
+    let e = match confine_and_exec(a.spec, a.ruleset.take(), a.stdout, a.stderr, a.cwd) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -606,7 +614,7 @@ fn confine_and_exec(
     ruleset: Option<landlock::RulesetCreated>,
     stdout: &OwnedFd,
     stderr: &OwnedFd,
-    workspace: &OwnedFd,
+    cwd: &OwnedFd,
 ) -> Result<Never, StepError> {
     // SAFETY: plain syscalls on our own process in a single-threaded child.
     unsafe {
@@ -622,11 +630,7 @@ fn confine_and_exec(
         check(libc::dup2(devnull, 0), "fds", "dup2 stdin")?;
         check(libc::dup2(stdout.as_raw_fd(), 1), "fds", "dup2 stdout")?;
         check(libc::dup2(stderr.as_raw_fd(), 2), "fds", "dup2 stderr")?;
-        check(
-            libc::fchdir(workspace.as_raw_fd()),
-            "fds",
-            "fchdir workspace",
-        )?;
+        check(libc::fchdir(cwd.as_raw_fd()), "fds", "fchdir cwd")?;
     }
     confine::rlimits::apply(&spec.limits).map_err(|(name, errno)| StepError {
         layer: "rlimits",

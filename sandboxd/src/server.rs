@@ -13,6 +13,7 @@ use nanobot_proto::pb::{
     ReadFileRequest, ReadFileResponse, WriteFileRequest, WriteFileResponse,
 };
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -203,12 +204,63 @@ fn has_nul(s: &str) -> bool {
     s.contains('\0')
 }
 
-/// Merge a request into its profile. Request fields can only tighten the profile.
+/// Longest `cwd` accepted, in bytes (PATH_MAX).
+pub const MAX_CWD_BYTES: usize = 4096;
+
+/// Resolve an exec's `cwd` beneath the already-resolved workspace (openat2 RESOLVE_BENEATH: the
+/// kernel refuses an absolute path, a `..` or a symlink that leads out). Returns the directory
+/// relative to the workspace, as the kernel found it; the sandbox resolves it again beneath its
+/// own workspace fd. It never changes which workspace the sandbox gets.
+pub fn resolve_cwd(ws_fd: &OwnedFd, workspace: &Path, cwd: &str) -> Result<PathBuf, Status> {
+    if cwd.is_empty() {
+        return Ok(PathBuf::new());
+    }
+    if has_nul(cwd) {
+        return Err(Status::invalid_argument("cwd contains a NUL byte"));
+    }
+    if cwd.len() > MAX_CWD_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "cwd is {} bytes, more than {MAX_CWD_BYTES}",
+            cwd.len()
+        )));
+    }
+    let ws = workspace.display();
+    let rel = Path::new(cwd);
+    if rel.is_absolute() {
+        return Err(Status::invalid_argument(format!(
+            "cwd {cwd:?} is an absolute path; it must be relative to the workspace {ws}"
+        )));
+    }
+    let fd = crate::workspace::open_beneath(ws_fd, rel, libc::O_PATH | libc::O_DIRECTORY).map_err(
+        |errno| {
+            Status::invalid_argument(match errno {
+                libc::EXDEV | libc::ELOOP => {
+                    format!("cwd {cwd:?} escapes the workspace {ws} through '..' or a symlink")
+                }
+                libc::ENOENT => format!("cwd {cwd:?} does not exist in the workspace {ws}"),
+                libc::ENOTDIR => format!("cwd {cwd:?} is not a directory"),
+                e => format!(
+                    "cwd {cwd:?} cannot be opened: {}",
+                    std::io::Error::from_raw_os_error(e)
+                ),
+            })
+        },
+    )?;
+    // The path the kernel found, so PWD names the real directory; the relative path as given
+    // when the kernel's path does not lie beneath the workspace's (it is resolved again anyway).
+    Ok(crate::workspace::fd_path(&fd)
+        .and_then(|real| real.strip_prefix(workspace).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| rel.to_path_buf()))
+}
+
+/// Merge a request into its profile. Request fields can only tighten the profile. `cwd` is the
+/// working directory relative to the workspace, from `resolve_cwd`.
 pub fn build_spec(
     cfg: &Config,
     profile: &Profile,
     req: &ExecRequest,
     workspace: std::path::PathBuf,
+    cwd: PathBuf,
 ) -> Result<(SandboxSpec, u64), Status> {
     let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
         (false, true) => vec!["/bin/sh".into(), "-c".into(), req.command.clone()],
@@ -243,10 +295,15 @@ pub fn build_spec(
         n => n.min(profile.output_limit_bytes),
     };
     let ws = workspace.to_string_lossy().into_owned();
+    let pwd = if cwd.as_os_str().is_empty() {
+        ws.clone()
+    } else {
+        workspace.join(&cwd).to_string_lossy().into_owned()
+    };
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ("HOME".into(), ws.clone()),
-        ("PWD".into(), ws),
+        ("HOME".into(), ws),
+        ("PWD".into(), pwd),
         ("LANG".into(), "C.UTF-8".into()),
         ("TERM".into(), "dumb".into()),
     ];
@@ -288,6 +345,7 @@ pub fn build_spec(
     let spec = SandboxSpec {
         mounts,
         workspace,
+        cwd,
         argv,
         env,
         timeout_ms: u64::from(timeout_secs) * 1000,
@@ -340,7 +398,11 @@ impl Sandbox for Service {
             .roots
             .resolve(&req.workspace)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (spec, output_cap) = build_spec(&live.cfg, profile, &req, workspace.clone())?;
+        let cwd = resolve_cwd(&ws_fd, &workspace, &req.cwd).inspect_err(|st| {
+            tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), cwd = %req.cwd, profile = %pname, command = %req.command, "exec refused: {}", st.message());
+        })?;
+        let cwd_log = cwd.display().to_string();
+        let (spec, output_cap) = build_spec(&live.cfg, profile, &req, workspace.clone(), cwd)?;
         let guard = live
             .guards
             .get(&pname)
@@ -427,11 +489,11 @@ impl Sandbox for Service {
             match outcome {
                 Outcome::Done(r) => {
                     if r.refused {
-                        tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, refused_layer = %r.refused_layer, step = %r.failed_step, errno = r.errno, duration_ms = ms, "exec refused: {}", r.refused_reason);
+                        tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, cwd = %cwd_log, profile = %pname, command = %command, refused_layer = %r.refused_layer, step = %r.failed_step, errno = r.errno, duration_ms = ms, "exec refused: {}", r.refused_reason);
                     } else if !r.degraded.is_empty() {
-                        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, degraded = ?r.degraded, duration_ms = ms, "exec finished DEGRADED");
+                        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, cwd = %cwd_log, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, degraded = ?r.degraded, duration_ms = ms, "exec finished DEGRADED");
                     } else {
-                        tracing::info!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, stdout_truncated = r.stdout_truncated, stderr_truncated = r.stderr_truncated, duration_ms = ms, "exec finished");
+                        tracing::info!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, cwd = %cwd_log, profile = %pname, command = %command, exit_code = r.exit_code, signal = r.signal, timed_out = r.timed_out, stdout_truncated = r.stdout_truncated, stderr_truncated = r.stderr_truncated, duration_ms = ms, "exec finished");
                     }
                     let _ = tx
                         .send(Ok(ExecEvent {
@@ -699,5 +761,55 @@ impl FileOp {
                 Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn cwd_resolves_beneath_the_workspace_and_names_itself_when_refused() {
+        let base = std::env::temp_dir().join(format!("sandboxd-cwd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let ws = base.join("ws");
+        std::fs::create_dir_all(ws.join("sub/deeper")).unwrap();
+        std::fs::create_dir_all(base.join("other")).unwrap();
+        std::fs::write(ws.join("file"), b"x").unwrap();
+        symlink(base.join("other"), ws.join("link")).unwrap();
+        symlink("sub", ws.join("in-link")).unwrap();
+        let ws = ws.canonicalize().unwrap();
+        let fd: OwnedFd = std::fs::File::open(&ws).unwrap().into();
+        let ok = |c: &str| resolve_cwd(&fd, &ws, c).unwrap();
+        let refused = |c: &str| {
+            let st = resolve_cwd(&fd, &ws, c).unwrap_err();
+            assert_eq!(st.code(), tonic::Code::InvalidArgument, "{c}: {st:?}");
+            assert!(st.message().starts_with("cwd"), "{c}: {}", st.message());
+            st.message().to_string()
+        };
+
+        // Positive controls: the workspace itself, subdirectories, a symlink that stays inside,
+        // a `..` that stays inside.
+        assert_eq!(ok(""), PathBuf::new());
+        assert_eq!(ok("."), PathBuf::new());
+        assert_eq!(ok("sub"), PathBuf::from("sub"));
+        assert_eq!(ok("sub/deeper/"), PathBuf::from("sub/deeper"));
+        assert_eq!(ok("in-link"), PathBuf::from("sub"));
+        assert_eq!(ok("sub/deeper/.."), PathBuf::from("sub"));
+        // The outside directory exists and the link to it works outside the resolver.
+        assert!(ws.join("link").is_dir());
+
+        assert!(refused("/etc").contains("absolute path"));
+        assert!(refused(&ws.join("sub").to_string_lossy()).contains("absolute path"));
+        assert!(refused("../other").contains("escapes the workspace"));
+        assert!(refused("sub/../..").contains("escapes the workspace"));
+        assert!(refused("link").contains("escapes the workspace"));
+        assert!(refused("link/..").contains("escapes the workspace"));
+        assert!(refused("missing").contains("does not exist"));
+        assert!(refused("file").contains("not a directory"));
+        assert!(refused("a\0b").contains("NUL"));
+        assert!(refused(&"a/".repeat(MAX_CWD_BYTES)).contains("more than 4096"));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
