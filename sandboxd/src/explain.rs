@@ -272,6 +272,72 @@ pub fn path(sb: &Sandbox, path: &Path, want: Want) -> Decision {
     }
 }
 
+/// Would connect() to the named AF_UNIX socket at `path` reach it? It must be in the sandbox's
+/// root (the workspace, the private /tmp, or a socket a profile grants by path), Landlock must
+/// grant RESOLVE_UNIX where the kernel handles it (ABI 9+), and the socket file's mode must let the
+/// sandbox user write.
+pub fn unix_socket(sb: &Sandbox, path: &Path) -> Decision {
+    let ws = canon(sb.workspace);
+    let mounts = sb
+        .mounts
+        .with_workspace(&ws, sb.profile.filesystem.workspace_writable);
+    let target = canon_new(path);
+    let Some(seen) = seen(&mounts, &target) else {
+        return Decision {
+            allowed: false,
+            reason: format!(
+                "denied: {} is absent from the sandbox's root (grant a host socket with filesystem.unix_sockets)",
+                target.display()
+            ),
+        };
+    };
+    if seen.fresh {
+        return Decision {
+            allowed: true,
+            reason: format!(
+                "allowed for sockets the command creates there: {} (the host's are not in it)",
+                seen.what
+            ),
+        };
+    }
+    let landlock = if sb.landlock.handled_fs.contains(AccessFs::ResolveUnix) {
+        let by: Vec<String> = sb
+            .landlock
+            .rules
+            .iter()
+            .filter(|r| {
+                r.access.contains(AccessFs::ResolveUnix)
+                    && target.starts_with(canon(&target_path(&r.target, &ws)))
+            })
+            .map(|r| target_name(&r.target, &ws))
+            .collect();
+        if by.is_empty() {
+            return Decision {
+                allowed: false,
+                reason: format!(
+                    "denied by Landlock: no rule grants connecting (RESOLVE_UNIX) on {} or a parent",
+                    target.display()
+                ),
+            };
+        }
+        format!("Landlock grants RESOLVE_UNIX by {}", by.join(", "))
+    } else {
+        "Landlock on this kernel (ABI < 9) does not restrict connect(); the root decides".into()
+    };
+    if let (Some(bind), Some((uid, gid))) = (&seen.host, sb.user) {
+        if let Err(why) = file_permissions(bind, &target, Want::Write, true, uid, gid) {
+            return Decision {
+                allowed: false,
+                reason: format!("denied (file permissions): {why}"),
+            };
+        }
+    }
+    Decision {
+        allowed: true,
+        reason: format!("connect allowed: {}; {landlock}", seen.what),
+    }
+}
+
 /// The host file's Unix permissions for the sandbox user, walking from the bind's root (what
 /// lies above it in the sandbox is its own root) down to `object`.
 fn file_permissions(

@@ -116,6 +116,9 @@ struct ExplainArgs {
     /// Would a TCP connect to this port on the host's loopback be allowed?
     #[arg(long)]
     connect: Option<u16>,
+    /// Would connect() to this named AF_UNIX socket reach it?
+    #[arg(long)]
+    unix: Option<PathBuf>,
     /// The user commands run as, for the file-permission layer (default: the config's `user`,
     /// else the caller when not root)
     #[arg(long)]
@@ -138,7 +141,7 @@ fn explain(a: ExplainArgs) -> Result<i32> {
     let abi = sandboxd::confine::landlock::kernel_abi()
         .ok()
         .map(sandboxd::confine::landlock::abi_from_version);
-    if a.path.is_none() && a.connect.is_none() {
+    if a.path.is_none() && a.connect.is_none() && a.unix.is_none() {
         print!(
             "{}",
             explain::describe(&cfg, &a.profile, p, abi, &workspace)
@@ -189,6 +192,16 @@ fn explain(a: ExplainArgs) -> Result<i32> {
             "{} {}: {}",
             if d.allowed { "allowed" } else { "denied" },
             path.display(),
+            d.reason
+        );
+        all &= d.allowed;
+    }
+    if let Some(sock) = &a.unix {
+        let d = explain::unix_socket(&sb, sock);
+        println!(
+            "{} unix:{}: {}",
+            if d.allowed { "allowed" } else { "denied" },
+            sock.display(),
             d.reason
         );
         all &= d.allowed;

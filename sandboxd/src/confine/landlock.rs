@@ -138,6 +138,8 @@ pub fn plan(fs: &FsPolicy, network: Network, connect_ports: &[u16], abi: ABI) ->
     for d in DEV_READ_ONLY {
         push(Target::Path(d.into()), AccessFs::ReadFile.into(), true);
     }
+    // The sandbox's own /dev (a tmpfs of device binds and links) may be listed.
+    push(Target::Path("/dev".into()), AccessFs::ReadDir.into(), true);
     // The controlling terminal and the sandbox's own ptys: read, write and terminal ioctls
     // (tcsetattr, TIOCGPTN; TIOCSTI and TIOCLINUX stay refused by seccomp).
     for d in DEV_TERMINALS {
