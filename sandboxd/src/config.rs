@@ -483,6 +483,31 @@ impl Config {
                     }
                 }
             }
+            for sock in &fs.unix_sockets {
+                if !sock.is_absolute() {
+                    bad(
+                        "filesystem",
+                        "unix_sockets",
+                        format!("{} is not an absolute path", sock.display()),
+                    );
+                }
+            }
+            // What the sandbox's root cannot be built from (missing paths are reported above).
+            match crate::confine::mounts::plan(
+                fs,
+                p.limits.tmp_size_bytes,
+                &crate::confine::mounts::host_probe,
+            ) {
+                Err(crate::confine::mounts::MountPlanError::Missing { .. }) | Ok(_) => {}
+                Err(crate::confine::mounts::MountPlanError::WholeRoot {
+                    key: "filesystem.read_write",
+                    ..
+                }) => {}
+                Err(e) => {
+                    let key = e.key().trim_start_matches("filesystem.");
+                    bad("filesystem", key, e.detail());
+                }
+            }
             for w in &fs.read_write {
                 if w == Path::new("/") {
                     bad(
@@ -620,6 +645,45 @@ mod tests {
         assert!(has("/etc/nb.toml:7: profiles.build.filesystem.read_write: /run grants write access to the socket's directory /run/nb"), "{p:#?}");
         assert!(has("/etc/nb.toml:8: profiles.build.filesystem.read_only: /nonexistent/nb-data does not exist"), "{p:#?}");
         assert_eq!(p.len(), 4, "{p:#?}");
+    }
+
+    #[test]
+    fn roots_that_cannot_be_built_are_named_with_their_key() {
+        let text = "[profiles.p.filesystem]\n\
+                    read_only = [\"/proc/1\"]\n\
+                    [profiles.q.filesystem]\n\
+                    read_exec = [\"/\"]\n\
+                    unix_sockets = [\"/etc/passwd\", \"rel.sock\"]\n";
+        let p = Config::parse(text, Path::new("/etc/nb.toml"))
+            .unwrap_err()
+            .problems();
+        let has = |s: &str| p.iter().any(|l| l.contains(s));
+        assert!(
+            has("/etc/nb.toml:2: profiles.p.filesystem.read_only: /proc/1 is inside /proc"),
+            "{p:#?}"
+        );
+        assert!(
+            has("/etc/nb.toml:4: profiles.q.filesystem.read_exec: / would show the host's whole root"),
+            "{p:#?}"
+        );
+        assert!(
+            has("/etc/nb.toml:5: profiles.q.filesystem.unix_sockets: rel.sock is not an absolute path"),
+            "{p:#?}"
+        );
+        // A socket that is not there yet is fine (it is bound when present); a file is not a socket.
+        let c = Config::parse(
+            "[profiles.p.filesystem]\nunix_sockets = [\"/run/nb-no-such.sock\"]\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.profiles["p"].filesystem.unix_sockets.len(), 1);
+        let e = Config::parse(
+            "[profiles.p.filesystem]\nunix_sockets = [\"/etc/passwd\"]\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/etc/passwd is not a socket"), "{e}");
     }
 
     #[test]

@@ -101,7 +101,24 @@ const ABI_FEATURES: &[(i32, &str)] = &[
     (5, "device ioctls"),
     (6, "abstract unix socket and signal scoping"),
     (7, "audit logging control"),
+    (9, "connect() to named unix sockets (RESOLVE_UNIX)"),
 ];
+
+/// Landlock's RESOLVE_UNIX (ABI 9): a second layer for named sockets. Not critical: the
+/// sandbox's constructed root already leaves every host socket out unless a profile grants it.
+fn resolve_unix(abi: i32) -> Check {
+    check(
+        "Landlock RESOLVE_UNIX",
+        abi >= 9,
+        false,
+        if abi >= 9 {
+            format!("ABI {abi}: connect() to a named socket is also a Landlock right; sandboxes get it only on their workspace, /tmp and granted sockets")
+        } else {
+            format!("not offered (ABI {abi} < 9): host sockets are kept out by the sandbox's constructed root alone (they are absent from it)")
+        },
+        "for the second layer, run a kernel whose Landlock offers ABI 9 or later (Linux 7.1+); nothing is exposed without it",
+    )
+}
 
 pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
     let mut out = vec![];
@@ -119,6 +136,7 @@ pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
                 format!("ABI {v}: {}", feats.join(", ")),
                 "upgrade the kernel, or lower min_landlock_abi in sandboxd.toml",
             ));
+            out.push(resolve_unix(v));
         }
         Err(libc::EPERM) => out.push(check(
             "Landlock",
@@ -251,5 +269,20 @@ mod tests {
             let x = c.iter().find(|c| c.name == name).unwrap();
             assert!(x.ok, "{x:?}");
         }
+        let r = c
+            .iter()
+            .find(|c| c.name == "Landlock RESOLVE_UNIX")
+            .unwrap();
+        let abi = crate::confine::landlock::kernel_abi().unwrap();
+        assert_eq!(r.ok, abi >= 9, "{r:?}");
+        assert!(!r.critical);
+    }
+
+    #[test]
+    fn resolve_unix_is_reported_both_ways() {
+        let no = super::resolve_unix(7);
+        assert!(!no.ok && no.detail.contains("absent") && !no.fix.is_empty());
+        let yes = super::resolve_unix(9);
+        assert!(yes.ok && yes.fix.is_empty());
     }
 }

@@ -427,6 +427,11 @@ fn explain_agrees_with_the_kernel() {
             .arg(d.dir.join("sandboxd.toml"))
             .arg("--workspace")
             .arg(&d.ws)
+            .args(if is_root() {
+                vec!["--user", TEST_USER]
+            } else {
+                vec![]
+            })
             .args(args)
             .output()
             .unwrap();
@@ -509,6 +514,36 @@ fn explain_agrees_with_the_kernel() {
             "/var/tmp".into(),
             "write",
             "echo x > /var/tmp/nb-explain-probe".into(),
+        ),
+        // Landlock lets /etc be read; shadow's mode does not let the sandbox user.
+        (
+            "default",
+            "/etc/shadow".into(),
+            "read",
+            "cat /etc/shadow".into(),
+        ),
+        (
+            "default",
+            "/etc/passwd".into(),
+            "read",
+            "cat /etc/passwd".into(),
+        ),
+        // Absent from the constructed root.
+        ("default", "/run".into(), "read", "ls /run".into()),
+        ("full", "/home".into(), "read", "ls /home".into()),
+        // The sandbox's own /dev and private /tmp.
+        ("default", "/dev/pts".into(), "read", "ls /dev/pts".into()),
+        (
+            "default",
+            "/tmp/nb-explain".into(),
+            "write",
+            "echo x > /tmp/nb-explain".into(),
+        ),
+        (
+            "default",
+            "/dev/shm/nb-explain".into(),
+            "write",
+            "echo x > /dev/shm/nb-explain".into(),
         ),
     ];
     let probe = d.install_probe();

@@ -194,6 +194,26 @@ pub enum MountPlanError {
     NotSocket { key: &'static str, path: PathBuf },
 }
 
+impl MountPlanError {
+    /// The profile key the problem is under (`filesystem.read_only`, ...).
+    pub fn key(&self) -> &'static str {
+        match self {
+            MountPlanError::Reserved { key, .. }
+            | MountPlanError::WholeRoot { key, .. }
+            | MountPlanError::Missing { key, .. }
+            | MountPlanError::NotSocket { key, .. } => key,
+        }
+    }
+
+    /// The message without the key.
+    pub fn detail(&self) -> String {
+        let full = self.to_string();
+        full.strip_prefix(&format!("{}: ", self.key()))
+            .unwrap_or(&full)
+            .to_string()
+    }
+}
+
 /// Paths a profile may not name: the sandbox's own /proc and the root itself.
 pub fn reserved(path: &Path) -> Option<&'static str> {
     let p = normalize(path);
