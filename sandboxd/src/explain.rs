@@ -44,6 +44,8 @@ fn rights(a: BitFlags<AccessFs>) -> String {
         (AccessFs::Refer, "rename across dirs"),
         (AccessFs::MakeFifo, "fifos"),
         (AccessFs::MakeSock, "sockets"),
+        (AccessFs::IoctlDev, "device ioctls"),
+        (AccessFs::ResolveUnix, "connect to unix sockets"),
     ]
     .iter()
     .filter(|(r, _)| a.contains(*r))
@@ -504,6 +506,16 @@ fn describe_root(mp: &MountPlan, p: &Profile) -> String {
                 path.display(),
                 size(*size_bytes),
                 if *seal { ", read-only once built" } else { "" }
+            ),
+            MountOp::Bind {
+                source,
+                devices: true,
+                optional,
+                ..
+            } if source.starts_with("/dev") => format!(
+                "{}: the host's device node{}",
+                source.display(),
+                if *optional { ", if present" } else { "" }
             ),
             MountOp::Bind {
                 source,
