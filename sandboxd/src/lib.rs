@@ -13,5 +13,6 @@ pub mod privdrop;
 pub mod sandbox;
 pub mod server;
 pub mod spawn;
+pub mod tenants;
 pub mod wire;
 pub mod workspace;
