@@ -16,5 +16,6 @@ pub mod sandbox;
 pub mod server;
 pub mod spawn;
 pub mod step;
+pub mod tenants;
 pub mod wire;
 pub mod workspace;

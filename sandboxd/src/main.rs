@@ -146,6 +146,7 @@ fn explain(a: ExplainArgs) -> Result<i32> {
             "{}",
             explain::describe(&cfg, &a.profile, p, abi, &workspace)
         );
+        print!("{}", tenancy_of(&cfg));
         return Ok(0);
     }
     let Some(abi) = abi else {
@@ -218,6 +219,18 @@ fn explain(a: ExplainArgs) -> Result<i32> {
     Ok(if all { 0 } else { 1 })
 }
 
+/// The tenancy a daemon with this config (and no peer options on its command line) would have.
+fn tenancy_of(cfg: &Config) -> String {
+    use sandboxd::tenants;
+    let roots = cfg
+        .workspace_roots
+        .iter()
+        .map(|r| r.canonicalize().unwrap_or_else(|_| r.clone()))
+        .collect();
+    let mode = tenants::mode(&cfg.allow_uids, &cfg.allow_gids, &cfg.allow_groups);
+    tenants::describe(&tenants::Tenancy::new(mode, roots, cfg.workspaces.clone()))
+}
+
 #[derive(clap::Args)]
 struct CheckArgs {
     /// Config file (TOML). Default: /etc/nanobot/sandboxd.toml
@@ -276,6 +289,9 @@ struct ServeArgs {
     /// Group that owns the socket.
     #[arg(long)]
     socket_group: Option<String>,
+    /// Grant a workspace to a user, as a `[[workspaces]]` table would: USER:PATH; repeatable.
+    #[arg(long = "grant", value_name = "USER:PATH")]
+    grants: Vec<String>,
     /// Log format on stderr: text or json.
     #[arg(long)]
     log_format: Option<String>,
@@ -310,8 +326,11 @@ fn load_config(a: &ServeArgs) -> Result<Config> {
     if let Some(s) = &a.socket {
         cfg.socket = s.clone();
     }
-    cfg.workspace_roots
-        .extend(a.workspace_roots.iter().cloned());
+    for r in &a.workspace_roots {
+        if !cfg.workspace_roots.contains(r) {
+            cfg.workspace_roots.push(r.clone());
+        }
+    }
     if a.user.is_some() {
         cfg.user = a.user.clone();
     }
@@ -324,6 +343,22 @@ fn load_config(a: &ServeArgs) -> Result<Config> {
         let gid = privdrop::lookup_group(g)
             .with_context(|| format!("allow_groups: group {g:?} does not exist"))?;
         cfg.allow_gids.push(gid);
+    }
+    for arg in &a.grants {
+        // A user name never contains ':' (it separates the passwd fields), a path may.
+        let Some((user, path)) = arg.split_once(':') else {
+            bail!("--grant {arg:?}: expected USER:PATH");
+        };
+        let mut g = sandboxd::tenants::WorkspaceGrant {
+            path: path.into(),
+            users: vec![user.into()],
+            ..Default::default()
+        };
+        let problems = sandboxd::config::check_grant(&cfg.workspace_roots, &mut g);
+        if let Some((key, msg)) = problems.first() {
+            bail!("--grant {arg:?}: {key}: {msg}");
+        }
+        cfg.workspaces.push(g);
     }
     match a.log_format.as_deref() {
         None => {}
@@ -576,6 +611,7 @@ async fn run(
         daemon_userns: auth::userns_of("self"),
     };
     let info = server::info(&cfg);
+    let live = server::Live::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
     let state = Arc::new(State {
         total: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent)),
         per_peer: Mutex::new(Default::default()),
@@ -584,9 +620,7 @@ async fn run(
         roots,
         launcher,
         max_concurrent: cfg.max_concurrent,
-        live: std::sync::RwLock::new(Arc::new(
-            server::Live::new(cfg.clone()).map_err(anyhow::Error::msg)?,
-        )),
+        live: std::sync::RwLock::new(Arc::new(live)),
     });
     let max = cfg.max_request_bytes;
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))

@@ -49,6 +49,21 @@ pub fn lookup(name: &str) -> Result<Identity, PrivError> {
     })
 }
 
+/// The user name of a uid, from the passwd database; None when the uid has none.
+pub fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut pw: libc::passwd = unsafe_zeroed();
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into pw/buf that we own, sized as passed.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if r != 0 || out.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points into buf as a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// Look up a group id by name.
 pub fn lookup_group(name: &str) -> Option<libc::gid_t> {
     let c = CString::new(name).ok()?;

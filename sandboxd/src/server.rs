@@ -6,6 +6,7 @@ use crate::fileops::{self, FileError};
 use crate::launcher::Launcher;
 use crate::policy::SandboxSpec;
 use crate::spawn::{self, ExecParams, Outcome};
+use crate::tenants::{self, Tenancy};
 use crate::workspace::Roots;
 use nanobot_proto::pb::{
     self, exec_event::Event, sandbox_server::Sandbox, DirEntry, EditFileRequest, EditFileResponse,
@@ -26,10 +27,13 @@ pub struct Live {
     pub cfg: Config,
     /// One guard per profile: the global patterns plus the profile's own.
     pub guards: HashMap<String, crate::guard::Guard>,
+    /// Who may use which workspace: the mode follows the peer policy in force (fixed until a
+    /// restart), the grants follow the config (reloaded by SIGHUP).
+    pub tenancy: Tenancy,
 }
 
 impl Live {
-    pub fn new(cfg: Config) -> Result<Live, String> {
+    pub fn new(cfg: Config, auth: &auth::Policy, roots: &Roots) -> Result<Live, String> {
         let mut guards = HashMap::new();
         for (name, p) in &cfg.profiles {
             let (deny, allow) = cfg.patterns_for(p);
@@ -37,7 +41,16 @@ impl Live {
                 .map_err(|e| format!("profiles.{name}: {e}"))?;
             guards.insert(name.clone(), g);
         }
-        Ok(Live { cfg, guards })
+        let tenancy = Tenancy::new(
+            tenants::mode(&auth.allow_uids, &auth.allow_gids, &[]),
+            roots.0.iter().map(|r| r.path.clone()).collect(),
+            cfg.workspaces.clone(),
+        );
+        Ok(Live {
+            cfg,
+            guards,
+            tenancy,
+        })
     }
 }
 
@@ -64,7 +77,7 @@ impl State {
     /// Swap in a new configuration (SIGHUP). Requests already running keep the one they began
     /// with.
     pub fn replace(&self, cfg: Config) -> Result<(), String> {
-        let new = Arc::new(Live::new(cfg)?);
+        let new = Arc::new(Live::new(cfg, &self.auth, &self.roots)?);
         match self.live.write() {
             Ok(mut g) => *g = new,
             Err(p) => *p.into_inner() = new,
@@ -176,6 +189,25 @@ pub fn authenticate(
             }
         }
     }
+}
+
+/// May this peer use the workspace the kernel resolved to `real`? `gids`: primary and
+/// supplementary. Called after `Roots::resolve`, before anything runs or is written.
+fn authorize_workspace(
+    live: &Live,
+    op: &'static str,
+    peer: Peer,
+    gids: &[u32],
+    real: &Path,
+) -> Result<(), Status> {
+    if live.tenancy.single() {
+        return Ok(());
+    }
+    let name = crate::privdrop::user_name(peer.uid);
+    tenants::authorize(&live.tenancy, peer.uid, name.as_deref(), gids, real).map_err(|e| {
+        tracing::warn!(op, peer_uid = peer.uid, peer_pid = peer.pid, workspace = %real.display(), "Access denied: {e}");
+        Status::permission_denied(format!("Access denied: {e}"))
+    })
 }
 
 /// Releases a per-peer slot when the exec ends.
@@ -398,6 +430,9 @@ impl Sandbox for Service {
             .roots
             .resolve(&req.workspace)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Whose workspace it is comes first: nothing about another tenant's directories (not
+        // even whether a cwd exists there) is answered.
+        authorize_workspace(&live, "exec", peer, &gids, &workspace)?;
         let cwd = resolve_cwd(&ws_fd, &workspace, &req.cwd).inspect_err(|st| {
             tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), cwd = %req.cwd, profile = %pname, command = %req.command, "exec refused: {}", st.message());
         })?;
@@ -651,13 +686,17 @@ pub fn info(cfg: &Config) -> InfoResponse {
     }
 }
 
-fn split<T>(req: Request<T>) -> (Peer, T) {
-    let peer = peer_of(&req).unwrap_or(Peer {
+/// The peer, its gids (supplementary and primary) and the request.
+fn split<T>(req: Request<T>) -> ((Peer, Vec<u32>), T) {
+    let info = peer_info(&req);
+    let mut gids: Vec<u32> = info.as_ref().map(|i| i.groups.to_vec()).unwrap_or_default();
+    let peer = info.and_then(|i| i.peer).unwrap_or(Peer {
         uid: u32::MAX,
         gid: u32::MAX,
         pid: 0,
     });
-    (peer, req.into_inner())
+    gids.push(peer.gid);
+    ((peer, gids), req.into_inner())
 }
 
 impl State {
@@ -686,7 +725,7 @@ impl FileOp {
     fn start(
         state: &State,
         op: &'static str,
-        peer: Peer,
+        (peer, gids): (Peer, Vec<u32>),
         workspace: &str,
         path: &str,
     ) -> Result<FileOp, Status> {
@@ -703,6 +742,7 @@ impl FileOp {
             );
             Status::invalid_argument(e.to_string())
         })?;
+        authorize_workspace(&state.live(), op, peer, &gids, &ws_path)?;
         let rel = fileops::relative_path(&ws_path, path);
         Ok(FileOp {
             op,

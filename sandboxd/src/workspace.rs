@@ -176,7 +176,12 @@ impl Roots {
                     },
                 }
             })?;
-        let real = fd_path(&fd).unwrap_or_else(|| path.to_path_buf());
+        // The kernel's name for what was opened, never the request's spelling: tenants are
+        // authorized on it, so without it (no /proc) we fail closed.
+        let real = fd_path(&fd).ok_or_else(|| WorkspaceError::Other {
+            path: requested.into(),
+            err: "its real path cannot be read from /proc/self/fd".into(),
+        })?;
         Ok((real, fd))
     }
 }

@@ -40,7 +40,7 @@ echo "== install it"
 cat >"$root/var/lib/nanobot-agent/.nanobot/config.json" <<'JSON'
 {
   "agents": {"defaults": {"model": "m", "provider": "local",
-                          "workspace": "/var/lib/nanobot/workspaces/agent"}},
+                          "workspace": "/var/lib/nanobot/workspaces/nanobot"}},
   "providers": {"local": {"apiKey": "${NANOBOT_TEST_KEY}", "apiBase": "http://127.0.0.1:9/v1"}},
   "channels": {"telegram": {"enabled": true, "token": "${TELEGRAM_TOKEN}", "allowFrom": ["1"],
                             "apiBase": "http://127.0.0.1:9", "pollTimeout": 1}}

@@ -26,7 +26,7 @@ cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cfg=$(mktemp -d)
 cat >"$cfg/config.json" <<'JSON'
-{"agents": {"defaults": {"model": "m", "provider": "local", "workspace": "/var/lib/nanobot/workspaces/agent"}},
+{"agents": {"defaults": {"model": "m", "provider": "local", "workspace": "/var/lib/nanobot/workspaces/nanobot"}},
  "providers": {"local": {"apiKey": "k", "apiBase": "http://127.0.0.1:9/v1"}},
  "channels": {"telegram": {"enabled": true, "token": "1:x", "allowFrom": ["1"],
                            "apiBase": "http://127.0.0.1:9", "pollTimeout": 1}}}
@@ -49,7 +49,7 @@ check "sandboxd runs as nanobot-sandbox" 'echo "$users" | grep -q "^nanobot-sand
 check "the gateway runs as nanobot" 'echo "$users" | grep -q "^nanobot nanobot gateway"'
 check "no sandboxd or gateway process is root" '! echo "$users" | grep -qE "^root .*(sandboxd serve|nanobot gateway)"'
 out=$(inside runuser -u nanobot -- env HOME=/var/lib/nanobot-agent nanobot exec \
-    --socket /run/nanobot/sandboxd.sock -w /var/lib/nanobot/workspaces/agent -- \
+    --socket /run/nanobot/sandboxd.sock -w /var/lib/nanobot/workspaces/nanobot -- \
     'id -un; cat /etc/shadow 2>&1; echo ok > f && cat f' 2>&1 || true)
 echo "$out" | sed 's/^/     /'
 check "the agent's user runs a confined command" 'echo "$out" | grep -q "^nanobot-sandbox$" && echo "$out" | grep -q "^ok$"'

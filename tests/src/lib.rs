@@ -155,6 +155,20 @@ impl Daemon {
                 "--allow-uid",
                 &uid.to_string(),
             ]);
+            // Two peers make the daemon multi-tenant (see sandboxd/src/tenants.rs): grant the
+            // harness's workspace `ws` of each root to both, and nothing else.
+            let mut roots = vec![root.clone()];
+            let mut it = o.extra_args.iter();
+            while let Some(a) = it.next() {
+                if a == "--workspace-root" {
+                    roots.extend(it.next().map(PathBuf::from));
+                }
+            }
+            for r in roots.iter().map(|r| r.join("ws")).filter(|w| w.is_dir()) {
+                for user in ["root", TEST_USER] {
+                    cmd.arg("--grant").arg(format!("{user}:{}", r.display()));
+                }
+            }
         }
         cmd.args(&o.extra_args);
         cmd.env_clear().env("PATH", "/usr/bin:/bin");
