@@ -520,6 +520,7 @@ fn serve(a: ServeArgs) -> Result<()> {
                 &sandboxd::confine::mounts::host_probe,
             )
             .unwrap_or_default(),
+            workspace_roots: roots.0.iter().map(|r| r.path.clone()).collect(),
         })
         .unwrap_or_default();
     let launcher = Arc::new(Launcher::start(&warm).context("starting the sandbox launcher")?);

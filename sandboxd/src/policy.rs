@@ -151,4 +151,8 @@ pub struct WarmShape {
     /// The default profile's mount plan: the warm sandbox builds this root ahead of time.
     #[serde(default)]
     pub mounts: MountPlan,
+    /// The daemon's workspace roots: the warm root holds their directories ahead of time, so a
+    /// request only adds its workspace's last components.
+    #[serde(default)]
+    pub workspace_roots: Vec<PathBuf>,
 }

@@ -1,32 +1,42 @@
 //! Executing a mount plan (`confine::mounts`) inside the sandbox init's fresh mount namespace.
 //!
-//! The init first pivots into a small staging tmpfs (`enter_base`), with the host's root kept
-//! beneath it at `OLD_ROOT` as the source of every bind, and builds the sandbox's root at
-//! `NEW_ROOT` (`build`); a pre-warmed init does all of that before any request. Per request it
-//! binds the workspace (`bind_workspace`), seals the root read-only (`seal`) and pivots into it,
-//! detaching the staging tmpfs and the host's whole tree with it (`enter`). What the command then
-//! sees is exactly the plan.
+//! The init first pivots into a small staging tmpfs (`Stage::open`), with the host's root kept
+//! beneath it at `OLD_ROOT`, and builds the sandbox's root at `NEW_ROOT` (`Stage::build`). Every
+//! bind is a clone of a subtree of the host's mount tree (open_tree OPEN_TREE_CLONE), given its
+//! flags while still detached (mount_setattr) and then attached (move_mount).
+//!
+//! Where the kernel can clone from a detached tree (Linux 6.15+), the host's tree is first cloned
+//! whole into one detached tree held by an fd, and a pre-warmed init enters its root and lets go
+//! of the host's tree before any request (`Stage::settle`): a request then only clones and
+//! attaches its workspace and seals the root. On older kernels the host's tree stays attached
+//! until the request, which pivots and detaches it (`Stage::enter`). Either way, what the command
+//! sees is exactly the plan, and nothing of the host's tree is left in its mount namespace.
 
-use crate::confine::mounts::{HostKind, MountOp, MountPlan};
+use crate::confine::mounts::{MountOp, MountPlan};
 use crate::step::{check, StepError};
-use crate::workspace::{open_beneath_with, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS};
+use crate::workspace::{open_beneath_with, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Where the staging tmpfs is mounted in the copied namespace before the first pivot (it hides
 /// nothing afterwards: the pivot moves it away).
 const BASE: &str = "/tmp";
-/// The host's root, inside the staging tmpfs, until `enter`.
+/// The host's root, inside the staging tmpfs, until it is let go of.
 pub const OLD_ROOT: &str = "/oldroot";
-/// The sandbox's root being built, inside the staging tmpfs, until `enter`.
+/// The sandbox's root being built, inside the staging tmpfs.
 pub const NEW_ROOT: &str = "/newroot";
+/// Where a root for another plan is built once a warm root has been entered.
+const REBUILD: &str = "/.rebuild";
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// `p` (absolute, as the sandbox sees it) under `root`.
 pub fn under(root: &str, p: &Path) -> PathBuf {
@@ -50,7 +60,8 @@ pub fn mount(
     flags: libc::c_ulong,
     data: &str,
 ) -> Result<(), StepError> {
-    let step = format!("mount {} on {}", fstype_or(fstype, src), target.display());
+    let what = if fstype.is_empty() { src } else { fstype };
+    let step = format!("mount {what} on {}", target.display());
     let c = |s: &str| cstr(Path::new(s), &step);
     let (src_c, target_c, fstype_c, data_c) = (c(src)?, cstr(target, &step)?, c(fstype)?, c(data)?);
     let opt = |s: &str, c: &CString| {
@@ -73,14 +84,6 @@ pub fn mount(
     check(r, "mounts", &step)
 }
 
-fn fstype_or<'a>(fstype: &'a str, src: &'a str) -> &'a str {
-    if fstype.is_empty() {
-        src
-    } else {
-        fstype
-    }
-}
-
 #[repr(C)]
 struct MountAttr {
     attr_set: u64,
@@ -89,25 +92,89 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount_setattr(2) on `path`: set and clear MOUNT_ATTR_* flags (recursively with AT_RECURSIVE).
-pub fn mount_setattr(path: &Path, flags: libc::c_int, set: u64, clr: u64) -> Result<(), StepError> {
-    let step = format!("mount_setattr {}", path.display());
-    let c = cstr(path, &step)?;
+/// mount_setattr(2) on `dirfd` + `path`: set MOUNT_ATTR_* flags.
+fn setattr_at(
+    dirfd: RawFd,
+    path: &Path,
+    flags: libc::c_int,
+    set: u64,
+    step: &str,
+) -> Result<(), StepError> {
+    let c = cstr(path, step)?;
     let attr = MountAttr {
         attr_set: set,
-        attr_clr: clr,
+        attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: a valid C string and a mount_attr of the size we pass.
+    // SAFETY: a valid dirfd or AT_FDCWD, a valid C string and a mount_attr of the size we pass.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dirfd,
             c.as_ptr(),
             flags as libc::c_uint,
             &attr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(r as i32, "mounts", step)
+}
+
+/// mount_setattr(2) on `path`: set MOUNT_ATTR_* flags (recursively with AT_RECURSIVE).
+pub fn mount_setattr(path: &Path, flags: libc::c_int, set: u64) -> Result<(), StepError> {
+    setattr_at(
+        libc::AT_FDCWD,
+        path,
+        flags,
+        set,
+        &format!("mount_setattr {}", path.display()),
+    )
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE|AT_RECURSIVE: a detached copy of the mount subtree at
+/// `dirfd` + `path`. Errors are the raw errno.
+fn clone_tree(dirfd: RawFd, path: &Path, recursive: bool) -> Result<OwnedFd, i32> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    if path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    // SAFETY: open_tree with a valid dirfd and C string; it returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Give a detached tree its flags (recursively) and attach it at `dst`.
+fn attach(tree: &OwnedFd, dst: &Path, set: u64) -> Result<(), StepError> {
+    setattr_at(
+        tree.as_raw_fd(),
+        Path::new(""),
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        set,
+        &format!("mount_setattr for {}", dst.display()),
+    )?;
+    let step = format!("move_mount onto {}", dst.display());
+    let (empty, to) = (cstr(Path::new(""), &step)?, cstr(dst, &step)?);
+    // SAFETY: move_mount with a valid source fd, an empty source path, AT_FDCWD and a valid target
+    // C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
     check(r as i32, "mounts", &step)
@@ -148,124 +215,325 @@ fn umount_detach(p: &str) -> Result<(), StepError> {
     )
 }
 
-/// Pivot into a fresh staging tmpfs, keeping the host's root at `OLD_ROOT` as the bind source.
-/// Our mount namespace must already be private (MS_REC|MS_PRIVATE on /).
-pub fn enter_base() -> Result<(), StepError> {
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    mount(
-        "tmpfs",
-        Path::new(BASE),
-        "tmpfs",
-        nodev,
-        "size=65536,mode=0700",
-    )?;
-    for d in [OLD_ROOT, NEW_ROOT] {
-        mkdir_p(&under(BASE, Path::new(d)))?;
+fn open_dir(root: &str) -> Result<OwnedFd, StepError> {
+    let c = cstr(Path::new(root), "open root")?;
+    // SAFETY: open with a valid C string.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    check(fd, "mounts", &format!("open {root}"))?;
+    // SAFETY: a fresh fd from open.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn same_inode(a: &OwnedFd, b: &OwnedFd) -> bool {
+    let id = |f: &OwnedFd| -> Option<(u64, u64)> {
+        // SAFETY: zeroed stat is valid; fstat writes into it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and pointer.
+        (unsafe { libc::fstat(f.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Open `path` (absolute, as the sandbox sees it) beneath `root` with every symlink resolved
+/// inside that root.
+pub fn open_in_root(root: &OwnedFd, path: &Path, no_symlinks: bool) -> Result<OwnedFd, i32> {
+    let mut resolve = RESOLVE_IN_ROOT;
+    if no_symlinks {
+        resolve |= RESOLVE_NO_SYMLINKS;
     }
-    chdir(BASE)?;
-    pivot_root(".", &OLD_ROOT[1..])?;
-    chdir("/")
+    open_beneath_with(root, path, libc::O_PATH, resolve)
 }
 
-/// What the host has at `p`, asked beneath `OLD_ROOT` (after `enter_base`).
-pub fn host_kind(p: &Path) -> HostKind {
-    crate::confine::mounts::host_probe(&under(OLD_ROOT, p))
+/// Where bind sources come from.
+enum Host {
+    /// A detached clone of the host's whole mount tree: binds are cloned from it, and the host's
+    /// tree itself can leave the namespace before the request.
+    Tree(OwnedFd),
+    /// The host's tree, still attached at `OLD_ROOT` (kernels that cannot clone from a detached
+    /// tree): it leaves the namespace when the request enters its root.
+    Attached,
 }
 
-/// Build `plan` at `NEW_ROOT`, everything but the workspace (see `bind_workspace`).
-pub fn build(plan: &MountPlan) -> Result<(), StepError> {
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    for op in &plan.ops {
-        match op {
-            MountOp::Tmpfs {
-                path,
-                size_bytes,
-                mode,
-                ..
-            } => {
-                let dst = under(NEW_ROOT, path);
-                mkdir_p(&dst)?;
-                let mut flags = nodev;
-                if path != Path::new("/")
-                    && path.starts_with("/dev")
-                    && path != Path::new("/dev/shm")
-                {
-                    flags |= libc::MS_NOEXEC;
-                }
-                mount(
-                    "tmpfs",
-                    &dst,
-                    "tmpfs",
-                    flags,
-                    &format!("size={size_bytes},mode={mode:o}"),
-                )?;
-            }
-            MountOp::Proc { path } => {
-                let dst = under(NEW_ROOT, path);
-                mkdir_p(&dst)?;
-                mount("proc", &dst, "proc", nodev | libc::MS_NOEXEC, "")?;
-            }
-            MountOp::Devpts { path } => {
-                let dst = under(NEW_ROOT, path);
-                mkdir_p(&dst)?;
-                // Our own instance: the host's terminals are not in it, and ptys made here are
-                // the only ones the command sees. gid is left to the creator (tty's gid is not
-                // mapped in the sandbox's user namespace).
-                mount(
-                    "devpts",
-                    &dst,
-                    "devpts",
-                    libc::MS_NOSUID | libc::MS_NOEXEC,
-                    "newinstance,ptmxmode=0666,mode=0620",
-                )?;
-            }
-            MountOp::Symlink { path, target, .. } => {
-                let dst = under(NEW_ROOT, path);
-                if let Some(parent) = dst.parent() {
-                    mkdir_p(parent)?;
-                }
-                std::os::unix::fs::symlink(target, &dst).map_err(|e| {
-                    StepError::io("mounts", format!("symlink {}", path.display()), e)
-                })?;
-            }
-            MountOp::Bind {
-                source,
-                path,
-                dir,
-                writable,
-                devices,
-                optional,
-                ..
-            } => {
-                let src = under(OLD_ROOT, source);
-                if *optional && std::fs::symlink_metadata(&src).is_err() {
-                    continue;
-                }
-                let dst = under(NEW_ROOT, path);
-                make_mount_point(&dst, *dir)?;
-                mount(
-                    &src.to_string_lossy(),
-                    &dst,
-                    "",
-                    libc::MS_BIND | libc::MS_REC,
-                    "",
-                )?;
-                let mut set = MOUNT_ATTR_NOSUID;
-                if *devices {
-                    set |= MOUNT_ATTR_NOEXEC;
-                } else {
-                    set |= MOUNT_ATTR_NODEV;
-                }
-                if !*writable {
-                    set |= MOUNT_ATTR_RDONLY;
-                }
-                mount_setattr(&dst, libc::AT_RECURSIVE, set, 0)?;
-            }
-            // Per request.
-            MountOp::Workspace { .. } => {}
+/// The sandbox's mount namespace while its root is being built and entered.
+pub struct Stage {
+    host: Host,
+    /// Where the root being built (or in use) is: `NEW_ROOT` or `REBUILD` before it is entered,
+    /// "/" after.
+    root: &'static str,
+}
+
+impl Stage {
+    /// Pivot into a fresh staging tmpfs, keeping the host's root at `OLD_ROOT`, and clone the
+    /// host's tree when the kernel lets us build from the clone. Our mount namespace must already
+    /// be private (MS_REC|MS_PRIVATE on /).
+    pub fn open() -> Result<Stage, StepError> {
+        let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        mount(
+            "tmpfs",
+            Path::new(BASE),
+            "tmpfs",
+            nodev,
+            "size=65536,mode=0700",
+        )?;
+        for d in [OLD_ROOT, NEW_ROOT] {
+            mkdir_p(&under(BASE, Path::new(d)))?;
+        }
+        chdir(BASE)?;
+        pivot_root(".", &OLD_ROOT[1..])?;
+        chdir("/")?;
+        // Cloning from the detached clone needs Linux 6.15: the first bind finds out, and falls
+        // back to the attached tree (`clone_of`).
+        let host = match clone_tree(libc::AT_FDCWD, Path::new(OLD_ROOT), true) {
+            Ok(tree) => Host::Tree(tree),
+            Err(_) => Host::Attached,
+        };
+        Ok(Stage {
+            host,
+            root: NEW_ROOT,
+        })
+    }
+
+    /// A detached clone of the host's subtree at `source`; None when the host has nothing there.
+    fn clone_of(&mut self, source: &Path) -> Result<Option<OwnedFd>, StepError> {
+        let mut r = match &self.host {
+            Host::Tree(t) => clone_tree(
+                t.as_raw_fd(),
+                source.strip_prefix("/").unwrap_or(source),
+                true,
+            ),
+            Host::Attached => clone_tree(libc::AT_FDCWD, &under(OLD_ROOT, source), true),
+        };
+        // A kernel that cannot clone from a detached tree (before 6.15) says EINVAL; the host's
+        // tree is still attached until `settle`, so use it from now on.
+        if matches!(r, Err(libc::EINVAL)) && matches!(self.host, Host::Tree(_)) && self.root != "/"
+        {
+            self.host = Host::Attached;
+            r = clone_tree(libc::AT_FDCWD, &under(OLD_ROOT, source), true);
+        }
+        match r {
+            Ok(fd) => Ok(Some(fd)),
+            Err(libc::ENOENT) => Ok(None),
+            Err(e) => Err(StepError::io(
+                "mounts",
+                format!("open_tree {}", source.display()),
+                io::Error::from_raw_os_error(e),
+            )),
         }
     }
-    Ok(())
+
+    /// Build `plan` (everything but the workspace, see `bind_workspace`) at the stage's root.
+    pub fn build(&mut self, plan: &MountPlan) -> Result<(), StepError> {
+        let root = self.root;
+        let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        for op in &plan.ops {
+            match op {
+                MountOp::Tmpfs {
+                    path,
+                    size_bytes,
+                    mode,
+                    ..
+                } => {
+                    let dst = under(root, path);
+                    mkdir_p(&dst)?;
+                    let mut flags = nodev;
+                    if path == Path::new("/dev") {
+                        flags |= libc::MS_NOEXEC;
+                    }
+                    mount(
+                        "tmpfs",
+                        &dst,
+                        "tmpfs",
+                        flags,
+                        &format!("size={size_bytes},mode={mode:o}"),
+                    )?;
+                }
+                MountOp::Proc { path } => {
+                    let dst = under(root, path);
+                    mkdir_p(&dst)?;
+                    mount("proc", &dst, "proc", nodev | libc::MS_NOEXEC, "")?;
+                }
+                MountOp::Devpts { path } => {
+                    let dst = under(root, path);
+                    mkdir_p(&dst)?;
+                    // Our own instance: the host's terminals are not in it, and ptys made here
+                    // are the only ones the command sees. gid is left to the creator (tty's gid
+                    // is not mapped in the sandbox's user namespace).
+                    mount(
+                        "devpts",
+                        &dst,
+                        "devpts",
+                        libc::MS_NOSUID | libc::MS_NOEXEC,
+                        "newinstance,ptmxmode=0666,mode=0620",
+                    )?;
+                }
+                MountOp::Symlink { path, target, .. } => {
+                    let dst = under(root, path);
+                    if let Some(parent) = dst.parent() {
+                        mkdir_p(parent)?;
+                    }
+                    std::os::unix::fs::symlink(target, &dst).map_err(|e| {
+                        StepError::io("mounts", format!("symlink {}", path.display()), e)
+                    })?;
+                }
+                MountOp::Bind {
+                    source,
+                    path,
+                    dir,
+                    writable,
+                    devices,
+                    optional,
+                    ..
+                } => {
+                    let Some(tree) = self.clone_of(source)? else {
+                        if *optional {
+                            continue;
+                        }
+                        return Err(StepError::new(
+                            "mounts",
+                            format!("open_tree {}", source.display()),
+                            libc::ENOENT,
+                            format!("{} does not exist on the host", source.display()),
+                        ));
+                    };
+                    let dst = under(root, path);
+                    make_mount_point(&dst, *dir)?;
+                    let mut set = MOUNT_ATTR_NOSUID;
+                    if *devices {
+                        set |= MOUNT_ATTR_NOEXEC;
+                    } else {
+                        set |= MOUNT_ATTR_NODEV;
+                    }
+                    if !*writable {
+                        set |= MOUNT_ATTR_RDONLY;
+                    }
+                    attach(&tree, &dst, set)?;
+                }
+                // Per request.
+                MountOp::Workspace { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Empty directories in the root, ahead of time (best effort: e.g. the workspace roots, so a
+    /// request creates only its workspace's own components).
+    pub fn make_dirs(&self, dirs: &[PathBuf]) {
+        for d in dirs {
+            let _ = std::fs::create_dir_all(under(self.root, d));
+        }
+    }
+
+    /// A pre-warmed root, once built: where the kernel allows it, enter it now and let go of the
+    /// host's tree, so the request does not pay for it.
+    pub fn settle(&mut self) -> Result<(), StepError> {
+        if matches!(self.host, Host::Tree(_)) {
+            self.enter()?;
+        }
+        Ok(())
+    }
+
+    /// Throw away the root built for another plan and build `plan` instead.
+    pub fn rebuild(&mut self, plan: &MountPlan) -> Result<(), StepError> {
+        if self.root == "/" {
+            // Entered already (its host tree is a clone): build beside it, enter that later.
+            mkdir_p(Path::new(REBUILD))?;
+            self.root = REBUILD;
+        } else {
+            umount_detach(self.root)?;
+        }
+        self.build(plan)
+    }
+
+    /// An O_PATH fd of the root, for the Landlock rules (opened `RESOLVE_IN_ROOT`, so absolute
+    /// symlinks inside resolve in the sandbox's root, as they will for the command).
+    pub fn root_fd(&self) -> Result<OwnedFd, StepError> {
+        open_dir(self.root)
+    }
+
+    /// Bind the request's workspace at its own path in the root, cloned from the host's view of
+    /// the same path, and prove it is the directory the daemon resolved (`daemon_fd`, same inode)
+    /// before and after. Returns an fd of the workspace as the command will see it; None when the
+    /// sandbox user cannot reach the path on the host (a parent it may not search).
+    pub fn bind_workspace(
+        &self,
+        path: &Path,
+        daemon_fd: &OwnedFd,
+        writable: bool,
+    ) -> Result<Option<OwnedFd>, StepError> {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+        let found = match &self.host {
+            Host::Tree(t) => open_beneath_with(t, rel, libc::O_PATH | libc::O_DIRECTORY, resolve),
+            Host::Attached => open_beneath_with(
+                &open_dir(OLD_ROOT)?,
+                rel,
+                libc::O_PATH | libc::O_DIRECTORY,
+                resolve,
+            ),
+        };
+        let src = match found {
+            Ok(fd) => fd,
+            Err(libc::EACCES) => return Ok(None),
+            Err(e) => return Err(changed(path, e)),
+        };
+        if !same_inode(&src, daemon_fd) {
+            return Err(changed(path, libc::ESTALE));
+        }
+        let tree = clone_tree(src.as_raw_fd(), Path::new(""), true).map_err(|e| {
+            StepError::io(
+                "mounts",
+                "open_tree workspace",
+                io::Error::from_raw_os_error(e),
+            )
+        })?;
+        let dst = under(self.root, path);
+        mkdir_p(&dst)?;
+        let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        if !writable {
+            set |= MOUNT_ATTR_RDONLY;
+        }
+        attach(&tree, &dst, set)?;
+        let bound = open_in_root(&self.root_fd()?, path, true).map_err(|e| changed(path, e))?;
+        if !same_inode(&bound, daemon_fd) {
+            return Err(changed(path, libc::ESTALE));
+        }
+        Ok(Some(bound))
+    }
+
+    /// Make the root tmpfs and /dev read-only: nothing but the workspace, the private /tmp and the
+    /// profile's read-write paths can be written.
+    pub fn seal(&self, plan: &MountPlan) -> Result<(), StepError> {
+        for op in &plan.ops {
+            if let MountOp::Tmpfs {
+                path, seal: true, ..
+            } = op
+            {
+                mount_setattr(&under(self.root, path), 0, MOUNT_ATTR_RDONLY)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pivot into the root (if not there yet) and detach everything else: the staging tmpfs with
+    /// the host's tree beneath it, or a warm root a rebuild replaced.
+    pub fn enter(&mut self) -> Result<(), StepError> {
+        if self.root == "/" {
+            return Ok(());
+        }
+        chdir(self.root)?;
+        // pivot_root(".", "."): the old root ends up stacked on the new one, and is detached
+        // below (pivot_root(2), "NOTES").
+        pivot_root(".", ".")?;
+        umount_detach(".")?;
+        chdir("/")?;
+        self.root = "/";
+        Ok(())
+    }
 }
 
 fn make_mount_point(dst: &Path, dir: bool) -> Result<(), StepError> {
@@ -283,95 +551,6 @@ fn make_mount_point(dst: &Path, dir: bool) -> Result<(), StepError> {
         .map_err(|e| StepError::io("mounts", format!("create mount point {}", dst.display()), e))
 }
 
-/// Throw away a root built for another profile (a warm sandbox whose plan the request does not
-/// match), leaving an empty `NEW_ROOT` to build on.
-pub fn discard() -> Result<(), StepError> {
-    umount_detach(NEW_ROOT)
-}
-
-fn same_inode(a: &OwnedFd, b: &OwnedFd) -> bool {
-    let id = |f: &OwnedFd| -> Option<(u64, u64)> {
-        // SAFETY: zeroed stat is valid; fstat writes into it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid fd and pointer.
-        (unsafe { libc::fstat(f.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
-    };
-    matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
-}
-
-fn open_root(root: &str) -> Result<OwnedFd, StepError> {
-    let c = cstr(Path::new(root), "open root")?;
-    // SAFETY: open with a valid C string.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    check(fd, "mounts", &format!("open {root}"))?;
-    // SAFETY: a fresh fd from open.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// An O_PATH fd of the root being built, for the Landlock rules (opened `RESOLVE_IN_ROOT`, so
-/// absolute symlinks inside resolve in the sandbox's root, as they will for the command).
-pub fn new_root() -> Result<OwnedFd, StepError> {
-    open_root(NEW_ROOT)
-}
-
-/// Open `path` (absolute, as the sandbox sees it) beneath `root` with every symlink resolved
-/// inside that root.
-pub fn open_in_root(root: &OwnedFd, path: &Path, no_symlinks: bool) -> Result<OwnedFd, i32> {
-    let mut resolve = RESOLVE_IN_ROOT;
-    if no_symlinks {
-        resolve |= RESOLVE_NO_SYMLINKS;
-    }
-    open_beneath_with(root, path, libc::O_PATH, resolve)
-}
-
-/// Bind the request's workspace at its own path in the new root, from the host's view of the
-/// same path, and prove it is the directory the daemon resolved (`daemon_fd`, same inode) before
-/// and after. Returns an fd of the workspace as the command will see it; None when the sandbox
-/// user cannot reach the path on the host (a parent it may not search).
-pub fn bind_workspace(
-    path: &Path,
-    daemon_fd: &OwnedFd,
-    writable: bool,
-) -> Result<Option<OwnedFd>, StepError> {
-    let old = open_root(OLD_ROOT)?;
-    let src = match open_in_root(&old, path, true) {
-        Ok(fd) => fd,
-        Err(libc::EACCES) => return Ok(None),
-        Err(e) => {
-            return Err(changed(path, e));
-        }
-    };
-    if !same_inode(&src, daemon_fd) {
-        return Err(changed(path, libc::ESTALE));
-    }
-    let dst = under(NEW_ROOT, path);
-    mkdir_p(&dst)?;
-    mount(
-        // The host's /proc (our only one until the new root's) names our fds too.
-        &format!("{OLD_ROOT}/proc/self/fd/{}", src.as_raw_fd()),
-        &dst,
-        "",
-        libc::MS_BIND | libc::MS_REC,
-        "",
-    )?;
-    let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    if !writable {
-        set |= MOUNT_ATTR_RDONLY;
-    }
-    mount_setattr(&dst, libc::AT_RECURSIVE, set, 0)?;
-    let new = open_root(NEW_ROOT)?;
-    let bound = open_in_root(&new, path, true).map_err(|e| changed(path, e))?;
-    if !same_inode(&bound, daemon_fd) {
-        return Err(changed(path, libc::ESTALE));
-    }
-    Ok(Some(bound))
-}
-
 fn changed(path: &Path, errno: i32) -> StepError {
     StepError::new(
         "mounts",
@@ -385,31 +564,6 @@ fn changed(path: &Path, errno: i32) -> StepError {
     )
 }
 
-/// Make the root tmpfs and /dev read-only: nothing but the workspace, the private /tmp and the
-/// profile's read-write paths can be written.
-pub fn seal(plan: &MountPlan) -> Result<(), StepError> {
-    for op in &plan.ops {
-        if let MountOp::Tmpfs {
-            path, seal: true, ..
-        } = op
-        {
-            mount_setattr(&under(NEW_ROOT, path), 0, MOUNT_ATTR_RDONLY, 0)?;
-        }
-    }
-    Ok(())
-}
-
-/// Pivot into the new root and detach everything else: the staging tmpfs and, beneath it, the
-/// host's whole mount tree.
-pub fn enter() -> Result<(), StepError> {
-    chdir(NEW_ROOT)?;
-    // pivot_root(".", "."): the old root ends up stacked on the new one, and is detached below
-    // (pivot_root(2), "NOTES").
-    pivot_root(".", ".")?;
-    umount_detach(".")?;
-    chdir("/")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +575,7 @@ mod tests {
             under(NEW_ROOT, Path::new("/usr/bin")),
             PathBuf::from("/newroot/usr/bin")
         );
+        assert_eq!(under("/", Path::new("/usr/bin")), PathBuf::from("/usr/bin"));
         assert_eq!(
             under(OLD_ROOT, Path::new("/dev/null")),
             PathBuf::from("/oldroot/dev/null")

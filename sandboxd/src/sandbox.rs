@@ -83,7 +83,9 @@ fn finish(
 struct Prepared {
     /// Our pid as the host sees it.
     host_pid: u32,
-    /// The root already built at `rootfs::NEW_ROOT` (a warm sandbox), if any.
+    /// The mount namespace being built.
+    stage: rootfs::Stage,
+    /// The plan of the root already built (a warm sandbox), if any.
     mounts: Option<MountPlan>,
     /// The Landlock ruleset of the warm shape, without the workspace rule.
     landlock: Option<(WarmShape, landlock::ABI, landlock::RulesetCreated)>,
@@ -126,17 +128,19 @@ fn prepare(
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
 
     rootfs::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
-    rootfs::enter_base()?;
     let mut prepared = Prepared {
         host_pid,
+        stage: rootfs::Stage::open()?,
         mounts: None,
         landlock: None,
     };
     if let Some(shape) = shape.filter(|s| !s.mounts.ops.is_empty()) {
-        rootfs::build(&shape.mounts)?;
+        prepared.stage.build(&shape.mounts)?;
+        prepared.stage.make_dirs(&shape.workspace_roots);
+        prepared.stage.settle()?;
         prepared.mounts = Some(shape.mounts.clone());
         // Best effort: if this fails, the request builds the ruleset itself and reports why.
-        if let (Ok(v), Ok(root)) = (confine::landlock::kernel_abi(), rootfs::new_root()) {
+        if let (Ok(v), Ok(root)) = (confine::landlock::kernel_abi(), prepared.stage.root_fd()) {
             let abi = confine::landlock::abi_from_version(v);
             let plan = confine::landlock::plan(&shape.fs, shape.network, &shape.connect_ports, abi);
             if let Ok(r) = confine::landlock::create(&plan, Some(&root)) {
@@ -236,28 +240,31 @@ fn init(
         private_network()?;
     }
     // The root: the warm one when it was built from the same plan, else built now.
+    let stage = &mut prepared.stage;
     if prepared.mounts.as_ref() != Some(&spec.mounts) {
         if prepared.mounts.take().is_some() {
-            rootfs::discard()?;
+            stage.rebuild(&spec.mounts)?;
             // Its rules name the root just discarded.
             prepared.landlock = None;
+        } else {
+            stage.build(&spec.mounts)?;
         }
-        rootfs::build(&spec.mounts)?;
     }
     let ws_plan = spec
         .mounts
         .with_workspace(&spec.workspace, spec.fs.workspace_writable);
-    let workspace = rootfs::bind_workspace(&spec.workspace, &workspace, spec.fs.workspace_writable)?
+    let workspace = stage
+        .bind_workspace(&spec.workspace, &workspace, spec.fs.workspace_writable)?
         .ok_or_else(|| StepError::new(
             "mounts",
             "open workspace",
             libc::EACCES,
             format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
         ))?;
-    rootfs::seal(&ws_plan)?;
+    stage.seal(&ws_plan)?;
     // Rules are opened inside the new root before entering it (RESOLVE_IN_ROOT), so they name
     // exactly what the command will see.
-    let new_root = rootfs::new_root()?;
+    let new_root = stage.root_fd()?;
 
     // Block SIGCHLD before the fork so no exit is missed; signalfd reports it.
     // SAFETY: sigset manipulation on a local set.
@@ -332,7 +339,7 @@ fn init(
                 StepError::io("mounts", "open cwd", io::Error::from_raw_os_error(errno))
             })?;
     drop(new_root);
-    rootfs::enter()?;
+    stage.enter()?;
 
     let child = spawn_command(&ChildArgs {
         spec: &spec,

@@ -40,7 +40,7 @@ struct OpenHow {
 }
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 /// Resolve as if the dirfd were `/` (absolute symlinks included): paths inside a root being built.
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 

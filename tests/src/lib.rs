@@ -96,6 +96,9 @@ pub struct Opts {
     pub socket_activated: bool,
     /// Give the daemon a NOTIFY_SOCKET, as systemd's Type=notify does.
     pub notify: bool,
+    /// More directories beneath the root (created, owned by the sandbox user) granted to the
+    /// harness's peers like `ws`.
+    pub grant: Vec<String>,
 }
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -164,7 +167,14 @@ impl Daemon {
                     roots.extend(it.next().map(PathBuf::from));
                 }
             }
-            for r in roots.iter().map(|r| r.join("ws")).filter(|w| w.is_dir()) {
+            let mut granted: Vec<PathBuf> = roots.iter().map(|r| r.join("ws")).collect();
+            for g in &o.grant {
+                let p = root.join(g);
+                std::fs::create_dir_all(&p).unwrap();
+                chown(&p, uid, gid);
+                granted.push(p);
+            }
+            for r in granted.iter().filter(|w| w.is_dir()) {
                 for user in ["root", TEST_USER] {
                     cmd.arg("--grant").arg(format!("{user}:{}", r.display()));
                 }

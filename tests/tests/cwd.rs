@@ -76,7 +76,11 @@ fn created(d: &Daemon, other: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_working_dir_outside_the_workspace_never_becomes_the_workspace() {
-    let d = Daemon::start();
+    // R/other is granted to the peer too: what keeps it out is that working_dir is a cwd.
+    let d = Daemon::start_with(Opts {
+        grant: vec!["other".into()],
+        ..Opts::default()
+    });
     let other = setup(&d);
     // Positive control: R/other is reachable when it is the workspace.
     let o = tool(&d, None, &other, r#"{"command":"cat secret.txt"}"#);
@@ -145,7 +149,11 @@ fn a_working_dir_outside_the_workspace_never_becomes_the_workspace() {
 
 #[test]
 fn a_working_dir_inside_the_workspace_is_where_the_command_runs() {
-    let d = Daemon::start();
+    // R/other is granted to the peer too: what keeps it out is that working_dir is a cwd.
+    let d = Daemon::start_with(Opts {
+        grant: vec!["other".into()],
+        ..Opts::default()
+    });
     let other = setup(&d);
     let sub = d.ws.join("sub");
     let open = config(
@@ -213,7 +221,11 @@ fn a_working_dir_inside_the_workspace_is_where_the_command_runs() {
 
 #[test]
 fn nanobot_exec_cwd_runs_in_a_directory_of_the_workspace() {
-    let d = Daemon::start();
+    // R/other is granted to the peer too: what keeps it out is that working_dir is a cwd.
+    let d = Daemon::start_with(Opts {
+        grant: vec!["other".into()],
+        ..Opts::default()
+    });
     let other = setup(&d);
     // As documented: `nanobot exec --cwd src -- pwd`.
     let o = d.nanobot(&["--cwd", "src"], "pwd");
@@ -245,7 +257,11 @@ fn nanobot_exec_cwd_runs_in_a_directory_of_the_workspace() {
 
 #[test]
 fn exec_request_cwd_is_resolved_beneath_the_workspace() {
-    let d = Daemon::start();
+    // R/other is granted to the peer too: what keeps it out is that working_dir is a cwd.
+    let d = Daemon::start_with(Opts {
+        grant: vec!["other".into()],
+        ..Opts::default()
+    });
     let other = setup(&d);
     let rt = grpc::rt();
     rt.block_on(async {
