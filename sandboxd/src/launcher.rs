@@ -40,6 +40,11 @@ pub fn launcher_entry(parent: &str, warm: &str) -> ! {
 /// of the host's from when it was made, and the host may have mounted or replaced paths since.
 const WARM_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Sandboxes kept prepared. Building a root from a profile takes longer than a short command's
+/// round trip, so with one, back-to-back requests would wait for it; with two, one is always
+/// ready while the next is being built.
+const WARM_POOL: usize = 2;
+
 /// fds handed over per exec, in this order.
 pub const FDS_PER_EXEC: usize = 4;
 
@@ -246,13 +251,16 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let sock_fd = sock.as_raw_fd();
-    let mut warm: Option<Warm> = None;
+    let mut warm: std::collections::VecDeque<Warm> = std::collections::VecDeque::new();
     loop {
-        // Prepare the next sandbox while idle (namespaces, maps, read-only remount, /proc), so a
-        // request only pays for what depends on it. If this fails, the request below starts cold
-        // and reports why.
-        if warm.is_none() {
-            warm = Warm::start(sock_fd, uid, gid, shape.as_ref());
+        // Prepare the next sandboxes while idle (namespaces, maps, the profile's root, Landlock),
+        // so a request only pays for what depends on it. If this fails, the request below starts
+        // cold and reports why.
+        while warm.len() < WARM_POOL {
+            match Warm::start(sock_fd, uid, gid, shape.as_ref()) {
+                Some(w) => warm.push_back(w),
+                None => break,
+            }
         }
         let fds = match recv_fds(sock_fd) {
             Ok(Some(fds)) => fds,
@@ -263,7 +271,15 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
         if fds.len() != FDS_PER_EXEC {
             continue;
         }
-        if let Some(w) = warm.take().filter(|w| w.born.elapsed() < WARM_MAX_AGE) {
+        // The oldest first (the most likely to be ready); stale ones are dropped (their inits
+        // exit when their control socket closes).
+        while warm
+            .front()
+            .is_some_and(|w| w.born.elapsed() >= WARM_MAX_AGE)
+        {
+            warm.pop_front();
+        }
+        if let Some(w) = warm.pop_front() {
             let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
             if send_fds(w.ctl.as_raw_fd(), &raw).is_ok() {
                 continue; // our copies close here; the sandbox holds its own

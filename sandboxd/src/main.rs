@@ -486,6 +486,14 @@ fn serve(a: ServeArgs) -> Result<()> {
         bound = Some(l);
     }
     if let Some(t) = &target {
+        // Lets a warm sandbox build its root at a lower priority and come back to normal for the
+        // request (sandbox::warm_main): nice 0 at best, never above normal. Commands get 0.
+        let nice = libc::rlimit {
+            rlim_cur: 20,
+            rlim_max: 20,
+        };
+        // SAFETY: setrlimit reads the struct we pass; failure only forgoes the lower priority.
+        unsafe { libc::setrlimit(libc::RLIMIT_NICE, &nice) };
         privdrop::drop_to(t)?;
         tracing::info!(user = %t.name, uid = t.uid, gid = t.gid, "dropped root privileges");
     }

@@ -156,13 +156,15 @@ fn clone_tree(dirfd: RawFd, path: &Path, recursive: bool) -> Result<OwnedFd, i32
 
 /// Give a detached tree its flags (recursively) and attach it at `dst`.
 fn attach(tree: &OwnedFd, dst: &Path, set: u64) -> Result<(), StepError> {
-    setattr_at(
-        tree.as_raw_fd(),
-        Path::new(""),
-        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-        set,
-        &format!("mount_setattr for {}", dst.display()),
-    )?;
+    if set != 0 {
+        setattr_at(
+            tree.as_raw_fd(),
+            Path::new(""),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            set,
+            &format!("mount_setattr for {}", dst.display()),
+        )?;
+    }
     let step = format!("move_mount onto {}", dst.display());
     let (empty, to) = (cstr(Path::new(""), &step)?, cstr(dst, &step)?);
     // SAFETY: move_mount with a valid source fd, an empty source path, AT_FDCWD and a valid target
@@ -268,10 +270,23 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Pivot into a fresh staging tmpfs, keeping the host's root at `OLD_ROOT`, and clone the
-    /// host's tree when the kernel lets us build from the clone. Our mount namespace must already
-    /// be private (MS_REC|MS_PRIVATE on /).
+    /// Start building a root. Where the kernel lets us build from a detached clone of the host's
+    /// tree (Linux 6.15+), the root is built directly over `/tmp` of our copy of the host's
+    /// namespace (every source comes from the clone, so nothing it hides matters). Otherwise
+    /// (found out by the first bind, see `build`) from a staging tmpfs with the host's tree at
+    /// `OLD_ROOT`. Our mount namespace must already be private (MS_REC|MS_PRIVATE on /).
     pub fn open() -> Result<Stage, StepError> {
+        match clone_tree(libc::AT_FDCWD, Path::new("/"), true) {
+            Ok(tree) => Ok(Stage {
+                host: Host::Tree(tree),
+                root: BASE,
+            }),
+            Err(_) => Self::open_staged(),
+        }
+    }
+
+    /// Pivot into a fresh staging tmpfs, keeping the host's root at `OLD_ROOT`.
+    fn open_staged() -> Result<Stage, StepError> {
         let nodev = libc::MS_NOSUID | libc::MS_NODEV;
         mount(
             "tmpfs",
@@ -286,21 +301,15 @@ impl Stage {
         chdir(BASE)?;
         pivot_root(".", &OLD_ROOT[1..])?;
         chdir("/")?;
-        // Cloning from the detached clone needs Linux 6.15: the first bind finds out, and falls
-        // back to the attached tree (`clone_of`).
-        let host = match clone_tree(libc::AT_FDCWD, Path::new(OLD_ROOT), true) {
-            Ok(tree) => Host::Tree(tree),
-            Err(_) => Host::Attached,
-        };
         Ok(Stage {
-            host,
+            host: Host::Attached,
             root: NEW_ROOT,
         })
     }
 
     /// A detached clone of the host's subtree at `source`; None when the host has nothing there.
-    fn clone_of(&mut self, source: &Path) -> Result<Option<OwnedFd>, StepError> {
-        let mut r = match &self.host {
+    fn clone_of(&self, source: &Path) -> Result<Option<OwnedFd>, StepError> {
+        let r = match &self.host {
             Host::Tree(t) => clone_tree(
                 t.as_raw_fd(),
                 source.strip_prefix("/").unwrap_or(source),
@@ -308,13 +317,6 @@ impl Stage {
             ),
             Host::Attached => clone_tree(libc::AT_FDCWD, &under(OLD_ROOT, source), true),
         };
-        // A kernel that cannot clone from a detached tree (before 6.15) says EINVAL; the host's
-        // tree is still attached until `settle`, so use it from now on.
-        if matches!(r, Err(libc::EINVAL)) && matches!(self.host, Host::Tree(_)) && self.root != "/"
-        {
-            self.host = Host::Attached;
-            r = clone_tree(libc::AT_FDCWD, &under(OLD_ROOT, source), true);
-        }
         match r {
             Ok(fd) => Ok(Some(fd)),
             Err(libc::ENOENT) => Ok(None),
@@ -328,6 +330,24 @@ impl Stage {
 
     /// Build `plan` (everything but the workspace, see `bind_workspace`) at the stage's root.
     pub fn build(&mut self, plan: &MountPlan) -> Result<(), StepError> {
+        match self.build_once(plan) {
+            // A kernel that cannot clone from a detached tree (before 6.15) says EINVAL at the
+            // first bind: drop what was built and build again from the staged host tree.
+            Err(e)
+                if e.errno == libc::EINVAL
+                    && e.step.starts_with("open_tree")
+                    && matches!(self.host, Host::Tree(_))
+                    && self.root == BASE =>
+            {
+                umount_detach(BASE)?;
+                *self = Self::open_staged()?;
+                self.build_once(plan)
+            }
+            r => r,
+        }
+    }
+
+    fn build_once(&self, plan: &MountPlan) -> Result<(), StepError> {
         let root = self.root;
         let nodev = libc::MS_NOSUID | libc::MS_NODEV;
         for op in &plan.ops {
@@ -373,10 +393,15 @@ impl Stage {
                 }
                 MountOp::Symlink { path, target, .. } => {
                     let dst = under(root, path);
-                    if let Some(parent) = dst.parent() {
-                        mkdir_p(parent)?;
-                    }
-                    std::os::unix::fs::symlink(target, &dst).map_err(|e| {
+                    let link = || std::os::unix::fs::symlink(target, &dst);
+                    // Parents only when missing: most links sit in directories made already.
+                    let made = link().or_else(|e| match (e.kind(), dst.parent()) {
+                        (io::ErrorKind::NotFound, Some(parent)) => {
+                            std::fs::create_dir_all(parent).and_then(|_| link())
+                        }
+                        _ => Err(e),
+                    });
+                    made.map_err(|e| {
                         StepError::io("mounts", format!("symlink {}", path.display()), e)
                     })?;
                 }
@@ -402,11 +427,11 @@ impl Stage {
                     };
                     let dst = under(root, path);
                     make_mount_point(&dst, *dir)?;
-                    let mut set = MOUNT_ATTR_NOSUID;
-                    if *devices {
-                        set |= MOUNT_ATTR_NOEXEC;
-                    } else {
-                        set |= MOUNT_ATTR_NODEV;
+                    // Device nodes keep the host's own mount flags (a device cannot be executed
+                    // and has no set-id bits to honour); everything else is nosuid, nodev.
+                    let mut set = 0;
+                    if !*devices {
+                        set |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
                     }
                     if !*writable {
                         set |= MOUNT_ATTR_RDONLY;
@@ -540,15 +565,22 @@ fn make_mount_point(dst: &Path, dir: bool) -> Result<(), StepError> {
     if dir {
         return mkdir_p(dst);
     }
-    if let Some(parent) = dst.parent() {
-        mkdir_p(parent)?;
-    }
-    if std::fs::symlink_metadata(dst).is_ok() {
-        return Ok(());
-    }
-    std::fs::File::create(dst)
-        .map(drop)
-        .map_err(|e| StepError::io("mounts", format!("create mount point {}", dst.display()), e))
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dst)
+            .map(drop)
+    };
+    // Parents only when missing (the device nodes' /dev exists already).
+    let made = create().or_else(|e| match (e.kind(), dst.parent()) {
+        (io::ErrorKind::NotFound, Some(parent)) => {
+            std::fs::create_dir_all(parent).and_then(|_| create())
+        }
+        _ => Err(e),
+    });
+    made.map_err(|e| StepError::io("mounts", format!("create mount point {}", dst.display()), e))
 }
 
 fn changed(path: &Path, errno: i32) -> StepError {

@@ -37,6 +37,10 @@ pub fn init_main(h: Handover) -> ! {
 /// A warm start: the launcher cloned us ahead of time. Do the part of the setup that does not
 /// depend on the request, then wait on `ctl` for the request's fds (EOF: the launcher is gone).
 pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option<&WarmShape>) -> ! {
+    // Building the next root is work for spare CPU: at a lower priority it does not slow the
+    // command running beside it. Only where RLIMIT_NICE lets us come back to normal (the daemon
+    // raises it when started as root); the request then runs at normal priority again.
+    let deprioritized = set_nice(PREPARE_NICE, true);
     let prepared = prepare(uid, gid, shape);
     let fds = loop {
         match crate::launcher::recv_fds(ctl.as_raw_fd()) {
@@ -47,6 +51,9 @@ pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option
         }
     };
     drop(ctl);
+    if deprioritized {
+        set_nice(0, false);
+    }
     let Ok::<[OwnedFd; crate::launcher::FDS_PER_EXEC], _>([status, stdout, stderr, workspace]) =
         fds.try_into()
     else {
@@ -54,6 +61,24 @@ pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option
         unsafe { libc::_exit(1) }
     };
     finish(status, stdout, stderr, workspace, prepared)
+}
+
+/// Nice value of a warm sandbox while it builds its root.
+const PREPARE_NICE: libc::c_int = 10;
+
+/// setpriority on ourselves. `only_if_reversible`: do it only when RLIMIT_NICE lets us return to
+/// nice 0 afterwards. True when the priority was changed.
+fn set_nice(nice: libc::c_int, only_if_reversible: bool) -> bool {
+    if only_if_reversible {
+        // SAFETY: a zeroed rlimit is valid; getrlimit writes into it.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: getrlimit with a valid pointer.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NICE, &mut lim) } != 0 || lim.rlim_cur < 20 {
+            return false;
+        }
+    }
+    // SAFETY: setpriority on the calling process only.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) == 0 }
 }
 
 fn finish(

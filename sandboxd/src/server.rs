@@ -2,6 +2,7 @@
 
 use crate::auth::{self, Peer};
 use crate::config::{Config, Profile};
+use crate::confine::mounts::MountPlan;
 use crate::fileops::{self, FileError};
 use crate::launcher::Launcher;
 use crate::policy::SandboxSpec;
@@ -30,6 +31,9 @@ pub struct Live {
     /// Who may use which workspace: the mode follows the peer policy in force (fixed until a
     /// restart), the grants follow the config (reloaded by SIGHUP).
     pub tenancy: Tenancy,
+    /// Each profile's mount plan (`confine::mounts::plan`), made once per load from what the
+    /// host has then; the error says why a profile's root cannot be built.
+    pub mounts: HashMap<String, Result<MountPlan, String>>,
 }
 
 impl Live {
@@ -46,10 +50,24 @@ impl Live {
             roots.0.iter().map(|r| r.path.clone()).collect(),
             cfg.workspaces.clone(),
         );
+        let mounts = cfg
+            .profiles
+            .iter()
+            .map(|(name, p)| {
+                let plan = crate::confine::mounts::plan(
+                    &p.filesystem,
+                    p.limits.tmp_size_bytes,
+                    &crate::confine::mounts::host_probe,
+                )
+                .map_err(|e| e.to_string());
+                (name.clone(), plan)
+            })
+            .collect();
         Ok(Live {
             cfg,
             guards,
             tenancy,
+            mounts,
         })
     }
 }
@@ -293,6 +311,7 @@ pub fn build_spec(
     req: &ExecRequest,
     workspace: std::path::PathBuf,
     cwd: PathBuf,
+    mounts: MountPlan,
 ) -> Result<(SandboxSpec, u64), Status> {
     let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
         (false, true) => vec!["/bin/sh".into(), "-c".into(), req.command.clone()],
@@ -366,14 +385,6 @@ pub fn build_spec(
         }
         set(k, v);
     }
-    // Built from what the host has now: a socket that appeared since start is bound, one that
-    // went away is simply absent.
-    let mounts = crate::confine::mounts::plan(
-        &profile.filesystem,
-        profile.limits.tmp_size_bytes,
-        &crate::confine::mounts::host_probe,
-    )
-    .map_err(|e| Status::failed_precondition(format!("profile's mount plan: {e}")))?;
     let spec = SandboxSpec {
         mounts,
         workspace,
@@ -437,7 +448,17 @@ impl Sandbox for Service {
             tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), cwd = %req.cwd, profile = %pname, command = %req.command, "exec refused: {}", st.message());
         })?;
         let cwd_log = cwd.display().to_string();
-        let (spec, output_cap) = build_spec(&live.cfg, profile, &req, workspace.clone(), cwd)?;
+        let mounts = match live.mounts.get(&pname) {
+            Some(Ok(m)) => m.clone(),
+            Some(Err(e)) => {
+                return Err(Status::failed_precondition(format!(
+                    "profile {pname:?}: its root cannot be built: {e}"
+                )))
+            }
+            None => return Err(Status::internal(format!("no mount plan for {pname:?}"))),
+        };
+        let (spec, output_cap) =
+            build_spec(&live.cfg, profile, &req, workspace.clone(), cwd, mounts)?;
         let guard = live
             .guards
             .get(&pname)

@@ -48,7 +48,7 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
     ("/dev/stderr", "/proc/self/fd/2"),
 ];
 
-/// Size of the root tmpfs and of /dev: they hold only directories, symlinks and mount points.
+/// Size of the root tmpfs: it holds only directories, symlinks and mount points.
 pub const SMALL_TMPFS_BYTES: u64 = 1 << 20;
 
 /// One step of building the sandbox's root. Paths are as the sandbox sees them (absolute).
@@ -256,14 +256,8 @@ pub fn plan(
         MountOp::Proc {
             path: "/proc".into(),
         },
-        MountOp::Tmpfs {
-            path: "/dev".into(),
-            size_bytes: SMALL_TMPFS_BYTES,
-            mode: 0o755,
-            seal: true,
-            from: "the sandbox's own /dev".into(),
-        },
     ];
+    // /dev is a directory of the root tmpfs (sealed with it) holding the device binds below.
     for d in DEVICES {
         ops.push(MountOp::Bind {
             source: d.into(),
@@ -351,7 +345,13 @@ pub fn plan(
             }
         }
         let Some(real) = resolve(&n.path, probe) else {
-            if n.optional || n.socket {
+            if n.socket {
+                // Not there now: bound if it is when a command starts (the plan is made once per
+                // configuration load, sockets come and go).
+                binds.push((n.path.clone(), n, HostKind::Socket));
+                continue;
+            }
+            if n.optional {
                 continue;
             }
             return Err(MountPlanError::Missing {
@@ -633,6 +633,20 @@ mod tests {
             from: "filesystem.unix_sockets".into(),
         }));
         assert!(p.covering(Path::new("/run/user/other.sock")).is_none());
+        // A socket missing now is still planned, as optional: bound when it exists.
+        let later = FsPolicy {
+            unix_sockets: vec!["/run/user/later.sock".into()],
+            ..FsPolicy::default()
+        };
+        let p = plan(&later, 1 << 20, &probe_of(&h)).unwrap();
+        assert!(matches!(
+            p.covering(Path::new("/run/user/later.sock")),
+            Some(MountOp::Bind {
+                optional: true,
+                dir: false,
+                ..
+            })
+        ));
         let bad = FsPolicy {
             unix_sockets: vec!["/etc/passwd".into()],
             ..FsPolicy::default()

@@ -8,6 +8,8 @@ pub type Resource = libc::__rlimit_resource_t;
 pub fn plan(l: &Limits) -> Vec<(Resource, &'static str, u64)> {
     vec![
         (libc::RLIMIT_CORE, "core", 0),
+        // No raising one's own priority (the daemon's limit lets warm sandboxes return to 0).
+        (libc::RLIMIT_NICE, "nice", 0),
         (libc::RLIMIT_CPU, "cpu", l.cpu_secs),
         (libc::RLIMIT_AS, "address_space", l.address_space_bytes),
         (libc::RLIMIT_FSIZE, "file_size", l.file_size_bytes),
