@@ -416,4 +416,13 @@ fn rlimits_are_in_force() {
     assert_eq!(limit("Max processes"), "256 256", "{s}");
     assert_eq!(limit("Max file size"), "1073741824 1073741824", "{s}");
     assert_eq!(limit("Max address space"), "4294967296 4294967296", "{s}");
+    // The daemon may let its warm sandboxes come back from a lower priority; commands may not
+    // raise theirs.
+    assert_eq!(limit("Max nice priority"), "0 0", "{s}");
+    // And the command itself runs at normal priority (the warm sandbox that built its root at
+    // nice 10 came back to 0 for it).
+    for _ in 0..3 {
+        let r = d.nanobot(&[], "nice");
+        assert_eq!(stdout(&r), "0\n", "{}", stderr(&r));
+    }
 }

@@ -51,10 +51,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plan_sets_all_six_limits_and_no_core() {
+    fn plan_sets_all_seven_limits_no_core_and_no_priority_raise() {
         let p = plan(&Limits::default());
-        assert_eq!(p.len(), 6);
+        assert_eq!(p.len(), 7);
         assert!(p.iter().any(|(r, _, v)| *r == libc::RLIMIT_CORE && *v == 0));
+        assert!(p.iter().any(|(r, _, v)| *r == libc::RLIMIT_NICE && *v == 0));
         let l = Limits {
             processes: 7,
             ..Limits::default()
