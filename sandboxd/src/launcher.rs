@@ -22,6 +22,9 @@ pub const CLONE_FLAGS: libc::c_int =
 pub const CHANGED_SIGNALS: &[libc::c_int] =
     &[libc::SIGCHLD, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE];
 
+/// The environment variable carrying the warm shape (JSON) to the launcher.
+pub const WARM_ENV: &str = "SANDBOXD_WARM";
+
 /// Where the launcher finds its end of the control socket.
 pub const LAUNCHER_FD: RawFd = 3;
 
@@ -57,7 +60,8 @@ impl Launcher {
     /// Fork the launcher. Must be called while the process is still single-threaded.
     pub fn start(warm: &WarmShape) -> io::Result<Launcher> {
         let warm = serde_json::to_string(warm).map_err(io::Error::other)?;
-        let warm = std::ffi::CString::new(warm).map_err(io::Error::other)?;
+        let warm =
+            std::ffi::CString::new(format!("{WARM_ENV}={warm}")).map_err(io::Error::other)?;
         let (ours, theirs) = seqpacket_pair()?;
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
@@ -69,10 +73,11 @@ impl Launcher {
             arg0.as_ptr(),
             arg1.as_ptr(),
             ppid.as_ptr(),
-            warm.as_ptr(),
             std::ptr::null(),
         ];
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        // Only the warm shape; /proc/PID/environ is closed to the sandbox (its init is not
+        // dumpable), while /proc/PID/cmdline is not.
+        let envp = [warm.as_ptr(), std::ptr::null()];
         // SAFETY: the caller guarantees we are single-threaded. The child only calls dup2,
         // close_range and execve on memory prepared before the fork, then _exit on failure.
         match unsafe { libc::fork() } {

@@ -300,10 +300,10 @@ struct ServeArgs {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("__launcher") {
-        sandboxd::launcher::launcher_entry(
-            args.get(2).map(String::as_str).unwrap_or("0"),
-            args.get(3).map(String::as_str).unwrap_or(""),
-        );
+        // The warm shape comes in the environment, not on the command line: every sandbox init
+        // is a copy of the launcher, and its command line is readable inside the sandbox.
+        let warm = std::env::var(sandboxd::launcher::WARM_ENV).unwrap_or_default();
+        sandboxd::launcher::launcher_entry(args.get(2).map(String::as_str).unwrap_or("0"), &warm);
     }
     let cli = Cli::parse();
     let r = match cli.cmd {

@@ -251,6 +251,26 @@ pub fn open_in_root(root: &OwnedFd, path: &Path, no_symlinks: bool) -> Result<Ow
     open_beneath_with(root, path, libc::O_PATH, resolve)
 }
 
+/// What a bind source must be.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Dir,
+    NonDir,
+    Socket,
+    Device,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Dir => "a directory",
+            Kind::NonDir => "a file",
+            Kind::Socket => "a socket",
+            Kind::Device => "a character device",
+        }
+    }
+}
+
 /// Where bind sources come from.
 enum Host {
     /// A detached clone of the host's whole mount tree: binds are cloned from it, and the host's
@@ -308,24 +328,70 @@ impl Stage {
     }
 
     /// A detached clone of the host's subtree at `source`; None when the host has nothing there.
-    fn clone_of(&self, source: &Path) -> Result<Option<OwnedFd>, StepError> {
-        let r = match &self.host {
-            Host::Tree(t) => clone_tree(
-                t.as_raw_fd(),
-                source.strip_prefix("/").unwrap_or(source),
-                true,
-            ),
-            Host::Attached => clone_tree(libc::AT_FDCWD, &under(OLD_ROOT, source), true),
+    /// A detached clone of the host's subtree at `source`, which must still be what the plan
+    /// saw: no symlink anywhere on the way (the plan bound what names resolved to when the
+    /// configuration was loaded; a path swapped for a symlink since is refused, never followed)
+    /// and the kind of file it expects. None when the host has nothing there.
+    fn clone_of(&self, source: &Path, want: Kind) -> Result<Option<OwnedFd>, StepError> {
+        let rel = source.strip_prefix("/").unwrap_or(source);
+        let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+        let found = match &self.host {
+            Host::Tree(t) => open_beneath_with(t, rel, libc::O_PATH, resolve),
+            Host::Attached => open_beneath_with(&open_dir(OLD_ROOT)?, rel, libc::O_PATH, resolve),
         };
-        match r {
-            Ok(fd) => Ok(Some(fd)),
-            Err(libc::ENOENT) => Ok(None),
-            Err(e) => Err(StepError::io(
+        let step = format!("open {}", source.display());
+        let fd = match found {
+            Ok(fd) => fd,
+            Err(libc::ENOENT) => return Ok(None),
+            Err(libc::ELOOP) | Err(libc::EXDEV) => {
+                return Err(StepError::new(
+                    "mounts",
+                    step,
+                    libc::ELOOP,
+                    format!(
+                        "{} is reached through a symlink now; the profile's paths were resolved when the configuration was loaded, and a path that changed since is not followed (reload the configuration if the change is intended)",
+                        source.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(StepError::io("mounts", step, io::Error::from_raw_os_error(e))),
+        };
+        // SAFETY: zeroed stat is valid; fstat writes into it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and pointer.
+        check(
+            unsafe { libc::fstat(fd.as_raw_fd(), &mut st) },
+            "mounts",
+            &step,
+        )?;
+        let fmt = st.st_mode & libc::S_IFMT;
+        let ok = match want {
+            Kind::Dir => fmt == libc::S_IFDIR,
+            Kind::NonDir => fmt != libc::S_IFDIR,
+            Kind::Socket => fmt == libc::S_IFSOCK,
+            Kind::Device => fmt == libc::S_IFCHR,
+        };
+        if !ok {
+            return Err(StepError::new(
                 "mounts",
-                format!("open_tree {}", source.display()),
-                io::Error::from_raw_os_error(e),
-            )),
+                step,
+                libc::ESTALE,
+                format!(
+                    "{} is no longer {} (it changed since the configuration was loaded)",
+                    source.display(),
+                    want.describe()
+                ),
+            ));
         }
+        clone_tree(fd.as_raw_fd(), Path::new(""), true)
+            .map(Some)
+            .map_err(|e| {
+                StepError::io(
+                    "mounts",
+                    format!("open_tree {}", source.display()),
+                    io::Error::from_raw_os_error(e),
+                )
+            })
     }
 
     /// Build `plan` (everything but the workspace, see `bind_workspace`) at the stage's root.
@@ -412,9 +478,19 @@ impl Stage {
                     writable,
                     devices,
                     optional,
+                    socket,
                     ..
                 } => {
-                    let Some(tree) = self.clone_of(source)? else {
+                    let want = if *socket {
+                        Kind::Socket
+                    } else if *devices {
+                        Kind::Device
+                    } else if *dir {
+                        Kind::Dir
+                    } else {
+                        Kind::NonDir
+                    };
+                    let Some(tree) = self.clone_of(source, want)? else {
                         if *optional {
                             continue;
                         }

@@ -217,3 +217,152 @@ fn pseudo_terminals_work_inside_and_the_hosts_are_invisible() {
     );
     drop(host);
 }
+
+/// A profile's paths are bound as they resolved when the configuration was loaded. A path one
+/// profile may write and another binds (a shared directory) swapped for a symlink to `/` in
+/// between must not hand the second profile the host's root: the sandbox is refused instead,
+/// whether it is built fresh or rebuilt from a warm one.
+#[test]
+fn a_bound_path_swapped_for_a_symlink_is_refused_not_followed() {
+    let (uid, gid) = test_ids();
+    let base = PathBuf::from(format!("/var/tmp/nanobot-e2e-swap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let shared = base.join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    std::fs::write(shared.join("sub/f"), "planned\n").unwrap();
+    for p in [&base, &shared, &shared.join("sub"), &shared.join("sub/f")] {
+        chown(p, uid, gid);
+    }
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "guard_defaults = false\n\
+             [profiles.w.filesystem]\nread_write = [{s:?}]\n\
+             [profiles.r.filesystem]\nread_only = [{sub:?}]\n",
+            s = shared.display().to_string(),
+            sub = shared.join("sub").display().to_string()
+        )),
+        ..Opts::default()
+    });
+    let sub = shared.join("sub");
+    let r = d.nanobot(&["--profile", "r"], &format!("cat {}/f", sub.display()));
+    assert_eq!(stdout(&r), "planned\n", "{}", stderr(&r));
+    // Profile w may replace sub (it is inside its read-write path) with a link to /.
+    let r = d.nanobot(
+        &["--profile", "w"],
+        &format!("cd {} && mv sub sub.old && ln -s / sub", shared.display()),
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    // Positive control: on the host the name now leads to the host's root.
+    assert!(sub.join("etc/passwd").exists());
+    let look = format!("ls {0}/; cat {0}/etc/hostname", sub.display());
+    for attempt in ["rebuilt from a warm sandbox", "built cold"] {
+        if attempt == "built cold" {
+            // Warm sandboxes older than 10 s are not used: the next one starts cold.
+            std::thread::sleep(std::time::Duration::from_secs(11));
+        }
+        let r = d.nanobot(&["--profile", "r", "--json"], &look);
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(v["refused"], true, "{attempt}: {v}");
+        assert_eq!(v["refused_layer"], "mounts", "{attempt}: {v}");
+        let why = v["refused_reason"].as_str().unwrap_or_default();
+        assert!(why.contains("through a symlink now"), "{attempt}: {why}");
+        assert_eq!(v["stdout"], "", "{attempt}: {v}");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A granted socket that was missing when the configuration was loaded is bound only if it is a
+/// socket when the command starts, never through a symlink placed there since.
+#[test]
+fn a_socket_grant_is_not_followed_through_a_later_symlink() {
+    if !is_root() {
+        eprintln!("skipped: needs root to create a socket under /run");
+        return;
+    }
+    let run = run_dir().join("later");
+    std::fs::create_dir_all(&run).unwrap();
+    let target = run.join("real.sock");
+    let later = run.join("later.sock");
+    let _ = std::fs::remove_file(&later);
+    let _l = host_listener(&target);
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "guard_defaults = false\n[profiles.s.filesystem]\nunix_sockets = [{:?}]\n",
+            later.display().to_string()
+        )),
+        ..Opts::default()
+    });
+    // Missing: the profile runs, without it.
+    let r = d.nanobot(&["--profile", "s"], &client(&later));
+    assert!(stderr(&r).contains("FileNotFoundError"), "{}", stderr(&r));
+    std::os::unix::fs::symlink(&target, &later).unwrap();
+    // Positive control: through the link, the host socket answers.
+    let ctl = d.unsandboxed(Path::new("/bin/sh"), &["-c", &client(&later)]);
+    assert_eq!(stdout(&ctl), "HOSTSOCKET\n", "{}", stderr(&ctl));
+    let r = d.nanobot(&["--profile", "s", "--json"], &client(&later));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["refused"], true, "{v}");
+    assert_eq!(v["refused_layer"], "mounts", "{v}");
+    assert!(!v["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("HOSTSOCKET"));
+    let _ = std::fs::remove_dir_all(run.parent().unwrap());
+}
+
+/// `sandboxd check` judges where a profile's names lead, not only how they are written.
+#[test]
+fn check_refuses_paths_that_lead_to_the_hosts_root_proc_or_dev() {
+    let base = PathBuf::from(format!("/var/tmp/nanobot-e2e-links-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    std::os::unix::fs::symlink("/proc", base.join("proclink")).unwrap();
+    std::os::unix::fs::symlink("/", base.join("rootlink")).unwrap();
+    let cfg = base.join("sandboxd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.a.filesystem]\nread_write = [{p:?}]\n\
+             [profiles.b.filesystem]\nread_only = [{r:?}]\n\
+             [profiles.c.filesystem]\nread_write = [\"/dev\"]\n",
+            p = base.join("proclink").display().to_string(),
+            r = base.join("rootlink").display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(bin("sandboxd"))
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    for want in [
+        "profiles.a.filesystem.read_write: ",
+        "is inside /proc",
+        "profiles.b.filesystem.read_only: ",
+        "would show the host's whole root",
+        "profiles.c.filesystem.read_write: /dev is inside /dev",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The init's command line (readable inside) carries no policy: the launcher gets its warm shape
+/// through the environment, which the sandbox cannot read.
+#[test]
+fn the_sandboxs_pid_1_shows_no_policy() {
+    let d = Daemon::start();
+    let r = d.nanobot(
+        &[],
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/environ",
+    );
+    let out = stdout(&r);
+    assert!(out.starts_with("sandboxd-launcher __launcher "), "{out}");
+    assert!(
+        !out.contains("workspace_roots") && !out.contains('{'),
+        "{out}"
+    );
+    assert!(stderr(&r).contains("Permission denied"), "{}", stderr(&r));
+}

@@ -75,6 +75,9 @@ pub enum MountOp {
         devices: bool,
         /// A missing source is skipped instead of refusing the sandbox.
         optional: bool,
+        /// The source must be a named AF_UNIX socket (`filesystem.unix_sockets`).
+        #[serde(default)]
+        socket: bool,
         from: String,
     },
     Symlink {
@@ -214,14 +217,11 @@ impl MountPlanError {
     }
 }
 
-/// Paths a profile may not name: the sandbox's own /proc and the root itself.
+/// Paths a profile may not name, nor reach through a symlink: the sandbox's own /proc and /dev
+/// (the host's would bring every process, device and terminal of the host with them).
 pub fn reserved(path: &Path) -> Option<&'static str> {
     let p = normalize(path);
-    if p.starts_with("/proc") {
-        Some("/proc")
-    } else {
-        None
-    }
+    ["/proc", "/dev"].into_iter().find(|r| p.starts_with(r))
 }
 
 struct Named {
@@ -266,6 +266,7 @@ pub fn plan(
             writable: true,
             devices: true,
             optional: true,
+            socket: false,
             from: "the sandbox's own /dev".into(),
         });
     }
@@ -359,6 +360,20 @@ pub fn plan(
                 path: n.path.clone(),
             });
         };
+        // What a name leads to is what gets bound: check that too (a symlink to / or /proc).
+        if real == Path::new("/") {
+            return Err(MountPlanError::WholeRoot {
+                key: n.key,
+                path: n.path.clone(),
+            });
+        }
+        if let Some(inside) = reserved(&real) {
+            return Err(MountPlanError::Reserved {
+                key: n.key,
+                path: n.path.clone(),
+                inside,
+            });
+        }
         let kind = probe(&real);
         if n.socket && kind != HostKind::Socket {
             return Err(MountPlanError::NotSocket {
@@ -394,9 +409,10 @@ pub fn plan(
             path: real.clone(),
             dir: kind == HostKind::Dir,
             writable: n.writable && !n.socket,
-            devices: real.starts_with("/dev"),
+            devices: false,
             // A socket that went away is simply not there (nothing more is reachable).
             optional: n.socket,
+            socket: n.socket,
             from: n.key.into(),
         });
     }
@@ -630,6 +646,7 @@ mod tests {
             writable: false,
             devices: false,
             optional: true,
+            socket: true,
             from: "filesystem.unix_sockets".into(),
         }));
         assert!(p.covering(Path::new("/run/user/other.sock")).is_none());
@@ -675,6 +692,25 @@ mod tests {
         assert!(matches!(
             plan(&with("/nonexistent"), 1, &probe_of(&h)),
             Err(MountPlanError::Missing { .. })
+        ));
+        // Through a symlink too, and the host's /dev.
+        let mut l = h.clone();
+        l.insert("/opt/proclink".into(), HostKind::Symlink("/proc".into()));
+        l.insert("/opt/rootlink".into(), HostKind::Symlink("../..".into()));
+        assert!(matches!(
+            plan(&with("/opt/proclink"), 1, &probe_of(&l)),
+            Err(MountPlanError::Reserved {
+                inside: "/proc",
+                ..
+            })
+        ));
+        assert!(matches!(
+            plan(&with("/opt/rootlink"), 1, &probe_of(&l)),
+            Err(MountPlanError::WholeRoot { .. })
+        ));
+        assert!(matches!(
+            plan(&with("/dev"), 1, &probe_of(&l)),
+            Err(MountPlanError::Reserved { inside: "/dev", .. })
         ));
         // read_exec entries are optional (/lib32 on most hosts).
         let fs = FsPolicy {
