@@ -83,15 +83,91 @@ pub struct Sandbox<'a> {
     pub user: Option<(u32, u32)>,
 }
 
-/// The canonical host path of `p`, also when its last component does not exist yet.
-fn canon_new(p: &Path) -> PathBuf {
-    if let Ok(c) = std::fs::canonicalize(p) {
-        return c;
+/// The path the sandbox itself resolves `p` to: the plan's own symlinks (`/bin`, `/dev/ptmx`,
+/// `/dev/fd`, ...) and, inside binds, the host's; its own `/proc` is not followed (`/proc/self`
+/// is the command, not this process). A last component that does not exist stays as written.
+fn sandbox_canon(mounts: &MountPlan, p: &Path) -> PathBuf {
+    sandbox_canon_at(mounts, p, 0)
+}
+
+fn sandbox_canon_at(mounts: &MountPlan, p: &Path, depth: u32) -> PathBuf {
+    use crate::confine::mounts::{host_probe, normalize, resolve, HostKind};
+    let probe = |q: &Path| -> HostKind {
+        let link = mounts.ops.iter().find_map(|o| match o {
+            MountOp::Symlink { path, target, .. } if path == q => Some(target.clone()),
+            _ => None,
+        });
+        if let Some(t) = link {
+            return HostKind::Symlink(t);
+        }
+        match mounts.covering(q) {
+            Some(MountOp::Bind { .. }) | Some(MountOp::Workspace { .. }) => host_probe(q),
+            Some(_) => HostKind::Dir,
+            None if q == Path::new("/") || mounts.is_mount_parent(q) => HostKind::Dir,
+            None => HostKind::Missing,
+        }
+    };
+    let p = normalize(p);
+    if let Some(r) = resolve(&p, &probe) {
+        return r;
     }
-    match (p.parent(), p.file_name()) {
-        (Some(d), Some(n)) => canon(d).join(n),
-        _ => p.to_path_buf(),
+    let Some(parent) = p.parent().and_then(|d| resolve(d, &probe)) else {
+        return p;
+    };
+    match (probe(&p), p.file_name()) {
+        // A dangling link: what it points to (absent, most likely) is the answer.
+        (HostKind::Symlink(t), _) if depth < 8 => {
+            sandbox_canon_at(mounts, &parent.join(t), depth + 1)
+        }
+        (_, Some(n)) => parent.join(n),
+        _ => p,
     }
+}
+
+/// Answers the sandbox's own /proc gives whatever Landlock says: the command's own open files,
+/// and the other processes' private entries (closed by the kernel's ptrace rules).
+fn proc_answer(target: &Path, want: Want) -> Option<Decision> {
+    let rel = target.strip_prefix("/proc").ok()?;
+    let mut c = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let who = c.next()?;
+    let what = c.next().unwrap_or_default();
+    if who == "self" || who == "thread-self" {
+        if what == "fd" && c.next().is_some() {
+            return Some(Decision {
+                allowed: want != Want::Exec,
+                reason: "the command's own open file (stdin /dev/null, stdout and stderr pipes to sandboxd): usable as opened".into(),
+            });
+        }
+        return None;
+    }
+    let private = [
+        "environ",
+        "fd",
+        "fdinfo",
+        "maps",
+        "smaps",
+        "mem",
+        "root",
+        "cwd",
+        "exe",
+        "auxv",
+        "stack",
+        "syscall",
+        "pagemap",
+        "map_files",
+        "io",
+        "personality",
+    ];
+    (who.chars().all(|ch| ch.is_ascii_digit()) && private.contains(&what.as_str())).then(|| {
+        Decision {
+            allowed: false,
+            reason: format!(
+                "denied by the kernel's ptrace rules: /proc/{who}/{what} of another process (the sandbox's init, pid 1, is not dumpable)"
+            ),
+        }
+    })
 }
 
 /// What the sandbox's root has at a path, from the mount plan.
@@ -174,7 +250,10 @@ pub fn path(sb: &Sandbox, path: &Path, want: Want) -> Decision {
     let mounts = sb
         .mounts
         .with_workspace(&ws, p.filesystem.workspace_writable);
-    let target = canon_new(path);
+    let target = sandbox_canon(&mounts, path);
+    if let Some(d) = proc_answer(&target, want) {
+        return d;
+    }
     let Some(seen) = seen(&mounts, &target) else {
         return Decision {
             allowed: false,
@@ -283,7 +362,7 @@ pub fn unix_socket(sb: &Sandbox, path: &Path) -> Decision {
     let mounts = sb
         .mounts
         .with_workspace(&ws, sb.profile.filesystem.workspace_writable);
-    let target = canon_new(path);
+    let target = sandbox_canon(&mounts, path);
     let Some(seen) = seen(&mounts, &target) else {
         return Decision {
             allowed: false,

@@ -695,6 +695,7 @@ mod tests {
         ));
         // Through a symlink too, and the host's /dev.
         let mut l = h.clone();
+        l.insert("/proc".into(), HostKind::Dir);
         l.insert("/opt/proclink".into(), HostKind::Symlink("/proc".into()));
         l.insert("/opt/rootlink".into(), HostKind::Symlink("../..".into()));
         assert!(matches!(
