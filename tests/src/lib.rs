@@ -229,7 +229,12 @@ impl Daemon {
             notify,
         };
         let t0 = Instant::now();
-        while !d.socket.exists() || std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+        // The socket is bound before the daemon drops root and starts serving: wait for both,
+        // so a test that signals the daemon meets its handlers, not the default action.
+        while !d.socket.exists()
+            || std::os::unix::net::UnixStream::connect(&d.socket).is_err()
+            || !d.log_text().contains("sandboxd serving")
+        {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "sandboxd did not start: {}",
