@@ -54,12 +54,15 @@ pub const FDS_PER_EXEC: usize = 4;
 pub struct Launcher {
     sock: Mutex<OwnedFd>,
     pub pid: libc::pid_t,
+    /// The mount plan the launcher's sandboxes were prepared with: a spec with the same plan
+    /// says so instead of carrying it (`SandboxSpec::mounts_warm`).
+    pub warm_mounts: crate::confine::mounts::MountPlan,
 }
 
 impl Launcher {
     /// Fork the launcher. Must be called while the process is still single-threaded.
-    pub fn start(warm: &WarmShape) -> io::Result<Launcher> {
-        let warm = serde_json::to_string(warm).map_err(io::Error::other)?;
+    pub fn start(shape: &WarmShape) -> io::Result<Launcher> {
+        let warm = serde_json::to_string(shape).map_err(io::Error::other)?;
         let warm =
             std::ffi::CString::new(format!("{WARM_ENV}={warm}")).map_err(io::Error::other)?;
         let (ours, theirs) = seqpacket_pair()?;
@@ -102,6 +105,7 @@ impl Launcher {
                 Ok(Launcher {
                     sock: Mutex::new(ours),
                     pid,
+                    warm_mounts: shape.mounts.clone(),
                 })
             }
         }
@@ -296,14 +300,17 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
             continue;
         };
         match clone_init(sock_fd, None) {
-            Ok(0) => sandbox::init_main(sandbox::Handover {
-                status,
-                stdout,
-                stderr,
-                workspace,
-                uid,
-                gid,
-            }),
+            Ok(0) => sandbox::init_main(
+                sandbox::Handover {
+                    status,
+                    stdout,
+                    stderr,
+                    workspace,
+                    uid,
+                    gid,
+                },
+                shape.as_ref(),
+            ),
             Ok(_) => {}
             Err(errno) => {
                 let report = Report::Failed {

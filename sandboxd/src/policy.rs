@@ -127,6 +127,10 @@ pub struct SandboxSpec {
     /// bound over it last.
     #[serde(default)]
     pub mounts: MountPlan,
+    /// The root is the one the launcher prepares its sandboxes with (`WarmShape::mounts`), which
+    /// `mounts` then leaves out: most requests need no plan parsed on their way.
+    #[serde(default)]
+    pub mounts_warm: bool,
 }
 
 /// Where the private temporary directories live inside the sandbox.

@@ -29,8 +29,11 @@ pub struct Handover {
 }
 
 /// A cold start: the launcher cloned us for a request already in hand.
-pub fn init_main(h: Handover) -> ! {
-    let prepared = prepare(h.uid, h.gid, None);
+pub fn init_main(h: Handover, shape: Option<&WarmShape>) -> ! {
+    let prepared = prepare(h.uid, h.gid, None).map(|mut p| {
+        p.warm_plan = shape.map(|s| s.mounts.clone());
+        p
+    });
     finish(h.status, h.stdout, h.stderr, h.workspace, prepared)
 }
 
@@ -112,6 +115,8 @@ struct Prepared {
     stage: rootfs::Stage,
     /// The plan of the root already built (a warm sandbox), if any.
     mounts: Option<MountPlan>,
+    /// The launcher's warm plan, which a spec with `mounts_warm` means.
+    warm_plan: Option<MountPlan>,
     /// The Landlock ruleset of the warm shape, without the workspace rule.
     landlock: Option<(WarmShape, landlock::ABI, landlock::RulesetCreated)>,
 }
@@ -157,6 +162,7 @@ fn prepare(
         host_pid,
         stage: rootfs::Stage::open()?,
         mounts: None,
+        warm_plan: shape.map(|s| s.mounts.clone()),
         landlock: None,
     };
     if let Some(shape) = shape.filter(|s| !s.mounts.ops.is_empty()) {
@@ -258,8 +264,18 @@ fn init(
     mut prepared: Prepared,
 ) -> Result<Report, StepError> {
     let host_pid = prepared.host_pid;
-    let spec: SandboxSpec =
+    let mut spec: SandboxSpec =
         wire::read_frame(status).map_err(|e| StepError::io("launcher", "read sandbox spec", e))?;
+    if spec.mounts_warm {
+        spec.mounts = prepared.warm_plan.take().ok_or_else(|| {
+            StepError::new(
+                "launcher",
+                "read sandbox spec",
+                libc::EINVAL,
+                "the spec names the launcher's warm mount plan, which this sandbox was not given",
+            )
+        })?;
+    }
     let started = Instant::now();
     if spec.network == crate::policy::Network::Private {
         private_network()?;
@@ -275,9 +291,6 @@ fn init(
             stage.build(&spec.mounts)?;
         }
     }
-    let ws_plan = spec
-        .mounts
-        .with_workspace(&spec.workspace, spec.fs.workspace_writable);
     let workspace = stage
         .bind_workspace(&spec.workspace, &workspace, spec.fs.workspace_writable)?
         .ok_or_else(|| StepError::new(
@@ -286,7 +299,7 @@ fn init(
             libc::EACCES,
             format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
         ))?;
-    stage.seal(&ws_plan)?;
+    stage.seal(&spec.mounts)?;
     // Rules are opened inside the new root before entering it (RESOLVE_IN_ROOT), so they name
     // exactly what the command will see.
     let new_root = stage.root_fd()?;

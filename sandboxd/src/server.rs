@@ -387,6 +387,7 @@ pub fn build_spec(
     }
     let spec = SandboxSpec {
         mounts,
+        mounts_warm: false,
         workspace,
         cwd,
         argv,
@@ -457,8 +458,12 @@ impl Sandbox for Service {
             }
             None => return Err(Status::internal(format!("no mount plan for {pname:?}"))),
         };
-        let (spec, output_cap) =
+        let (mut spec, output_cap) =
             build_spec(&live.cfg, profile, &req, workspace.clone(), cwd, mounts)?;
+        if spec.mounts == state.launcher.warm_mounts {
+            spec.mounts = MountPlan::default();
+            spec.mounts_warm = true;
+        }
         let guard = live
             .guards
             .get(&pname)
