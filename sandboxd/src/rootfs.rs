@@ -37,6 +37,7 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
 /// `p` (absolute, as the sandbox sees it) under `root`.
 pub fn under(root: &str, p: &Path) -> PathBuf {
@@ -154,29 +155,103 @@ fn clone_tree(dirfd: RawFd, path: &Path, recursive: bool) -> Result<OwnedFd, i32
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Give a detached tree its flags (recursively) and attach it at `dst`.
-fn attach(tree: &OwnedFd, dst: &Path, set: u64) -> Result<(), StepError> {
+/// The mount point for `path` (absolute, as the sandbox sees it) beneath the root `root_fd`:
+/// made where missing (a directory, or an empty file when `dir` is false), every component reached
+/// with openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS. Earlier binds put host content in the root
+/// being built; a path that leads through a symlink there is refused, never followed (a profile
+/// that can write one of its directories must not be able to move another bind elsewhere).
+fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
+    let step = format!("mount point {}", path.display());
+    let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    let names: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut cur = open_beneath_with(root_fd, Path::new("."), libc::O_PATH, resolve)
+        .map_err(|e| StepError::io("mounts", step.clone(), io::Error::from_raw_os_error(e)))?;
+    for (i, name) in names.iter().enumerate() {
+        let want_dir = dir || i + 1 < names.len();
+        let flags = libc::O_PATH | if want_dir { libc::O_DIRECTORY } else { 0 };
+        let mut made = false;
+        cur = loop {
+            match open_beneath_with(&cur, Path::new(name), flags, resolve) {
+                Ok(fd) => break fd,
+                Err(libc::ENOENT) if !made => {
+                    made = true;
+                    let c = cstr(Path::new(name), &step)?;
+                    // SAFETY: mkdirat/openat with a valid dirfd and C string; the file fd is
+                    // closed at once.
+                    let r = unsafe {
+                        if want_dir {
+                            libc::mkdirat(cur.as_raw_fd(), c.as_ptr(), 0o755)
+                        } else {
+                            let fd = libc::openat(
+                                cur.as_raw_fd(),
+                                c.as_ptr(),
+                                libc::O_CREAT
+                                    | libc::O_EXCL
+                                    | libc::O_WRONLY
+                                    | libc::O_NOFOLLOW
+                                    | libc::O_CLOEXEC,
+                                0o644,
+                            );
+                            if fd >= 0 {
+                                libc::close(fd);
+                            }
+                            fd
+                        }
+                    };
+                    let e = io::Error::last_os_error().raw_os_error();
+                    if r < 0 && e != Some(libc::EEXIST) {
+                        return Err(StepError::os("mounts", step));
+                    }
+                }
+                Err(e @ (libc::ELOOP | libc::EXDEV)) => {
+                    return Err(StepError::new(
+                        "mounts",
+                        step,
+                        e,
+                        format!(
+                            "{} is reached through a symlink inside the sandbox's root being built; refused",
+                            path.display()
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    return Err(StepError::io("mounts", step, io::Error::from_raw_os_error(e)))
+                }
+            }
+        };
+    }
+    Ok(cur)
+}
+
+/// Give a detached tree its flags (recursively) and attach it onto the mount point `target` (an
+/// fd: nothing is looked up again between making the mount point and mounting on it).
+fn attach_at(tree: &OwnedFd, target: &OwnedFd, what: &Path, set: u64) -> Result<(), StepError> {
     if set != 0 {
         setattr_at(
             tree.as_raw_fd(),
             Path::new(""),
             libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
             set,
-            &format!("mount_setattr for {}", dst.display()),
+            &format!("mount_setattr for {}", what.display()),
         )?;
     }
-    let step = format!("move_mount onto {}", dst.display());
-    let (empty, to) = (cstr(Path::new(""), &step)?, cstr(dst, &step)?);
-    // SAFETY: move_mount with a valid source fd, an empty source path, AT_FDCWD and a valid target
-    // C string.
+    let step = format!("move_mount onto {}", what.display());
+    let empty = cstr(Path::new(""), &step)?;
+    // SAFETY: move_mount between two valid fds with empty paths.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),
             empty.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     check(r as i32, "mounts", &step)
@@ -416,6 +491,8 @@ impl Stage {
     fn build_once(&self, plan: &MountPlan) -> Result<(), StepError> {
         let root = self.root;
         let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        // The root being built, once its tmpfs is there (the first operation).
+        let mut root_fd: Option<OwnedFd> = None;
         for op in &plan.ops {
             match op {
                 MountOp::Tmpfs {
@@ -501,8 +578,18 @@ impl Stage {
                             format!("{} does not exist on the host", source.display()),
                         ));
                     };
-                    let dst = under(root, path);
-                    make_mount_point(&dst, *dir)?;
+                    if root_fd.is_none() {
+                        root_fd = Some(open_dir(root)?);
+                    }
+                    let Some(rfd) = root_fd.as_ref() else {
+                        return Err(StepError::new(
+                            "mounts",
+                            "open root",
+                            libc::EBADF,
+                            "no root",
+                        ));
+                    };
+                    let target = mount_point(rfd, path, *dir)?;
                     // Device nodes keep the host's own mount flags (a device cannot be executed
                     // and has no set-id bits to honour); everything else is nosuid, nodev.
                     let mut set = 0;
@@ -512,7 +599,7 @@ impl Stage {
                     if !*writable {
                         set |= MOUNT_ATTR_RDONLY;
                     }
-                    attach(&tree, &dst, set)?;
+                    attach_at(&tree, &target, path, set)?;
                 }
                 // Per request.
                 MountOp::Workspace { .. } => {}
@@ -524,8 +611,11 @@ impl Stage {
     /// Empty directories in the root, ahead of time (best effort: e.g. the workspace roots, so a
     /// request creates only its workspace's own components).
     pub fn make_dirs(&self, dirs: &[PathBuf]) {
+        let Ok(root) = self.root_fd() else {
+            return;
+        };
         for d in dirs {
-            let _ = std::fs::create_dir_all(under(self.root, d));
+            let _ = mount_point(&root, d, true);
         }
     }
 
@@ -592,14 +682,14 @@ impl Stage {
                 io::Error::from_raw_os_error(e),
             )
         })?;
-        let dst = under(self.root, path);
-        mkdir_p(&dst)?;
+        let root = self.root_fd()?;
+        let target = mount_point(&root, path, true)?;
         let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         if !writable {
             set |= MOUNT_ATTR_RDONLY;
         }
-        attach(&tree, &dst, set)?;
-        let bound = open_in_root(&self.root_fd()?, path, true).map_err(|e| changed(path, e))?;
+        attach_at(&tree, &target, path, set)?;
+        let bound = open_in_root(&root, path, true).map_err(|e| changed(path, e))?;
         if !same_inode(&bound, daemon_fd) {
             return Err(changed(path, libc::ESTALE));
         }
@@ -637,28 +727,6 @@ impl Stage {
     }
 }
 
-fn make_mount_point(dst: &Path, dir: bool) -> Result<(), StepError> {
-    if dir {
-        return mkdir_p(dst);
-    }
-    let create = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dst)
-            .map(drop)
-    };
-    // Parents only when missing (the device nodes' /dev exists already).
-    let made = create().or_else(|e| match (e.kind(), dst.parent()) {
-        (io::ErrorKind::NotFound, Some(parent)) => {
-            std::fs::create_dir_all(parent).and_then(|_| create())
-        }
-        _ => Err(e),
-    });
-    made.map_err(|e| StepError::io("mounts", format!("create mount point {}", dst.display()), e))
-}
-
 fn changed(path: &Path, errno: i32) -> StepError {
     StepError::new(
         "mounts",
@@ -675,6 +743,35 @@ fn changed(path: &Path, errno: i32) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_made_without_following_symlinks() {
+        let base = std::env::temp_dir().join(format!("sandboxd-mp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("root/x/sub")).unwrap();
+        std::fs::create_dir_all(base.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(base.join("elsewhere"), base.join("root/x/lnk")).unwrap();
+        std::os::unix::fs::symlink("sub", base.join("root/x/rel")).unwrap();
+        let root: OwnedFd = std::fs::File::open(base.join("root")).unwrap().into();
+        // Made where missing, directories and files.
+        assert!(mount_point(&root, Path::new("/x/sub/bin"), true).is_ok());
+        assert!(base.join("root/x/sub/bin").is_dir());
+        assert!(mount_point(&root, Path::new("/x/sub/dev/null"), false).is_ok());
+        assert!(base.join("root/x/sub/dev/null").is_file());
+        // Through a symlink, absolute or relative, in the middle or at the end: refused, and
+        // nothing made on the other side.
+        for p in ["/x/lnk/bin", "/x/rel/bin2", "/x/lnk"] {
+            let e = mount_point(&root, Path::new(p), true).unwrap_err();
+            assert_eq!(e.errno, libc::ELOOP, "{p}: {e:?}");
+            assert!(e.message.contains("symlink"), "{p}: {e:?}");
+        }
+        assert!(std::fs::read_dir(base.join("elsewhere"))
+            .unwrap()
+            .next()
+            .is_none());
+        assert!(!base.join("root/x/sub/bin2").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn paths_go_under_their_root() {

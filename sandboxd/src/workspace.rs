@@ -87,6 +87,93 @@ pub fn open_beneath_with(
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Open `path` (absolute, as the sandbox will see it) beneath `root`, the sandbox's root being
+/// built, for a Landlock rule. Symlinks are followed only where they sit on the root's own
+/// filesystem (the links the mount plan made: `/bin -> usr/bin`, `/dev/ptmx`); one met inside a
+/// bind of host content is refused (ELOOP), since whoever can write there could point the rule
+/// elsewhere. Errors are the raw errno.
+pub fn open_rule_path(root: &OwnedFd, path: &Path) -> Result<OwnedFd, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let dev_of = |f: &OwnedFd| -> Result<u64, i32> {
+        // SAFETY: zeroed stat is valid; fstat writes into it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and pointer.
+        if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        Ok(st.st_dev)
+    };
+    let root_dev = dev_of(root)?;
+    let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    let here = |f: &OwnedFd| open_beneath_with(f, Path::new("."), libc::O_PATH, resolve);
+    // The directories walked so far (for ".."), the root first.
+    let mut stack: Vec<OwnedFd> = vec![here(root)?];
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_os_string()),
+            std::path::Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        let Some(cur) = stack.last() else {
+            return Err(libc::ENOENT);
+        };
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        if name == "." {
+            continue;
+        }
+        match open_beneath_with(cur, Path::new(&name), libc::O_PATH, resolve) {
+            Ok(fd) => stack.push(fd),
+            Err(libc::ELOOP) => {
+                links += 1;
+                if links > 40 || dev_of(cur)? != root_dev {
+                    return Err(libc::ELOOP);
+                }
+                let c = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
+                let mut buf = vec![0u8; 4096];
+                // SAFETY: readlinkat into our buffer, with its length.
+                let n = unsafe {
+                    libc::readlinkat(
+                        cur.as_raw_fd(),
+                        c.as_ptr(),
+                        buf.as_mut_ptr() as *mut libc::c_char,
+                        buf.len(),
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO));
+                }
+                buf.truncate(n as usize);
+                let target = PathBuf::from(std::ffi::OsStr::from_bytes(&buf));
+                if target.is_absolute() {
+                    stack.truncate(1);
+                }
+                for c in target.components().rev() {
+                    match c {
+                        std::path::Component::Normal(n) => todo.push_front(n.to_os_string()),
+                        std::path::Component::ParentDir => todo.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    stack.pop().ok_or(libc::ENOENT)
+}
+
 /// The path the kernel sees for an fd (for HOME and messages).
 pub fn fd_path(fd: &OwnedFd) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
@@ -196,6 +283,40 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d.canonicalize().unwrap()
+    }
+
+    #[test]
+    fn rule_paths_follow_the_roots_own_links_within_it() {
+        let base = tmp("rules");
+        std::fs::create_dir_all(base.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(base.join("dev/pts")).unwrap();
+        symlink("usr/bin", base.join("bin")).unwrap();
+        symlink("/usr/bin", base.join("abs")).unwrap();
+        symlink("pts/../pts", base.join("dev/ptmx")).unwrap();
+        symlink("../../../../..", base.join("up")).unwrap();
+        let root: OwnedFd = std::fs::File::open(&base).unwrap().into();
+        let ino = |f: &OwnedFd| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(fd_path(f).unwrap()).unwrap().ino()
+        };
+        let want = std::fs::metadata(base.join("usr/bin")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        for p in ["/bin", "/abs", "/usr/bin", "/bin/../bin"] {
+            assert_eq!(
+                ino(&open_rule_path(&root, Path::new(p)).unwrap()),
+                want.ino(),
+                "{p}"
+            );
+        }
+        assert!(open_rule_path(&root, Path::new("/dev/ptmx")).is_ok());
+        // ".." and links never climb out of the root.
+        let up = open_rule_path(&root, Path::new("/up")).unwrap();
+        assert_eq!(fd_path(&up).unwrap(), base);
+        assert_eq!(
+            open_rule_path(&root, Path::new("/missing")).unwrap_err(),
+            libc::ENOENT
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

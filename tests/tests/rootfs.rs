@@ -366,3 +366,68 @@ fn the_sandboxs_pid_1_shows_no_policy() {
     );
     assert!(stderr(&r).contains("Permission denied"), "{}", stderr(&r));
 }
+
+/// Profile w may write a directory that profile v binds read-only, with a read-write bind of a
+/// subdirectory in it. While v's root is built, w swaps that subdirectory's parent with a symlink
+/// to /usr, over and over: v's read-write bind must never land on /usr/bin (or anywhere else).
+/// Every v sandbox either runs as planned or is refused (mount layer or Landlock).
+#[test]
+fn a_symlink_raced_into_a_bind_target_is_refused() {
+    let (uid, gid) = test_ids();
+    let x = PathBuf::from(format!("/var/tmp/nanobot-e2e-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&x);
+    std::fs::create_dir_all(x.join("sub/bin")).unwrap();
+    // From x/sub/bin's point of view the link leads to /usr.
+    let ups = "../".repeat(x.components().count() - 1);
+    std::os::unix::fs::symlink(format!("{ups}usr"), x.join("lnk")).unwrap();
+    for p in [x.clone(), x.join("sub"), x.join("sub/bin"), x.join("lnk")] {
+        let _ = std::os::unix::fs::lchown(&p, Some(uid), Some(gid));
+    }
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "guard_defaults = false\n\
+             [profiles.w.filesystem]\nread_write = [{x:?}]\n\
+             [profiles.v.filesystem]\nread_only = [{x:?}]\nread_write = [{b:?}]\n",
+            x = x.display().to_string(),
+            b = x.join("sub/bin").display().to_string()
+        )),
+        ..Opts::default()
+    });
+    // Positive control: v runs as planned while nothing races.
+    let r = d.nanobot(&["--profile", "v"], "ls /usr/bin/true && echo ok");
+    assert_eq!(stdout(&r), "/usr/bin/true\nok\n", "{}", stderr(&r));
+    // w exchanges sub and lnk (renameat2 RENAME_EXCHANGE) for a few seconds.
+    let racer = format!(
+        "{PY} -c \"\nimport ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\nd = os.open('{x}', os.O_RDONLY)\nt = time.time() + 6\nwhile time.time() < t:\n    libc.syscall(316, d, b'sub', d, b'lnk', 2)\n\"",
+        x = x.display()
+    );
+    let mut race = d.nanobot_cmd(&["--profile", "w"], &racer);
+    let mut race = race.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let (mut ran, mut refused) = (0, 0);
+    while t0.elapsed() < std::time::Duration::from_secs(5) {
+        let r = d.nanobot(&["--profile", "v", "--json"], "ls /usr/bin/true && echo ok");
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        if v["refused"] == true {
+            // The mount layer (a bind target reached through a symlink) or Landlock (a rule's
+            // path reached through one): refused either way, nothing ran.
+            let layer = v["refused_layer"].as_str().unwrap_or_default();
+            assert!(layer == "mounts" || layer == "landlock", "{v}");
+            assert!(
+                v["refused_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("symlink") || r.contains("os error")),
+                "{v}"
+            );
+            refused += 1;
+        } else {
+            assert_eq!(v["stdout"], "/usr/bin/true\nok\n", "{v}");
+            ran += 1;
+        }
+    }
+    let _ = race.wait();
+    eprintln!("{ran} ran as planned, {refused} refused");
+    assert!(ran + refused > 20);
+    // Put it back so the directory can be removed.
+    let _ = std::fs::remove_dir_all(&x);
+}

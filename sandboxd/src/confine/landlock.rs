@@ -4,7 +4,7 @@
 use crate::policy::{
     FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, DEV_TERMINALS, SANDBOX_SHM, SANDBOX_TMP,
 };
-use crate::workspace::{open_beneath_with, RESOLVE_IN_ROOT};
+use crate::workspace::{open_beneath_with, open_rule_path};
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
@@ -267,7 +267,7 @@ pub fn create(plan: &Plan, root: Option<&OwnedFd>) -> Result<RulesetCreated, Lan
     for rule in &plan.rules {
         if let Target::Path(p) = &rule.target {
             let fd = match root {
-                Some(r) => open_beneath_with(r, p, libc::O_PATH, RESOLVE_IN_ROOT),
+                Some(r) => open_rule_path(r, p),
                 None => open_beneath_with(&cwd_root()?, p, libc::O_PATH, 0),
             };
             match fd {
