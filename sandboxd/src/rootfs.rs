@@ -1,16 +1,18 @@
 //! Executing a mount plan (`confine::mounts`) inside the sandbox init's fresh mount namespace.
 //!
-//! The init first pivots into a small staging tmpfs (`Stage::open`), with the host's root kept
-//! beneath it at `OLD_ROOT`, and builds the sandbox's root at `NEW_ROOT` (`Stage::build`). Every
-//! bind is a clone of a subtree of the host's mount tree (open_tree OPEN_TREE_CLONE), given its
-//! flags while still detached (mount_setattr) and then attached (move_mount).
+//! Every bind is a clone of a subtree of the host's mount tree (open_tree OPEN_TREE_CLONE),
+//! opened without following any symlink and checked for its kind, given its flags while still
+//! detached (mount_setattr) and attached by fd onto a mount point that was itself reached without
+//! following symlinks (move_mount): nothing is looked up twice.
 //!
 //! Where the kernel can clone from a detached tree (Linux 6.15+), the host's tree is first cloned
-//! whole into one detached tree held by an fd, and a pre-warmed init enters its root and lets go
-//! of the host's tree before any request (`Stage::settle`): a request then only clones and
-//! attaches its workspace and seals the root. On older kernels the host's tree stays attached
-//! until the request, which pivots and detaches it (`Stage::enter`). Either way, what the command
-//! sees is exactly the plan, and nothing of the host's tree is left in its mount namespace.
+//! whole into one detached tree held by an fd, the root is built over `/tmp` of the init's copy of
+//! the host's namespace, and a pre-warmed init enters it and lets go of the host's tree before
+//! any request (`Stage::settle`): a request then only clones and attaches its workspace and seals
+//! the root. On older kernels (found out at the first bind) the init pivots into a staging tmpfs
+//! with the host's root at `OLD_ROOT`, builds at `NEW_ROOT`, and the request pivots and detaches
+//! (`Stage::enter`). Either way, what the command sees is exactly the plan, and nothing of the
+//! host's tree is left in its mount namespace.
 
 use crate::confine::mounts::{MountOp, MountPlan};
 use crate::step::{check, StepError};
@@ -20,8 +22,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-/// Where the staging tmpfs is mounted in the copied namespace before the first pivot (it hides
-/// nothing afterwards: the pivot moves it away).
+/// Where the root is built in the copied namespace (directly, or as the staging tmpfs on older
+/// kernels); it hides nothing a bind needs: sources come from the clone or from `OLD_ROOT`.
 const BASE: &str = "/tmp";
 /// The host's root, inside the staging tmpfs, until it is let go of.
 pub const OLD_ROOT: &str = "/oldroot";
