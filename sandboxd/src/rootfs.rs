@@ -163,72 +163,73 @@ fn clone_tree(dirfd: RawFd, path: &Path, recursive: bool) -> Result<OwnedFd, i32
 /// being built; a path that leads through a symlink there is refused, never followed (a profile
 /// that can write one of its directories must not be able to move another bind elsewhere).
 fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, StepError> {
-    let step = format!("mount point {}", path.display());
+    let step = || format!("mount point {}", path.display());
     let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-    let names: Vec<&std::ffi::OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect();
-    let mut cur = open_beneath_with(root_fd, Path::new("."), libc::O_PATH, resolve)
-        .map_err(|e| StepError::io("mounts", step.clone(), io::Error::from_raw_os_error(e)))?;
-    for (i, name) in names.iter().enumerate() {
-        let want_dir = dir || i + 1 < names.len();
-        let flags = libc::O_PATH | if want_dir { libc::O_DIRECTORY } else { 0 };
-        let mut made = false;
-        cur = loop {
-            match open_beneath_with(&cur, Path::new(name), flags, resolve) {
-                Ok(fd) => break fd,
-                Err(libc::ENOENT) if !made => {
-                    made = true;
-                    let c = cstr(Path::new(name), &step)?;
-                    // SAFETY: mkdirat/openat with a valid dirfd and C string; the file fd is
-                    // closed at once.
-                    let r = unsafe {
-                        if want_dir {
-                            libc::mkdirat(cur.as_raw_fd(), c.as_ptr(), 0o755)
-                        } else {
-                            let fd = libc::openat(
-                                cur.as_raw_fd(),
-                                c.as_ptr(),
-                                libc::O_CREAT
-                                    | libc::O_EXCL
-                                    | libc::O_WRONLY
-                                    | libc::O_NOFOLLOW
-                                    | libc::O_CLOEXEC,
-                                0o644,
-                            );
-                            if fd >= 0 {
-                                libc::close(fd);
-                            }
-                            fd
-                        }
-                    };
-                    let e = io::Error::last_os_error().raw_os_error();
-                    if r < 0 && e != Some(libc::EEXIST) {
-                        return Err(StepError::os("mounts", step));
-                    }
-                }
-                Err(e @ (libc::ELOOP | libc::EXDEV)) => {
-                    return Err(StepError::new(
-                        "mounts",
-                        step,
-                        e,
-                        format!(
-                            "{} is reached through a symlink inside the sandbox's root being built; refused",
-                            path.display()
-                        ),
-                    ))
-                }
-                Err(e) => {
-                    return Err(StepError::io("mounts", step, io::Error::from_raw_os_error(e)))
-                }
-            }
-        };
+    let flags = libc::O_PATH | if dir { libc::O_DIRECTORY } else { 0 };
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let refused = |e: i32| {
+        StepError::new(
+            "mounts",
+            step(),
+            e,
+            format!(
+                "{} is reached through a symlink inside the sandbox's root being built; refused",
+                path.display()
+            ),
+        )
+    };
+    // Most mount points exist, or only their last component is missing: one lookup each.
+    match open_beneath_with(root_fd, rel, flags, resolve) {
+        Ok(fd) => return Ok(fd),
+        Err(e @ (libc::ELOOP | libc::EXDEV)) => return Err(refused(e)),
+        Err(libc::ENOENT) => {}
+        Err(e) => {
+            return Err(StepError::io(
+                "mounts",
+                step(),
+                io::Error::from_raw_os_error(e),
+            ))
+        }
     }
-    Ok(cur)
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(StepError::new(
+            "mounts",
+            step(),
+            libc::EINVAL,
+            "no name to create",
+        ));
+    };
+    let parent = mount_point(root_fd, parent, true)?;
+    let c = cstr(Path::new(name), &step())?;
+    // SAFETY: mkdirat/openat with a valid dirfd and C string; the file fd is closed at once.
+    let r = unsafe {
+        if dir {
+            libc::mkdirat(parent.as_raw_fd(), c.as_ptr(), 0o755)
+        } else {
+            let fd = libc::openat(
+                parent.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd
+        }
+    };
+    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+        return Err(StepError::os("mounts", step()));
+    }
+    match open_beneath_with(&parent, Path::new(name), flags, resolve) {
+        Ok(fd) => Ok(fd),
+        Err(e @ (libc::ELOOP | libc::EXDEV)) => Err(refused(e)),
+        Err(e) => Err(StepError::io(
+            "mounts",
+            step(),
+            io::Error::from_raw_os_error(e),
+        )),
+    }
 }
 
 /// Give a detached tree its flags (recursively) and attach it onto the mount point `target` (an

@@ -105,8 +105,14 @@ pub fn open_rule_path(root: &OwnedFd, path: &Path) -> Result<OwnedFd, i32> {
         }
         Ok(st.st_dev)
     };
-    let root_dev = dev_of(root)?;
     let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    // Most rule paths have no link on the way: one lookup.
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    match open_beneath_with(root, rel, libc::O_PATH, resolve) {
+        Err(libc::ELOOP) => {}
+        r => return r,
+    }
+    let root_dev = dev_of(root)?;
     let here = |f: &OwnedFd| open_beneath_with(f, Path::new("."), libc::O_PATH, resolve);
     // The directories walked so far (for ".."), the root first.
     let mut stack: Vec<OwnedFd> = vec![here(root)?];
