@@ -405,7 +405,6 @@ impl Stage {
         })
     }
 
-    /// A detached clone of the host's subtree at `source`; None when the host has nothing there.
     /// A detached clone of the host's subtree at `source`, which must still be what the plan
     /// saw: no symlink anywhere on the way (the plan bound what names resolved to when the
     /// configuration was loaded; a path swapped for a symlink since is refused, never followed)
