@@ -62,6 +62,13 @@ pub enum FileError {
     EmptyOldText,
     #[error("{path}: old_text not found. {closest}")]
     TextNotFound { path: String, closest: String },
+    #[error("{path}: old_text not found exactly, but it matches lines {first}-{last} if whitespace is ignored (line endings are already ignored). Nothing was written. {detail}")]
+    WhitespaceOnly {
+        path: String,
+        first: usize,
+        last: usize,
+        detail: String,
+    },
     #[error("{path}: old_text occurs {count} times; include more surrounding lines so it occurs exactly once. Nothing was written.")]
     NotUnique { path: String, count: usize },
     #[error("{path}: permission denied")]
@@ -92,6 +99,7 @@ impl FileError {
             | FileError::NotFile(_)
             | FileError::NotDir(_)
             | FileError::TextNotFound { .. }
+            | FileError::WhitespaceOnly { .. }
             | FileError::NotUnique { .. } => Code::FailedPrecondition,
             FileError::TooLarge { .. } => Code::ResourceExhausted,
             FileError::Io { .. } => Code::Internal,
@@ -564,6 +572,8 @@ pub fn write_file(
     })
 }
 
+/// Replace the one occurrence of `old` in the file with `new`, atomically, keeping the file's mode;
+/// concurrent edits of one file are serialized. Line endings are handled by [`edit_text`].
 pub fn edit_file(
     ws: &OwnedFd,
     ws_path: &Path,
@@ -588,20 +598,7 @@ pub fn edit_file(
         .unwrap_or_else(|p| p.into_inner());
     // Read under the lock, through the resolved directory, so the text we edit is what we replace.
     let text = decode(open_text(&t.dir, Path::new(&t.name), shown)?, shown)?;
-    let count = text.matches(old).count();
-    if count == 0 {
-        return Err(FileError::TextNotFound {
-            path: shown.into(),
-            closest: closest_region(&text, old),
-        });
-    }
-    if count > 1 {
-        return Err(FileError::NotUnique {
-            path: shown.into(),
-            count,
-        });
-    }
-    let out = text.replacen(old, new, 1);
+    let out = edit_text(&text, old, new, shown)?;
     if out.len() > lim.write_max_bytes.max(text.len()) {
         return Err(FileError::TooLarge {
             path: shown.into(),
@@ -612,6 +609,195 @@ pub fn edit_file(
     }
     replace_atomically(&t, out.as_bytes(), shown)?;
     Ok(out.len() as u64)
+}
+
+/// A view of some text with its line endings turned into `\n`, remembering where each `\r\n` was
+/// so offsets can be mapped back to the original.
+struct Normalized {
+    text: String,
+    /// Offsets in `text` of the `\n`s that were `\r\n` in the original, ascending.
+    crlf_at: Vec<usize>,
+}
+
+impl Normalized {
+    /// `\r\n` always becomes `\n`; a lone `\r` only when `cr_is_newline` (a classic-Mac file
+    /// with no `\n` at all), so a stray `\r` inside a line of an LF file is left alone.
+    fn new(s: &str, cr_is_newline: bool) -> Normalized {
+        let b = s.as_bytes();
+        let mut text = String::with_capacity(s.len());
+        let mut crlf_at = vec![];
+        let (mut last, mut i) = (0, 0);
+        while i < b.len() {
+            if b[i] == b'\r' {
+                let crlf = b.get(i + 1) == Some(&b'\n');
+                if crlf || cr_is_newline {
+                    // '\r' is ASCII, so these are char boundaries.
+                    text.push_str(&s[last..i]);
+                    if crlf {
+                        crlf_at.push(text.len());
+                    }
+                    text.push('\n');
+                    i += if crlf { 2 } else { 1 };
+                    last = i;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        text.push_str(&s[last..]);
+        Normalized { text, crlf_at }
+    }
+
+    /// The original offset of normalized offset `n` (each earlier `\r\n` is one byte longer).
+    fn orig(&self, n: usize) -> usize {
+        n + self.crlf_at.partition_point(|&j| j < n)
+    }
+}
+
+/// The line ending to write `new_text`'s lines with: a classic-Mac file gets `\r`; otherwise the
+/// style of the replaced region when it has line endings (so editing the CRLF part of a mixed
+/// file keeps it CRLF), else the file's majority style, with ties going to `\n`.
+fn line_ending_for(text: &str, region: &str, cr_is_newline: bool) -> &'static str {
+    if cr_is_newline {
+        return "\r";
+    }
+    let style = |s: &str| {
+        let lf = s.matches('\n').count();
+        let crlf = s.matches("\r\n").count();
+        (crlf, lf - crlf)
+    };
+    let (crlf, lf) = style(region);
+    let (crlf, lf) = if crlf == lf { style(text) } else { (crlf, lf) };
+    if crlf > lf {
+        "\r\n"
+    } else {
+        "\n"
+    }
+}
+
+/// The edit itself, on text: find `old` exactly once and replace it with `new`.
+///
+/// Line endings do not count when matching: `\r\n` (and, in a file with no `\n` at all, `\r`)
+/// match `\n`, so an `old_text` written with `\n` finds its lines in a CRLF file and vice versa.
+/// When the normalized text occurs more than once (a mixed file), an exact byte match that
+/// occurs once still picks it. The replacement's lines
+/// are written in the file's own style (see [`line_ending_for`]): a CRLF file stays CRLF, an LF
+/// file stays LF, whatever endings `new_text` came with; text outside the match is untouched.
+/// When the text is only missing because of whitespace (indentation, tabs, trailing spaces,
+/// blank lines, a final newline), the error says so and shows the exact lines.
+pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String, FileError> {
+    let cr_is_newline = !text.contains('\n') && text.contains('\r');
+    let nt = Normalized::new(text, cr_is_newline);
+    let no = Normalized::new(old, cr_is_newline).text;
+    let mut found = nt.text.match_indices(no.as_str());
+    let Some((s, _)) = found.next() else {
+        return Err(not_found(&nt.text, &no, shown));
+    };
+    let count = found.count() + 1;
+    let (start, end) = if count == 1 {
+        (nt.orig(s), nt.orig(s + no.len()))
+    } else {
+        // Ambiguous once line endings are ignored (a mixed file): the exact bytes may still pick
+        // one, as long as that match does not split a "\r\n".
+        let mut exact = text.match_indices(old);
+        match (exact.next(), exact.next()) {
+            (Some((s, _)), None) if !splits_crlf(text, s) && !splits_crlf(text, s + old.len()) => {
+                (s, s + old.len())
+            }
+            _ => {
+                return Err(FileError::NotUnique {
+                    path: shown.into(),
+                    count,
+                })
+            }
+        }
+    };
+    let eol = line_ending_for(text, &text[start..end], cr_is_newline);
+    let new_lf = Normalized::new(new, cr_is_newline).text;
+    let new_styled = if eol == "\n" {
+        new_lf
+    } else {
+        new_lf.replace('\n', eol)
+    };
+    let mut out = String::with_capacity(text.len() - (end - start) + new_styled.len());
+    out.push_str(&text[..start]);
+    out.push_str(&new_styled);
+    out.push_str(&text[end..]);
+    Ok(out)
+}
+
+/// Whether byte offset `at` falls between the '\r' and the '\n' of a "\r\n".
+fn splits_crlf(text: &str, at: usize) -> bool {
+    let b = text.as_bytes();
+    at > 0 && b.get(at - 1) == Some(&b'\r') && b.get(at) == Some(&b'\n')
+}
+
+/// Why `old` (normalized) is not in `text` (normalized): whitespace only, or how close it got.
+fn not_found(text: &str, old: &str, shown: &str) -> FileError {
+    if let Some((first, last)) = whitespace_only_match(text, old) {
+        return FileError::WhitespaceOnly {
+            path: shown.into(),
+            first,
+            last,
+            detail: whitespace_detail(text, old, first, last),
+        };
+    }
+    FileError::TextNotFound {
+        path: shown.into(),
+        closest: closest_region(text, old),
+    }
+}
+
+/// The 1-based lines of `text` that `old` matches once all whitespace is removed from both.
+fn whitespace_only_match(text: &str, old: &str) -> Option<(usize, usize)> {
+    let squeezed_old: String = old.chars().filter(|c| !c.is_whitespace()).collect();
+    if squeezed_old.is_empty() {
+        return None;
+    }
+    let mut squeezed = String::with_capacity(text.len());
+    let mut line_starts = vec![0usize];
+    for c in text.chars() {
+        if c == '\n' {
+            line_starts.push(squeezed.len());
+        } else if !c.is_whitespace() {
+            squeezed.push(c);
+        }
+    }
+    let pos = squeezed.find(&squeezed_old)?;
+    let last_byte = pos + squeezed_old.len() - 1;
+    let first = line_starts.partition_point(|&s| s <= pos);
+    let last = line_starts.partition_point(|&s| s <= last_byte);
+    Some((first, last))
+}
+
+/// The file's lines `first..=last`, numbered, and the first line where `old` differs from them.
+fn whitespace_detail(text: &str, old: &str, first: usize, last: usize) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let region = lines
+        .get(first.saturating_sub(1)..last.min(lines.len()))
+        .unwrap_or(&[]);
+    let old_lines: Vec<&str> = old
+        .split('\n')
+        .skip_while(|l| l.trim().is_empty())
+        .collect();
+    let diff = region
+        .iter()
+        .zip(old_lines.iter())
+        .enumerate()
+        .find(|(_, (f, o))| f != o);
+    let mut s = match diff {
+        Some((i, (f, o))) => format!(
+            "First difference, line {}: the file has {f:?}, old_text has {o:?}.",
+            first + i
+        ),
+        None => "The lines are the same; old_text differs in blank lines or a final newline."
+            .to_string(),
+    };
+    s.push_str(" The file's text there is:\n");
+    for (i, l) in region.iter().enumerate() {
+        s.push_str(&format!("{:>6}\t{l}\n", first + i));
+    }
+    s
 }
 
 /// The region of `text` most like `needle`, to show the model what the file really says.
@@ -634,13 +820,15 @@ pub fn closest_region(text: &str, needle: &str) -> String {
         }
     }
     let (score, start) = best;
+    // Never claim 100%: this is only called when the text was not found, and rounding (or the
+    // 2000-character cut) must not make a near miss look like an exact match.
+    let percent = ((score * 100.0).floor() as u32).min(99);
     if score < 0.3 {
         return "No similar text found; read the file again before editing.".into();
     }
     let end = (start + n).min(lines.len());
     let mut s = format!(
-        "The most similar text ({:.0}% similar) is at lines {}-{}:\n",
-        score * 100.0,
+        "The most similar text ({percent}% similar) is at lines {}-{}:\n",
         start + 1,
         end
     );
@@ -722,6 +910,145 @@ mod tests {
         assert!(s.contains("println!(\"hello\")"), "{s}");
         let s = closest_region(text, "something entirely different and long enough");
         assert!(s.starts_with("No similar text"), "{s}");
+    }
+
+    fn edit(text: &str, old: &str, new: &str) -> Result<String, FileError> {
+        edit_text(text, old, new, "f")
+    }
+
+    #[test]
+    fn crlf_file_matches_lf_old_text_and_stays_crlf() {
+        // The reported case: a CRLF file, a two-line old_text written with \n.
+        let text = "line one\r\nline two\r\nline three\r\n";
+        let out = edit(text, "line one\nline two", "first\nsecond\nthird").unwrap();
+        assert_eq!(out, "first\r\nsecond\r\nthird\r\nline three\r\n");
+        // new_text written with \r\n is written back the same way.
+        let out = edit(text, "line two\n", "2\r\n").unwrap();
+        assert_eq!(out, "line one\r\n2\r\nline three\r\n");
+        // Exact CRLF old_text still works.
+        let out = edit(text, "one\r\nline", "1\nLINE").unwrap();
+        assert_eq!(out, "line 1\r\nLINE two\r\nline three\r\n");
+        // An old_text starting at a line's \n takes the \r with it: no dangling \r.
+        let out = edit(text, "\nline two", "\nTWO").unwrap();
+        assert_eq!(out, "line one\r\nTWO\r\nline three\r\n");
+    }
+
+    #[test]
+    fn lf_file_matches_crlf_old_text_and_stays_lf() {
+        let text = "a\nb\nc\n";
+        assert_eq!(edit(text, "a\r\nb\r\n", "x\r\ny\r\n").unwrap(), "x\ny\nc\n");
+        assert_eq!(edit(text, "b", "p\r\nq").unwrap(), "a\np\nq\nc\n");
+        // A stray \r inside a line of an LF file is not a line ending.
+        let text = "progress\r50%\nend\n";
+        assert_eq!(edit(text, "progress\r50%", "done").unwrap(), "done\nend\n");
+        assert!(matches!(
+            edit(text, "progress\n50%", "done"),
+            Err(FileError::WhitespaceOnly { .. })
+        ));
+    }
+
+    #[test]
+    fn cr_only_file_matches_and_stays_cr() {
+        let text = "one\rtwo\rthree\r";
+        assert_eq!(edit(text, "one\ntwo\n", "1\n2\n").unwrap(), "1\r2\rthree\r");
+        assert_eq!(edit(text, "two\r\nthree", "x\ny").unwrap(), "one\rx\ry\r");
+    }
+
+    #[test]
+    fn trailing_newline_differences() {
+        // No final newline in the file: a match on the last line works, the edit keeps that.
+        let text = "a\r\nb";
+        assert_eq!(edit(text, "a\nb", "x\ny").unwrap(), "x\r\ny");
+        // old_text ending in a newline the file lacks: whitespace only, said so.
+        let e = edit(text, "a\nb\n", "x").unwrap_err();
+        let m = e.to_string();
+        assert!(
+            matches!(
+                e,
+                FileError::WhitespaceOnly {
+                    first: 1,
+                    last: 2,
+                    ..
+                }
+            ),
+            "{m}"
+        );
+        assert!(m.contains("blank lines or a final newline"), "{m}");
+        assert!(!m.contains("100%"), "{m}");
+        // A trailing newline in the file is kept when old_text stops before it.
+        assert_eq!(edit("a\r\nb\r\n", "a\nb", "c").unwrap(), "c\r\n");
+    }
+
+    #[test]
+    fn mixed_files_follow_the_region_then_the_majority() {
+        // Region has CRLF: the new lines are CRLF.
+        let text = "a\r\nb\r\nc\nd\n";
+        assert_eq!(edit(text, "a\nb", "1\n2").unwrap(), "1\r\n2\r\nc\nd\n");
+        // Region has LF: the new lines are LF.
+        assert_eq!(edit(text, "c\nd", "3\n4").unwrap(), "a\r\nb\r\n3\n4\n");
+        // No line ending in the region: the file's majority (a tie goes to LF).
+        assert_eq!(edit(text, "c", "5\n6").unwrap(), "a\r\nb\r\n5\n6\nd\n");
+        let text = "a\r\nb\r\nc\n";
+        assert_eq!(edit(text, "c", "5\n6").unwrap(), "a\r\nb\r\n5\r\n6\n");
+        // Ambiguous once endings are ignored, but the exact bytes pick one.
+        let text = "x\r\ny\nx\ny\n";
+        assert_eq!(edit(text, "x\ny", "z").unwrap(), "x\r\ny\nz\n");
+        assert_eq!(edit(text, "x\r\ny", "z").unwrap(), "z\nx\ny\n");
+        assert_eq!(
+            edit("x\r\ny\nx\r\ny\n", "x\ny", "z"),
+            Err(FileError::NotUnique {
+                path: "f".into(),
+                count: 2
+            })
+        );
+    }
+
+    #[test]
+    fn whitespace_only_mismatch_says_so() {
+        let text = "def f():\r\n\treturn 1\r\n\r\ndef g():\r\n    pass\r\n";
+        let e = edit(text, "def f():\n    return 1\n", "x").unwrap_err();
+        let m = e.to_string();
+        assert!(
+            matches!(
+                e,
+                FileError::WhitespaceOnly {
+                    first: 1,
+                    last: 2,
+                    ..
+                }
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("matches lines 1-2 if whitespace is ignored"),
+            "{m}"
+        );
+        assert!(m.contains("line endings are already ignored"), "{m}");
+        assert!(
+            m.contains(r#"line 2: the file has "\treturn 1", old_text has "    return 1""#),
+            "{m}"
+        );
+        assert!(m.contains("     2\t\treturn 1\n"), "{m}");
+        assert!(!m.contains('%'), "{m}");
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn not_found_never_claims_100_percent() {
+        // Differs past the 2000-character comparison window: once reported as 100% similar.
+        let long = "x".repeat(2500);
+        let text = format!("{long}a\n");
+        let e = edit(&text, &format!("{long}b"), "y").unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, FileError::TextNotFound { .. }), "{m}");
+        assert!(m.contains("99% similar"), "{m}");
+        // A one-character typo in a long line rounds to 100% without the cap.
+        let line = "y".repeat(300);
+        let m = edit(&format!("{line}\n"), &format!("{}z", &line[1..]), "q")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("most similar text (99% similar)"), "{m}");
+        assert!(!m.contains("100%"), "{m}");
     }
 
     #[test]
