@@ -198,6 +198,77 @@ fn read_cap_and_edit_semantics() {
     );
 }
 
+/// A CRLF file edited with a `\n` old_text: once "not found ... (100% similar)", now edited with
+/// its CRLF endings (and mode) kept; whitespace-only misses say so.
+#[test]
+fn edit_file_ignores_line_endings_and_keeps_the_files_style() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let p = d.ws.join("win.txt");
+    std::fs::write(&p, "line one\r\nline two\r\nline three\r\n").unwrap();
+    give(&p);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let args = serde_json::json!({
+        "path": "win.txt",
+        "old_text": "line one\nline two",
+        "new_text": "first\nsecond\nthird",
+    })
+    .to_string();
+    let o = tool(&d, &h, "edit_file", &args);
+    assert_eq!(stdout(&o), "Successfully edited win.txt\n");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        "first\r\nsecond\r\nthird\r\nline three\r\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+        0o640
+    );
+
+    // A CRLF old_text on an LF file: matched, and the file stays LF.
+    let q = d.ws.join("unix.txt");
+    std::fs::write(&q, "a\nb\nc\n").unwrap();
+    give(&q);
+    let args = serde_json::json!({
+        "path": "unix.txt", "old_text": "a\r\nb\r\n", "new_text": "x\r\ny\r\n",
+    })
+    .to_string();
+    assert_eq!(
+        stdout(&tool(&d, &h, "edit_file", &args)),
+        "Successfully edited unix.txt\n"
+    );
+    assert_eq!(std::fs::read_to_string(&q).unwrap(), "x\ny\nc\n");
+
+    // Only indentation differs: said exactly, with the real lines; nothing written.
+    let args = serde_json::json!({
+        "path": "win.txt", "old_text": "  first\n  second", "new_text": "z",
+    })
+    .to_string();
+    let o = stdout(&tool(&d, &h, "edit_file", &args));
+    assert!(
+        o.contains("matches lines 1-2 if whitespace is ignored")
+            && o.contains("Nothing was written"),
+        "{o}"
+    );
+    assert!(o.contains("     1\tfirst"), "{o}");
+    assert!(!o.contains("100%"), "{o}");
+    // A real miss still shows the closest text, and never as 100% similar.
+    let args = serde_json::json!({
+        "path": "win.txt", "old_text": "first\nsecond\nthirds", "new_text": "z",
+    })
+    .to_string();
+    let o = stdout(&tool(&d, &h, "edit_file", &args));
+    assert!(
+        o.contains("old_text not found") && o.contains("most similar text"),
+        "{o}"
+    );
+    assert!(!o.contains("100%"), "{o}");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        "first\r\nsecond\r\nthird\r\nline three\r\n"
+    );
+}
+
 #[test]
 fn escapes_fail_with_outside_the_workspace() {
     let d = Daemon::start();
