@@ -68,6 +68,14 @@ pub struct Agent {
     pub max_iterations: u32,
 }
 
+/// The end of a turn: the answer, and whether the loop gave up at `maxToolIterations`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub text: String,
+    /// True when the rounds ran out before the model gave a final answer.
+    pub gave_up: bool,
+}
+
 /// What the agent is doing, for the spinner.
 pub trait Progress {
     fn update(&self, what: &str);
@@ -123,7 +131,7 @@ impl Agent {
         session: &mut Session,
         text: &str,
         progress: &(dyn Progress + Sync),
-    ) -> Result<String, ProviderError> {
+    ) -> Result<Answer, ProviderError> {
         let system = self.system_prompt().await;
         keep(session, Message::text("user", text));
         let specs = tool_specs();
@@ -138,7 +146,10 @@ impl Agent {
             if reply.tool_calls.is_empty() {
                 let answer = reply.content.unwrap_or_default();
                 keep(session, Message::text("assistant", answer.clone()));
-                return Ok(answer);
+                return Ok(Answer {
+                    text: answer,
+                    gave_up: false,
+                });
             }
             keep(
                 session,
@@ -162,14 +173,65 @@ impl Agent {
                 keep(session, Message::tool_result(call, out));
             }
         }
-        let answer = format!(
-            "I stopped after {} rounds of tool calls (agents.defaults.maxToolIterations) without \
-             a final answer.",
-            self.max_iterations
-        );
+        let answer = gave_up_text(self.max_iterations);
         keep(session, Message::text("assistant", answer.clone()));
-        Ok(answer)
+        Ok(Answer {
+            text: answer,
+            gave_up: true,
+        })
     }
+}
+
+/// "1 round", "3 rounds".
+pub fn rounds(n: u32) -> String {
+    if n == 1 {
+        "1 round".into()
+    } else {
+        format!("{n} rounds")
+    }
+}
+
+/// The answer when `maxToolIterations` rounds passed without a final answer.
+pub fn gave_up_text(max_iterations: u32) -> String {
+    format!(
+        "I stopped after {} of tool calls (agents.defaults.maxToolIterations) without a final \
+         answer.",
+        rounds(max_iterations)
+    )
+}
+
+/// What the session gets for a tool call cut short by Ctrl-C.
+pub const CANCELLED_TOOL: &str = "Error: cancelled by the user (Ctrl-C); the command was killed.";
+/// What the session gets as the answer of a turn cut short by Ctrl-C.
+pub const CANCELLED_TURN: &str = "(The user cancelled this turn with Ctrl-C.)";
+
+/// Close a turn that was dropped mid-way (Ctrl-C): every tool call of the last assistant message
+/// that has no result gets one saying it was cancelled, and an assistant note ends the turn, so
+/// the next request is well formed (each tool call answered, roles alternating).
+pub fn close_cancelled(session: &mut Session) {
+    let msgs = &session.messages;
+    let mut missing = vec![];
+    if let Some(i) = msgs
+        .iter()
+        .rposition(|m| m.role == "assistant" || m.role == "user")
+    {
+        if msgs[i].role == "assistant" {
+            let answered: Vec<&str> = msgs[i + 1..]
+                .iter()
+                .filter_map(|m| m.tool_call_id.as_deref())
+                .collect();
+            missing = msgs[i]
+                .tool_calls
+                .iter()
+                .filter(|c| !answered.contains(&c.id.as_str()))
+                .cloned()
+                .collect();
+        }
+    }
+    for call in &missing {
+        keep(session, Message::tool_result(call, CANCELLED_TOOL.into()));
+    }
+    keep(session, Message::text("assistant", CANCELLED_TURN));
 }
 
 /// Append to the session; a full disk must not lose the answer, so failure is only logged.
@@ -191,5 +253,52 @@ pub fn describe(call: &crate::provider::ToolCall) -> String {
         call.name.clone()
     } else {
         format!("{}: {detail}", call.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ToolCall;
+
+    #[test]
+    fn rounds_are_counted_in_english() {
+        assert_eq!(rounds(1), "1 round");
+        assert_eq!(rounds(2), "2 rounds");
+        assert!(gave_up_text(1).contains("after 1 round of"));
+    }
+
+    #[test]
+    fn a_cancelled_turn_answers_each_open_tool_call() {
+        let d = std::env::temp_dir().join(format!("nanobot-cancel-{}", std::process::id()));
+        let (mut s, _) = Session::load(&d, "c").unwrap();
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "exec".into(),
+            arguments: "{}".into(),
+        };
+        s.push(Message::text("user", "go")).unwrap();
+        s.push(Message {
+            role: "assistant".into(),
+            content: None,
+            tool_calls: vec![call("a"), call("b")],
+            tool_call_id: None,
+            name: None,
+        })
+        .unwrap();
+        s.push(Message::tool_result(&call("a"), "ok".into()))
+            .unwrap();
+        close_cancelled(&mut s);
+        let tail: Vec<_> = s.messages[3..]
+            .iter()
+            .map(|m| (m.role.as_str(), m.tool_call_id.as_deref()))
+            .collect();
+        assert_eq!(tail, vec![("tool", Some("b")), ("assistant", None)]);
+        // Cancelled while the model was thinking: only the note.
+        s.push(Message::text("user", "again")).unwrap();
+        close_cancelled(&mut s);
+        assert_eq!(s.messages.len(), 7);
+        assert_eq!(s.messages[6].content.as_deref(), Some(CANCELLED_TURN));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -23,7 +23,52 @@ pub struct AgentArgs {
     pub quiet: bool,
 }
 
-pub const HELP: &str = "Commands:\n  /new   start a new session (the history file keeps the old one)\n  /help  this list\n  exit, quit, /exit, :q or Ctrl-D  leave";
+pub const HELP: &str = "Commands:\n  /new   start a new session (the history file keeps the old one)\n  /help  this list\n  exit, quit, /exit, :q or Ctrl-D  leave\n  Ctrl-C  cancel the running turn (at an empty prompt: leave)";
+
+/// Exit code of `agent -m` when the message is refused locally (empty, unknown command).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code of `agent -m` when `maxToolIterations` ran out before a final answer.
+pub const EXIT_GAVE_UP: i32 = 3;
+
+/// What to do with a line of input before anything reaches the model.
+#[derive(Debug, PartialEq)]
+pub enum Local<'a> {
+    /// Nothing but whitespace: refused, never sent.
+    Empty,
+    Exit,
+    Help,
+    New,
+    /// `/word` that is no command: answered with the list, never sent.
+    Unknown(&'a str),
+    /// Send this (trimmed) text to the model.
+    Send(&'a str),
+}
+
+/// Sort a line: commands and empty input are handled here. A line whose first word looks like
+/// `/name` (letters, digits, `-`, `_`; no second `/`, so `/etc/hosts …` is a message) is a command.
+pub fn classify(line: &str) -> Local<'_> {
+    let text = line.trim();
+    match text {
+        "" => return Local::Empty,
+        "exit" | "quit" | "/exit" | ":q" => return Local::Exit,
+        "/help" => return Local::Help,
+        "/new" => return Local::New,
+        _ => {}
+    }
+    let word = text.split_whitespace().next().unwrap_or("");
+    if let Some(name) = word.strip_prefix('/') {
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Local::Unknown(word);
+        }
+    }
+    Local::Send(text)
+}
+
+pub const EMPTY_MESSAGE: &str = "The message is empty: nothing was sent to the model.";
 
 /// The guide says never to run nanobot as root; NANOBOT_ALLOW_ROOT=1 overrides, with a warning.
 pub fn refuse_root() -> Result<()> {
@@ -66,25 +111,46 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
         eprintln!("nanobot: warning: skipped a history line: {w}");
     }
     if let Some(m) = a.message {
-        match m.trim() {
-            "/new" => {
+        let text = match classify(&m) {
+            Local::Empty => {
+                eprintln!("nanobot: {EMPTY_MESSAGE}");
+                return Ok(EXIT_USAGE);
+            }
+            Local::Unknown(c) => {
+                eprintln!("nanobot: unknown command {c}: nothing was sent to the model.\n{HELP}");
+                return Ok(EXIT_USAGE);
+            }
+            Local::New => {
                 session.clear().context("starting a new session")?;
                 println!("Started a new session.");
                 return Ok(0);
             }
-            "/help" => {
+            Local::Help => {
                 println!("{HELP}");
                 return Ok(0);
             }
-            _ => {}
-        }
+            // `-m exit` is a message like any other.
+            Local::Exit => m.trim(),
+            Local::Send(t) => t,
+        };
+        // No Ctrl-C handler here: SIGINT ends the process (exit 130), which drops the
+        // connection to sandboxd, which kills the command.
         let mut sp = Spinner::start(!a.quiet);
-        let r = agent.turn(&mut session, &m, &sp).await;
+        let r = agent.turn(&mut session, text, &sp).await;
         sp.stop();
         return match r {
             Ok(answer) => {
-                println!("{answer}");
-                Ok(0)
+                println!("{}", answer.text);
+                if answer.gave_up {
+                    eprintln!(
+                        "nanobot: no final answer after {} of tool calls \
+                         (agents.defaults.maxToolIterations)",
+                        crate::agent::rounds(agent.max_iterations)
+                    );
+                    Ok(EXIT_GAVE_UP)
+                } else {
+                    Ok(0)
+                }
             }
             Err(e) => {
                 eprintln!("nanobot: {e}");
@@ -103,6 +169,11 @@ async fn interactive(
 ) -> Result<i32> {
     use rustyline::error::ReadlineError;
     let mut rl = rustyline::DefaultEditor::new().context("starting the line editor")?;
+    // Ctrl-C on a line being typed clears it; on an empty line it leaves (Interrupted).
+    rl.bind_sequence(
+        rustyline::KeyEvent::ctrl('C'),
+        rustyline::EventHandler::Conditional(Box::new(CtrlC)),
+    );
     let history = g.home_dir().join("history");
     let _ = rl.load_history(&history);
     println!(
@@ -112,44 +183,71 @@ async fn interactive(
         agent.ctx.workspace.display()
     );
     loop {
-        // rustyline blocks: run it off the async threads.
-        let (r, back) = tokio::task::spawn_blocking(move || {
+        // rustyline blocks: run it off the async threads. On a terminal it reads Ctrl-C as a key
+        // (see CtrlC); a SIGINT at the prompt (input not a terminal, `kill -INT`) leaves with 130,
+        // as it would without the handler that the turns below install.
+        let mut read = tokio::task::spawn_blocking(move || {
             let r = rl.readline("you> ");
             (r, rl)
-        })
-        .await
-        .context("line editor task")?;
+        });
+        let (r, back) = tokio::select! {
+            j = &mut read => j.context("line editor task")?,
+            _ = tokio::signal::ctrl_c() => {
+                println!();
+                return Ok(130);
+            }
+        };
         rl = back;
         let line = match r {
             Ok(l) => l,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Interrupted) | Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e).context("reading input"),
         };
-        let text = line.trim();
-        if text.is_empty() {
-            continue;
-        }
-        let _ = rl.add_history_entry(text);
-        match text {
-            "exit" | "quit" | "/exit" | ":q" => break,
-            "/help" => {
+        let text = match classify(&line) {
+            Local::Empty => {
+                if !line.is_empty() {
+                    println!("{EMPTY_MESSAGE}");
+                }
+                continue;
+            }
+            Local::Exit => break,
+            Local::Help => {
+                let _ = rl.add_history_entry(line.trim());
                 println!("{HELP}");
                 continue;
             }
-            "/new" => {
+            Local::New => {
+                let _ = rl.add_history_entry(line.trim());
                 session.clear().context("starting a new session")?;
                 println!("Started a new session.");
                 continue;
             }
-            _ => {}
-        }
+            Local::Unknown(c) => {
+                println!("Unknown command {c} (nothing was sent to the model).\n{HELP}");
+                continue;
+            }
+            Local::Send(t) => t,
+        };
+        let _ = rl.add_history_entry(text);
         let mut sp = Spinner::start(!quiet);
-        let r = agent.turn(session, text, &sp).await;
+        // Ctrl-C cancels the turn: dropping its future drops the gRPC stream of a running exec,
+        // and sandboxd kills the command's process tree when its client goes away.
+        let r = tokio::select! {
+            r = agent.turn(session, text, &sp) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
         sp.stop();
         match r {
-            Ok(answer) => println!("nanobot> {answer}\n"),
-            Err(e) => eprintln!("nanobot: {e}\n"),
+            Some(Ok(answer)) => println!("nanobot> {}\n", answer.text),
+            Some(Err(e)) => eprintln!("nanobot: {e}\n"),
+            None => {
+                crate::agent::close_cancelled(session);
+                agent
+                    .ctx
+                    .log
+                    .line("WARN", "turn cancelled by the user (Ctrl-C)");
+                println!("\nCancelled (Ctrl-C): the turn was stopped and its command killed.\n");
+            }
         }
     }
     save_history(&mut rl, &history);
@@ -160,5 +258,46 @@ fn save_history(rl: &mut rustyline::DefaultEditor, path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if rl.save_history(path).is_ok() {
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+/// Ctrl-C in the line editor: clear a typed line, or leave at an empty one.
+struct CtrlC;
+
+impl rustyline::ConditionalEventHandler for CtrlC {
+    fn handle(
+        &self,
+        _: &rustyline::Event,
+        _: rustyline::RepeatCount,
+        _: bool,
+        ctx: &rustyline::EventContext,
+    ) -> Option<rustyline::Cmd> {
+        if ctx.line().is_empty() {
+            Some(rustyline::Cmd::Interrupt)
+        } else {
+            Some(rustyline::Cmd::Kill(rustyline::Movement::WholeLine))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_sorted_before_the_model() {
+        assert_eq!(classify(""), Local::Empty);
+        assert_eq!(classify("  \t "), Local::Empty);
+        assert_eq!(classify(" exit "), Local::Exit);
+        assert_eq!(classify("/help"), Local::Help);
+        assert_eq!(classify("/new"), Local::New);
+        assert_eq!(classify("/frobnicate now"), Local::Unknown("/frobnicate"));
+        assert_eq!(classify("/x"), Local::Unknown("/x"));
+        assert_eq!(
+            classify("/etc/hosts has what?"),
+            Local::Send("/etc/hosts has what?")
+        );
+        assert_eq!(classify("/ alone"), Local::Send("/ alone"));
+        assert_eq!(classify("  hi  "), Local::Send("hi"));
     }
 }

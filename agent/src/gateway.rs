@@ -93,8 +93,8 @@ impl Shared {
             _ => {}
         }
         match agent.turn(&mut session, text, &()).await {
-            Ok(a) if a.trim().is_empty() => "(no answer)".into(),
-            Ok(a) => a,
+            Ok(a) if a.text.trim().is_empty() => "(no answer)".into(),
+            Ok(a) => a.text,
             Err(e) => {
                 self.log
                     .line("ERROR", &format!("{session_key}: model error: {e}"));

@@ -683,3 +683,272 @@ fn gateway_answers_allowed_telegram_users_and_ignores_others() {
         .join(".nanobot/sessions/telegram_4242.jsonl")
         .exists());
 }
+
+/// A pseudo-terminal: the agent gets the slave as its stdio and controlling terminal, the test
+/// writes keys to the master and collects everything the agent shows.
+struct Pty {
+    master: std::fs::File,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    /// Spawn `c` on a fresh pseudo-terminal.
+    fn spawn(mut c: Command) -> (Pty, std::process::Child) {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain libc calls on a fresh descriptor, checked for errors.
+        let (master, slave) = unsafe {
+            let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(m >= 0, "posix_openpt");
+            assert_eq!(libc::grantpt(m), 0);
+            assert_eq!(libc::unlockpt(m), 0);
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+            let ws = libc::winsize {
+                ws_row: 40,
+                ws_col: 200,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            libc::ioctl(m, libc::TIOCSWINSZ, &ws);
+            let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+            assert!(s >= 0, "open the pty slave");
+            (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s))
+        };
+        c.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().unwrap();
+        drop(c); // closes our copies of the slave
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, mut r) = (out.clone(), master.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut r, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (Pty { master, out }, child)
+    }
+
+    fn send(&mut self, keys: &str) {
+        std::io::Write::write_all(&mut self.master, keys.as_bytes()).unwrap();
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    /// Wait until `what` appears `count` times in the output; the output so far on a timeout.
+    fn wait_for(&self, what: &str, count: usize, secs: u64) -> Result<(), String> {
+        let t0 = std::time::Instant::now();
+        loop {
+            let t = self.text();
+            if t.matches(what).count() >= count {
+                return Ok(());
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(secs) {
+                return Err(t);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+fn wait_exit(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(secs) {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_tool_and_returns_to_the_prompt() {
+    let d = Daemon::start();
+    let marker = format!("nbcancel{}", std::process::id());
+    let command = format!("sleep 30; echo done > {marker}");
+    let server = Server::start(vec![
+        llm::openai_tools(&[("exec", json!({ "command": command }))]),
+        llm::openai_text("second answer"),
+    ]);
+    let home = Home::new("ctrlc");
+    home.config(&d, "custom", &server.base(), "m");
+    let (mut pty, mut child) = Pty::spawn(home.command(&d, &["agent"]));
+    pty.wait_for("you> ", 1, 20).expect("first prompt");
+    pty.send("go\r");
+    // The sandboxed command is running.
+    let t0 = std::time::Instant::now();
+    while pids_with(&marker).is_empty() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "the command never started: {}",
+            pty.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    pty.send("\x03");
+    pty.wait_for("Cancelled (Ctrl-C)", 1, 5)
+        .expect("a note after Ctrl-C");
+    pty.wait_for("you> ", 2, 5).expect("the prompt again");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    // sandboxd killed the process tree when the stream went away.
+    while !pids_with(&marker).is_empty() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "still running: {:?}",
+            pids_with(&marker)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The next message works, and the model learns the call was cancelled.
+    pty.send("again\r");
+    pty.wait_for("second answer", 1, 20)
+        .expect("the next answer");
+    pty.wait_for("you> ", 3, 5)
+        .expect("the prompt after the answer");
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 2);
+    let results = tool_results(&reqs[1]);
+    assert!(
+        results.iter().any(|r| r.contains("cancelled by the user")),
+        "{results:?}"
+    );
+    // Ctrl-C at an empty prompt leaves.
+    pty.send("\x03");
+    let st = wait_exit(&mut child, 10).expect("Ctrl-C at an empty prompt exits");
+    assert_eq!(st.code(), Some(0), "{}", pty.text());
+    assert!(
+        !d.ws.join(&marker).exists(),
+        "the cancelled command finished"
+    );
+    assert!(pids_with(&marker).is_empty());
+
+    // Ctrl-D leaves too; Ctrl-C on a typed line only clears it.
+    let (mut pty, mut child) = Pty::spawn(home.command(&d, &["agent", "--quiet"]));
+    pty.wait_for("you> ", 1, 20).expect("prompt");
+    pty.send("not sent\x03");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "{}", pty.text());
+    pty.send("\x04");
+    let st = wait_exit(&mut child, 10).expect("Ctrl-D exits");
+    assert_eq!(st.code(), Some(0), "{}", pty.text());
+    assert_eq!(server.recorded().len(), 2);
+}
+
+#[test]
+fn max_tool_iterations_uses_grammar_and_fails_the_message() {
+    let d = Daemon::start();
+    for (n, want) in [(1, "after 1 round of"), (2, "after 2 rounds of")] {
+        let script = (0..n)
+            .map(|_| llm::openai_tools(&[("exec", json!({"command": "true"}))]))
+            .collect();
+        let server = Server::start(script);
+        let home = Home::new(&format!("maxiter{n}"));
+        home.config(&d, "custom", &server.base(), "m");
+        let o = home
+            .command(&d, &["agent", "-m", "loop"])
+            .env(
+                "NANOBOT_AGENTS__DEFAULTS__MAX_TOOL_ITERATIONS",
+                n.to_string(),
+            )
+            .output()
+            .unwrap();
+        assert!(stdout(&o).contains(want), "{}", stdout(&o));
+        assert!(
+            stderr(&o).contains(want.trim_end_matches(" of")),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert_eq!(server.recorded().len(), n);
+    }
+}
+
+#[test]
+fn empty_messages_and_unknown_commands_never_reach_the_model() {
+    let d = Daemon::start();
+    let server = Server::start(vec![llm::openai_text("should not be asked")]);
+    let home = Home::new("refuse");
+    home.config(&d, "custom", &server.base(), "m");
+    for m in ["", "   \t"] {
+        let o = home.nanobot(&d, &["agent", "-m", m]);
+        assert_eq!(o.status.code(), Some(2), "{m:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("message is empty"), "{}", stderr(&o));
+    }
+    let o = home.nanobot(&d, &["agent", "-m", "/frobnicate now"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown command /frobnicate") && stderr(&o).contains("/new"),
+        "{}",
+        stderr(&o)
+    );
+    let mut child = home
+        .command(&d, &["agent", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"   \n\n/bogus\nexit\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("message is empty"), "{out}");
+    assert!(out.contains("Unknown command /bogus"), "{out}");
+    assert!(out.contains("/help"), "{out}");
+    assert!(server.recorded().is_empty(), "{:?}", server.recorded());
+}
+
+#[test]
+fn ctrl_c_ends_a_one_shot_message_with_130_and_kills_its_command() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = Daemon::start();
+    let marker = format!("nbsigint{}", std::process::id());
+    let command = format!("sleep 30; echo done > {marker}");
+    let server = Server::start(vec![llm::openai_tools(&[(
+        "exec",
+        json!({ "command": command }),
+    )])]);
+    let home = Home::new("sigint");
+    home.config(&d, "custom", &server.base(), "m");
+    let (mut pty, mut child) = Pty::spawn(home.command(&d, &["agent", "-m", "go"]));
+    let t0 = std::time::Instant::now();
+    while pids_with(&marker).is_empty() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "the command never started: {}",
+            pty.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    pty.send("\x03");
+    let st = wait_exit(&mut child, 5).expect("Ctrl-C ends agent -m");
+    assert!(
+        st.code() == Some(130) || st.signal() == Some(libc::SIGINT),
+        "{st:?}"
+    );
+    let t0 = std::time::Instant::now();
+    while !pids_with(&marker).is_empty() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!d.ws.join(&marker).exists());
+}
