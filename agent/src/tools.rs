@@ -390,7 +390,8 @@ impl Stream {
 
     /// Bytes dropped between the head and the tail.
     pub fn gap(&self) -> u64 {
-        self.total - (self.head.len() + self.tail.len()) as u64
+        self.total
+            .saturating_sub((self.head.len() + self.tail.len()) as u64)
     }
 
     fn is_blank(&self) -> bool {
@@ -466,7 +467,7 @@ fn render(st: &Stream, budget: usize) -> (String, u64, usize) {
         }
     }
     let (head, tail) = (&known[..hk], &known[known.len() - tk..]);
-    let omitted = st.total - (hk + tk) as u64;
+    let omitted = st.total.saturating_sub((hk + tk) as u64);
     let text = format!(
         "{}\n... ({omitted} bytes omitted) ...\n{}",
         String::from_utf8_lossy(head),
@@ -768,6 +769,50 @@ mod tests {
             assert!(s.contains(part), "{part}");
         }
         assert!(s.contains("stderr: "), "{}", &s[s.len() - 300..]);
+    }
+
+    #[test]
+    fn every_shape_of_output_fits_and_ends_with_the_ending() {
+        let sizes = [
+            0usize, 1, 100, 4_999, 5_000, 9_000, 9_999, 10_000, 10_001, 15_000, 40_000,
+        ];
+        for &o in &sizes {
+            for &e in &sizes {
+                for gap in [0u64, 1, 1 << 40] {
+                    let head = |n: usize, c: u8| vec![c; n.min(10_240)];
+                    let tail = |n: usize, c: u8| {
+                        if gap > 0 {
+                            vec![c; n.min(4_096)]
+                        } else {
+                            vec![]
+                        }
+                    };
+                    let total = |n: usize| if gap > 0 { n as u64 + gap } else { n as u64 };
+                    let st = Stream::new(head(o, b'o'), tail(o, b'p'), total(o));
+                    let er = Stream::new(head(e, b'e'), tail(e, b'f'), total(e));
+                    let end = Ending {
+                        exit_code: 3,
+                        sandbox_truncated: gap > 0,
+                        ..Default::default()
+                    };
+                    let s = format_exec(&st, &er, &end);
+                    assert!(
+                        s.chars().count() <= MAX_EXEC_OUTPUT,
+                        "{o} {e} {gap}: {}",
+                        s.len()
+                    );
+                    let at = s.rfind("Exit code: 3").unwrap_or(0);
+                    let after = &s[at..];
+                    let noted = after.starts_with("Exit code: 3\n(output truncated: ")
+                        && after.ends_with(')')
+                        && after.lines().count() == 2;
+                    assert!(after == "Exit code: 3" || noted, "{o} {e} {gap}: {after}");
+                    if gap > 0 || o + e > MAX_EXEC_OUTPUT {
+                        assert!(noted, "{o} {e} {gap}: {after}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
