@@ -26,9 +26,50 @@ pub struct ExecArgs {
     /// changes the workspace; sandboxd refuses one that leads out (`..`, a symlink)
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
-    /// The command, run with `sh -c`
-    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+    /// Run a single COMMAND argument as a shell command line (`/bin/sh -c`), the default; with
+    /// several arguments they are joined with spaces into one command line
+    #[arg(long, conflicts_with = "no_shell")]
+    pub shell: bool,
+    /// Run a single COMMAND argument as a program, without a shell
+    #[arg(long)]
+    pub no_shell: bool,
+    /// What to run. One argument is a shell command line run with `/bin/sh -c`
+    /// (`nanobot exec -- 'make && make test'`). Several arguments are a program and its arguments,
+    /// executed directly without a shell, each passed exactly as given, spaces, quotes and empty
+    /// arguments included (`nanobot exec -- /bin/sh -c 'echo hi'`). `--shell` and `--no-shell`
+    /// override the choice
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
+}
+
+/// What the request runs: `(command, argv)`, exactly one of them set. One argument is a shell
+/// command line, several are a program and its arguments; `--shell` / `--no-shell` override.
+pub fn command_or_argv(a: &ExecArgs) -> (String, Vec<String>) {
+    let shell = if a.shell {
+        true
+    } else if a.no_shell {
+        false
+    } else {
+        a.command.len() == 1
+    };
+    if shell {
+        (a.command.join(" "), vec![])
+    } else {
+        (String::new(), a.command.clone())
+    }
+}
+
+/// Lossy text of `b`, and how many invalid UTF-8 bytes were replaced.
+fn lossy(b: &[u8]) -> (String, usize) {
+    (
+        String::from_utf8_lossy(b).into_owned(),
+        crate::tools::invalid_utf8_bytes(b),
+    )
 }
 
 /// Exit code for a result, as documented: the command's code, 128+N for signal N, 124 for a
@@ -134,10 +175,12 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
     };
     let (_socket, mut client) =
         crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
+    let (command, argv) = command_or_argv(&a);
     let req = ExecRequest {
         workspace: workspace.to_string_lossy().into_owned(),
         cwd,
-        command: a.command.join(" "),
+        command,
+        argv,
         timeout_secs: a.timeout.unwrap_or(0),
         profile: a
             .profile
@@ -186,10 +229,32 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
     };
     let code = exit_code(&r);
     if a.json {
+        let (stdout, stdout_bad) = lossy(&out);
+        let (stderr, stderr_bad) = lossy(&err);
+        let (stdout_tail, stdout_tail_bad) = lossy(&r.stdout_tail);
+        let (stderr_tail, stderr_tail_bad) = lossy(&r.stderr_tail);
+        let mut notes = vec![];
+        for (n, what) in [
+            (stdout_bad, "stdout"),
+            (stderr_bad, "stderr"),
+            (stdout_tail_bad, "stdout_tail"),
+            (stderr_tail_bad, "stderr_tail"),
+        ] {
+            if n > 0 {
+                notes.push(format!(
+                    "{n} invalid UTF-8 bytes replaced with U+FFFD in {what}"
+                ));
+            }
+        }
         let v = serde_json::json!({
             "exit_code": r.exit_code, "signal": r.signal, "timed_out": r.timed_out,
-            "stdout": String::from_utf8_lossy(&out), "stderr": String::from_utf8_lossy(&err),
+            "stdout": stdout, "stderr": stderr,
             "stdout_truncated": r.stdout_truncated, "stderr_truncated": r.stderr_truncated,
+            "stdout_bytes": r.stdout_bytes, "stderr_bytes": r.stderr_bytes,
+            "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
+            "stdout_invalid_utf8_bytes": stdout_bad + stdout_tail_bad,
+            "stderr_invalid_utf8_bytes": stderr_bad + stderr_tail_bad,
+            "notes": notes,
             "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
             "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
             "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
@@ -209,7 +274,9 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
                 r.timeout_secs
             ),
             "output_limit_bytes" => eprintln!(
-                "nanobot: limit hit: output_limit_bytes: output truncated at the profile's limit"
+                "nanobot: limit hit: output_limit_bytes: output truncated at the profile's limit \
+                 (the command wrote {} bytes to stdout, {} to stderr)",
+                r.stdout_bytes, r.stderr_bytes
             ),
             "cpu_secs" => eprintln!(
                 "nanobot: limit hit: cpu_secs: the command used up its CPU time and was killed (SIGXCPU)"

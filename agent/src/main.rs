@@ -35,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run one command in the sandbox: nanobot exec -- 'ls -la'
+    /// Run one command in the sandbox: nanobot exec -- 'ls -la' (one argument: a shell command
+    /// line) or nanobot exec -- ls -la (several: a program and its arguments, without a shell)
     Exec(exec::ExecArgs),
     /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
     Tool(toolcmd::ToolArgs),

@@ -240,19 +240,22 @@ impl Ctx {
                 r.exit_code, r.signal, r.timed_out
             ),
         );
-        if r.timed_out {
-            return Err(err(format!(
-                "Command timed out after {} seconds",
-                r.timeout_secs
-            )));
-        }
-        Ok(ok(format_exec(
-            &String::from_utf8_lossy(&out),
-            &String::from_utf8_lossy(&errb),
-            r.exit_code,
-            r.signal,
-            r.stdout_truncated || r.stderr_truncated,
-        )))
+        let text = format_exec(
+            &Stream::new(out, r.stdout_tail, r.stdout_bytes),
+            &Stream::new(errb, r.stderr_tail, r.stderr_bytes),
+            &Ending {
+                exit_code: r.exit_code,
+                signal: r.signal,
+                timed_out: r.timed_out,
+                timeout_secs: r.timeout_secs,
+                limit_hit: r.limit_hit,
+                sandbox_truncated: r.stdout_truncated || r.stderr_truncated,
+            },
+        );
+        Ok(Output {
+            text,
+            is_error: r.timed_out,
+        })
     }
 
     async fn read_file(&mut self, args: &Value) -> Result<Output, Output> {
@@ -369,35 +372,222 @@ impl Ctx {
     }
 }
 
-/// stdout, then a `STDERR:` section, then `Exit code: N` when it is not 0; cut at 10 000
-/// characters with a note, as upstream.
-pub fn format_exec(stdout: &str, stderr: &str, code: i32, signal: i32, truncated: bool) -> String {
+/// One output stream as received: the streamed head, the tail the daemon kept past its cap and
+/// the number of bytes the command really wrote (the bytes in between were dropped).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+    pub total: u64,
+}
+
+impl Stream {
+    pub fn new(head: Vec<u8>, tail: Vec<u8>, total: u64) -> Stream {
+        // An older daemon does not count: then what arrived is all we know of.
+        let total = total.max((head.len() + tail.len()) as u64);
+        Stream { head, tail, total }
+    }
+
+    /// Bytes dropped between the head and the tail.
+    pub fn gap(&self) -> u64 {
+        self.total
+            .saturating_sub((self.head.len() + self.tail.len()) as u64)
+    }
+
+    fn is_blank(&self) -> bool {
+        self.total == 0
+            || (self.gap() == 0
+                && self
+                    .head
+                    .iter()
+                    .chain(&self.tail)
+                    .all(u8::is_ascii_whitespace))
+    }
+
+    /// Room this stream takes when shown whole (with a gap marker if the daemon cut it).
+    fn full_len(&self) -> usize {
+        let marker = if self.gap() > 0 { MARKER_ROOM } else { 0 };
+        self.head.len() + self.tail.len() + marker
+    }
+}
+
+/// Room kept for the `... (N bytes omitted) ...` line.
+const MARKER_ROOM: usize = 64;
+
+/// Invalid UTF-8 bytes in `b`, each replaced by U+FFFD in the lossy text.
+pub fn invalid_utf8_bytes(b: &[u8]) -> usize {
+    b.utf8_chunks().map(|c| c.invalid().len()).sum()
+}
+
+fn is_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+/// A stream as text in at most `budget` characters: its head and its tail, with the real number
+/// of bytes left out in between. Returns the text, the bytes left out and the invalid UTF-8 bytes
+/// replaced.
+fn render(st: &Stream, budget: usize) -> (String, u64, usize) {
+    let joined;
+    let (known, h): (&[u8], usize) = if st.gap() == 0 {
+        joined = [st.head.as_slice(), st.tail.as_slice()].concat();
+        (&joined, joined.len())
+    } else if st.head.is_empty() {
+        (&st.tail, 0)
+    } else if st.tail.is_empty() {
+        (&st.head, st.head.len())
+    } else {
+        joined = [st.head.as_slice(), st.tail.as_slice()].concat();
+        (&joined, st.head.len())
+    };
+    if st.gap() == 0 && known.len() <= budget {
+        return (
+            String::from_utf8_lossy(known).into_owned(),
+            0,
+            invalid_utf8_bytes(known),
+        );
+    }
+    // Which part of `known` may serve as head and as tail.
+    let (h_max, t_max) = if st.gap() == 0 {
+        (known.len(), known.len())
+    } else {
+        (h, known.len() - h)
+    };
+    let avail = budget.saturating_sub(MARKER_ROOM);
+    let mut tk = t_max.min(avail / 2);
+    let mut hk = h_max.min(avail - tk);
+    tk = t_max.min(avail - hk);
+    // Cut on character boundaries, so the cut itself makes no invalid bytes.
+    for _ in 0..3 {
+        if hk > 0 && hk < known.len() && is_continuation(known[hk]) {
+            hk -= 1;
+        }
+        let start = known.len() - tk;
+        if tk > 0 && start > 0 && is_continuation(known[start]) {
+            tk -= 1;
+        }
+    }
+    let (head, tail) = (&known[..hk], &known[known.len() - tk..]);
+    let omitted = st.total.saturating_sub((hk + tk) as u64);
+    let text = format!(
+        "{}\n... ({omitted} bytes omitted) ...\n{}",
+        String::from_utf8_lossy(head),
+        String::from_utf8_lossy(tail)
+    );
+    (
+        text,
+        omitted,
+        invalid_utf8_bytes(head) + invalid_utf8_bytes(tail),
+    )
+}
+
+/// How the command ended, for the model.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub exit_code: i32,
+    pub signal: i32,
+    pub timed_out: bool,
+    pub timeout_secs: u32,
+    /// sandboxd's `limit_hit`.
+    pub limit_hit: String,
+    /// The daemon cut a stream at the profile's output limit.
+    pub sandbox_truncated: bool,
+}
+
+fn thousands(n: u64) -> String {
+    let digits: Vec<char> = n.to_string().chars().rev().collect();
+    let groups: Vec<String> = digits
+        .chunks(3)
+        .map(|g| g.iter().rev().collect())
+        .rev()
+        .collect();
+    groups.join(",")
+}
+
+/// stdout, then a `STDERR:` section, then how the command ended (`Exit code: N` when not 0, the
+/// signal, the timeout or the limit hit), then a note on what was cut and on replaced bytes. At
+/// most `MAX_EXEC_OUTPUT` characters: when output is longer, each stream keeps its head and its
+/// tail, and the end (stderr's tail, the ending, the notes) is always there.
+pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
+    let mut ending = vec![];
+    if end.timed_out {
+        ending.push(format!(
+            "Error: Command timed out after {} seconds",
+            end.timeout_secs
+        ));
+    } else if end.signal != 0 {
+        ending.push(format!("Killed by signal {}", end.signal));
+    } else if end.exit_code != 0 {
+        ending.push(format!("Exit code: {}", end.exit_code));
+    }
+    match end.limit_hit.as_str() {
+        "" | "timeout_secs" | "output_limit_bytes" => {}
+        l => ending.push(format!("Limit hit: {l}")),
+    }
+    // The notes' length does not depend on the numbers much; reserve room for them.
+    const NOTES_ROOM: usize = 400;
+    let show_err = !stderr.is_blank();
+    let header = if show_err { "STDERR:\n".len() + 1 } else { 0 };
+    let fixed = ending.iter().map(|l| l.len() + 1).sum::<usize>() + NOTES_ROOM + header + 1;
+    let avail = MAX_EXEC_OUTPUT.saturating_sub(fixed);
+    let (out_len, err_len) = (
+        stdout.full_len(),
+        if show_err { stderr.full_len() } else { 0 },
+    );
+    let (out_budget, err_budget) = if out_len + err_len <= avail {
+        (out_len.max(avail - err_len), err_len)
+    } else {
+        let e = err_len.min((avail / 4).max(avail.saturating_sub(out_len)));
+        (avail - e, e)
+    };
+    let (out_text, out_omitted, out_bad) = render(stdout, out_budget);
+    let (err_text, err_omitted, err_bad) = if show_err {
+        render(stderr, err_budget)
+    } else {
+        (String::new(), 0, 0)
+    };
     let mut parts = vec![];
-    if !stdout.is_empty() {
-        parts.push(stdout.to_string());
+    if stdout.total > 0 {
+        parts.push(out_text);
     }
-    if !stderr.trim().is_empty() {
-        parts.push(format!("STDERR:\n{stderr}"));
+    if show_err {
+        parts.push(format!("STDERR:\n{err_text}"));
     }
-    if signal != 0 {
-        parts.push(format!("Killed by signal {signal}"));
-    } else if code != 0 {
-        parts.push(format!("Exit code: {code}"));
+    parts.extend(ending);
+    let mut cut = vec![];
+    if out_omitted > 0 {
+        cut.push(format!(
+            "stdout: {} of {} bytes shown, {} omitted",
+            thousands(stdout.total - out_omitted),
+            thousands(stdout.total),
+            thousands(out_omitted)
+        ));
     }
-    let mut s = if parts.is_empty() {
+    if err_omitted > 0 {
+        cut.push(format!(
+            "stderr: {} of {} bytes shown, {} omitted",
+            thousands(stderr.total - err_omitted),
+            thousands(stderr.total),
+            thousands(err_omitted)
+        ));
+    }
+    if end.sandbox_truncated {
+        cut.push("the sandbox's output limit (output_limit_bytes) was hit".into());
+    }
+    if !cut.is_empty() {
+        parts.push(format!("(output truncated: {})", cut.join("; ")));
+    }
+    for (bad, name) in [(out_bad, "stdout"), (err_bad, "stderr")] {
+        if bad > 0 {
+            parts.push(format!(
+                "({bad} invalid UTF-8 bytes replaced with U+FFFD in {name})"
+            ));
+        }
+    }
+    if parts.is_empty() {
         "(no output)".to_string()
     } else {
         parts.join("\n")
-    };
-    if truncated {
-        s.push_str("\n(output truncated by the sandbox's output limit)");
     }
-    let n = s.chars().count();
-    if n > MAX_EXEC_OUTPUT {
-        let cut: String = s.chars().take(MAX_EXEC_OUTPUT).collect();
-        s = format!("{cut}\n... (truncated, {} more chars)", n - MAX_EXEC_OUTPUT);
-    }
-    s
 }
 
 #[cfg(test)]
@@ -456,20 +646,191 @@ mod tests {
         );
     }
 
+    fn plain(s: &str) -> Stream {
+        Stream::new(s.as_bytes().to_vec(), vec![], 0)
+    }
+
+    fn code(c: i32) -> Ending {
+        Ending {
+            exit_code: c,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn exec_results_read_like_upstream() {
-        assert_eq!(format_exec("", "", 0, 0, false), "(no output)");
-        assert_eq!(format_exec("hi\n", "", 0, 0, false), "hi\n");
+        assert_eq!(format_exec(&plain(""), &plain(""), &code(0)), "(no output)");
+        assert_eq!(format_exec(&plain("hi\n"), &plain(""), &code(0)), "hi\n");
         assert_eq!(
-            format_exec("a\n", "bad\n", 2, 0, false),
+            format_exec(&plain("a\n"), &plain("bad\n"), &code(2)),
             "a\n\nSTDERR:\nbad\n\nExit code: 2"
         );
-        let long = "x".repeat(12_000);
-        let s = format_exec(&long, "", 0, 0, false);
-        assert!(
-            s.ends_with("... (truncated, 2000 more chars)"),
-            "{}",
-            &s[s.len() - 60..]
+        assert_eq!(
+            format_exec(
+                &plain(""),
+                &plain(""),
+                &Ending {
+                    signal: 9,
+                    ..code(-1)
+                }
+            ),
+            "Killed by signal 9"
         );
+    }
+
+    /// The issue's example: `yes x | head -c 10100; echo boom >&2; exit 3` lost its stderr, its
+    /// exit code and every note to the 10 000-character cut.
+    #[test]
+    fn long_output_keeps_head_tail_stderr_exit_code_and_a_note() {
+        let out = format!("{}END", "x".repeat(10_097));
+        let s = format_exec(&plain(&out), &plain("boom\n"), &code(3));
+        assert!(s.chars().count() <= MAX_EXEC_OUTPUT, "{}", s.len());
+        assert!(s.starts_with("xxxx"));
+        assert!(
+            s.ends_with(
+                "xxxEND\nSTDERR:\nboom\n\nExit code: 3\n\
+                 (output truncated: stdout: 9,508 of 10,100 bytes shown, 592 omitted)"
+            ),
+            "{}",
+            &s[s.len() - 200..]
+        );
+        assert!(s.contains("xxx\n... (592 bytes omitted) ...\nxxx"));
+    }
+
+    #[test]
+    fn the_dropped_amount_is_what_the_command_wrote() {
+        // The daemon streamed 10 240 bytes, kept a 4 096-byte tail and counted 300 000 000.
+        let st = Stream::new(vec![b'h'; 10_240], vec![b't'; 4_096], 300_000_000);
+        let e = Stream::new(b"warn\n".to_vec(), vec![], 5);
+        let end = Ending {
+            signal: 15,
+            sandbox_truncated: true,
+            limit_hit: "output_limit_bytes".into(),
+            exit_code: -1,
+            ..Default::default()
+        };
+        let s = format_exec(&st, &e, &end);
+        assert!(s.chars().count() <= MAX_EXEC_OUTPUT);
+        assert!(s.starts_with("hhh"));
+        let shown_h = s.chars().take_while(|c| *c == 'h').count();
+        let before_err = &s[..s.find("\nSTDERR:").unwrap_or(0)];
+        let shown_t = before_err.chars().rev().take_while(|c| *c == 't').count();
+        assert!(shown_h > 4_000 && shown_t > 2_000, "{shown_h} {shown_t}");
+        let omitted = 300_000_000 - (shown_h + shown_t) as u64;
+        assert!(
+            s.contains(&format!("h\n... ({omitted} bytes omitted) ...\nt")),
+            "{omitted}"
+        );
+        assert!(
+            s.contains("tttt\nSTDERR:\nwarn\n\nKilled by signal 15\n(output truncated: stdout: "),
+            "{}",
+            &s[s.len() - 300..]
+        );
+        assert!(
+            s.contains("of 300,000,000 bytes shown"),
+            "{}",
+            &s[s.len() - 300..]
+        );
+        assert!(s.ends_with("the sandbox's output limit (output_limit_bytes) was hit)"));
+        // Timeouts and limits end the text too, with the output before them.
+        let end = Ending {
+            timed_out: true,
+            timeout_secs: 5,
+            limit_hit: "timeout_secs".into(),
+            exit_code: -1,
+            signal: 9,
+            ..Default::default()
+        };
+        let s = format_exec(&plain("partial\n"), &plain(""), &end);
+        assert_eq!(s, "partial\n\nError: Command timed out after 5 seconds");
+        let end = Ending {
+            signal: 24,
+            limit_hit: "cpu_secs".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            format_exec(&plain(""), &plain(""), &end),
+            "Killed by signal 24\nLimit hit: cpu_secs"
+        );
+    }
+
+    #[test]
+    fn long_stderr_keeps_its_tail_and_stdout_its_head_and_tail() {
+        let out = format!("OUTHEAD{}OUTTAIL", "o".repeat(20_000));
+        let err = format!("ERRHEAD{}ERRTAIL\n", "e".repeat(20_000));
+        let s = format_exec(&plain(&out), &plain(&err), &code(1));
+        assert!(s.chars().count() <= MAX_EXEC_OUTPUT, "{}", s.len());
+        for part in [
+            "OUTHEAD",
+            "OUTTAIL",
+            "ERRHEAD",
+            "ERRTAIL\n\nExit code: 1\n(output truncated",
+        ] {
+            assert!(s.contains(part), "{part}");
+        }
+        assert!(s.contains("stderr: "), "{}", &s[s.len() - 300..]);
+    }
+
+    #[test]
+    fn every_shape_of_output_fits_and_ends_with_the_ending() {
+        let sizes = [
+            0usize, 1, 100, 4_999, 5_000, 9_000, 9_999, 10_000, 10_001, 15_000, 40_000,
+        ];
+        for &o in &sizes {
+            for &e in &sizes {
+                for gap in [0u64, 1, 1 << 40] {
+                    let head = |n: usize, c: u8| vec![c; n.min(10_240)];
+                    let tail = |n: usize, c: u8| {
+                        if gap > 0 {
+                            vec![c; n.min(4_096)]
+                        } else {
+                            vec![]
+                        }
+                    };
+                    let total = |n: usize| if gap > 0 { n as u64 + gap } else { n as u64 };
+                    let st = Stream::new(head(o, b'o'), tail(o, b'p'), total(o));
+                    let er = Stream::new(head(e, b'e'), tail(e, b'f'), total(e));
+                    let end = Ending {
+                        exit_code: 3,
+                        sandbox_truncated: gap > 0,
+                        ..Default::default()
+                    };
+                    let s = format_exec(&st, &er, &end);
+                    assert!(
+                        s.chars().count() <= MAX_EXEC_OUTPUT,
+                        "{o} {e} {gap}: {}",
+                        s.len()
+                    );
+                    let at = s.rfind("Exit code: 3").unwrap_or(0);
+                    let after = &s[at..];
+                    let noted = after.starts_with("Exit code: 3\n(output truncated: ")
+                        && after.ends_with(')')
+                        && after.lines().count() == 2;
+                    assert!(after == "Exit code: 3" || noted, "{o} {e} {gap}: {after}");
+                    if gap > 0 || o + e > MAX_EXEC_OUTPUT {
+                        assert!(noted, "{o} {e} {gap}: {after}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_said_so() {
+        let st = Stream::new(b"a\xffb\xfe\n".to_vec(), vec![], 0);
+        let s = format_exec(&st, &plain(""), &code(0));
+        assert_eq!(
+            s,
+            "a\u{fffd}b\u{fffd}\n\n(2 invalid UTF-8 bytes replaced with U+FFFD in stdout)"
+        );
+        // Cutting never splits a character into replaced bytes.
+        let long = "é".repeat(8_000);
+        let s = format_exec(&plain(&long), &plain(""), &code(0));
+        assert!(
+            !s.contains('\u{fffd}') && !s.contains("invalid UTF-8"),
+            "{}",
+            &s[s.len() - 200..]
+        );
+        assert!(s.chars().count() <= MAX_EXEC_OUTPUT);
     }
 }

@@ -66,33 +66,81 @@ async fn read_report(s: &mut tokio::net::UnixStream) -> io::Result<Report> {
     wire::decode(&body)
 }
 
-/// Forward one output stream, keeping at most `cap` bytes and draining the rest so the command
-/// never blocks on a full pipe and our memory stays bounded. Returns whether it truncated.
+/// Most bytes of a truncated stream's end kept and sent with the result.
+pub const TAIL_BYTES: usize = 4096;
+
+/// What one output stream amounted to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pumped {
+    /// Bytes the command wrote in all.
+    pub total: u64,
+    /// Whether anything was not streamed.
+    pub truncated: bool,
+    /// The last bytes past the streamed head (at most `TAIL_BYTES`, never more than the cap).
+    pub tail: Vec<u8>,
+}
+
+/// The end of everything past the cap, in bounded memory: a ring of the last `cap` bytes.
+#[derive(Debug)]
+pub struct Tail {
+    ring: std::collections::VecDeque<u8>,
+    cap: usize,
+}
+
+impl Tail {
+    pub fn new(cap: usize) -> Tail {
+        Tail {
+            ring: std::collections::VecDeque::with_capacity(cap),
+            cap,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        if self.cap == 0 {
+            return;
+        }
+        let data = &data[data.len().saturating_sub(self.cap)..];
+        let excess = (self.ring.len() + data.len()).saturating_sub(self.cap);
+        self.ring.drain(..excess);
+        self.ring.extend(data);
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        self.ring.into()
+    }
+}
+
+/// Forward one output stream, streaming at most `cap` bytes byte-exact, keeping the end of the
+/// rest in a ring and draining it so the command never blocks on a full pipe and our memory stays
+/// bounded. Counts every byte the command wrote.
 async fn pump(
     fd: OwnedFd,
     cap: u64,
     tx: EventTx,
     stdout: bool,
     mut started: watch::Receiver<bool>,
-) -> bool {
+) -> Pumped {
     let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return false;
+        return Pumped::default();
     };
     // The `started` event goes first; wait for it (or for the exec to end without starting).
     let _ = started.wait_for(|s| *s).await;
     let mut buf = vec![0u8; 16 * 1024];
     let mut sent: u64 = 0;
-    let mut truncated = false;
+    let mut out = Pumped::default();
+    let mut tail = Tail::new(TAIL_BYTES.min(usize::try_from(cap).unwrap_or(usize::MAX)));
     loop {
         let n = match rx.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        out.total += n as u64;
         let room = cap.saturating_sub(sent) as usize;
-        if n > room {
-            truncated = true;
-        }
         let keep = n.min(room);
+        if n > room {
+            out.truncated = true;
+            tail.push(&buf[keep..n]);
+        }
         if keep > 0 {
             sent += keep as u64;
             let data = buf[..keep].to_vec();
@@ -106,7 +154,8 @@ async fn pump(
             }
         }
     }
-    truncated
+    out.tail = tail.into_vec();
+    out
 }
 
 pub async fn run(
@@ -184,7 +233,7 @@ pub async fn run(
         started_rx.clone(),
     ));
     let err_task = tokio::spawn(pump(err_r, p.output_cap, tx.clone(), false, started_rx));
-    let abort = |out: &tokio::task::JoinHandle<bool>, err: &tokio::task::JoinHandle<bool>| {
+    let abort = |out: &tokio::task::JoinHandle<Pumped>, err: &tokio::task::JoinHandle<Pumped>| {
         out.abort();
         err.abort();
     };
@@ -261,8 +310,12 @@ pub async fn run(
         tokio::time::timeout(grace, out_task).await,
         tokio::time::timeout(grace, err_task).await,
     );
-    r.stdout_truncated = matches!(o, Ok(Ok(true)));
-    r.stderr_truncated = matches!(e, Ok(Ok(true)));
+    let (o, e) = (o.ok().and_then(Result::ok), e.ok().and_then(Result::ok));
+    r.stdout_truncated = o.as_ref().is_some_and(|p| p.truncated);
+    r.stderr_truncated = e.as_ref().is_some_and(|p| p.truncated);
+    let (o, e) = (o.unwrap_or_default(), e.unwrap_or_default());
+    (r.stdout_bytes, r.stdout_tail) = (o.total, o.tail);
+    (r.stderr_bytes, r.stderr_tail) = (e.total, e.tail);
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
@@ -285,5 +338,28 @@ pub fn limit_hit(r: &ExecResult, via_shell: bool) -> &'static str {
         "output_limit_bytes"
     } else {
         ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_bytes_in_bounded_memory() {
+        let mut t = Tail::new(4);
+        t.push(b"ab");
+        t.push(b"cde");
+        assert_eq!(t.into_vec(), b"bcde");
+        let mut t = Tail::new(4);
+        t.push(b"0123456789");
+        t.push(b"x");
+        assert_eq!(t.into_vec(), b"789x");
+        let mut t = Tail::new(0);
+        t.push(b"abc");
+        assert!(t.into_vec().is_empty());
+        let mut t = Tail::new(8);
+        t.push(b"abc");
+        assert_eq!(t.into_vec(), b"abc");
     }
 }

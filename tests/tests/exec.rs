@@ -675,3 +675,202 @@ fn requests_unlike_the_prepared_sandbox_get_their_own_policy() {
     assert!(!tmp_root.join("t").exists() && !Path::new("/tmp/t").exists());
     let _ = std::fs::remove_dir_all(&tmp_root);
 }
+
+/// `nanobot tool --socket S --workspace WS exec JSON`: the text the model sees, and a newline.
+fn exec_tool(d: &Daemon, command: &str) -> String {
+    let home = d.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let o = Command::new(bin("nanobot"))
+        .args(["tool", "--socket"])
+        .arg(&d.socket)
+        .arg("--workspace")
+        .arg(&d.ws)
+        .args([
+            "exec",
+            &serde_json::json!({ "command": command }).to_string(),
+        ])
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    stdout(&o)
+}
+
+/// The issue's example: 10 100 bytes of stdout used to push stderr, the exit code and every note
+/// out of the 10 000-character result.
+#[test]
+fn long_exec_results_keep_stderr_exit_code_and_a_truncation_note() {
+    let d = Daemon::start();
+    let text = exec_tool(&d, "yes x | head -c 10100; echo boom >&2; exit 3");
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    assert!(text.chars().count() <= 10_000, "{}", text.len());
+    assert!(text.starts_with("x\nx\nx\n"), "{}", &text[..50]);
+    assert!(
+        text.ends_with(
+            "x\nx\n\nSTDERR:\nboom\n\nExit code: 3\n\
+             (output truncated: stdout: 9,508 of 10,100 bytes shown, 592 omitted)"
+        ),
+        "{}",
+        &text[text.len() - 300..]
+    );
+    assert!(text.contains("\n... (592 bytes omitted) ...\n"), "{text}");
+
+    // Past the daemon's own cap (10 240 bytes per stream): head and tail of stdout, the real
+    // number of bytes written, stderr's tail, the exit code and the sandbox's note.
+    let text = exec_tool(
+        &d,
+        "printf HEAD; yes x | head -c 300000; printf TAIL; \
+         yes e | head -c 20000 >&2; echo boom >&2; exit 3",
+    );
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    assert!(text.chars().count() <= 10_000, "{}", text.len());
+    assert!(text.starts_with("HEADx\nx\n"), "{}", &text[..50]);
+    assert!(text.contains("x\nx\nTAIL\nSTDERR:\n"), "{text}");
+    let end = &text[text.find("boom").unwrap_or(0)..];
+    assert!(
+        end.starts_with("boom\n\nExit code: 3\n(output truncated: stdout: ")
+            && end.contains(" of 300,008 bytes shown, ")
+            && end.contains("; stderr: ")
+            && end.contains(" of 20,005 bytes shown, ")
+            && end.ends_with("; the sandbox's output limit (output_limit_bytes) was hit)"),
+        "{end}"
+    );
+    // The omitted count is the real one: shown + omitted = written.
+    let omitted: u64 = text
+        .split("\n... (")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let shown_head = text.find("\n... (").unwrap_or(0) as u64;
+    let tail_start = text.find(") ...\n").unwrap_or(0) + ") ...\n".len();
+    let shown_tail = (text.find("\nSTDERR:").unwrap_or(0) - tail_start) as u64;
+    assert_eq!(
+        shown_head + omitted + shown_tail,
+        300_008,
+        "{shown_head} {omitted} {shown_tail}"
+    );
+
+    // Signals and timeouts end the text as well.
+    let text = exec_tool(&d, "yes y | head -c 20000; kill -KILL $$");
+    assert!(
+        text.contains("\nKilled by signal 9\n(output truncated: stdout: ")
+            || text.contains("\nExit code: 137\n(output truncated: stdout: "),
+        "{}",
+        &text[text.len() - 200..]
+    );
+}
+
+/// The daemon counts what the command wrote and keeps the tail past its cap; what it streams
+/// stays the exact head.
+#[test]
+fn the_daemon_counts_every_byte_and_sends_the_tail() {
+    let d = Daemon::start();
+    let expected: Vec<u8> = (1..=100_000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let rt = grpc::rt();
+    rt.block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        let run = grpc::exec(&mut c, req(&d.ws, "seq 1 100000; echo short >&2"))
+            .await
+            .unwrap();
+        let r = run.result.unwrap();
+        assert_eq!(run.stdout, &expected[..10_240]);
+        assert!(r.stdout_truncated);
+        assert_eq!(r.stdout_bytes, expected.len() as u64);
+        assert_eq!(r.stdout_tail, &expected[expected.len() - 4096..]);
+        assert_eq!(r.limit_hit, "output_limit_bytes");
+        assert_eq!(run.stderr, b"short\n");
+        assert!(!r.stderr_truncated);
+        assert_eq!(r.stderr_bytes, 6);
+        assert!(r.stderr_tail.is_empty());
+        // A lower cap keeps a tail no longer than the cap.
+        let mut small = req(&d.ws, "seq 1 100000");
+        small.max_output_bytes = 100;
+        let run = grpc::exec(&mut c, small).await.unwrap();
+        let r = run.result.unwrap();
+        assert_eq!(run.stdout, &expected[..100]);
+        assert_eq!(r.stdout_tail, &expected[expected.len() - 100..]);
+        assert_eq!(r.stdout_bytes, expected.len() as u64);
+        // Nothing cut: the counts equal what was streamed, no tail.
+        let run = grpc::exec(&mut c, req(&d.ws, "printf abc")).await.unwrap();
+        let r = run.result.unwrap();
+        assert_eq!((r.stdout_bytes, r.stdout_tail.len()), (3, 0));
+    });
+    // `--json` carries the counts and the tail too.
+    let o = d.nanobot(&["--json"], "seq 1 100000");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stdout_bytes"], expected.len() as u64);
+    assert_eq!(
+        v["stdout_tail"].as_str().unwrap().as_bytes(),
+        &expected[expected.len() - 4096..]
+    );
+}
+
+/// Bytes that are not UTF-8 are replaced only where text is required, and that is said.
+#[test]
+fn invalid_utf8_is_never_silently_rewritten() {
+    let d = Daemon::start();
+    let text = exec_tool(&d, r"printf 'a\377b\376\n'");
+    assert_eq!(
+        text,
+        "a\u{fffd}b\u{fffd}\n\n(2 invalid UTF-8 bytes replaced with U+FFFD in stdout)\n"
+    );
+    let o = d.nanobot(&["--json"], r"printf 'a\377b'; printf '\377' >&2");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stdout"], "a\u{fffd}b");
+    assert_eq!(v["stdout_invalid_utf8_bytes"], 1);
+    assert_eq!(v["stderr_invalid_utf8_bytes"], 1);
+    assert_eq!(
+        v["notes"],
+        serde_json::json!([
+            "1 invalid UTF-8 bytes replaced with U+FFFD in stdout",
+            "1 invalid UTF-8 bytes replaced with U+FFFD in stderr"
+        ])
+    );
+    // The streaming path passes the bytes through untouched.
+    let o = d.nanobot(&[], r"printf 'a\377b'");
+    assert_eq!(o.stdout, b"a\xffb");
+}
+
+/// `nanobot exec -- PROGRAM ARGS...` runs that argv; one argument stays a shell command line.
+#[test]
+fn several_arguments_are_an_argv_one_is_a_shell_command_line() {
+    let d = Daemon::start();
+    let run = |opts: &[&str], argv: &[&str]| {
+        let o = d
+            .nanobot_cmd(opts, argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
+        (o.status.code(), stdout(&o), stderr(&o))
+    };
+    // The issue's example printed an empty line.
+    assert_eq!(run(&[], &["/bin/sh", "-c", "echo hi"]).1, "hi\n");
+    // Spaces, quotes, shell metacharacters and empty arguments arrive as given.
+    let (code, out, err) = run(
+        &[],
+        &[
+            "printf", "[%s]\\n", "a  b", "\"q\"", "it's", "", "$HOME;*", "x",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "[a  b]\n[\"q\"]\n[it's]\n[]\n[$HOME;*]\n[x]\n");
+    // Exit codes come through.
+    assert_eq!(run(&[], &["/bin/sh", "-c", "exit 4"]).0, Some(4));
+    // A single argument is still a shell command line (README's first example).
+    let (code, out, _) = run(&[], &["echo a; echo 'b  c' > f.txt && cat f.txt"]);
+    assert_eq!((code, out.as_str()), (Some(0), "a\nb  c\n"));
+    // --shell joins several arguments into one command line, as before.
+    assert_eq!(run(&["--shell"], &["echo", "$((1+2))"]).1, "3\n");
+    assert_eq!(run(&[], &["echo", "$((1+2))"]).1, "$((1+2))\n");
+    // --no-shell runs a single argument as a program.
+    assert_eq!(run(&[], &["echo hi"]).1, "hi\n");
+    let (code, _, err) = run(&["--no-shell"], &["echo hi"]);
+    assert_ne!(code, Some(0), "{err}");
+    // --json reports the same.
+    let (_, out, _) = run(&["--json"], &["/bin/sh", "-c", "echo hi"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["stdout"], "hi\n");
+}
