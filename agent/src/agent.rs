@@ -139,6 +139,8 @@ impl Agent {
             progress.update("thinking");
             let mut msgs = vec![Message::text("system", system.clone())];
             msgs.extend_from_slice(session.window(HISTORY_WINDOW));
+            // Never send a tool call without its result (history written by a process that died).
+            crate::session::answer_open_calls(&mut msgs);
             let reply = self
                 .provider
                 .chat(&msgs, &specs, self.max_tokens, self.temperature)

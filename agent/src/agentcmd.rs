@@ -35,34 +35,38 @@ pub const EXIT_GAVE_UP: i32 = 3;
 pub enum Local<'a> {
     /// Nothing but whitespace: refused, never sent.
     Empty,
+    /// `/exit`: leave (also with `-m`).
     Exit,
+    /// `exit`, `quit`, `:q`: leave the interactive mode; with `-m` a message like any other.
+    Quit,
     Help,
     New,
-    /// `/word` that is no command: answered with the list, never sent.
+    /// A lone `/word` that is no command: answered with the list, never sent.
     Unknown(&'a str),
     /// Send this (trimmed) text to the model.
     Send(&'a str),
 }
 
-/// Sort a line: commands and empty input are handled here. A line whose first word looks like
-/// `/name` (letters, digits, `-`, `_`; no second `/`, so `/etc/hosts …` is a message) is a command.
+/// Sort a line: commands and empty input are handled here. A line is a command only when it is
+/// a single token `/word` (letters, digits, `-`, `_`) with nothing else but surrounding
+/// whitespace; anything else (`/tmp is full`, `/etc/hosts`, `/new please`) goes to the model.
 pub fn classify(line: &str) -> Local<'_> {
     let text = line.trim();
     match text {
         "" => return Local::Empty,
-        "exit" | "quit" | "/exit" | ":q" => return Local::Exit,
+        "/exit" => return Local::Exit,
+        "exit" | "quit" | ":q" => return Local::Quit,
         "/help" => return Local::Help,
         "/new" => return Local::New,
         _ => {}
     }
-    let word = text.split_whitespace().next().unwrap_or("");
-    if let Some(name) = word.strip_prefix('/') {
+    if let Some(name) = text.strip_prefix('/') {
         if !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Local::Unknown(word);
+            return Local::Unknown(text);
         }
     }
     Local::Send(text)
@@ -129,8 +133,9 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
                 println!("{HELP}");
                 return Ok(0);
             }
+            Local::Exit => return Ok(0),
             // `-m exit` is a message like any other.
-            Local::Exit => m.trim(),
+            Local::Quit => m.trim(),
             Local::Send(t) => t,
         };
         // No Ctrl-C handler here: SIGINT ends the process (exit 130), which drops the
@@ -210,7 +215,7 @@ async fn interactive(
                 }
                 continue;
             }
-            Local::Exit => break,
+            Local::Exit | Local::Quit => break,
             Local::Help => {
                 let _ = rl.add_history_entry(line.trim());
                 println!("{HELP}");
@@ -288,11 +293,23 @@ mod tests {
     fn lines_are_sorted_before_the_model() {
         assert_eq!(classify(""), Local::Empty);
         assert_eq!(classify("  \t "), Local::Empty);
-        assert_eq!(classify(" exit "), Local::Exit);
+        assert_eq!(classify(" exit "), Local::Quit);
+        assert_eq!(classify(" /exit\n"), Local::Exit);
         assert_eq!(classify("/help"), Local::Help);
-        assert_eq!(classify("/new"), Local::New);
-        assert_eq!(classify("/frobnicate now"), Local::Unknown("/frobnicate"));
-        assert_eq!(classify("/x"), Local::Unknown("/x"));
+        assert_eq!(classify("  /new "), Local::New);
+        assert_eq!(classify("/frobnicate"), Local::Unknown("/frobnicate"));
+        assert_eq!(classify(" /x-y_2 "), Local::Unknown("/x-y_2"));
+        // Only a lone /word is a command; everything else is a message.
+        assert_eq!(classify("/frobnicate now"), Local::Send("/frobnicate now"));
+        assert_eq!(classify("/new please"), Local::Send("/new please"));
+        assert_eq!(
+            classify("/tmp is full, clean it"),
+            Local::Send("/tmp is full, clean it")
+        );
+        assert_eq!(classify("/tmp"), Local::Unknown("/tmp"));
+        assert_eq!(classify("/etc/hosts"), Local::Send("/etc/hosts"));
+        assert_eq!(classify("/"), Local::Send("/"));
+        assert_eq!(classify("/ünï"), Local::Send("/ünï"));
         assert_eq!(
             classify("/etc/hosts has what?"),
             Local::Send("/etc/hosts has what?")

@@ -27,9 +27,50 @@ pub fn file_name(key: &str) -> String {
     format!("{}.jsonl", if s.is_empty() { "_" } else { s })
 }
 
+/// The result a tool call gets when the history has none: the process ended mid-turn (Ctrl-C
+/// in `agent -m`, SIGTERM, SIGHUP, a crash) after the call was saved and before its result was.
+pub const INTERRUPTED_TOOL: &str =
+    "Error: the turn was interrupted before this tool call finished \
+     (it may not have run, or was killed).";
+
+/// Give every tool call without a result a synthetic one, placed right after the results its
+/// assistant message does have, so each request is well formed (providers reject an unanswered
+/// tool call). Returns how many were added.
+pub fn answer_open_calls(messages: &mut Vec<Message>) -> usize {
+    let mut added = 0;
+    let mut i = 0;
+    while i < messages.len() {
+        if messages[i].role != "assistant" || messages[i].tool_calls.is_empty() {
+            i += 1;
+            continue;
+        }
+        // The results that follow this assistant message.
+        let mut end = i + 1;
+        while end < messages.len() && messages[end].role == "tool" {
+            end += 1;
+        }
+        let answered: Vec<String> = messages[i + 1..end]
+            .iter()
+            .filter_map(|m| m.tool_call_id.clone())
+            .collect();
+        let missing: Vec<Message> = messages[i]
+            .tool_calls
+            .iter()
+            .filter(|c| !answered.contains(&c.id))
+            .map(|c| Message::tool_result(c, INTERRUPTED_TOOL.into()))
+            .collect();
+        let n = missing.len();
+        messages.splice(end..end, missing);
+        added += n;
+        i = end + n;
+    }
+    added
+}
+
 impl Session {
     /// Load (or start) the session `key` in `dir`. Unreadable lines are skipped and counted in
-    /// the returned warnings, never fatal: history is a convenience, not a contract.
+    /// the returned warnings, never fatal: history is a convenience, not a contract. A tool call
+    /// saved without its result (the process died mid-turn) gets `INTERRUPTED_TOOL` as result.
     pub fn load(dir: &Path, key: &str) -> std::io::Result<(Session, Vec<String>)> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -56,6 +97,7 @@ impl Session {
                 }
             }
         }
+        answer_open_calls(&mut messages);
         Ok((Session { path, messages }, warnings))
     }
 
@@ -159,6 +201,61 @@ mod tests {
         }
         assert_eq!(s.window(3)[0].content.as_deref(), Some("4"));
         assert_eq!(s.window(10).len(), 5);
+    }
+
+    #[test]
+    fn tool_calls_without_results_are_answered_on_load() {
+        use crate::provider::ToolCall;
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "exec".into(),
+            arguments: "{}".into(),
+        };
+        let asks = |ids: &[&str]| Message {
+            role: "assistant".into(),
+            content: None,
+            tool_calls: ids.iter().map(|i| call(i)).collect(),
+            tool_call_id: None,
+            name: None,
+        };
+        let d = dir();
+        let (mut s, _) = Session::load(&d, "open").unwrap();
+        // An interrupted turn in the middle, with one of two results, then one at the end.
+        for m in [
+            Message::text("user", "go"),
+            asks(&["a", "b"]),
+            Message::tool_result(&call("a"), "ok".into()),
+            Message::text("user", "again"),
+            asks(&["c"]),
+        ] {
+            s.push(m).unwrap();
+        }
+        let (s2, w) = Session::load(&d, "open").unwrap();
+        assert!(w.is_empty());
+        let shape: Vec<_> = s2
+            .messages
+            .iter()
+            .map(|m| (m.role.as_str(), m.tool_call_id.as_deref()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("user", None),
+                ("assistant", None),
+                ("tool", Some("a")),
+                ("tool", Some("b")),
+                ("user", None),
+                ("assistant", None),
+                ("tool", Some("c")),
+            ]
+        );
+        assert_eq!(s2.messages[3].content.as_deref(), Some(INTERRUPTED_TOOL));
+        assert_eq!(s2.messages[2].content.as_deref(), Some("ok"));
+        // A complete history is left alone.
+        let mut full = s2.messages.clone();
+        assert_eq!(answer_open_calls(&mut full), 0);
+        assert_eq!(full, s2.messages);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -893,7 +893,7 @@ fn empty_messages_and_unknown_commands_never_reach_the_model() {
         assert_eq!(o.status.code(), Some(2), "{m:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("message is empty"), "{}", stderr(&o));
     }
-    let o = home.nanobot(&d, &["agent", "-m", "/frobnicate now"]);
+    let o = home.nanobot(&d, &["agent", "-m", " /frobnicate "]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("unknown command /frobnicate") && stderr(&o).contains("/new"),
@@ -951,4 +951,117 @@ fn ctrl_c_ends_a_one_shot_message_with_130_and_kills_its_command() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(!d.ws.join(&marker).exists());
+}
+
+#[test]
+fn only_a_lone_slash_word_is_a_command() {
+    let d = Daemon::start();
+    let server = Server::start(vec![
+        llm::openai_text("cleaned"),
+        llm::openai_text("new as asked"),
+        llm::openai_text("path answered"),
+    ]);
+    let home = Home::new("slash");
+    home.config(&d, "custom", &server.base(), "m");
+    // Messages that merely start with '/' go to the model.
+    for (m, want) in [
+        ("/tmp is full, clean it", "cleaned\n"),
+        ("/new please", "new as asked\n"),
+        ("/etc/hosts", "path answered\n"),
+    ] {
+        let o = home.nanobot(&d, &["agent", "-m", m, "--quiet"]);
+        assert_eq!(o.status.code(), Some(0), "{m}: {}", stderr(&o));
+        assert_eq!(stdout(&o), want, "{m}");
+    }
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 3);
+    let last = reqs[2].body["messages"].as_array().unwrap();
+    assert_eq!(last.last().unwrap()["content"], "/etc/hosts");
+    // Known commands run locally, with or without surrounding whitespace.
+    let o = home.nanobot(&d, &["agent", "-m", "/help"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("/new"), "{}", stdout(&o));
+    let o = home.nanobot(&d, &["agent", "-m", " /exit "]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let o = home.nanobot(&d, &["agent", "-m", "/new"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("new session"), "{}", stdout(&o));
+    // A lone unknown /word is refused with the list.
+    let o = home.nanobot(&d, &["agent", "-m", "/tmp"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown command /tmp"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("/help"), "{}", stderr(&o));
+    assert_eq!(server.recorded().len(), 3, "commands never reach the model");
+}
+
+#[test]
+fn a_one_shot_turn_killed_mid_tool_leaves_a_session_the_next_request_can_use() {
+    let d = Daemon::start();
+    let marker = format!("nbinterrupt{}", std::process::id());
+    let command = format!("sleep 30; echo done > {marker}");
+    let server = Server::start(vec![
+        llm::openai_tools(&[("exec", json!({ "command": command }))]),
+        llm::openai_text("second answer"),
+    ]);
+    let home = Home::new("interrupt");
+    home.config(&d, "custom", &server.base(), "m");
+    let mut child = home
+        .command(&d, &["agent", "-m", "go", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while pids_with(&marker).is_empty() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    wait_exit(&mut child, 5).expect("SIGINT ends agent -m");
+    // The saved session ends with the tool call and no result.
+    let sess =
+        std::fs::read_to_string(home.dir.join(".nanobot/sessions/cli_default.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(sess.lines().last().unwrap()).unwrap();
+    assert!(last["tool_calls"].is_array(), "{sess}");
+
+    let o = home.nanobot(&d, &["agent", "-m", "second", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "second answer\n");
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 2);
+    let msgs = reqs[1].body["messages"].as_array().unwrap();
+    let calls: Vec<&str> = msgs
+        .iter()
+        .filter_map(|m| m["tool_calls"].as_array())
+        .flatten()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(!calls.is_empty(), "{msgs:?}");
+    for id in calls {
+        let result = msgs
+            .iter()
+            .find(|m| m["role"] == "tool" && m["tool_call_id"] == id)
+            .unwrap_or_else(|| panic!("no result for {id}: {msgs:?}"));
+        assert!(
+            result["content"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted before this tool call finished"),
+            "{result}"
+        );
+    }
+    assert_eq!(msgs.last().unwrap()["content"], "second");
+    let t0 = std::time::Instant::now();
+    while !pids_with(&marker).is_empty() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
