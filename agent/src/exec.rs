@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 pub const EXIT_TIMEOUT: i32 = 124;
 pub const EXIT_REFUSED: i32 = 125;
+/// The program was found but could not be executed (EACCES, ENOEXEC), as in the shell.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// The program was not found, as in the shell.
+pub const EXIT_NOT_FOUND: i32 = 127;
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -72,10 +76,40 @@ fn lossy(b: &[u8]) -> (String, usize) {
     )
 }
 
+/// When `program` (argv mode only: in shell mode the program is `/bin/sh`, and failing to run it
+/// is the sandbox's failure) could not be run because it is missing or not executable, that is
+/// the command's own failure, not a refusal: the shell's exit code (127 not found, 126 found but
+/// not executable) and the message to print. Every other refusal stays 125.
+pub fn program_failure(r: &ExecResult, program: Option<&str>) -> Option<(i32, String)> {
+    let program = program?;
+    if !r.refused || r.refused_layer != "exec" || !r.failed_step.starts_with("execve") {
+        return None;
+    }
+    match r.errno {
+        libc::ENOENT if program.contains('/') => Some((
+            EXIT_NOT_FOUND,
+            format!("{program}: No such file or directory"),
+        )),
+        libc::ENOENT => Some((EXIT_NOT_FOUND, format!("{program}: command not found"))),
+        libc::EACCES => Some((
+            EXIT_CANNOT_EXECUTE,
+            format!("{program}: cannot execute: Permission denied (not an executable file, or not executable in this sandbox)"),
+        )),
+        libc::ENOEXEC => Some((
+            EXIT_CANNOT_EXECUTE,
+            format!("{program}: cannot execute: Exec format error (not a binary or a script with #!)"),
+        )),
+        _ => None,
+    }
+}
+
 /// Exit code for a result, as documented: the command's code, 128+N for signal N, 124 for a
-/// timeout, 125 when the sandbox refused.
-pub fn exit_code(r: &ExecResult) -> i32 {
-    if r.refused {
+/// timeout, 125 when the sandbox refused; in argv mode (`program` set) 127 / 126 when the program
+/// is not found / not executable, as the shell reports them.
+pub fn exit_code(r: &ExecResult, program: Option<&str>) -> i32 {
+    if let Some((code, _)) = program_failure(r, program) {
+        code
+    } else if r.refused {
         EXIT_REFUSED
     } else if r.timed_out {
         EXIT_TIMEOUT
@@ -176,6 +210,7 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
     let (_socket, mut client) =
         crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
     let (command, argv) = command_or_argv(&a);
+    let program = argv.first().cloned();
     let req = ExecRequest {
         workspace: workspace.to_string_lossy().into_owned(),
         cwd,
@@ -227,7 +262,8 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
         eprintln!("nanobot: sandbox failed: the stream ended without a result");
         return Ok(EXIT_REFUSED);
     };
-    let code = exit_code(&r);
+    let failure = program_failure(&r, program.as_deref());
+    let code = exit_code(&r, program.as_deref());
     if a.json {
         let (stdout, stdout_bad) = lossy(&out);
         let (stderr, stderr_bad) = lossy(&err);
@@ -261,6 +297,8 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
             "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,
         });
         println!("{v}");
+    } else if let Some((_, msg)) = failure {
+        eprintln!("nanobot: {msg}");
     } else if r.refused {
         eprintln!("nanobot: {}", r.refused_reason);
     } else {
@@ -288,4 +326,50 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(layer: &str, step: &str, errno: i32) -> ExecResult {
+        ExecResult {
+            exit_code: -1,
+            refused: true,
+            refused_layer: layer.into(),
+            failed_step: step.into(),
+            errno,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_or_unexecutable_program_exits_like_the_shell_in_argv_mode() {
+        let r = refusal("exec", "execve", libc::ENOENT);
+        assert_eq!(exit_code(&r, Some("nosuchprog")), 127);
+        assert_eq!(
+            program_failure(&r, Some("nosuchprog")).map(|f| f.1),
+            Some("nosuchprog: command not found".into())
+        );
+        let r = refusal("exec", "execve /etc/passwd", libc::EACCES);
+        assert_eq!(exit_code(&r, Some("/etc/passwd")), 126);
+        let r = refusal("exec", "execve ./junk", libc::ENOEXEC);
+        assert_eq!(exit_code(&r, Some("./junk")), 126);
+        // Shell mode: failing to run /bin/sh is the sandbox's failure.
+        assert_eq!(exit_code(&r, None), EXIT_REFUSED);
+        // Other layers, other errnos and other exec steps stay refusals.
+        for r in [
+            refusal("landlock", "landlock_restrict_self", libc::EACCES),
+            refusal("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER)", libc::ENOENT),
+            refusal("exec", "execve x", libc::E2BIG),
+            refusal("exec", "prepare exec", libc::EINVAL),
+        ] {
+            assert_eq!(exit_code(&r, Some("x")), EXIT_REFUSED, "{r:?}");
+        }
+        let ok = ExecResult {
+            exit_code: 3,
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&ok, Some("x")), 3);
+    }
 }

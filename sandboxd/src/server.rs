@@ -315,6 +315,11 @@ pub fn build_spec(
 ) -> Result<(SandboxSpec, u64), Status> {
     let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
         (false, true) => vec!["/bin/sh".into(), "-c".into(), req.command.clone()],
+        (true, false) if req.argv[0].is_empty() => {
+            return Err(Status::invalid_argument(
+                "command is empty: argv[0], the program to run, is an empty string",
+            ))
+        }
         (true, false) => req.argv.clone(),
         (true, true) => {
             return Err(Status::invalid_argument(

@@ -874,3 +874,73 @@ fn several_arguments_are_an_argv_one_is_a_shell_command_line() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["stdout"], "hi\n");
 }
+
+/// In argv mode a program that is missing or not executable is the command's own failure, with
+/// the shell's exit codes (127, 126), not a sandbox refusal (125); the empty program says so.
+#[test]
+fn argv_program_not_found_or_not_executable_exits_like_the_shell() {
+    let d = Daemon::start();
+    let run = |opts: &[&str], argv: &[&str]| {
+        let o = d
+            .nanobot_cmd(opts, argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
+        (o.status.code(), stderr(&o))
+    };
+    // Not found: 127 in both forms.
+    let (code, err) = run(&[], &["nosuchprog", "arg"]);
+    assert_eq!(code, Some(127), "{err}");
+    assert_eq!(err.trim_end(), "nanobot: nosuchprog: command not found");
+    assert!(!err.contains("refused"), "{err}");
+    assert_eq!(run(&[], &["nosuchprog arg"]).0, Some(127));
+    let (code, err) = run(&["--no-shell"], &["nosuchprog"]);
+    assert_eq!(code, Some(127), "{err}");
+    let (code, err) = run(&[], &["/no/such/prog", "x"]);
+    assert_eq!(code, Some(127), "{err}");
+    assert!(
+        err.contains("/no/such/prog: No such file or directory"),
+        "{err}"
+    );
+    // Found but not executable: 126 in both forms.
+    let (code, err) = run(&["--no-shell"], &["/etc/passwd"]);
+    assert_eq!(code, Some(126), "{err}");
+    assert!(
+        err.starts_with("nanobot: /etc/passwd: cannot execute: Permission denied"),
+        "{err}"
+    );
+    assert!(!err.contains("refused"), "{err}");
+    assert_eq!(run(&[], &["/etc/passwd"]).0, Some(126));
+    // Not a binary and no #!: 126 as well (the shell form would run it as a script).
+    let (code, err) = run(
+        &[],
+        &["/bin/sh", "-c", "printf '\\000\\001' > junk; chmod +x junk"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&["--no-shell"], &["./junk"]);
+    assert_eq!(code, Some(126), "{err}");
+    assert!(
+        err.contains("./junk: cannot execute: Exec format error"),
+        "{err}"
+    );
+    // --json carries the same exit code.
+    let o = d
+        .nanobot_cmd(&["--json"], "nosuchprog")
+        .arg("x")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit"], 127);
+    // The empty program is an error that says so, in both forms.
+    let (code, err) = run(&["--no-shell"], &[""]);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("command is empty"), "{err}");
+    assert!(!err.contains("execve"), "{err}");
+    let (code, err) = run(&[], &["", "x"]);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("command is empty"), "{err}");
+    let (code, err) = run(&[], &[""]);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("command is empty"), "{err}");
+}
