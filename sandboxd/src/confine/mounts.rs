@@ -224,6 +224,24 @@ pub fn reserved(path: &Path) -> Option<&'static str> {
     ["/proc", "/dev"].into_iter().find(|r| p.starts_with(r))
 }
 
+/// A named path (as written, or as it resolves) that may not be bound: `/` or a reserved tree.
+fn forbidden(n: &Named, p: &Path) -> Result<(), MountPlanError> {
+    if p == Path::new("/") {
+        return Err(MountPlanError::WholeRoot {
+            key: n.key,
+            path: n.path.clone(),
+        });
+    }
+    match reserved(p) {
+        Some(inside) => Err(MountPlanError::Reserved {
+            key: n.key,
+            path: n.path.clone(),
+            inside,
+        }),
+        None => Ok(()),
+    }
+}
+
 struct Named {
     key: &'static str,
     path: PathBuf,
@@ -318,19 +336,7 @@ pub fn plan(
         });
     }
     for n in &named {
-        if n.path == Path::new("/") {
-            return Err(MountPlanError::WholeRoot {
-                key: n.key,
-                path: n.path.clone(),
-            });
-        }
-        if let Some(inside) = reserved(&n.path) {
-            return Err(MountPlanError::Reserved {
-                key: n.key,
-                path: n.path.clone(),
-                inside,
-            });
-        }
+        forbidden(n, &n.path)?;
     }
 
     // Symlinks named directly (e.g. /bin -> usr/bin on merged-/usr systems) are recreated; what
@@ -361,19 +367,7 @@ pub fn plan(
             });
         };
         // What a name leads to is what gets bound: check that too (a symlink to / or /proc).
-        if real == Path::new("/") {
-            return Err(MountPlanError::WholeRoot {
-                key: n.key,
-                path: n.path.clone(),
-            });
-        }
-        if let Some(inside) = reserved(&real) {
-            return Err(MountPlanError::Reserved {
-                key: n.key,
-                path: n.path.clone(),
-                inside,
-            });
-        }
+        forbidden(n, &real)?;
         let kind = probe(&real);
         if n.socket && kind != HostKind::Socket {
             return Err(MountPlanError::NotSocket {
