@@ -554,21 +554,18 @@ pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
     }
     parts.extend(ending);
     let mut cut = vec![];
-    if out_omitted > 0 {
-        cut.push(format!(
-            "stdout: {} of {} bytes shown, {} omitted",
-            thousands(stdout.total - out_omitted),
-            thousands(stdout.total),
-            thousands(out_omitted)
-        ));
-    }
-    if err_omitted > 0 {
-        cut.push(format!(
-            "stderr: {} of {} bytes shown, {} omitted",
-            thousands(stderr.total - err_omitted),
-            thousands(stderr.total),
-            thousands(err_omitted)
-        ));
+    for (name, total, omitted) in [
+        ("stdout", stdout.total, out_omitted),
+        ("stderr", stderr.total, err_omitted),
+    ] {
+        if omitted > 0 {
+            cut.push(format!(
+                "{name}: {} of {} bytes shown, {} omitted",
+                thousands(total - omitted),
+                thousands(total),
+                thousands(omitted)
+            ));
+        }
     }
     if end.sandbox_truncated {
         cut.push("the sandbox's output limit (output_limit_bytes) was hit".into());
