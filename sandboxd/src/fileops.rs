@@ -41,7 +41,7 @@ pub enum FileError {
     NotFile(String),
     #[error("{0}: not a directory")]
     NotDir(String),
-    #[error("{path}: too large ({size} bytes, the limit is {limit}); {hint}")]
+    #[error("{path}: too large ({}, the limit is {limit}); {hint}", plural(*.size, "byte"))]
     TooLarge {
         path: String,
         size: u64,
@@ -52,7 +52,7 @@ pub enum FileError {
     Binary(String),
     #[error("{0}: not valid UTF-8 text")]
     InvalidUtf8(String),
-    #[error("{path}: offset {offset} is past the end of the file ({lines} lines)")]
+    #[error("{path}: offset {offset} is past the end of the file ({})", plural(*.lines as u64, "line"))]
     Offset {
         path: String,
         offset: u32,
@@ -60,9 +60,11 @@ pub enum FileError {
     },
     #[error("old_text is empty; give the exact text to replace")]
     EmptyOldText,
+    #[error("old_text is only a byte order mark (U+FEFF); edit_file keeps a file's BOM as it is, so give the text to replace (write_file rewrites a file without it)")]
+    BomOnlyOldText,
     #[error("{path}: old_text not found. {closest}")]
     TextNotFound { path: String, closest: String },
-    #[error("{path}: old_text not found exactly, but it matches lines {first}-{last} if whitespace is ignored (line endings are already ignored). Nothing was written. {detail}")]
+    #[error("{path}: old_text not found exactly, but it matches {} if whitespace is ignored (line endings are already ignored). Nothing was written. {detail}", line_span(*.first, *.last))]
     WhitespaceOnly {
         path: String,
         first: usize,
@@ -81,6 +83,24 @@ pub enum FileError {
     },
 }
 
+/// `n` and the noun, singular for one: "1 line", "2 lines".
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// "line 3" or "lines 3-5".
+fn line_span(first: usize, last: usize) -> String {
+    if first == last {
+        format!("line {first}")
+    } else {
+        format!("lines {first}-{last}")
+    }
+}
+
 impl FileError {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
@@ -90,7 +110,8 @@ impl FileError {
             | FileError::Binary(_)
             | FileError::InvalidUtf8(_)
             | FileError::Offset { .. }
-            | FileError::EmptyOldText => Code::InvalidArgument,
+            | FileError::EmptyOldText
+            | FileError::BomOnlyOldText => Code::InvalidArgument,
             FileError::Outside(_) | FileError::HardLink(_) | FileError::Denied { .. } => {
                 Code::PermissionDenied
             }
@@ -277,9 +298,9 @@ pub fn read_file(
     let shown_lines = content.matches('\n').count().max(1);
     let next = first + shown_lines;
     let note = format!(
-        "[truncated: showing {} of {chars} characters (lines {first}-{} of {total}); read on with offset={next}]",
-        content.chars().count(),
-        next - 1
+        "[truncated: showing {} of {chars} ({} of {total}); read on with offset={next}]",
+        plural(content.chars().count() as u64, "character"),
+        line_span(first, next - 1)
     );
     Ok(ReadOut {
         content,
@@ -654,40 +675,183 @@ impl Normalized {
     }
 }
 
-/// The line ending to write `new_text`'s lines with: a classic-Mac file gets `\r`; otherwise the
-/// style of the replaced region when it has line endings (so editing the CRLF part of a mixed
-/// file keeps it CRLF), else the file's majority style, with ties going to `\n`.
-fn line_ending_for(text: &str, region: &str, cr_is_newline: bool) -> &'static str {
+/// The line ending a bare `\n` of `new_text` is written with: a classic-Mac file gets `\r`;
+/// otherwise the style of the first of `scopes` (narrowest first: the lines actually replaced,
+/// the whole matched region, the file) that has more of one ending than the other, so editing
+/// the CRLF part of a mixed file keeps it CRLF; when none decides, `\n`.
+fn line_ending_for(scopes: &[&str], cr_is_newline: bool) -> &'static str {
     if cr_is_newline {
         return "\r";
     }
-    let style = |s: &str| {
+    for s in scopes {
         let lf = s.matches('\n').count();
         let crlf = s.matches("\r\n").count();
-        (crlf, lf - crlf)
-    };
-    let (crlf, lf) = style(region);
-    let (crlf, lf) = if crlf == lf { style(text) } else { (crlf, lf) };
-    if crlf > lf {
-        "\r\n"
-    } else {
-        "\n"
+        let lf = lf - crlf;
+        if crlf != lf {
+            return if crlf > lf { "\r\n" } else { "\n" };
+        }
+    }
+    "\n"
+}
+
+/// One line of some text: its content and its line ending (`""` for a last line without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Line<'a> {
+    body: &'a str,
+    eol: &'a str,
+}
+
+impl Line<'_> {
+    fn len(&self) -> usize {
+        self.body.len() + self.eol.len()
     }
 }
 
-/// The edit itself, on text: find `old` exactly once and replace it with `new`.
+/// Split `s` into lines at `\r\n`, `\n` and, when `cr_is_newline`, a lone `\r`; a lone `\r`
+/// otherwise stays inside its line. Concatenating the lines gives `s` back exactly.
+fn split_lines(s: &str, cr_is_newline: bool) -> Vec<Line<'_>> {
+    let b = s.as_bytes();
+    let mut out = vec![];
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        let eol_len = match b[i] {
+            b'\n' => 1,
+            b'\r' if b.get(i + 1) == Some(&b'\n') => 2,
+            b'\r' if cr_is_newline => 1,
+            _ => 0,
+        };
+        if eol_len == 0 {
+            i += 1;
+            continue;
+        }
+        // '\r' and '\n' are ASCII, so these are char boundaries.
+        out.push(Line {
+            body: &s[start..i],
+            eol: &s[i..i + eol_len],
+        });
+        i += eol_len;
+        start = i;
+    }
+    if start < s.len() {
+        out.push(Line {
+            body: &s[start..],
+            eol: "",
+        });
+    }
+    out
+}
+
+/// Whether the caller left a line of `old_text` as it was in `new_text`: the same content, and
+/// the same ending, where an ending the caller did not choose (see [`restyle`]) equals any.
+fn same_line(old: &Line, new: &Line, crlf_chosen: bool) -> bool {
+    old.body == new.body
+        && match new.eol {
+            "" => old.eol.is_empty(),
+            "\r\n" if crlf_chosen => old.eol == "\r\n",
+            _ => !old.eol.is_empty(),
+        }
+}
+
+/// The bytes that replace `region` (the file's matched text, as it is in the file; `old` is how
+/// the caller wrote it, equal to `region` once line endings are normalized): `new`, with line
+/// endings decided line by line.
+///
+/// * Lines at the start and end of `new` that the caller left as they were in `old` (see
+///   [`same_line`]) are written as the region's own bytes: an edit changes only the lines it
+///   really changes, so in a mixed file every untouched line keeps its ending.
+/// * In the lines that do change, a bare `\n` (what a model writes when it does not think about
+///   line endings) takes the style of the lines it replaces, else of the whole region, else of
+///   the file ([`line_ending_for`]). A `\r\n` is the caller's choice, written as it is, when
+///   `old` has no `\r\n`; when `old` was itself written with `\r\n`, the caller was only writing
+///   in the style they assumed, and it is treated like a bare `\n`. A lone `\r` is a line ending
+///   only in a classic-Mac file (and then already the file's style); elsewhere it is text.
+fn restyle(file: &str, region: &str, old: &str, new: &str, cr_is_newline: bool) -> String {
+    let crlf_chosen = !old.contains("\r\n");
+    let region_lines = split_lines(region, cr_is_newline);
+    let old_lines = split_lines(old, cr_is_newline);
+    let new_lines = split_lines(new, cr_is_newline);
+    // Normalized, `old` and `region` are equal, so their lines correspond one to one; should they
+    // not, nothing is treated as kept.
+    let most = if old_lines.len() == region_lines.len() {
+        old_lines.len().min(new_lines.len())
+    } else {
+        0
+    };
+    let head = old_lines
+        .iter()
+        .zip(&new_lines)
+        .take(most)
+        .take_while(|(o, n)| same_line(o, n, crlf_chosen))
+        .count();
+    let tail = old_lines
+        .iter()
+        .rev()
+        .zip(new_lines.iter().rev())
+        .take(most - head)
+        .take_while(|(o, n)| same_line(o, n, crlf_chosen))
+        .count();
+    let head_bytes: usize = region_lines[..head].iter().map(Line::len).sum();
+    let tail_bytes: usize = region_lines[region_lines.len() - tail..]
+        .iter()
+        .map(Line::len)
+        .sum();
+    let replaced = &region[head_bytes..region.len() - tail_bytes];
+    let style = line_ending_for(&[replaced, region, file], cr_is_newline);
+    let mut out = String::with_capacity(region.len() + new.len() * 2);
+    out.push_str(&region[..head_bytes]);
+    for l in &new_lines[head..new_lines.len() - tail] {
+        out.push_str(l.body);
+        out.push_str(match l.eol {
+            "" => "",
+            "\r\n" if crlf_chosen => "\r\n",
+            _ => style,
+        });
+    }
+    out.push_str(&region[region.len() - tail_bytes..]);
+    out
+}
+
+/// A UTF-8 byte order mark.
+const BOM: char = '\u{feff}';
+
+/// The edit itself, on text: find `old` exactly once and replace it with `new`. Only the
+/// replaced text changes: every byte before and after the match is written back as it was.
 ///
 /// Line endings do not count when matching: `\r\n` (and, in a file with no `\n` at all, `\r`)
 /// match `\n`, so an `old_text` written with `\n` finds its lines in a CRLF file and vice versa.
 /// When the normalized text occurs more than once (a mixed file), an exact byte match that
-/// occurs once still picks it. The replacement's lines
-/// are written in the file's own style (see [`line_ending_for`]): a CRLF file stays CRLF, an LF
-/// file stays LF, whatever endings `new_text` came with; text outside the match is untouched.
+/// occurs once still picks it.
+///
+/// Line endings of `new` (see [`restyle`]): only endings the caller chose are written as given.
+/// A bare `\n` is written in the style of the lines it replaces (a CRLF file stays CRLF, an LF
+/// file stays LF, a mixed file keeps each part's style). A `\r\n` in `new` is the caller's
+/// choice and is written as it is, even into an LF file, unless `old` was written with `\r\n`
+/// too (then it was only the style the caller assumed, and it is treated like `\n`). Lines that
+/// `new` leaves as they were in `old` keep the file's exact bytes.
+///
+/// A UTF-8 byte order mark at the start of the file is not text: it is ignored when matching (as
+/// is one at the start of `old`) and always kept. A BOM at the start of `new` is dropped when
+/// `old` started with one or the edit starts at the beginning of a file that has one, so the
+/// file never gains a second one; edit_file neither adds nor removes the file's BOM that way.
+///
 /// When the text is only missing because of whitespace (indentation, tabs, trailing spaces,
-/// blank lines, a final newline), the error says so and shows the exact lines.
+/// blank lines, a final newline, a stray `\r`), the error says so and shows the exact lines.
 pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String, FileError> {
-    let cr_is_newline = !text.contains('\n') && text.contains('\r');
-    let nt = Normalized::new(text, cr_is_newline);
+    let (bom, body) = match text.strip_prefix(BOM) {
+        Some(rest) => (&text[..BOM.len_utf8()], rest),
+        None => ("", text),
+    };
+    let old_bom = old.starts_with(BOM);
+    let old = old.strip_prefix(BOM).unwrap_or(old);
+    if old.is_empty() {
+        return Err(if old_bom {
+            FileError::BomOnlyOldText
+        } else {
+            FileError::EmptyOldText
+        });
+    }
+    let cr_is_newline = !body.contains('\n') && body.contains('\r');
+    let nt = Normalized::new(body, cr_is_newline);
     let no = Normalized::new(old, cr_is_newline).text;
     let mut found = nt.text.match_indices(no.as_str());
     let Some((s, _)) = found.next() else {
@@ -699,9 +863,9 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
     } else {
         // Ambiguous once line endings are ignored (a mixed file): the exact bytes may still pick
         // one, as long as that match does not split a "\r\n".
-        let mut exact = text.match_indices(old);
+        let mut exact = body.match_indices(old);
         match (exact.next(), exact.next()) {
-            (Some((s, _)), None) if !splits_crlf(text, s) && !splits_crlf(text, s + old.len()) => {
+            (Some((s, _)), None) if !splits_crlf(body, s) && !splits_crlf(body, s + old.len()) => {
                 (s, s + old.len())
             }
             _ => {
@@ -712,17 +876,16 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
             }
         }
     };
-    let eol = line_ending_for(text, &text[start..end], cr_is_newline);
-    let new_lf = Normalized::new(new, cr_is_newline).text;
-    let new_styled = if eol == "\n" {
-        new_lf
-    } else {
-        new_lf.replace('\n', eol)
+    let new = match new.strip_prefix(BOM) {
+        Some(rest) if old_bom || (!bom.is_empty() && start == 0) => rest,
+        _ => new,
     };
-    let mut out = String::with_capacity(text.len() - (end - start) + new_styled.len());
-    out.push_str(&text[..start]);
-    out.push_str(&new_styled);
-    out.push_str(&text[end..]);
+    let replacement = restyle(body, &body[start..end], old, new, cr_is_newline);
+    let mut out = String::with_capacity(text.len() - (end - start) + replacement.len());
+    out.push_str(bom);
+    out.push_str(&body[..start]);
+    out.push_str(&replacement);
+    out.push_str(&body[end..]);
     Ok(out)
 }
 
@@ -733,6 +896,7 @@ fn splits_crlf(text: &str, at: usize) -> bool {
 }
 
 /// Why `old` (normalized) is not in `text` (normalized): whitespace only, or how close it got.
+/// Neither message ever gives a percentage for a miss that is only whitespace or line endings.
 fn not_found(text: &str, old: &str, shown: &str) -> FileError {
     if let Some((first, last)) = whitespace_only_match(text, old) {
         return FileError::WhitespaceOnly {
@@ -742,9 +906,28 @@ fn not_found(text: &str, old: &str, shown: &str) -> FileError {
             detail: whitespace_detail(text, old, first, last),
         };
     }
+    let closest = if old.chars().all(char::is_whitespace) {
+        "old_text is only whitespace and line endings, and the file does not have them like that; \
+         include the text around them."
+            .to_string()
+    } else {
+        closest_region(text, old)
+    };
     FileError::TextNotFound {
         path: shown.into(),
-        closest: closest_region(text, old),
+        closest: lone_cr_note(old) + &closest,
+    }
+}
+
+/// A hint when `old` (normalized) still holds a `\r`: it is not part of a line ending, which is
+/// easy to write by accident (half of a `\r\n`) and invisible in the file's text.
+fn lone_cr_note(old: &str) -> String {
+    if old.contains('\r') {
+        "old_text contains a lone \\r (a carriage return not followed by \\n), which is not a \
+         line ending in this file; drop it, or end the line with \\n. "
+            .into()
+    } else {
+        String::new()
     }
 }
 
@@ -793,7 +976,9 @@ fn whitespace_detail(text: &str, old: &str, first: usize, last: usize) -> String
         None => "The lines are the same; old_text differs in blank lines or a final newline."
             .to_string(),
     };
-    s.push_str(" The file's text there is:\n");
+    s.push(' ');
+    s.push_str(&lone_cr_note(old));
+    s.push_str("The file's text there is:\n");
     for (i, l) in region.iter().enumerate() {
         s.push_str(&format!("{:>6}\t{l}\n", first + i));
     }
@@ -828,9 +1013,8 @@ pub fn closest_region(text: &str, needle: &str) -> String {
     }
     let end = (start + n).min(lines.len());
     let mut s = format!(
-        "The most similar text ({percent}% similar) is at lines {}-{}:\n",
-        start + 1,
-        end
+        "The most similar text ({percent}% similar) is at {}:\n",
+        line_span(start + 1, end)
     );
     for (i, l) in lines[start..end].iter().enumerate() {
         s.push_str(&format!("{:>6}\t{l}\n", start + 1 + i));
@@ -906,7 +1090,7 @@ mod tests {
     fn closest_region_points_at_the_similar_lines() {
         let text = "fn main() {\n    println!(\"hello\");\n}\n";
         let s = closest_region(text, "    println!(\"helo\");");
-        assert!(s.contains("lines 2-2"), "{s}");
+        assert!(s.contains("is at line 2:\n"), "{s}");
         assert!(s.contains("println!(\"hello\")"), "{s}");
         let s = closest_region(text, "something entirely different and long enough");
         assert!(s.starts_with("No similar text"), "{s}");
@@ -937,7 +1121,6 @@ mod tests {
     fn lf_file_matches_crlf_old_text_and_stays_lf() {
         let text = "a\nb\nc\n";
         assert_eq!(edit(text, "a\r\nb\r\n", "x\r\ny\r\n").unwrap(), "x\ny\nc\n");
-        assert_eq!(edit(text, "b", "p\r\nq").unwrap(), "a\np\nq\nc\n");
         // A stray \r inside a line of an LF file is not a line ending.
         let text = "progress\r50%\nend\n";
         assert_eq!(edit(text, "progress\r50%", "done").unwrap(), "done\nend\n");
@@ -1049,6 +1232,168 @@ mod tests {
             .to_string();
         assert!(m.contains("most similar text (99% similar)"), "{m}");
         assert!(!m.contains("100%"), "{m}");
+    }
+
+    #[test]
+    fn crlf_the_caller_wrote_is_kept_bare_lf_follows_the_file() {
+        // An LF file: a \r\n in new_text was chosen, and is written as it is...
+        let text = "a\nb\nc\n";
+        assert_eq!(edit(text, "b", "p\r\nq").unwrap(), "a\np\r\nq\nc\n");
+        assert_eq!(edit(text, "a\nb", "x\r\ny").unwrap(), "x\r\ny\nc\n");
+        // A caller who wrote old_text with \r\n too only assumed the file was CRLF: its \r\n in
+        // new_text is no choice, and the file stays LF.
+        assert_eq!(edit(text, "a\r\nb\r\n", "x\r\ny\r\n").unwrap(), "x\ny\nc\n");
+        // ...while its bare \n, in the same new_text, still takes the file's style.
+        assert_eq!(edit(text, "b\n", "p\r\nq\n").unwrap(), "a\np\r\nq\nc\n");
+        // A CRLF file: bare \n becomes \r\n, a written \r\n stays, so both give CRLF.
+        let text = "a\r\nb\r\nc\r\n";
+        assert_eq!(
+            edit(text, "b\n", "p\r\nq\nr\n").unwrap(),
+            "a\r\np\r\nq\r\nr\r\nc\r\n"
+        );
+        // A classic-Mac file: bare \n becomes \r; a written \r\n stays.
+        assert_eq!(edit("a\rb\r", "a", "x\ny\r\nz").unwrap(), "x\ry\r\nz\rb\r");
+        // A lone \r in new_text is not a line ending outside a classic-Mac file: kept as is.
+        assert_eq!(edit("a\nb\n", "a", "x\ry").unwrap(), "x\ry\nb\n");
+    }
+
+    #[test]
+    fn an_edit_changes_only_the_lines_it_changes() {
+        // Mixed endings; old_text spans most of the file and new_text changes one line.
+        let text = "one\r\ntwo\nthree\r\nfour\nfive\r\nsix\n";
+        let out = edit(
+            text,
+            "one\ntwo\nthree\nfour\nfive\n",
+            "one\ntwo\nTHREE\nfour\nfive\n",
+        )
+        .unwrap();
+        assert_eq!(out, "one\r\ntwo\nTHREE\r\nfour\nfive\r\nsix\n");
+        // Every byte outside the changed line is the file's.
+        let at = text.find("three").unwrap();
+        assert_eq!(out[..at], text[..at]);
+        assert_eq!(out[at + 5..], text[at + 5..]);
+        // The same with old_text written in CRLF throughout, and with the LF line changed.
+        let out = edit(
+            text,
+            "one\r\ntwo\r\nthree\r\nfour\r\n",
+            "one\r\nTWO\r\nthree\r\nfour\r\n",
+        )
+        .unwrap();
+        assert_eq!(out, "one\r\nTWO\nthree\r\nfour\nfive\r\nsix\n");
+        // A \r\n chosen for one kept line changes just that line's ending.
+        let out = edit(text, "one\ntwo\nthree\n", "one\ntwo\r\nthree\n").unwrap();
+        assert_eq!(out, "one\r\ntwo\r\nthree\r\nfour\nfive\r\nsix\n");
+        // A line inserted between kept lines takes the style of the file (here a tie: LF).
+        let out = edit(text, "two\nthree", "two\nnew\nthree").unwrap();
+        assert_eq!(out, "one\r\ntwo\nnew\nthree\r\nfour\nfive\r\nsix\n");
+        // Replaced lines take the style of the lines they replace, not the region's majority.
+        let text = "a\r\nb\r\nc\nd\r\n";
+        let out = edit(text, "a\nb\nc\nd\n", "a\nb\nC\nC2\nd\n").unwrap();
+        assert_eq!(out, "a\r\nb\r\nC\nC2\nd\r\n");
+        // Deleting a line keeps the others' bytes.
+        let out = edit(text, "b\nc\nd", "b\nd").unwrap();
+        assert_eq!(out, "a\r\nb\r\nd\r\n");
+        // A last line without an ending stays without one.
+        let out = edit("x\r\ny\nz", "y\nz", "Y\nz").unwrap();
+        assert_eq!(out, "x\r\nY\nz");
+    }
+
+    #[test]
+    fn a_bom_is_ignored_when_matching_and_always_kept() {
+        let text = "\u{feff}first\r\nsecond\r\n";
+        // old_text with the BOM (new_text copied it too): one BOM, CRLF kept.
+        let out = edit(text, "\u{feff}first\n", "\u{feff}1st\n").unwrap();
+        assert_eq!(out, "\u{feff}1st\r\nsecond\r\n");
+        // old_text with the BOM, new_text without: the BOM stays.
+        assert_eq!(
+            edit(text, "\u{feff}first", "1st").unwrap(),
+            "\u{feff}1st\r\nsecond\r\n"
+        );
+        // old_text without it, new_text with it: still one BOM.
+        assert_eq!(
+            edit(text, "first", "\u{feff}1st").unwrap(),
+            "\u{feff}1st\r\nsecond\r\n"
+        );
+        // Plain first-line and whole-file edits keep it.
+        assert_eq!(
+            edit(text, "first\nsecond\n", "only\n").unwrap(),
+            "\u{feff}only\r\n"
+        );
+        // No BOM in the file: an old_text BOM is ignored and none is added by copying it...
+        assert_eq!(edit("a\nb\n", "\u{feff}a", "\u{feff}x").unwrap(), "x\nb\n");
+        // ...but one written at the start of new_text alone is the caller's and is kept.
+        assert_eq!(edit("a\nb\n", "a", "\u{feff}x").unwrap(), "\u{feff}x\nb\n");
+        // A BOM is never a match for whitespace, and a BOM alone is no old_text.
+        assert_eq!(edit(text, "\u{feff}", "x"), Err(FileError::BomOnlyOldText));
+        assert!(matches!(
+            edit(text, "\u{feff}first\nsecond\n\n", "x"),
+            Err(FileError::WhitespaceOnly { first: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn a_lone_cr_miss_is_explained_and_never_100_percent() {
+        for (text, old) in [
+            ("a\r\nb\r\n", "a\r"),
+            ("a\nb\n", "a\r"),
+            ("a\r\nb\r\n", "a\nb\r"),
+            ("alpha beta\r\ngamma\r\n", "alpha beta\r\r\ngamma"),
+            ("a\nb\n", "a\n\r"),
+        ] {
+            let e = edit(text, old, "x").unwrap_err();
+            let m = e.to_string();
+            assert!(matches!(e, FileError::WhitespaceOnly { .. }), "{m}");
+            assert!(m.contains("lone \\r"), "{old:?}: {m}");
+            assert!(!m.contains('%'), "{old:?}: {m}");
+            assert!(!m.contains("lines 1-1"), "{old:?}: {m}");
+        }
+        // Only whitespace, and not in the file like that: said, without a similarity.
+        for old in ["\r", " \t", "\r\r"] {
+            let e = edit("a\nb\n", old, "x").unwrap_err();
+            let m = e.to_string();
+            assert!(matches!(e, FileError::TextNotFound { .. }), "{m}");
+            assert!(
+                m.contains("only whitespace and line endings"),
+                "{old:?}: {m}"
+            );
+            assert!(!m.contains('%'), "{old:?}: {m}");
+        }
+        // A real miss with a lone \r: the hint, and at most 99%.
+        let m = edit("alpha beta gamma\n", "alpha beta gamme\r", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("lone \\r") && m.contains("% similar"), "{m}");
+        assert!(!m.contains("100%"), "{m}");
+    }
+
+    #[test]
+    fn messages_count_in_the_singular_for_one() {
+        let m = edit("a\nb\n", "  a", "x").unwrap_err().to_string();
+        assert!(m.contains("matches line 1 if whitespace"), "{m}");
+        let m = closest_region("abc\ndef\n", "abd");
+        assert!(m.contains("is at line 1:\n"), "{m}");
+        let m = closest_region("abc\ndef\n", "abc\ndeg");
+        assert!(m.contains("is at lines 1-2:\n"), "{m}");
+        let e = FileError::Offset {
+            path: "f".into(),
+            offset: 5,
+            lines: 1,
+        };
+        assert!(e.to_string().ends_with("(1 line)"), "{e}");
+        let e = FileError::TooLarge {
+            path: "f".into(),
+            size: 1,
+            limit: 0,
+            hint: "h",
+        };
+        assert!(e.to_string().contains("(1 byte, the limit is 0)"), "{e}");
+        let e = FileError::TooLarge {
+            path: "f".into(),
+            size: 2,
+            limit: 1,
+            hint: "h",
+        };
+        assert!(e.to_string().contains("(2 bytes, the limit is 1)"), "{e}");
     }
 
     #[test]

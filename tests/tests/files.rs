@@ -269,6 +269,57 @@ fn edit_file_ignores_line_endings_and_keeps_the_files_style() {
     );
 }
 
+/// A mixed-ending file with a BOM: an edit changes only its line, keeps the BOM and every other
+/// byte; a `\r\n` chosen in new_text is written into an LF file; a lone `\r` miss is explained.
+#[test]
+fn edit_file_changes_only_its_lines_keeps_the_bom_and_chosen_crlf() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let p = d.ws.join("mixed.txt");
+    let before = "\u{feff}one\r\ntwo\nthree\r\nfour\n";
+    std::fs::write(&p, before).unwrap();
+    give(&p);
+    let args = serde_json::json!({
+        "path": "mixed.txt",
+        "old_text": "\u{feff}one\ntwo\nthree\nfour\n",
+        "new_text": "\u{feff}one\ntwo\nTHREE\nfour\n",
+    })
+    .to_string();
+    assert_eq!(
+        stdout(&tool(&d, &h, "edit_file", &args)),
+        "Successfully edited mixed.txt\n"
+    );
+    let after = std::fs::read(&p).unwrap();
+    assert_eq!(after, "\u{feff}one\r\ntwo\nTHREE\r\nfour\n".as_bytes());
+
+    let q = d.ws.join("lf.txt");
+    std::fs::write(&q, "a\nb\nc\n").unwrap();
+    give(&q);
+    let args = serde_json::json!({
+        "path": "lf.txt", "old_text": "b\n", "new_text": "b\r\n",
+    })
+    .to_string();
+    assert_eq!(
+        stdout(&tool(&d, &h, "edit_file", &args)),
+        "Successfully edited lf.txt\n"
+    );
+    assert_eq!(std::fs::read(&q).unwrap(), b"a\nb\r\nc\n");
+
+    let args = serde_json::json!({
+        "path": "lf.txt", "old_text": "a\r", "new_text": "z",
+    })
+    .to_string();
+    let o = stdout(&tool(&d, &h, "edit_file", &args));
+    assert!(
+        o.contains("matches line 1 if whitespace is ignored")
+            && o.contains("lone \\r")
+            && o.contains("Nothing was written"),
+        "{o}"
+    );
+    assert!(!o.contains('%'), "{o}");
+    assert_eq!(std::fs::read(&q).unwrap(), b"a\nb\r\nc\n");
+}
+
 #[test]
 fn escapes_fail_with_outside_the_workspace() {
     let d = Daemon::start();
