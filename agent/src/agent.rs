@@ -186,11 +186,7 @@ impl Agent {
 
 /// "1 round", "3 rounds".
 pub fn rounds(n: u32) -> String {
-    if n == 1 {
-        "1 round".into()
-    } else {
-        format!("{n} rounds")
-    }
+    crate::tools::count(u64::from(n), "round")
 }
 
 /// The answer when `maxToolIterations` rounds passed without a final answer.
