@@ -107,7 +107,7 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
         ctx,
         max_tokens: cfg.agents.defaults.max_tokens,
         temperature: cfg.agents.defaults.temperature,
-        max_iterations: cfg.agents.defaults.max_tool_iterations.max(1),
+        max_iterations: cfg.agents.defaults.max_tool_iterations,
     };
     let (mut session, warnings) = Session::load(&g.home_dir().join("sessions"), &a.session)
         .context("opening the session directory")?;
