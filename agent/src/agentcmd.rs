@@ -246,12 +246,12 @@ async fn interactive(
             Some(Ok(answer)) => println!("nanobot> {}\n", answer.text),
             Some(Err(e)) => eprintln!("nanobot: {e}\n"),
             None => {
-                crate::agent::close_cancelled(session);
+                let what = crate::agent::close_cancelled(session).describe();
                 agent
                     .ctx
                     .log
-                    .line("WARN", "turn cancelled by the user (Ctrl-C)");
-                println!("\nCancelled (Ctrl-C): the turn was stopped and its command killed.\n");
+                    .line("WARN", &format!("turn cancelled by the user: {what}"));
+                println!("\n{what}\n");
             }
         }
     }
