@@ -159,8 +159,12 @@ fn positive_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D
 fn positive_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match Option::<u64>::deserialize(d)? {
         None => Ok(None),
-        Some(n) => ranged(serde::de::value::U64Deserializer::<D::Error>::new(n), 1, u64::from(u32::MAX))
-            .map(Some),
+        Some(n) => ranged(
+            serde::de::value::U64Deserializer::<D::Error>::new(n),
+            1,
+            u64::from(u32::MAX),
+        )
+        .map(Some),
     }
 }
 
@@ -650,10 +654,15 @@ mod tests {
             let (_d, p) = write(text);
             let e = load_with_env(&p, &[]).unwrap_err().to_string();
             assert!(
-                e.starts_with(&format!("{}:2:", p.display())) && e.contains(key) && e.contains(range),
+                e.starts_with(&format!("{}:2:", p.display()))
+                    && e.contains(key)
+                    && e.contains(range),
                 "{e}"
             );
-            assert!(e.contains(" 0 is out of range") || e.contains(" 1001 is out of range"), "{e}");
+            assert!(
+                e.contains(" 0 is out of range") || e.contains(" 1001 is out of range"),
+                "{e}"
+            );
         }
         // The edges are accepted.
         let (_d, p) = write("{\"agents\": {\"defaults\": {\"maxToolIterations\": 1, \"execConfig\": {\"timeout\": 1}}}}");
@@ -661,7 +670,15 @@ mod tests {
         assert_eq!(l.config.agents.defaults.max_tool_iterations, 1);
         assert_eq!(l.config.exec_timeout(), 1);
         let (_d, p) = write("{\"agents\": {\"defaults\": {\"maxToolIterations\": 1000}}}");
-        assert_eq!(load_with_env(&p, &[]).unwrap().config.agents.defaults.max_tool_iterations, 1000);
+        assert_eq!(
+            load_with_env(&p, &[])
+                .unwrap()
+                .config
+                .agents
+                .defaults
+                .max_tool_iterations,
+            1000
+        );
         // An environment override is checked the same way.
         let e = load_with_env(
             Path::new("/nonexistent/config.json"),

@@ -396,7 +396,9 @@ mod tests {
              wrote 190,490 bytes to stdout, 1 to stderr); exit code 125 because the output is \
              incomplete (its own exit code was 0)"
         );
-        assert!(truncation_note(&cut(-1, 13), EXIT_REFUSED).ends_with("(it was killed by signal 13)"));
+        assert!(
+            truncation_note(&cut(-1, 13), EXIT_REFUSED).ends_with("(it was killed by signal 13)")
+        );
         // Not cut: the command's own code.
         let whole = ExecResult {
             exit_code: 0,

@@ -536,7 +536,11 @@ type Rendered = (String, u64, usize);
 
 /// The notes after the ending: what was cut (`shown`, `total` and `omitted` bytes per stream),
 /// the sandbox's limit, and invalid UTF-8 bytes replaced (per stream).
-fn notes(cuts: [(&str, u64, u64, u64); 2], sandbox_truncated: bool, bad: [usize; 2]) -> Vec<String> {
+fn notes(
+    cuts: [(&str, u64, u64, u64); 2],
+    sandbox_truncated: bool,
+    bad: [usize; 2],
+) -> Vec<String> {
     let mut cut = vec![];
     for (name, shown, total, omitted) in cuts {
         if omitted > 0 {
@@ -796,7 +800,10 @@ mod tests {
         assert!(shown_h > 4_000 && shown_t > 2_000, "{shown_h} {shown_t}");
         let omitted = 300_000_000 - (shown_h + shown_t) as u64;
         assert!(
-            s.contains(&format!("h\n... ({} bytes omitted) ...\nt", thousands(omitted))),
+            s.contains(&format!(
+                "h\n... ({} bytes omitted) ...\nt",
+                thousands(omitted)
+            )),
             "{omitted}"
         );
         assert!(
@@ -927,7 +934,10 @@ mod tests {
         assert_eq!(count(1, "byte"), "1 byte");
         assert_eq!(count(190_490, "byte"), "190,490 bytes");
         assert_eq!(count_as(1, "more entry", "more entries"), "1 more entry");
-        assert_eq!(count_as(1_000, "more entry", "more entries"), "1,000 more entries");
+        assert_eq!(
+            count_as(1_000, "more entry", "more entries"),
+            "1,000 more entries"
+        );
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000_000), "1,000,000");
         let end = Ending {

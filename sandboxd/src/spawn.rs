@@ -341,7 +341,7 @@ pub fn shell_command(argv: &[String]) -> Option<&str> {
 }
 
 /// Where execvp would find `argv0` in `path`: a name with a `/` as it is; else the first
-/// executable `dir/argv0`; else, like dash and bash, the first one that exists but is not
+/// executable `dir/argv0`; else, like execvp and bash, the first one that exists but is not
 /// executable (a file that is no directory), so that execve fails with EACCES and the command is
 /// reported "cannot execute" (126), not "command not found" (127); else None (127).
 pub fn resolve_in_path(
@@ -390,7 +390,10 @@ mod tests {
         assert_eq!(shell_argv("-x"), v(&["/bin/sh", "-c", "--", "-x"]));
         assert_eq!(shell_command(&shell_argv("-x")), Some("-x"));
         assert_eq!(shell_command(&shell_argv("--")), Some("--"));
-        assert_eq!(shell_command(&v(&["/bin/sh", "-c", "echo hi"])), Some("echo hi"));
+        assert_eq!(
+            shell_command(&v(&["/bin/sh", "-c", "echo hi"])),
+            Some("echo hi")
+        );
         assert_eq!(
             shell_command(&v(&["/bin/sh", "-c", "echo $0", "zero"])),
             Some("echo $0")
