@@ -831,8 +831,8 @@ fn invalid_utf8_is_never_silently_rewritten() {
     assert_eq!(
         v["notes"],
         serde_json::json!([
-            "1 invalid UTF-8 bytes replaced with U+FFFD in stdout",
-            "1 invalid UTF-8 bytes replaced with U+FFFD in stderr"
+            "1 invalid UTF-8 byte replaced with U+FFFD in stdout",
+            "1 invalid UTF-8 byte replaced with U+FFFD in stderr"
         ])
     );
     // The streaming path passes the bytes through untouched.
