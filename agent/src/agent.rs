@@ -186,11 +186,7 @@ impl Agent {
 
 /// "1 round", "3 rounds".
 pub fn rounds(n: u32) -> String {
-    if n == 1 {
-        "1 round".into()
-    } else {
-        format!("{n} rounds")
-    }
+    crate::tools::count(u64::from(n), "round")
 }
 
 /// The answer when `maxToolIterations` rounds passed without a final answer.
@@ -202,15 +198,52 @@ pub fn gave_up_text(max_iterations: u32) -> String {
     )
 }
 
-/// What the session gets for a tool call cut short by Ctrl-C.
-pub const CANCELLED_TOOL: &str = "Error: cancelled by the user (Ctrl-C); the command was killed.";
 /// What the session gets as the answer of a turn cut short by Ctrl-C.
 pub const CANCELLED_TURN: &str = "(The user cancelled this turn with Ctrl-C.)";
 
+/// What a Ctrl-C interrupted, as `close_cancelled` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// No tool call was open: the turn was waiting for the model (or preparing its request).
+    WaitingForModel,
+    /// A tool call was running (`tool` names it); `not_run` more calls never started.
+    Tool { tool: String, not_run: usize },
+}
+
+impl Cancelled {
+    /// The line the user reads after Ctrl-C, saying exactly what happened.
+    pub fn describe(&self) -> String {
+        match self {
+            Cancelled::WaitingForModel => {
+                "Cancelled (Ctrl-C) while waiting for the model; no command was running.".into()
+            }
+            Cancelled::Tool { tool, not_run } => {
+                let mut s = if tool == "exec" {
+                    "Cancelled (Ctrl-C): the running command was killed".to_string()
+                } else {
+                    format!(
+                        "Cancelled (Ctrl-C) while {tool} was running; it may or may not have \
+                         taken effect"
+                    )
+                };
+                if *not_run > 0 {
+                    s.push_str(&format!(
+                        "; {} not run",
+                        crate::tools::count(*not_run as u64, "more tool call")
+                    ));
+                }
+                s.push('.');
+                s
+            }
+        }
+    }
+}
+
 /// Close a turn that was dropped mid-way (Ctrl-C): every tool call of the last assistant message
-/// that has no result gets one saying it was cancelled, and an assistant note ends the turn, so
-/// the next request is well formed (each tool call answered, roles alternating).
-pub fn close_cancelled(session: &mut Session) {
+/// that has no result gets one saying what happened to it (the running one cancelled, an exec
+/// killed; the ones after it not run), and an assistant note ends the turn, so the next request
+/// is well formed (each tool call answered, roles alternating). Returns what was interrupted.
+pub fn close_cancelled(session: &mut Session) -> Cancelled {
     let msgs = &session.messages;
     let mut missing = vec![];
     if let Some(i) = msgs
@@ -222,18 +255,25 @@ pub fn close_cancelled(session: &mut Session) {
                 .iter()
                 .filter_map(|m| m.tool_call_id.as_deref())
                 .collect();
-            missing = msgs[i]
-                .tool_calls
-                .iter()
-                .filter(|c| !answered.contains(&c.id.as_str()))
-                .cloned()
-                .collect();
+            missing = crate::session::open_call_results(
+                &msgs[i].tool_calls,
+                &answered,
+                crate::session::Cut::CtrlC,
+            );
         }
     }
-    for call in &missing {
-        keep(session, Message::tool_result(call, CANCELLED_TOOL.into()));
+    let what = match missing.first() {
+        None => Cancelled::WaitingForModel,
+        Some(m) => Cancelled::Tool {
+            tool: m.name.clone().unwrap_or_default(),
+            not_run: missing.len() - 1,
+        },
+    };
+    for m in missing {
+        keep(session, m);
     }
     keep(session, Message::text("assistant", CANCELLED_TURN));
+    what
 }
 
 /// Append to the session; a full disk must not lose the answer, so failure is only logged.
@@ -290,17 +330,74 @@ mod tests {
         .unwrap();
         s.push(Message::tool_result(&call("a"), "ok".into()))
             .unwrap();
-        close_cancelled(&mut s);
+        assert_eq!(
+            close_cancelled(&mut s),
+            Cancelled::Tool {
+                tool: "exec".into(),
+                not_run: 0
+            }
+        );
         let tail: Vec<_> = s.messages[3..]
             .iter()
             .map(|m| (m.role.as_str(), m.tool_call_id.as_deref()))
             .collect();
         assert_eq!(tail, vec![("tool", Some("b")), ("assistant", None)]);
-        // Cancelled while the model was thinking: only the note.
+        assert_eq!(
+            s.messages[3].content.as_deref(),
+            Some(crate::session::CANCELLED_EXEC)
+        );
+        // Cancelled while the model was thinking: only the note, and no command was killed.
         s.push(Message::text("user", "again")).unwrap();
-        close_cancelled(&mut s);
+        let what = close_cancelled(&mut s);
+        assert_eq!(what, Cancelled::WaitingForModel);
+        assert!(what.describe().contains("while waiting for the model"));
+        assert!(!what.describe().contains("killed"), "{}", what.describe());
         assert_eq!(s.messages.len(), 7);
         assert_eq!(s.messages[6].content.as_deref(), Some(CANCELLED_TURN));
+        // Three calls, Ctrl-C during the first: it was killed, the other two never ran.
+        s.push(Message::text("user", "three")).unwrap();
+        s.push(Message {
+            role: "assistant".into(),
+            content: None,
+            tool_calls: vec![call("c"), call("d"), call("e")],
+            tool_call_id: None,
+            name: None,
+        })
+        .unwrap();
+        let what = close_cancelled(&mut s);
+        assert_eq!(
+            what,
+            Cancelled::Tool {
+                tool: "exec".into(),
+                not_run: 2
+            }
+        );
+        assert_eq!(
+            what.describe(),
+            "Cancelled (Ctrl-C): the running command was killed; 2 more tool calls not run."
+        );
+        let results: Vec<_> = s.messages[9..12]
+            .iter()
+            .map(|m| (m.tool_call_id.as_deref(), m.content.as_deref()))
+            .collect();
+        assert_eq!(
+            results,
+            vec![
+                (Some("c"), Some(crate::session::CANCELLED_EXEC)),
+                (Some("d"), Some(crate::session::CANCELLED_NOT_RUN)),
+                (Some("e"), Some(crate::session::CANCELLED_NOT_RUN)),
+            ]
+        );
+        // Another tool running: not said to be killed.
+        let t = Cancelled::Tool {
+            tool: "write_file".into(),
+            not_run: 1,
+        };
+        assert_eq!(
+            t.describe(),
+            "Cancelled (Ctrl-C) while write_file was running; it may or may not have taken \
+             effect; 1 more tool call not run."
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -107,7 +107,7 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
         ctx,
         max_tokens: cfg.agents.defaults.max_tokens,
         temperature: cfg.agents.defaults.temperature,
-        max_iterations: cfg.agents.defaults.max_tool_iterations.max(1),
+        max_iterations: cfg.agents.defaults.max_tool_iterations,
     };
     let (mut session, warnings) = Session::load(&g.home_dir().join("sessions"), &a.session)
         .context("opening the session directory")?;
@@ -246,12 +246,12 @@ async fn interactive(
             Some(Ok(answer)) => println!("nanobot> {}\n", answer.text),
             Some(Err(e)) => eprintln!("nanobot: {e}\n"),
             None => {
-                crate::agent::close_cancelled(session);
+                let what = crate::agent::close_cancelled(session).describe();
                 agent
                     .ctx
                     .log
-                    .line("WARN", "turn cancelled by the user (Ctrl-C)");
-                println!("\nCancelled (Ctrl-C): the turn was stopped and its command killed.\n");
+                    .line("WARN", &format!("turn cancelled by the user: {what}"));
+                println!("\n{what}\n");
             }
         }
     }

@@ -63,6 +63,9 @@ pub struct AgentDefaults {
     pub provider: Option<String>,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// Rounds of model call → tool calls per message, 1 to `MAX_TOOL_ITERATIONS`; 0 is refused
+    /// at load, never taken as 1.
+    #[serde(deserialize_with = "tool_iterations")]
     pub max_tool_iterations: u32,
     pub restrict_to_workspace: Option<bool>,
     pub exec_config: ExecConfig,
@@ -86,7 +89,8 @@ impl Default for AgentDefaults {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExecConfig {
-    /// Seconds; default 60.
+    /// Seconds, at least 1; default 60 (0 would silently mean the profile's own timeout).
+    #[serde(deserialize_with = "positive_u32")]
     pub timeout: Option<u32>,
 }
 
@@ -96,7 +100,8 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     pub api_base: Option<String>,
     pub extra_headers: BTreeMap<String, String>,
-    /// Seconds per HTTP request; default 120.
+    /// Seconds per HTTP request, at least 1; default 120.
+    #[serde(deserialize_with = "positive_u64")]
     pub timeout: Option<u64>,
 }
 
@@ -122,6 +127,45 @@ pub struct SandboxConfig {
 pub struct LegacyTools {
     pub restrict_to_workspace: Option<bool>,
     pub exec: ExecConfig,
+}
+
+/// The most `maxToolIterations` accepts.
+pub const MAX_TOOL_ITERATIONS: u32 = 1000;
+
+/// A number in `min..=max`; anything else is an error naming the allowed range (the key, file,
+/// line and column are added by the loader), never clamped.
+fn ranged<'de, D: serde::Deserializer<'de>>(d: D, min: u64, max: u64) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{n} is out of range: allowed are {min} to {max}"
+        )))
+    }
+}
+
+fn tool_iterations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = ranged(d, 1, u64::from(MAX_TOOL_ITERATIONS))?;
+    u32::try_from(n).map_err(serde::de::Error::custom)
+}
+
+fn positive_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let n = positive_u64(d)?;
+    n.map(|n| u32::try_from(n).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn positive_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => ranged(
+            serde::de::value::U64Deserializer::<D::Error>::new(n),
+            1,
+            u64::from(u32::MAX),
+        )
+        .map(Some),
+    }
 }
 
 impl Config {
@@ -573,6 +617,79 @@ mod tests {
         assert!(
             e.contains(&format!("{}:2:", p.display()))
                 && e.contains("key agents.defaults.maxToolIterations"),
+            "{e}"
+        );
+    }
+
+    /// A number out of its range is refused, naming the key and the range; never clamped.
+    #[test]
+    fn numbers_out_of_range_are_refused_not_clamped() {
+        for (text, key, range) in [
+            (
+                "{\"agents\": {\"defaults\": {\n  \"maxToolIterations\": 0}}}",
+                "key agents.defaults.maxToolIterations",
+                "allowed are 1 to 1000",
+            ),
+            (
+                "{\"agents\": {\"defaults\": {\n  \"maxToolIterations\": 1001}}}",
+                "key agents.defaults.maxToolIterations",
+                "allowed are 1 to 1000",
+            ),
+            (
+                "{\"agents\": {\"defaults\": {\n  \"execConfig\": {\"timeout\": 0}}}}",
+                "key agents.defaults.execConfig.timeout",
+                "allowed are 1 to",
+            ),
+            (
+                "{\"tools\": {\n  \"exec\": {\"timeout\": 0}}}",
+                "key tools.exec.timeout",
+                "allowed are 1 to",
+            ),
+            (
+                "{\"providers\": {\"x\": {\n  \"timeout\": 0}}}",
+                "key providers.x.timeout",
+                "allowed are 1 to",
+            ),
+        ] {
+            let (_d, p) = write(text);
+            let e = load_with_env(&p, &[]).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("{}:2:", p.display()))
+                    && e.contains(key)
+                    && e.contains(range),
+                "{e}"
+            );
+            assert!(
+                e.contains(" 0 is out of range") || e.contains(" 1001 is out of range"),
+                "{e}"
+            );
+        }
+        // The edges are accepted.
+        let (_d, p) = write("{\"agents\": {\"defaults\": {\"maxToolIterations\": 1, \"execConfig\": {\"timeout\": 1}}}}");
+        let l = load_with_env(&p, &[]).unwrap();
+        assert_eq!(l.config.agents.defaults.max_tool_iterations, 1);
+        assert_eq!(l.config.exec_timeout(), 1);
+        let (_d, p) = write("{\"agents\": {\"defaults\": {\"maxToolIterations\": 1000}}}");
+        assert_eq!(
+            load_with_env(&p, &[])
+                .unwrap()
+                .config
+                .agents
+                .defaults
+                .max_tool_iterations,
+            1000
+        );
+        // An environment override is checked the same way.
+        let e = load_with_env(
+            Path::new("/nonexistent/config.json"),
+            &env(&[("NANOBOT_AGENTS__DEFAULTS__MAX_TOOL_ITERATIONS", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("NANOBOT_AGENTS__DEFAULTS__MAX_TOOL_ITERATIONS")
+                && e.contains("agents.defaults.maxToolIterations")
+                && e.contains("allowed are 1 to 1000"),
             "{e}"
         );
     }

@@ -131,7 +131,10 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
         open.is_empty(),
         true,
         if open.is_empty() {
-            format!("{enabled} enabled channel(s), all restricted")
+            format!(
+                "{}, all restricted",
+                crate::tools::count(enabled as u64, "enabled channel")
+            )
         } else {
             format!(
                 "empty allowFrom lets anyone in: {}",

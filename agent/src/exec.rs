@@ -103,9 +103,17 @@ pub fn program_failure(r: &ExecResult, program: Option<&str>) -> Option<(i32, St
     }
 }
 
+/// The sandbox cut stdout or stderr at the profile's `output_limit_bytes`: the copy the caller
+/// got is incomplete (the rest was drained and dropped).
+pub fn truncated(r: &ExecResult) -> bool {
+    r.stdout_truncated || r.stderr_truncated
+}
+
 /// Exit code for a result, as documented: the command's code, 128+N for signal N, 124 for a
-/// timeout, 125 when the sandbox refused; in argv mode (`program` set) 127 / 126 when the program
-/// is not found / not executable, as the shell reports them.
+/// timeout, 125 when the sandbox refused, or when it cut the output at the profile's
+/// `output_limit_bytes` (whatever the command's own code: the output is incomplete); in argv mode
+/// (`program` set) 127 / 126 when the program is not found / not executable, as the shell
+/// reports them.
 pub fn exit_code(r: &ExecResult, program: Option<&str>) -> i32 {
     if let Some((code, _)) = program_failure(r, program) {
         code
@@ -113,6 +121,8 @@ pub fn exit_code(r: &ExecResult, program: Option<&str>) -> i32 {
         EXIT_REFUSED
     } else if r.timed_out {
         EXIT_TIMEOUT
+    } else if truncated(r) {
+        EXIT_REFUSED
     } else if r.signal != 0 {
         128 + r.signal
     } else {
@@ -278,7 +288,8 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
         ] {
             if n > 0 {
                 notes.push(format!(
-                    "{n} invalid UTF-8 bytes replaced with U+FFFD in {what}"
+                    "{} replaced with U+FFFD in {what}",
+                    crate::tools::count(n as u64, "invalid UTF-8 byte")
                 ));
             }
         }
@@ -311,11 +322,7 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
                 "nanobot: limit hit: timeout_secs: the command timed out after {} s and was killed",
                 r.timeout_secs
             ),
-            "output_limit_bytes" => eprintln!(
-                "nanobot: limit hit: output_limit_bytes: output truncated at the profile's limit \
-                 (the command wrote {} bytes to stdout, {} to stderr)",
-                r.stdout_bytes, r.stderr_bytes
-            ),
+            "output_limit_bytes" => {}
             "cpu_secs" => eprintln!(
                 "nanobot: limit hit: cpu_secs: the command used up its CPU time and was killed (SIGXCPU)"
             ),
@@ -324,13 +331,82 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
             ),
             other => eprintln!("nanobot: limit hit: {other}"),
         }
+        if truncated(&r) {
+            eprintln!("nanobot: {}", truncation_note(&r, code));
+        }
     }
     Ok(code)
+}
+
+/// The stderr line for a stream the sandbox cut: the sizes the command really wrote, and why the
+/// exit code is not the command's own.
+pub fn truncation_note(r: &ExecResult, code: i32) -> String {
+    use crate::tools::{count, thousands};
+    let mut s = format!(
+        "limit hit: output_limit_bytes: output truncated at the profile's limit (the command \
+         wrote {} to stdout, {} to stderr)",
+        count(r.stdout_bytes, "byte"),
+        thousands(r.stderr_bytes)
+    );
+    if code == EXIT_REFUSED && !r.timed_out {
+        let own = if r.signal != 0 {
+            format!("it was killed by signal {}", r.signal)
+        } else {
+            format!("its own exit code was {}", r.exit_code)
+        };
+        s.push_str(&format!(
+            "; exit code {EXIT_REFUSED} because the output is incomplete ({own})"
+        ));
+    }
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_output_exits_125_whatever_the_commands_own_code() {
+        let cut = |exit_code: i32, signal: i32| ExecResult {
+            exit_code,
+            signal,
+            stdout_truncated: true,
+            stdout_bytes: 190_490,
+            stderr_bytes: 1,
+            limit_hit: "output_limit_bytes".into(),
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&cut(0, 0), None), EXIT_REFUSED);
+        assert_eq!(exit_code(&cut(3, 0), Some("x")), EXIT_REFUSED);
+        assert_eq!(exit_code(&cut(-1, 13), None), EXIT_REFUSED);
+        let err_cut = ExecResult {
+            stderr_truncated: true,
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&err_cut, None), EXIT_REFUSED);
+        // A timeout still says timeout.
+        let late = ExecResult {
+            timed_out: true,
+            ..cut(-1, 9)
+        };
+        assert_eq!(exit_code(&late, None), EXIT_TIMEOUT);
+        assert_eq!(
+            truncation_note(&cut(0, 0), EXIT_REFUSED),
+            "limit hit: output_limit_bytes: output truncated at the profile's limit (the command \
+             wrote 190,490 bytes to stdout, 1 to stderr); exit code 125 because the output is \
+             incomplete (its own exit code was 0)"
+        );
+        assert!(
+            truncation_note(&cut(-1, 13), EXIT_REFUSED).ends_with("(it was killed by signal 13)")
+        );
+        // Not cut: the command's own code.
+        let whole = ExecResult {
+            exit_code: 0,
+            stdout_bytes: 10,
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&whole, None), 0);
+    }
 
     fn refusal(layer: &str, step: &str, errno: i32) -> ExecResult {
         ExecResult {

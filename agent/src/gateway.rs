@@ -117,7 +117,7 @@ pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
         ctx: crate::instance::ctx(client, workspace.clone(), &cfg, g.log()),
         max_tokens: cfg.agents.defaults.max_tokens,
         temperature: cfg.agents.defaults.temperature,
-        max_iterations: cfg.agents.defaults.max_tool_iterations.max(1),
+        max_iterations: cfg.agents.defaults.max_tool_iterations,
     };
     let shared = Arc::new(Shared {
         agent: Mutex::new(agent),

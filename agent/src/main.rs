@@ -39,6 +39,7 @@ enum Cmd {
     /// line) or nanobot exec -- ls -la (several: a program and its arguments, without a shell)
     Exec(exec::ExecArgs),
     /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
+    #[command(after_help = toolcmd::EXIT_CODES)]
     Tool(toolcmd::ToolArgs),
     /// Create ~/.nanobot, a commented config and the workspace with starter files
     Onboard(onboard::OnboardArgs),

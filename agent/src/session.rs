@@ -1,7 +1,7 @@
 //! Conversation history, one JSONL file per session key under ~/.nanobot/sessions/. Lines are only
 //! ever appended: `/new` appends a marker, and loading keeps what follows the last one.
 
-use crate::provider::Message;
+use crate::provider::{Message, ToolCall};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,15 +27,61 @@ pub fn file_name(key: &str) -> String {
     format!("{}.jsonl", if s.is_empty() { "_" } else { s })
 }
 
-/// The result a tool call gets when the history has none: the process ended mid-turn (Ctrl-C
-/// in `agent -m`, SIGTERM, SIGHUP, a crash) after the call was saved and before its result was.
+/// The result of the tool call that was running when the process ended mid-turn (Ctrl-C in
+/// `agent -m`, SIGTERM, SIGHUP, a crash): it was saved, its result was not.
 pub const INTERRUPTED_TOOL: &str =
-    "Error: the turn was interrupted before this tool call finished \
-     (it may not have run, or was killed).";
+    "Error: the turn was interrupted before this tool call finished (it was running; no result \
+     was saved, so it may or may not have completed).";
+/// The result of a tool call that the interrupted turn never started.
+pub const INTERRUPTED_NOT_RUN: &str =
+    "Error: not run: the turn was interrupted before this tool call started.";
+/// The result of the exec that was running when the user pressed Ctrl-C.
+pub const CANCELLED_EXEC: &str =
+    "Error: cancelled by the user (Ctrl-C) while this command was running; the command was killed.";
+/// The result of another tool that was running when the user pressed Ctrl-C.
+pub const CANCELLED_TOOL: &str =
+    "Error: cancelled by the user (Ctrl-C) while this tool call was running; no result was \
+     received, so it may or may not have taken effect.";
+/// The result of a tool call that the cancelled turn never started.
+pub const CANCELLED_NOT_RUN: &str =
+    "Error: not run: the user cancelled the turn (Ctrl-C) before this tool call started.";
 
-/// Give every tool call without a result a synthetic one, placed right after the results its
-/// assistant message does have, so each request is well formed (providers reject an unanswered
-/// tool call). Returns how many were added.
+/// Why a turn ended with tool calls that have no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The user pressed Ctrl-C in the interactive agent; a running exec was killed.
+    CtrlC,
+    /// The process ended mid-turn; we do not know how the running call ended.
+    Interrupted,
+}
+
+/// What an open tool call gets as its result. The agent runs a message's tool calls one after
+/// another and saves each result as it comes, so the first call without a result was the one
+/// running (`running`), and the ones after it never started.
+pub fn open_call_result(call: &ToolCall, running: bool, cut: Cut) -> &'static str {
+    match (cut, running) {
+        (Cut::CtrlC, true) if call.name == "exec" => CANCELLED_EXEC,
+        (Cut::CtrlC, true) => CANCELLED_TOOL,
+        (Cut::CtrlC, false) => CANCELLED_NOT_RUN,
+        (Cut::Interrupted, true) => INTERRUPTED_TOOL,
+        (Cut::Interrupted, false) => INTERRUPTED_NOT_RUN,
+    }
+}
+
+/// Results for the calls of `calls` that `answered` lacks, in order: the first one was running
+/// when the turn was cut, the others never started (see `open_call_result`).
+pub fn open_call_results(calls: &[ToolCall], answered: &[&str], cut: Cut) -> Vec<Message> {
+    calls
+        .iter()
+        .filter(|c| !answered.contains(&c.id.as_str()))
+        .enumerate()
+        .map(|(i, c)| Message::tool_result(c, open_call_result(c, i == 0, cut).into()))
+        .collect()
+}
+
+/// Give every tool call without a result a synthetic one (`open_call_results`), placed right
+/// after the results its assistant message does have, so each request is well formed (providers
+/// reject an unanswered tool call). Returns how many were added.
 pub fn answer_open_calls(messages: &mut Vec<Message>) -> usize {
     let mut added = 0;
     let mut i = 0;
@@ -49,16 +95,11 @@ pub fn answer_open_calls(messages: &mut Vec<Message>) -> usize {
         while end < messages.len() && messages[end].role == "tool" {
             end += 1;
         }
-        let answered: Vec<String> = messages[i + 1..end]
+        let answered: Vec<&str> = messages[i + 1..end]
             .iter()
-            .filter_map(|m| m.tool_call_id.clone())
+            .filter_map(|m| m.tool_call_id.as_deref())
             .collect();
-        let missing: Vec<Message> = messages[i]
-            .tool_calls
-            .iter()
-            .filter(|c| !answered.contains(&c.id))
-            .map(|c| Message::tool_result(c, INTERRUPTED_TOOL.into()))
-            .collect();
+        let missing = open_call_results(&messages[i].tool_calls, &answered, Cut::Interrupted);
         let n = missing.len();
         messages.splice(end..end, missing);
         added += n;
@@ -220,10 +261,10 @@ mod tests {
         };
         let d = dir();
         let (mut s, _) = Session::load(&d, "open").unwrap();
-        // An interrupted turn in the middle, with one of two results, then one at the end.
+        // An interrupted turn in the middle, with one of three results, then one at the end.
         for m in [
             Message::text("user", "go"),
-            asks(&["a", "b"]),
+            asks(&["a", "b", "x"]),
             Message::tool_result(&call("a"), "ok".into()),
             Message::text("user", "again"),
             asks(&["c"]),
@@ -244,12 +285,16 @@ mod tests {
                 ("assistant", None),
                 ("tool", Some("a")),
                 ("tool", Some("b")),
+                ("tool", Some("x")),
                 ("user", None),
                 ("assistant", None),
                 ("tool", Some("c")),
             ]
         );
+        // b was running when the turn was cut; x, after it, never started.
         assert_eq!(s2.messages[3].content.as_deref(), Some(INTERRUPTED_TOOL));
+        assert_eq!(s2.messages[4].content.as_deref(), Some(INTERRUPTED_NOT_RUN));
+        assert_eq!(s2.messages[7].content.as_deref(), Some(INTERRUPTED_TOOL));
         assert_eq!(s2.messages[2].content.as_deref(), Some("ok"));
         // A complete history is left alone.
         let mut full = s2.messages.clone();

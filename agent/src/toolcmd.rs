@@ -1,5 +1,6 @@
 //! `nanobot tool NAME 'JSON_ARGS'`: run one tool exactly as the agent loop would and print what
-//! the model would see. Exit 0 on success, 1 when the tool returned an error.
+//! the model would see. `exec` exits with the code `nanobot exec` would give for the same result;
+//! the other tools exit 0 on success, 1 when the tool returned an error.
 
 use crate::tools::TOOLS;
 use anyhow::{Context, Result};
@@ -22,6 +23,14 @@ pub struct ToolArgs {
     pub profile: Option<String>,
 }
 
+/// The exit codes, for `nanobot tool --help`.
+pub const EXIT_CODES: &str = "Exit codes: exec exits as `nanobot exec` would for the same result: \
+the command's own code, 128+N when killed by signal N, 124 on timeout, 125 when the sandbox \
+refused or failed, when the command was blocked or could not be sent, or when the sandbox cut \
+its output at the profile's output_limit_bytes (the result is incomplete), 126/127 from the \
+shell when a program is not executable / not found. The other tools exit 0 on success and 1 \
+when the tool returned an error. 2: the tool or its JSON arguments are wrong, or nanobot failed.";
+
 pub async fn run(g: &crate::instance::Globals, a: ToolArgs) -> Result<i32> {
     if !TOOLS.contains(&a.name.as_str()) {
         anyhow::bail!("unknown tool {:?}; available: {}", a.name, TOOLS.join(", "));
@@ -33,7 +42,15 @@ pub async fn run(g: &crate::instance::Globals, a: ToolArgs) -> Result<i32> {
     }
     let cfg = g.load()?.config;
     let workspace = g.workspace(&cfg)?;
-    let (_socket, client) = crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
+    let client = match crate::instance::connect(a.socket.clone(), &cfg, &workspace).await {
+        Ok((_socket, client)) => client,
+        // As `nanobot exec`: no sandbox to run it in is the sandbox's failure.
+        Err(e) if a.name == "exec" => {
+            eprintln!("nanobot: {e:#}");
+            return Ok(crate::exec::EXIT_REFUSED);
+        }
+        Err(e) => return Err(e),
+    };
     let mut ctx = crate::instance::ctx(client, workspace, &cfg, g.log());
     if let Some(t) = a.timeout {
         ctx.timeout = t;
@@ -43,5 +60,5 @@ pub async fn run(g: &crate::instance::Globals, a: ToolArgs) -> Result<i32> {
     }
     let out = ctx.call(&a.name, &args).await;
     println!("{}", out.text);
-    Ok(if out.is_error { 1 } else { 0 })
+    Ok(out.code)
 }

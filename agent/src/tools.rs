@@ -28,17 +28,23 @@ pub struct Ctx {
     pub restrict: bool,
 }
 
-/// What the model gets back: the text, and whether it is an error.
+/// What the model gets back: the text, and whether it is an error; and the exit code of
+/// `nanobot tool` for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
     pub text: String,
     pub is_error: bool,
+    /// For exec, the code `nanobot exec` would exit with for the same result (the command's own,
+    /// 128+N, 124, 125 when the sandbox refused, failed or cut the output, 126, 127); for the
+    /// other tools 0, or 1 for an error result.
+    pub code: i32,
 }
 
 fn ok(text: String) -> Output {
     Output {
         text,
         is_error: false,
+        code: 0,
     }
 }
 
@@ -46,6 +52,7 @@ fn err(text: impl std::fmt::Display) -> Output {
     Output {
         text: format!("Error: {text}"),
         is_error: true,
+        code: 1,
     }
 }
 
@@ -131,7 +138,12 @@ impl Ctx {
 
     pub async fn call(&mut self, name: &str, args: &Value) -> Output {
         let r = match name {
-            "exec" => self.exec(args).await,
+            // An exec that did not run (bad arguments, refused, blocked, the sandbox failed) is
+            // what `nanobot exec` reports as 125.
+            "exec" => self.exec(args).await.map_err(|e| Output {
+                code: crate::exec::EXIT_REFUSED,
+                ..e
+            }),
             "read_file" => self.read_file(args).await,
             "write_file" => self.write_file(args).await,
             "edit_file" => self.edit_file(args).await,
@@ -240,6 +252,7 @@ impl Ctx {
                 r.exit_code, r.signal, r.timed_out
             ),
         );
+        let code = crate::exec::exit_code(&r, None);
         let text = format_exec(
             &Stream::new(out, r.stdout_tail, r.stdout_bytes),
             &Stream::new(errb, r.stderr_tail, r.stderr_bytes),
@@ -255,6 +268,7 @@ impl Ctx {
         Ok(Output {
             text,
             is_error: r.timed_out,
+            code,
         })
     }
 
@@ -300,8 +314,8 @@ impl Ctx {
                     &format!("write_file path={path} bytes={}", r.bytes_written),
                 );
                 Ok(ok(format!(
-                    "Successfully wrote {} bytes to {path}",
-                    r.bytes_written
+                    "Successfully wrote {} to {path}",
+                    count(r.bytes_written, "byte")
                 )))
             }
             Err(st) => {
@@ -357,9 +371,10 @@ impl Ctx {
                     })
                     .collect();
                 if r.truncated {
+                    let more = u64::from(r.total).saturating_sub(r.entries.len() as u64);
                     lines.push(format!(
-                        "... ({} more entries not shown)",
-                        r.total as usize - r.entries.len()
+                        "... ({} not shown)",
+                        count_as(more, "more entry", "more entries")
                     ));
                 }
                 Ok(ok(lines.join("\n")))
@@ -469,8 +484,9 @@ fn render(st: &Stream, budget: usize) -> (String, u64, usize) {
     let (head, tail) = (&known[..hk], &known[known.len() - tk..]);
     let omitted = st.total.saturating_sub((hk + tk) as u64);
     let text = format!(
-        "{}\n... ({omitted} bytes omitted) ...\n{}",
+        "{}\n... ({} omitted) ...\n{}",
         String::from_utf8_lossy(head),
+        count(omitted, "byte"),
         String::from_utf8_lossy(tail)
     );
     (
@@ -493,7 +509,8 @@ pub struct Ending {
     pub sandbox_truncated: bool,
 }
 
-fn thousands(n: u64) -> String {
+/// `190,490`: every count in a tool result is written this way.
+pub fn thousands(n: u64) -> String {
     let digits: Vec<char> = n.to_string().chars().rev().collect();
     let groups: Vec<String> = digits
         .chunks(3)
@@ -503,16 +520,67 @@ fn thousands(n: u64) -> String {
     groups.join(",")
 }
 
+/// `1 byte`, `2 bytes`, `10,100 bytes`: a count (as `thousands` writes it) and its unit, in the
+/// singular for one and with an `s` otherwise.
+pub fn count(n: u64, unit: &str) -> String {
+    count_as(n, unit, &format!("{unit}s"))
+}
+
+/// `count` for a unit whose plural is not `unit` + `s`: `1 entry`, `2 entries`.
+pub fn count_as(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// A rendered stream: its text, the bytes left out and the invalid UTF-8 bytes replaced.
+type Rendered = (String, u64, usize);
+
+/// The notes after the ending: what was cut (`shown`, `total` and `omitted` bytes per stream),
+/// the sandbox's limit, and invalid UTF-8 bytes replaced (per stream).
+fn notes(
+    cuts: [(&str, u64, u64, u64); 2],
+    sandbox_truncated: bool,
+    bad: [usize; 2],
+) -> Vec<String> {
+    let mut cut = vec![];
+    for (name, shown, total, omitted) in cuts {
+        if omitted > 0 {
+            cut.push(format!(
+                "{name}: {} of {} shown, {} omitted",
+                thousands(shown),
+                count(total, "byte"),
+                thousands(omitted)
+            ));
+        }
+    }
+    if sandbox_truncated {
+        cut.push("the sandbox's output limit (output_limit_bytes) was hit".into());
+    }
+    let mut parts = vec![];
+    if !cut.is_empty() {
+        parts.push(format!("(output truncated: {})", cut.join("; ")));
+    }
+    for (bad, name) in bad.into_iter().zip(["stdout", "stderr"]) {
+        if bad > 0 {
+            parts.push(format!(
+                "({} replaced with U+FFFD in {name})",
+                count(bad as u64, "invalid UTF-8 byte")
+            ));
+        }
+    }
+    parts
+}
+
 /// stdout, then a `STDERR:` section, then how the command ended (`Exit code: N` when not 0, the
 /// signal, the timeout or the limit hit), then a note on what was cut and on replaced bytes. At
-/// most `MAX_EXEC_OUTPUT` characters: when output is longer, each stream keeps its head and its
-/// tail, and the end (stderr's tail, the ending, the notes) is always there.
+/// most `MAX_EXEC_OUTPUT` characters: output that fits whole (with the notes it needs) is shown
+/// whole; longer output keeps each stream's head and tail, and the end (stderr's tail, the ending,
+/// the notes) is always there.
 pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
     let mut ending = vec![];
     if end.timed_out {
         ending.push(format!(
-            "Error: Command timed out after {} seconds",
-            end.timeout_secs
+            "Error: Command timed out after {}",
+            count(u64::from(end.timeout_secs), "second")
         ));
     } else if end.signal != 0 {
         ending.push(format!("Killed by signal {}", end.signal));
@@ -523,11 +591,68 @@ pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
         "" | "timeout_secs" | "output_limit_bytes" => {}
         l => ending.push(format!("Limit hit: {l}")),
     }
-    // The notes' length does not depend on the numbers much; reserve room for them.
-    const NOTES_ROOM: usize = 400;
     let show_err = !stderr.is_blank();
+    let assemble = |out: &Rendered, err: &Rendered| {
+        let mut parts = vec![];
+        if stdout.total > 0 {
+            parts.push(out.0.clone());
+        }
+        if show_err {
+            parts.push(format!("STDERR:\n{}", err.0));
+        }
+        parts.extend(ending.iter().cloned());
+        parts.extend(notes(
+            [
+                ("stdout", stdout.total - out.1, stdout.total, out.1),
+                ("stderr", stderr.total - err.1, stderr.total, err.1),
+            ],
+            end.sandbox_truncated,
+            [out.2, err.2],
+        ));
+        if parts.is_empty() {
+            "(no output)".to_string()
+        } else {
+            parts.join("\n")
+        }
+    };
+    let nothing: Rendered = (String::new(), 0, 0);
+    // Whole, with exactly the notes that needs (the daemon's own cut, replaced bytes), when it
+    // fits: no room is kept for notes that are not there.
+    let whole_err = if show_err {
+        render(stderr, usize::MAX)
+    } else {
+        nothing.clone()
+    };
+    let whole = assemble(&render(stdout, usize::MAX), &whole_err);
+    if whole.chars().count() <= MAX_EXEC_OUTPUT {
+        return whole;
+    }
+    // It must be cut: keep room for the longest notes a cut can produce (every shown stream cut,
+    // counts as wide as the totals, as many replaced bytes as the stream has bytes).
+    let may_be_bad = |st: &Stream| {
+        if invalid_utf8_bytes(&st.head) + invalid_utf8_bytes(&st.tail) > 0 {
+            st.head.len() + st.tail.len()
+        } else {
+            0
+        }
+    };
+    let err_total = if show_err { stderr.total } else { 0 };
+    let notes_room = notes(
+        [
+            ("stdout", stdout.total, stdout.total, stdout.total),
+            ("stderr", err_total, err_total, err_total),
+        ],
+        end.sandbox_truncated,
+        [
+            may_be_bad(stdout),
+            if show_err { may_be_bad(stderr) } else { 0 },
+        ],
+    )
+    .iter()
+    .map(|l| l.len() + 1)
+    .sum::<usize>();
     let header = if show_err { "STDERR:\n".len() + 1 } else { 0 };
-    let fixed = ending.iter().map(|l| l.len() + 1).sum::<usize>() + NOTES_ROOM + header + 1;
+    let fixed = ending.iter().map(|l| l.len() + 1).sum::<usize>() + notes_room + header + 1;
     let avail = MAX_EXEC_OUTPUT.saturating_sub(fixed);
     let (out_len, err_len) = (
         stdout.full_len(),
@@ -539,52 +664,12 @@ pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
         let e = err_len.min((avail / 4).max(avail.saturating_sub(out_len)));
         (avail - e, e)
     };
-    let (out_text, out_omitted, out_bad) = render(stdout, out_budget);
-    let (err_text, err_omitted, err_bad) = if show_err {
+    let err = if show_err {
         render(stderr, err_budget)
     } else {
-        (String::new(), 0, 0)
+        nothing
     };
-    let mut parts = vec![];
-    if stdout.total > 0 {
-        parts.push(out_text);
-    }
-    if show_err {
-        parts.push(format!("STDERR:\n{err_text}"));
-    }
-    parts.extend(ending);
-    let mut cut = vec![];
-    for (name, total, omitted) in [
-        ("stdout", stdout.total, out_omitted),
-        ("stderr", stderr.total, err_omitted),
-    ] {
-        if omitted > 0 {
-            cut.push(format!(
-                "{name}: {} of {} bytes shown, {} omitted",
-                thousands(total - omitted),
-                thousands(total),
-                thousands(omitted)
-            ));
-        }
-    }
-    if end.sandbox_truncated {
-        cut.push("the sandbox's output limit (output_limit_bytes) was hit".into());
-    }
-    if !cut.is_empty() {
-        parts.push(format!("(output truncated: {})", cut.join("; ")));
-    }
-    for (bad, name) in [(out_bad, "stdout"), (err_bad, "stderr")] {
-        if bad > 0 {
-            parts.push(format!(
-                "({bad} invalid UTF-8 bytes replaced with U+FFFD in {name})"
-            ));
-        }
-    }
-    if parts.is_empty() {
-        "(no output)".to_string()
-    } else {
-        parts.join("\n")
-    }
+    assemble(&render(stdout, out_budget), &err)
 }
 
 #[cfg(test)]
@@ -686,12 +771,12 @@ mod tests {
         assert!(
             s.ends_with(
                 "xxxEND\nSTDERR:\nboom\n\nExit code: 3\n\
-                 (output truncated: stdout: 9,508 of 10,100 bytes shown, 592 omitted)"
+                 (output truncated: stdout: 9,796 of 10,100 bytes shown, 304 omitted)"
             ),
             "{}",
             &s[s.len() - 200..]
         );
-        assert!(s.contains("xxx\n... (592 bytes omitted) ...\nxxx"));
+        assert!(s.contains("xxx\n... (304 bytes omitted) ...\nxxx"));
     }
 
     #[test]
@@ -715,7 +800,10 @@ mod tests {
         assert!(shown_h > 4_000 && shown_t > 2_000, "{shown_h} {shown_t}");
         let omitted = 300_000_000 - (shown_h + shown_t) as u64;
         assert!(
-            s.contains(&format!("h\n... ({omitted} bytes omitted) ...\nt")),
+            s.contains(&format!(
+                "h\n... ({} bytes omitted) ...\nt",
+                thousands(omitted)
+            )),
             "{omitted}"
         );
         assert!(
@@ -810,6 +898,79 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Output that fits the cap whole, with the notes it needs, is never cut: no room is kept
+    /// for notes that are not there.
+    #[test]
+    fn output_that_fits_is_shown_whole() {
+        for n in [9_700, 9_990, MAX_EXEC_OUTPUT] {
+            let out = "y".repeat(n);
+            assert_eq!(format_exec(&plain(&out), &plain(""), &code(0)), out, "{n}");
+        }
+        // With an exit code and stderr: whole when it all fits.
+        let out = "y".repeat(9_900);
+        let s = format_exec(&plain(&out), &plain("e\n"), &code(1));
+        assert_eq!(s, format!("{out}\nSTDERR:\ne\n\nExit code: 1"));
+        // One character more than the cap: cut, with its note, within the cap.
+        let out = "y".repeat(MAX_EXEC_OUTPUT + 1);
+        let s = format_exec(&plain(&out), &plain(""), &code(0));
+        assert!(s.chars().count() <= MAX_EXEC_OUTPUT);
+        assert!(s.ends_with(" omitted)"), "{}", &s[s.len() - 100..]);
+        // Invalid bytes that fit: whole, with the note.
+        let mut bytes = vec![b'z'; 9_900];
+        bytes.push(0xff);
+        let s = format_exec(&Stream::new(bytes, vec![], 0), &plain(""), &code(0));
+        assert!(
+            s.ends_with("z\u{fffd}\n(1 invalid UTF-8 byte replaced with U+FFFD in stdout)"),
+            "{}",
+            &s[s.len() - 100..]
+        );
+    }
+
+    #[test]
+    fn counts_read_in_english_with_one_number_format() {
+        assert_eq!(count(0, "byte"), "0 bytes");
+        assert_eq!(count(1, "byte"), "1 byte");
+        assert_eq!(count(190_490, "byte"), "190,490 bytes");
+        assert_eq!(count_as(1, "more entry", "more entries"), "1 more entry");
+        assert_eq!(
+            count_as(1_000, "more entry", "more entries"),
+            "1,000 more entries"
+        );
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        let end = Ending {
+            timed_out: true,
+            timeout_secs: 1,
+            exit_code: -1,
+            signal: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            format_exec(&plain(""), &plain(""), &end),
+            "Error: Command timed out after 1 second"
+        );
+        // One byte dropped by the daemon: singular, and every count with separators.
+        let st = Stream::new(vec![b'a'; 10_240], vec![b'b'; 4_096], 14_337);
+        let end = Ending {
+            sandbox_truncated: true,
+            ..Default::default()
+        };
+        let s = format_exec(&st, &plain(""), &end);
+        assert!(s.contains(" bytes omitted) ...\n"), "{s}");
+        assert!(s.contains(" of 14,337 bytes shown, "), "{s}");
+        let st = Stream::new(b"ab".to_vec(), b"c".to_vec(), 4);
+        let s = format_exec(&st, &plain(""), &end);
+        assert_eq!(
+            s,
+            "ab\n... (1 byte omitted) ...\nc\n(output truncated: stdout: 3 of 4 bytes shown, 1 \
+             omitted; the sandbox's output limit (output_limit_bytes) was hit)"
+        );
+        let st = Stream::new(vec![b'x'; 20_000], vec![], 0);
+        let s = format_exec(&st, &plain(""), &code(0));
+        let marker = s.split("\n... (").nth(1).unwrap_or("");
+        assert!(marker.starts_with("10,"), "{marker}");
     }
 
     #[test]

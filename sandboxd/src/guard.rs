@@ -285,7 +285,13 @@ pub fn simple_commands(command: &str, depth: usize) -> Vec<Vec<String>> {
                 if let Some(i) = rest.iter().position(|a| {
                     a == "-c" || a.ends_with('c') && a.starts_with('-') && !a.starts_with("--")
                 }) {
-                    if let Some(script) = rest.get(i + 1) {
+                    // `sh -c -- SCRIPT`: the `--` ends the options; the script follows it.
+                    let at = if rest.get(i + 1).is_some_and(|a| a == "--") {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
+                    if let Some(script) = rest.get(at) {
                         nested.extend(simple_commands(script, depth + 1));
                     }
                 }
@@ -502,6 +508,8 @@ mod tests {
             "echo hi; rm -rf x",
             "true && rm -rf x",
             "sh -c 'rm -rf x'",
+            "sh -c -- 'rm -rf x'",
+            "/bin/sh -c -- 'rm -rf x'",
             "bash -lc \"rm -rf x\"",
             "echo $(rm -rf x)",
             "echo `rm -rf x`",

@@ -615,26 +615,22 @@ extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { libc::_exit(127) }
 }
 
-/// Resolve the program like execvp would, in the sandbox's PATH.
+/// Resolve the program like execvp would, in the sandbox's PATH (see `spawn::resolve_in_path`).
 fn resolve_program(argv0: &str, env: &[(String, String)]) -> Option<String> {
-    if argv0.contains('/') {
-        return Some(argv0.to_string());
-    }
     let path = env
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str())
         .unwrap_or("/usr/bin:/bin");
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| format!("{d}/{argv0}"))
-        .find(|p| {
-            let Ok(c) = CString::new(p.as_str()) else {
-                return false;
-            };
-            // SAFETY: access with a valid C string.
-            unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
-        })
+    let executable = |p: &str| {
+        let Ok(c) = CString::new(p) else {
+            return false;
+        };
+        // SAFETY: access with a valid C string.
+        unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+    };
+    let file = |p: &str| std::fs::metadata(p).is_ok_and(|m| !m.is_dir());
+    crate::spawn::resolve_in_path(argv0, path, executable, file)
 }
 
 fn cstrings(

@@ -314,7 +314,7 @@ pub fn build_spec(
     mounts: MountPlan,
 ) -> Result<(SandboxSpec, u64), Status> {
     let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
-        (false, true) => vec!["/bin/sh".into(), "-c".into(), req.command.clone()],
+        (false, true) => crate::spawn::shell_argv(&req.command),
         (true, false) if req.argv[0].is_empty() => {
             return Err(Status::invalid_argument(
                 "command is empty: argv[0], the program to run, is an empty string",

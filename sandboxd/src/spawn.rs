@@ -319,9 +319,48 @@ pub async fn run(
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
-    let via_shell = p.spec.argv.len() >= 2 && p.spec.argv[0] == "/bin/sh" && p.spec.argv[1] == "-c";
-    r.limit_hit = limit_hit(&r, via_shell).into();
+    r.limit_hit = limit_hit(&r, shell_command(&p.spec.argv).is_some()).into();
     Outcome::Done(Box::new(r))
+}
+
+/// The argv a shell command line runs as: `/bin/sh -c -- COMMAND`. The `--` ends the shell's
+/// options, so a command line that starts with `-` (`-x`) is run as a command, never taken as an
+/// option of the shell.
+pub fn shell_argv(command: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), "--".into(), command.into()]
+}
+
+/// The command line of a shell argv: `[/bin/sh, -c, --, CMD, …]` as `shell_argv` builds it, or
+/// `[/bin/sh, -c, CMD, …]` as older clients send it in `argv`. None for any other argv.
+pub fn shell_command(argv: &[String]) -> Option<&str> {
+    match argv {
+        [sh, c, dd, cmd, ..] if sh == "/bin/sh" && c == "-c" && dd == "--" => Some(cmd),
+        [sh, c, cmd, ..] if sh == "/bin/sh" && c == "-c" => Some(cmd),
+        _ => None,
+    }
+}
+
+/// Where execvp would find `argv0` in `path`: a name with a `/` as it is; else the first
+/// executable `dir/argv0`; else, like execvp and bash, the first one that exists but is not
+/// executable (a file that is no directory), so that execve fails with EACCES and the command is
+/// reported "cannot execute" (126), not "command not found" (127); else None (127).
+pub fn resolve_in_path(
+    argv0: &str,
+    path: &str,
+    executable: impl Fn(&str) -> bool,
+    file: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if argv0.contains('/') {
+        return Some(argv0.to_string());
+    }
+    let candidates: Vec<String> = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{argv0}"))
+        .collect();
+    let first_executable = candidates.iter().position(|p| executable(p));
+    let i = first_executable.or_else(|| candidates.iter().position(|p| file(p)))?;
+    candidates.into_iter().nth(i)
 }
 
 /// Which profile limit ended or cut the command, when the kernel says so. Under `sh -c` the
@@ -344,6 +383,42 @@ pub fn limit_hit(r: &ExecResult, via_shell: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_argv_ends_the_shells_options_and_both_forms_are_recognised() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(shell_argv("-x"), v(&["/bin/sh", "-c", "--", "-x"]));
+        assert_eq!(shell_command(&shell_argv("-x")), Some("-x"));
+        assert_eq!(shell_command(&shell_argv("--")), Some("--"));
+        assert_eq!(
+            shell_command(&v(&["/bin/sh", "-c", "echo hi"])),
+            Some("echo hi")
+        );
+        assert_eq!(
+            shell_command(&v(&["/bin/sh", "-c", "echo $0", "zero"])),
+            Some("echo $0")
+        );
+        assert_eq!(shell_command(&v(&["/bin/sh", "-c"])), None);
+        assert_eq!(shell_command(&v(&["/bin/bash", "-c", "x"])), None);
+        assert_eq!(shell_command(&v(&["ls", "-c", "x"])), None);
+    }
+
+    #[test]
+    fn path_lookup_falls_back_to_a_non_executable_file_like_the_shell() {
+        let exec = |p: &str| matches!(p, "/b/run" | "/c/run");
+        let file = |p: &str| matches!(p, "/a/run" | "/b/run" | "/c/run" | "/a/data");
+        let find = |name: &str, path: &str| resolve_in_path(name, path, exec, file);
+        // An executable match wins over an earlier non-executable one.
+        assert_eq!(find("run", "/a:/b:/c"), Some("/b/run".into()));
+        // No executable match: the first non-executable one (execve then fails with EACCES).
+        assert_eq!(find("data", "/a:/b"), Some("/a/data".into()));
+        assert_eq!(find("data", "/b::/a"), Some("/a/data".into()));
+        // Nothing at all: not found.
+        assert_eq!(find("nosuch", "/a:/b:/c"), None);
+        assert_eq!(find("run", ""), None);
+        // A name with a slash is not looked up.
+        assert_eq!(find("./x", "/a"), Some("./x".into()));
+    }
 
     #[test]
     fn tail_keeps_the_last_bytes_in_bounded_memory() {

@@ -325,6 +325,17 @@ fn a_bad_config_is_an_error_naming_file_line_column_and_key() {
         "{}",
         stderr(&o)
     );
+    // A number out of range is refused the same way, naming the range; 0 is not taken as 1.
+    home.write_config("{\"agents\": {\"defaults\": {\n  \"maxToolIterations\": 0}}}");
+    let o = home.nanobot(&d, &["agent", "-m", "hi"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("key agents.defaults.maxToolIterations")
+            && stderr(&o).contains("allowed are 1 to 1000")
+            && stderr(&o).contains(&format!("{}:2:", home.config_path().display())),
+        "{}",
+        stderr(&o)
+    );
     // Unknown keys only warn; loose modes warn with the exact chmod.
     home.write_config("{\"agents\": {\"defaults\": {\"modle\": \"x\"}}}");
     std::fs::set_permissions(home.config_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -1064,4 +1075,98 @@ fn a_one_shot_turn_killed_mid_tool_leaves_a_session_the_next_request_can_use() {
         assert!(t0.elapsed() < std::time::Duration::from_secs(5));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// After Ctrl-C the note and the session say exactly what happened: the running command was
+/// killed and the calls after it were not run; Ctrl-C while the model thinks kills nothing.
+#[test]
+fn ctrl_c_says_what_it_interrupted() {
+    let d = Daemon::start();
+    let marker = format!("nbcancelwhat{}", std::process::id());
+    let never = format!("nbneverran{}", std::process::id());
+    let mut thinking = llm::openai_text("too late");
+    thinking.delay_ms = 4_000;
+    let server = Server::start(vec![
+        llm::openai_tools(&[
+            (
+                "exec",
+                json!({ "command": format!("sleep 30; echo done > {marker}") }),
+            ),
+            ("exec", json!({ "command": format!("echo x > {never}") })),
+        ]),
+        thinking,
+        llm::openai_text("third answer"),
+    ]);
+    let home = Home::new("ctrlcwhat");
+    home.config(&d, "custom", &server.base(), "m");
+    let (mut pty, mut child) = Pty::spawn(home.command(&d, &["agent", "--quiet"]));
+    pty.wait_for("you> ", 1, 20).expect("first prompt");
+    pty.send("go\r");
+    let t0 = std::time::Instant::now();
+    while pids_with(&marker).is_empty() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "the command never started: {}",
+            pty.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pty.send("\x03");
+    pty.wait_for(
+        "Cancelled (Ctrl-C): the running command was killed; 1 more tool call not run.",
+        1,
+        5,
+    )
+    .expect("the note for a running command");
+    pty.wait_for("you> ", 2, 5).expect("the prompt again");
+
+    // Ctrl-C while the model is thinking: nothing was killed.
+    pty.send("think\r");
+    let t0 = std::time::Instant::now();
+    while server.recorded().len() < 2 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "{}",
+            pty.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pty.send("\x03");
+    pty.wait_for(
+        "Cancelled (Ctrl-C) while waiting for the model; no command was running.",
+        1,
+        5,
+    )
+    .expect("the note for a cancelled model call");
+    pty.wait_for("you> ", 3, 5).expect("the prompt again");
+    assert_eq!(
+        pty.text().matches("killed").count(),
+        1,
+        "only the first note says a command was killed: {}",
+        pty.text()
+    );
+
+    // The model learns the same: killed, not run.
+    pty.send("again\r");
+    pty.wait_for("third answer", 1, 20)
+        .expect("the next answer");
+    let reqs = server.recorded();
+    assert_eq!(reqs.len(), 3);
+    let results = tool_results(&reqs[2]);
+    assert_eq!(
+        results,
+        vec![
+            "Error: cancelled by the user (Ctrl-C) while this command was running; the command \
+             was killed."
+                .to_string(),
+            "Error: not run: the user cancelled the turn (Ctrl-C) before this tool call started."
+                .to_string(),
+        ]
+    );
+    assert!(!d.ws.join(&never).exists(), "the second call ran");
+    pty.send("\x04");
+    let st = wait_exit(&mut child, 10).expect("Ctrl-D exits");
+    assert_eq!(st.code(), Some(0), "{}", pty.text());
 }

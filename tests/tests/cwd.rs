@@ -111,7 +111,8 @@ fn a_working_dir_outside_the_workspace_never_becomes_the_workspace() {
             let o = tool(&d, cfg.map(PathBuf::as_path), &d.ws, &json);
             let out = stdout(&o);
             let what = format!("restrict={restrict} working_dir={wd}: {out}{}", stderr(&o));
-            assert_eq!(o.status.code(), Some(1), "{what}");
+            // Refused, as `nanobot exec --cwd` is: 125.
+            assert_eq!(o.status.code(), Some(125), "{what}");
             assert!(!out.contains(SECRET), "{what}");
             assert!(created(&d, &other).is_empty(), "{what}");
             assert!(
@@ -198,7 +199,7 @@ fn a_working_dir_inside_the_workspace_is_where_the_command_runs() {
             &exec_json("cat secret.txt; echo x > from_ws.txt", "link"),
         );
         let out = stdout(&o);
-        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert_eq!(o.status.code(), Some(125), "{out}");
         assert!(!out.contains(SECRET), "{out}");
         assert!(created(&d, &other).is_empty(), "{out}");
         assert!(

@@ -714,12 +714,12 @@ fn long_exec_results_keep_stderr_exit_code_and_a_truncation_note() {
     assert!(
         text.ends_with(
             "x\nx\n\nSTDERR:\nboom\n\nExit code: 3\n\
-             (output truncated: stdout: 9,508 of 10,100 bytes shown, 592 omitted)"
+             (output truncated: stdout: 9,796 of 10,100 bytes shown, 304 omitted)"
         ),
         "{}",
         &text[text.len() - 300..]
     );
-    assert!(text.contains("\n... (592 bytes omitted) ...\n"), "{text}");
+    assert!(text.contains("\n... (304 bytes omitted) ...\n"), "{text}");
 
     // Past the daemon's own cap (10 240 bytes per stream): head and tail of stdout, the real
     // number of bytes written, stderr's tail, the exit code and the sandbox's note.
@@ -746,7 +746,7 @@ fn long_exec_results_keep_stderr_exit_code_and_a_truncation_note() {
         .split("\n... (")
         .nth(1)
         .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.replace(',', "").parse().ok())
         .unwrap_or(0);
     let shown_head = text.find("\n... (").unwrap_or(0) as u64;
     let tail_start = text.find(") ...\n").unwrap_or(0) + ") ...\n".len();
@@ -831,8 +831,8 @@ fn invalid_utf8_is_never_silently_rewritten() {
     assert_eq!(
         v["notes"],
         serde_json::json!([
-            "1 invalid UTF-8 bytes replaced with U+FFFD in stdout",
-            "1 invalid UTF-8 bytes replaced with U+FFFD in stderr"
+            "1 invalid UTF-8 byte replaced with U+FFFD in stdout",
+            "1 invalid UTF-8 byte replaced with U+FFFD in stderr"
         ])
     );
     // The streaming path passes the bytes through untouched.
@@ -949,4 +949,272 @@ fn argv_program_not_found_or_not_executable_exits_like_the_shell() {
     let (code, err) = run(&[], &[""]);
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("command is empty"), "{err}");
+}
+
+/// `nanobot tool … exec JSON`: its exit code, stdout and stderr.
+fn exec_tool_run(d: &Daemon, args: &[&str], command: &str) -> (Option<i32>, String, String) {
+    let home = d.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let o = Command::new(bin("nanobot"))
+        .args(["tool", "--socket"])
+        .arg(&d.socket)
+        .arg("--workspace")
+        .arg(&d.ws)
+        .args(args)
+        .args([
+            "exec",
+            &serde_json::json!({ "command": command }).to_string(),
+        ])
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (o.status.code(), stdout(&o), stderr(&o))
+}
+
+/// A stream the sandbox cut at `output_limit_bytes` is an incomplete copy: `nanobot exec` exits
+/// 125 whatever the command's own code, says so on stderr, and keeps the command's own code in
+/// `--json`'s `exit_code`; `nanobot tool exec` exits the same way.
+#[test]
+fn a_truncated_stream_exits_125_and_says_so() {
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.tight]\noutput_limit_bytes = 100\n".into()),
+        ..Opts::default()
+    });
+    let tight = ["--profile", "tight"];
+    // Positive control: output under the limit keeps the command's own code.
+    let o = d.nanobot(&tight, "echo hi; exit 3");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\n");
+    assert!(!stderr(&o).contains("limit hit"), "{}", stderr(&o));
+
+    let o = d.nanobot(&tight, "head -c 1000 /dev/zero | tr '\\0' x");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 100);
+    let err = stderr(&o);
+    assert!(
+        err.contains("nanobot: limit hit: output_limit_bytes: output truncated at the profile's limit (the command wrote 1,000 bytes to stdout, 0 to stderr)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("exit code 125 because the output is incomplete (its own exit code was 0)"),
+        "{err}"
+    );
+    // stderr cut, command failing on its own: still 125.
+    let o = d.nanobot(&tight, "head -c 1000 /dev/zero >&2; exit 3");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("its own exit code was 3"),
+        "{}",
+        stderr(&o)
+    );
+    // --json: `exit` is the CLI's code, `exit_code` the command's own.
+    let o = d.nanobot(
+        &["--profile", "tight", "--json"],
+        "head -c 1000 /dev/zero; exit 3",
+    );
+    assert_eq!(o.status.code(), Some(125));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            &v["exit"],
+            &v["exit_code"],
+            &v["limit_hit"],
+            &v["stdout_bytes"]
+        ),
+        (
+            &serde_json::json!(125),
+            &serde_json::json!(3),
+            &serde_json::json!("output_limit_bytes"),
+            &serde_json::json!(1000)
+        ),
+        "{v}"
+    );
+    // Argv mode too.
+    let o = d
+        .nanobot_cmd(&tight, "head")
+        .args(["-c", "1000", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    // `nanobot tool exec`: the same code, the model's note in the text.
+    let (code, out, _) = exec_tool_run(&d, &tight, "head -c 1000 /dev/zero | tr '\\0' x");
+    assert_eq!(code, Some(125), "{out}");
+    assert!(
+        out.contains("the sandbox's output limit (output_limit_bytes) was hit"),
+        "{out}"
+    );
+}
+
+/// `nanobot tool exec` exits as `nanobot exec` would for the same result; the other tools 0 on
+/// success and 1 on an error result.
+#[test]
+fn tool_exec_exits_like_nanobot_exec() {
+    let d = Daemon::start();
+    for (command, want) in [
+        ("true", 0),
+        ("echo out; exit 3", 3),
+        ("kill -TERM $$", 128 + libc::SIGTERM),
+        ("nosuchprog", 127),
+        ("/etc/passwd", 126),
+    ] {
+        let (code, out, err) = exec_tool_run(&d, &[], command);
+        assert_eq!(code, Some(want), "{command}: {out} {err}");
+        assert_eq!(
+            d.nanobot(&[], command).status.code(),
+            Some(want),
+            "{command}"
+        );
+    }
+    let (code, out, _) = exec_tool_run(&d, &["--timeout", "1"], "sleep 5");
+    assert_eq!(code, Some(124), "{out}");
+    assert!(
+        out.contains("timed out after 1 second\n") || out.ends_with("timed out after 1 second\n"),
+        "{out}"
+    );
+    // Blocked by the guard: refused, 125.
+    let (code, out, _) = exec_tool_run(&d, &[], "rm -rf /");
+    assert_eq!(code, Some(125), "{out}");
+    // Bad arguments: the exec never ran, 125.
+    let home = d.dir.join("home");
+    let tool = |name: &str, json: &str| {
+        Command::new(bin("nanobot"))
+            .args(["tool", "--socket"])
+            .arg(&d.socket)
+            .arg("--workspace")
+            .arg(&d.ws)
+            .args([name, json])
+            .env("HOME", &home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(tool("exec", "{}").status.code(), Some(125));
+    // Other tools: 0 / 1.
+    assert_eq!(tool("list_dir", "{\"path\": \".\"}").status.code(), Some(0));
+    let o = tool("read_file", "{\"path\": \"no-such-file\"}");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // --help documents it.
+    let o = Command::new(bin("nanobot"))
+        .args(["tool", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("exec exits as `nanobot exec` would"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Shell mode runs `/bin/sh -c -- CMD`: a command line that starts with `-` is a command, never
+/// an option of the shell (it used to be `sh -c -x`, which turned on tracing and ran nothing).
+#[test]
+fn a_shell_command_line_starting_with_a_dash_is_a_command() {
+    let d = Daemon::start();
+    // Positive control: the same program name, found, runs.
+    let o = d.nanobot(&[], "echo ok");
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "ok\n"));
+    for cmd in ["-x", "-c", "--", "-e"] {
+        let o = d.nanobot(&[], cmd);
+        assert_eq!(o.status.code(), Some(127), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{cmd}: not found")),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+    let o = d.nanobot(&["--shell"], "-x");
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    // `--` ends the shell's options only: the command line itself is intact.
+    let o = d.nanobot(&[], "echo a -- -x");
+    assert_eq!(stdout(&o), "a -- -x\n");
+    // Old-style argv clients still run: [/bin/sh, -c, CMD].
+    let rt = grpc::rt();
+    rt.block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        let mut r = req(&d.ws, "");
+        r.argv = vec!["/bin/sh".into(), "-c".into(), "echo old; exit 4".into()];
+        let run = grpc::exec(&mut c, r).await.unwrap();
+        assert_eq!(run.stdout, b"old\n");
+        assert_eq!(run.result.unwrap().exit_code, 4);
+    });
+}
+
+/// A program found in PATH only as a non-executable file is "cannot execute" (EACCES, 126), as
+/// bash and execvp report it (dash says "Permission denied" too), not "command not found" (127); an executable later in PATH wins.
+#[test]
+fn a_non_executable_match_in_path_is_126_not_127() {
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.pathy]\nenv_pass = [\"PATH\"]\n".into()),
+        ..Opts::default()
+    });
+    let (uid, gid) = test_ids();
+    let (a, b) = (d.ws.join("pa"), d.ws.join("pb"));
+    for dir in [&a, &b] {
+        std::fs::create_dir_all(dir).unwrap();
+        chown(dir, uid, gid);
+    }
+    let file = |p: PathBuf, mode: u32| {
+        let who = p
+            .parent()
+            .and_then(|d| d.file_name())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        std::fs::write(&p, format!("#!/bin/sh\necho ran {who}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        chown(&p, uid, gid);
+    };
+    file(a.join("nbnoexec"), 0o644);
+    file(a.join("nbboth"), 0o644);
+    file(b.join("nbboth"), 0o755);
+    let path = format!("{}:{}:/usr/bin:/bin", a.display(), b.display());
+    let rt = grpc::rt();
+    rt.block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        let run = |argv: Vec<&str>| {
+            let mut r = req(&d.ws, "");
+            r.argv = argv.iter().map(|s| s.to_string()).collect();
+            r.profile = "pathy".into();
+            r.env.insert("PATH".into(), path.clone());
+            r
+        };
+        // What execvp (env) and the shell say for the same PATH: 126 / Permission denied (dash
+        // prints that but exits 127; bash exits 126).
+        let env = grpc::exec(&mut c, run(vec!["/usr/bin/env", "nbnoexec"]))
+            .await
+            .unwrap();
+        assert_eq!(env.result.unwrap().exit_code, 126);
+        let sh = grpc::exec(&mut c, run(vec!["/bin/sh", "-c", "nbnoexec"]))
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&sh.stderr).contains("nbnoexec: Permission denied"),
+            "{:?}",
+            String::from_utf8_lossy(&sh.stderr)
+        );
+        // Argv mode: execve of the non-executable file, EACCES.
+        let r = grpc::exec(&mut c, run(vec!["nbnoexec"]))
+            .await
+            .unwrap()
+            .result
+            .unwrap();
+        assert!(r.refused, "{r:?}");
+        assert_eq!(
+            (r.refused_layer.as_str(), r.errno),
+            ("exec", libc::EACCES),
+            "{r:?}"
+        );
+        assert!(r.failed_step.starts_with("execve"), "{r:?}");
+        // An executable later in PATH wins over the non-executable one before it.
+        let both = grpc::exec(&mut c, run(vec!["nbboth"])).await.unwrap();
+        assert_eq!(both.stdout, b"ran pb\n", "{:?}", both.result);
+        // Nothing anywhere: still not found.
+        let r = grpc::exec(&mut c, run(vec!["nbnosuch"]))
+            .await
+            .unwrap()
+            .result
+            .unwrap();
+        assert_eq!(r.errno, libc::ENOENT, "{r:?}");
+    });
 }

@@ -162,7 +162,7 @@ pub enum ProviderError {
         status: u16,
         body: String,
     },
-    #[error("provider {provider} (model {model}) failed after {attempts} attempts: {last}")]
+    #[error("provider {provider} (model {model}) failed after {}: {last}", crate::tools::count(u64::from(*attempts), "attempt"))]
     GaveUp {
         provider: String,
         model: String,
