@@ -86,7 +86,7 @@ fn try_seccomp() -> i32 {
 fn try_namespaces() -> i32 {
     // SAFETY: in a throwaway child: the namespaces every sandbox gets (and network, for
     // `network = "private"`).
-    let flags = crate::launcher::CLONE_FLAGS | libc::CLONE_NEWNET;
+    let flags = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
     if unsafe { libc::unshare(flags) } != 0 {
         return errno();
     }

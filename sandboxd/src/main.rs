@@ -487,7 +487,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     }
     if let Some(t) = &target {
         // Lets a warm sandbox build its root at a lower priority and come back to normal for the
-        // request (sandbox::warm_main): nice 0 at best, never above normal. Commands get 0.
+        // request (init::warm_main): nice 0 at best, never above normal. Commands get 0.
         let nice = libc::rlimit {
             rlim_cur: 20,
             rlim_max: 20,
