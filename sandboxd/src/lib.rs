@@ -1,8 +1,10 @@
 //! sandboxd: runs nanobot's commands confined by the kernel.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod daemon;
 pub mod doctor;
 pub mod explain;
 pub mod fileops;
