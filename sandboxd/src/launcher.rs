@@ -194,7 +194,7 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
                     layer: "namespaces".into(),
                     step: "clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC)".into(),
                     errno,
-                    message: namespace_hint(errno),
+                    message: crate::host::namespace_hint(errno),
                 };
                 let mut f = std::fs::File::from(fds.status);
                 let _ = wire::write_frame(&mut f, &report);
@@ -259,23 +259,6 @@ fn clone_init(daemon_sock: RawFd, also_close: Option<RawFd>) -> Result<libc::c_l
         }
     }
     Ok(pid)
-}
-
-pub fn namespace_hint(errno: i32) -> String {
-    let base = format!(
-        "cannot create the sandbox namespaces: {}",
-        io::Error::from_raw_os_error(errno)
-    );
-    match errno {
-        libc::EPERM | libc::EACCES => format!(
-            "{base}; unprivileged user namespaces are blocked here (check sysctl kernel.unprivileged_userns_clone, \
-             kernel.apparmor_restrict_unprivileged_userns on Ubuntu — install packaging/apparmor/sandboxd — \
-             or the container runtime's seccomp profile)"
-        ),
-        libc::ENOSPC => format!("{base}; the user or PID namespace limit is reached (sysctl user.max_user_namespaces)"),
-        libc::EINVAL => format!("{base}; this kernel lacks user or PID namespace support"),
-        _ => base,
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! sandboxd: runs nanobot's commands confined by the kernel.
 
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -10,13 +11,13 @@ pub mod explain;
 pub mod fileops;
 pub mod guard;
 pub mod handover;
+pub mod host;
 pub mod init;
 pub mod launcher;
 pub mod permissions;
 pub mod policy;
 pub mod privdrop;
 pub mod rootfs;
-pub mod server;
 pub mod spawn;
 pub mod step;
 pub mod tenants;

@@ -4,10 +4,10 @@
 mod reload;
 mod systemd;
 
+use crate::api::{self, Service, State};
 use crate::cli::config_or_default;
 use crate::config::{Config, LogFormat};
 use crate::launcher::Launcher;
-use crate::server::{self, Service, State};
 use crate::workspace::Roots;
 use crate::{auth, privdrop};
 use anyhow::{bail, Context, Result};
@@ -306,8 +306,8 @@ async fn run(
         daemon_uid,
         daemon_userns: auth::userns_of("self"),
     };
-    let info = server::info(&cfg);
-    let live = server::Live::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
+    let info = api::info(&cfg);
+    let live = api::Live::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
     let state = Arc::new(State {
         total: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent)),
         per_peer: Mutex::new(Default::default()),
@@ -326,7 +326,7 @@ async fn run(
     health_reporter
         .set_serving::<nanobot_proto::pb::sandbox_server::SandboxServer<Service>>()
         .await;
-    let intercept = server::authenticate(auth_policy);
+    let intercept = api::authenticate(auth_policy);
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -363,7 +363,7 @@ async fn run(
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(
                 tokio_stream::wrappers::UnixListenerStream::new(listener),
-                |r| r.map(server::PeerConn::new),
+                |r| r.map(api::PeerConn::new),
             ),
             shutdown,
         );

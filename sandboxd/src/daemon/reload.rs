@@ -1,7 +1,7 @@
 //! SIGHUP: load the config again and swap it in if it is valid.
 
+use crate::api::State;
 use crate::config::Config;
-use crate::server::State;
 use anyhow::Result;
 
 /// SIGHUP: load the config again; swap it in only if it is valid, else keep serving the old one.
