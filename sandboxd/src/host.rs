@@ -170,9 +170,9 @@ pub fn try_seccomp() -> i32 {
 }
 
 pub fn try_namespaces() -> i32 {
+    let flags = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
     // SAFETY: in a throwaway child: the namespaces every sandbox gets (and network, for
     // `network = "private"`).
-    let flags = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
     if unsafe { libc::unshare(flags) } != 0 {
         return errno();
     }

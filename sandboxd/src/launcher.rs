@@ -77,6 +77,8 @@ impl Launcher {
         // close_range and execve on memory prepared before the fork, then _exit on failure.
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
+            // SAFETY: in the child of a single-threaded fork: dup2, close_range, execve and _exit
+            // are async-signal-safe, and argv/envp point into memory prepared before the fork.
             0 => unsafe {
                 // A fresh image: the sandbox inits cloned from it carry neither the daemon's
                 // command line nor its environment.

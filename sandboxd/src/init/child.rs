@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// successful exec (both ends are close-on-exec).
 pub(super) fn report_pipe() -> Result<(File, File), StepError> {
     let mut errpipe = [0; 2];
-    // SAFETY: pipe2 writes two fds into our array.
     check(
+        // SAFETY: pipe2 writes two fds into our array.
         unsafe { libc::pipe2(errpipe.as_mut_ptr(), libc::O_CLOEXEC) },
         "launcher",
         "pipe2",
@@ -77,8 +77,8 @@ pub(super) fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> 
     if stack == libc::MAP_FAILED {
         return Err(StepError::os("launcher", "mmap command stack"));
     }
-    // SAFETY: the guard page lies inside the mapping we just made.
     check(
+        // SAFETY: the guard page lies inside the mapping we just made.
         unsafe { libc::mprotect(stack, page, libc::PROT_NONE) },
         "launcher",
         "mprotect stack guard",
@@ -187,8 +187,8 @@ fn confine_and_exec(
         message: format!("setrlimit {name}: {}", io::Error::from_raw_os_error(errno)),
     })?;
     // Only 0, 1 and 2 survive exec; the workspace fd and the report pipe close with it.
-    // SAFETY: marks fds close-on-exec; no memory involved.
     check(
+        // SAFETY: marks fds close-on-exec; no memory involved.
         unsafe {
             libc::syscall(
                 libc::SYS_close_range,
@@ -222,8 +222,8 @@ fn confine_and_exec(
         message: e,
     })?;
 
-    // SAFETY: prctl with constant arguments.
     check(
+        // SAFETY: prctl with constant arguments.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
         "no_new_privs",
         "prctl(PR_SET_NO_NEW_PRIVS)",

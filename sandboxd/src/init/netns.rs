@@ -6,8 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// `network = "private"`: a network namespace of our own (owned by the sandbox's user namespace)
 /// with its loopback up and nothing else.
 pub(super) fn private_network() -> Result<(), StepError> {
-    // SAFETY: unshare with a constant flag in this single-threaded process.
     check(
+        // SAFETY: unshare with a constant flag in this single-threaded process.
         unsafe { libc::unshare(libc::CLONE_NEWNET) },
         "namespaces",
         "unshare(CLONE_NEWNET)",
