@@ -1,6 +1,7 @@
 //! `sandboxd doctor`: is this host ready to run sandboxes? Each check tries the real thing (in a
 //! throwaway child process where it changes process state) and says what to do when it fails.
 
+use crate::host;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,75 +23,6 @@ fn check(name: &str, ok: bool, critical: bool, detail: String, fix: &str) -> Che
         detail,
         fix: if ok { String::new() } else { fix.into() },
     }
-}
-
-fn read(p: &str) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// Run `f` in a forked child; Ok(()) when it returns 0, else the errno it returned.
-fn in_child(f: fn() -> i32) -> Result<(), i32> {
-    // SAFETY: doctor runs single-threaded before any runtime starts; the child only calls
-    // async-signal-safe syscalls in `f` and then _exit.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
-        0 => {
-            let code = f();
-            // SAFETY: _exit is always safe.
-            unsafe { libc::_exit(code) }
-        }
-        pid => {
-            let mut st = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            match libc::WEXITSTATUS(st) {
-                0 => Ok(()),
-                e => Err(e),
-            }
-        }
-    }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(255)
-        & 0xff
-}
-
-fn try_seccomp() -> i32 {
-    // SAFETY: in a throwaway child: no_new_privs and an allow-everything filter.
-    unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return errno();
-        }
-        let prog = [libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        }];
-        let fprog = libc::sock_fprog {
-            len: 1,
-            filter: prog.as_ptr() as *mut libc::sock_filter,
-        };
-        if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0 {
-            return errno();
-        }
-    }
-    0
-}
-
-fn try_namespaces() -> i32 {
-    // SAFETY: in a throwaway child: the namespaces every sandbox gets (and network, for
-    // `network = "private"`).
-    let flags = crate::launcher::CLONE_FLAGS | libc::CLONE_NEWNET;
-    if unsafe { libc::unshare(flags) } != 0 {
-        return errno();
-    }
-    0
 }
 
 const ABI_FEATURES: &[(i32, &str)] = &[
@@ -122,7 +54,7 @@ fn resolve_unix(abi: i32) -> Check {
 
 pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
     let mut out = vec![];
-    match crate::confine::landlock::kernel_abi() {
+    match host::landlock_abi() {
         Ok(v) => {
             let feats: Vec<&str> = ABI_FEATURES
                 .iter()
@@ -138,29 +70,12 @@ pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
             ));
             out.push(resolve_unix(v));
         }
-        Err(libc::EPERM) => out.push(check(
-            "Landlock",
-            false,
-            true,
-            "the Landlock syscalls are filtered (EPERM), as inside systemd-nspawn or a container runtime's seccomp profile".into(),
-            "allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self (e.g. systemd-nspawn --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self', or a Docker seccomp profile that permits them)",
-        )),
-        Err(libc::EOPNOTSUPP) => out.push(check(
-            "Landlock",
-            false,
-            true,
-            "Landlock is built in but disabled at boot".into(),
-            "add landlock to the lsm= kernel parameter (e.g. lsm=landlock,lockdown,yama,integrity,apparmor,bpf) and reboot",
-        )),
-        Err(e) => out.push(check(
-            "Landlock",
-            false,
-            true,
-            format!("not available: {}", std::io::Error::from_raw_os_error(e)),
-            "use a kernel with CONFIG_SECURITY_LANDLOCK=y (Linux 5.13+; 6.7+ for network rules)",
-        )),
+        Err(e) => {
+            let (detail, fix) = host::landlock_unavailable(e);
+            out.push(check("Landlock", false, true, detail, fix))
+        }
     }
-    let sec = in_child(try_seccomp);
+    let sec = host::in_child(host::try_seccomp);
     out.push(check(
         "seccomp",
         sec.is_ok(),
@@ -174,36 +89,20 @@ pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
         },
         "use a kernel with CONFIG_SECCOMP_FILTER=y; inside a container, allow the seccomp syscall",
     ));
-    let ns = in_child(try_namespaces);
-    let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-    let debian = read("/proc/sys/kernel/unprivileged_userns_clone");
-    let max = read("/proc/sys/user/max_user_namespaces");
+    let ns = host::in_child(host::try_namespaces);
+    let sysctls = host::UsernsSysctls::read();
     let mut detail = match ns {
         Ok(()) => "user, PID, mount, IPC and network namespaces can be created".to_string(),
         Err(e) => format!("unshare failed: {}", std::io::Error::from_raw_os_error(e)),
     };
-    for (k, v) in [
-        ("kernel.apparmor_restrict_unprivileged_userns", &apparmor),
-        ("kernel.unprivileged_userns_clone", &debian),
-        ("user.max_user_namespaces", &max),
-    ] {
-        if let Some(v) = v {
-            detail.push_str(&format!("; {k}={v}"));
-        }
+    for (k, v) in sysctls.present() {
+        detail.push_str(&format!("; {k}={v}"));
     }
-    let fix = if apparmor.as_deref() == Some("1") {
-        "Ubuntu's AppArmor blocks unprivileged user namespaces: install packaging/apparmor/sandboxd (apparmor_parser -r /etc/apparmor.d/sandboxd)"
-    } else if debian.as_deref() == Some("0") {
-        "sysctl -w kernel.unprivileged_userns_clone=1"
-    } else if max.as_deref() == Some("0") {
-        "sysctl -w user.max_user_namespaces=15000"
-    } else {
-        "inside a container, allow clone/unshare with CLONE_NEWUSER (or run sandboxd on the host)"
-    };
+    let fix = sysctls.fix();
     out.push(check("user namespaces", ns.is_ok(), true, detail, fix));
 
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let own = read("/proc/self/cgroup").and_then(|s| {
+    let own = host::read("/proc/self/cgroup").and_then(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("0::").map(String::from))
     });
@@ -229,7 +128,7 @@ pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
         "optional today (limits use rlimits); under systemd set Delegate=yes for per-sandbox memory accounting",
     ));
 
-    let status = read("/proc/self/status").unwrap_or_default();
+    let status = host::read("/proc/self/status").unwrap_or_default();
     let field = |k: &str| {
         status
             .lines()

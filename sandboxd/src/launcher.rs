@@ -3,24 +3,13 @@
 //! after fork in a threaded process, and building Landlock rules allocates); it hands the launcher
 //! four fds per exec and the launcher clones the sandbox init into fresh namespaces.
 
+use crate::handover::{self, ExecFds, CLONE_FLAGS, FDS_PER_EXEC};
+use crate::init;
 use crate::policy::WarmShape;
-use crate::sandbox;
 use crate::wire::{self, Report};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-
-/// Namespaces every sandbox gets: its own user namespace (so RLIMIT_NPROC counts it apart and it
-/// holds no privilege on the host), PID namespace (its /proc shows only itself; when its init
-/// exits the kernel kills every process left), mount namespace (private /proc, /tmp, /dev/shm) and
-/// IPC namespace (no SysV IPC shared with the host).
-pub const CLONE_FLAGS: libc::c_int =
-    libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
-
-/// Signals whose disposition the launcher or a sandbox init changes from the default; the command
-/// resets exactly these before exec (ignored signals survive execve).
-pub const CHANGED_SIGNALS: &[libc::c_int] =
-    &[libc::SIGCHLD, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE];
 
 /// The environment variable carrying the warm shape (JSON) to the launcher.
 pub const WARM_ENV: &str = "SANDBOXD_WARM";
@@ -43,13 +32,16 @@ pub fn launcher_entry(parent: &str, warm: &str) -> ! {
 /// of the host's from when it was made, and the host may have mounted or replaced paths since.
 const WARM_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether a warm sandbox of this age may still take a request (the warm-reuse rule on age; the
+/// init decides on its own whether its root and ruleset fit the request: `init::rules`).
+fn usable(age: std::time::Duration) -> bool {
+    age < WARM_MAX_AGE
+}
+
 /// Sandboxes kept prepared. Building a root from a profile takes longer than a short command's
 /// round trip, so with one, back-to-back requests would wait for it; with two, one is always
 /// ready while the next is being built.
 const WARM_POOL: usize = 2;
-
-/// fds handed over per exec, in this order.
-pub const FDS_PER_EXEC: usize = 4;
 
 pub struct Launcher {
     sock: Mutex<OwnedFd>,
@@ -65,7 +57,7 @@ impl Launcher {
         let warm = serde_json::to_string(shape).map_err(io::Error::other)?;
         let warm =
             std::ffi::CString::new(format!("{WARM_ENV}={warm}")).map_err(io::Error::other)?;
-        let (ours, theirs) = seqpacket_pair()?;
+        let (ours, theirs) = handover::seqpacket_pair()?;
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
         let exe = c"/proc/self/exe";
@@ -85,6 +77,8 @@ impl Launcher {
         // close_range and execve on memory prepared before the fork, then _exit on failure.
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
+            // SAFETY: in the child of a single-threaded fork: dup2, close_range, execve and _exit
+            // are async-signal-safe, and argv/envp point into memory prepared before the fork.
             0 => unsafe {
                 // A fresh image: the sandbox inits cloned from it carry neither the daemon's
                 // command line nor its environment.
@@ -119,17 +113,11 @@ impl Launcher {
         stderr: &OwnedFd,
         workspace: &OwnedFd,
     ) -> io::Result<()> {
-        let fds = [
-            status.as_raw_fd(),
-            stdout.as_raw_fd(),
-            stderr.as_raw_fd(),
-            workspace.as_raw_fd(),
-        ];
         let sock = self
             .sock
             .lock()
             .map_err(|_| io::Error::other("launcher lock poisoned"))?;
-        send_fds(sock.as_raw_fd(), &fds)
+        handover::send_exec(sock.as_raw_fd(), status, stdout, stderr, workspace)
     }
 
     /// Whether the launcher process is still alive.
@@ -137,100 +125,6 @@ impl Launcher {
         // SAFETY: kill with signal 0 only checks for existence.
         unsafe { libc::kill(self.pid, 0) == 0 }
     }
-}
-
-/// A close-on-exec SOCK_SEQPACKET pair: message boundaries keep one request per fd batch.
-fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut sv = [0 as RawFd; 2];
-    // SAFETY: socketpair writes two fds into the array we own.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            sv.as_mut_ptr(),
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
-}
-
-fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
-    let byte = [b'x'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let payload = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space;
-    // SAFETY: msg points at a control buffer of `space` bytes, so CMSG_FIRSTHDR is non-null and the
-    // data area holds `payload` bytes.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(payload as u32) as usize;
-        std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), payload);
-    }
-    // SAFETY: msg and everything it points to live across the call.
-    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Receive one request: Ok(None) on EOF (the daemon is gone).
-pub(crate) fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
-    let mut byte = [0u8; 16];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: byte.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE((FDS_PER_EXEC * 4 * 2) as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: plain data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space;
-    // SAFETY: buffers outlive the call.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut fds = Vec::new();
-    // SAFETY: we walk the control messages the kernel wrote within msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c) as *const RawFd;
-                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / 4;
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok(Some(fds))
 }
 
 fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -> ! {
@@ -271,7 +165,7 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
                 None => break,
             }
         }
-        let fds = match recv_fds(sock_fd) {
+        let fds = match handover::recv_fds(sock_fd) {
             Ok(Some(fds)) => fds,
             Ok(None) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -282,44 +176,29 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
         }
         // The oldest first (the most likely to be ready); stale ones are dropped (their inits
         // exit when their control socket closes).
-        while warm
-            .front()
-            .is_some_and(|w| w.born.elapsed() >= WARM_MAX_AGE)
-        {
+        while warm.front().is_some_and(|w| !usable(w.born.elapsed())) {
             warm.pop_front();
         }
         if let Some(w) = warm.pop_front() {
-            let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-            if send_fds(w.ctl.as_raw_fd(), &raw).is_ok() {
+            if handover::forward(w.ctl.as_raw_fd(), &fds).is_ok() {
                 continue; // our copies close here; the sandbox holds its own
             }
             // The warm sandbox died (killed from outside): start this one cold.
         }
-        let Ok::<[OwnedFd; FDS_PER_EXEC], _>([status, stdout, stderr, workspace]) = fds.try_into()
-        else {
+        let Some(fds) = ExecFds::from_batch(fds) else {
             continue;
         };
         match clone_init(sock_fd, None) {
-            Ok(0) => sandbox::init_main(
-                sandbox::Handover {
-                    status,
-                    stdout,
-                    stderr,
-                    workspace,
-                    uid,
-                    gid,
-                },
-                shape.as_ref(),
-            ),
+            Ok(0) => init::init_main(fds, uid, gid, shape.as_ref()),
             Ok(_) => {}
             Err(errno) => {
                 let report = Report::Failed {
                     layer: "namespaces".into(),
                     step: "clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC)".into(),
                     errno,
-                    message: namespace_hint(errno),
+                    message: crate::host::namespace_hint(errno),
                 };
-                let mut f = std::fs::File::from(status);
+                let mut f = std::fs::File::from(fds.status);
                 let _ = wire::write_frame(&mut f, &report);
             }
         }
@@ -342,9 +221,9 @@ impl Warm {
         gid: libc::gid_t,
         shape: Option<&WarmShape>,
     ) -> Option<Warm> {
-        let (ours, theirs) = seqpacket_pair().ok()?;
+        let (ours, theirs) = handover::seqpacket_pair().ok()?;
         match clone_init(daemon_sock, Some(ours.as_raw_fd())) {
-            Ok(0) => sandbox::warm_main(theirs, uid, gid, shape),
+            Ok(0) => init::warm_main(theirs, uid, gid, shape),
             Ok(_) => Some(Warm {
                 ctl: ours,
                 born: std::time::Instant::now(),
@@ -384,19 +263,16 @@ fn clone_init(daemon_sock: RawFd, also_close: Option<RawFd>) -> Result<libc::c_l
     Ok(pid)
 }
 
-pub fn namespace_hint(errno: i32) -> String {
-    let base = format!(
-        "cannot create the sandbox namespaces: {}",
-        io::Error::from_raw_os_error(errno)
-    );
-    match errno {
-        libc::EPERM | libc::EACCES => format!(
-            "{base}; unprivileged user namespaces are blocked here (check sysctl kernel.unprivileged_userns_clone, \
-             kernel.apparmor_restrict_unprivileged_userns on Ubuntu — install packaging/apparmor/sandboxd — \
-             or the container runtime's seccomp profile)"
-        ),
-        libc::ENOSPC => format!("{base}; the user or PID namespace limit is reached (sysctl user.max_user_namespaces)"),
-        libc::EINVAL => format!("{base}; this kernel lacks user or PID namespace support"),
-        _ => base,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_warm_sandbox_is_used_only_while_young() {
+        assert!(usable(Duration::ZERO));
+        assert!(usable(WARM_MAX_AGE - Duration::from_millis(1)));
+        assert!(!usable(WARM_MAX_AGE));
+        assert!(!usable(WARM_MAX_AGE + Duration::from_secs(1)));
     }
 }

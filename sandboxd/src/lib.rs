@@ -1,19 +1,23 @@
 //! sandboxd: runs nanobot's commands confined by the kernel.
 
+pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod daemon;
 pub mod doctor;
 pub mod explain;
 pub mod fileops;
 pub mod guard;
+pub mod handover;
+pub mod host;
+pub mod init;
 pub mod launcher;
 pub mod permissions;
 pub mod policy;
 pub mod privdrop;
 pub mod rootfs;
-pub mod sandbox;
-pub mod server;
 pub mod spawn;
 pub mod step;
 pub mod tenants;

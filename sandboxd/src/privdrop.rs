@@ -29,7 +29,9 @@ pub struct Identity {
 /// Look up a user in the passwd database.
 pub fn lookup(name: &str) -> Result<Identity, PrivError> {
     let c = CString::new(name).map_err(|_| PrivError::UnknownUser(name.into()))?;
-    let mut pw: libc::passwd = unsafe_zeroed();
+    // SAFETY: passwd holds only integers and raw pointers, for which all-zero bits (0 and null)
+    // are valid values; it is read only after getpwnam_r/getpwuid_r filled it.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16384];
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: getpwnam_r writes into pw/buf that we own, sized as passed.
@@ -51,7 +53,9 @@ pub fn lookup(name: &str) -> Result<Identity, PrivError> {
 
 /// The user name of a uid, from the passwd database; None when the uid has none.
 pub fn user_name(uid: libc::uid_t) -> Option<String> {
-    let mut pw: libc::passwd = unsafe_zeroed();
+    // SAFETY: passwd holds only integers and raw pointers, for which all-zero bits (0 and null)
+    // are valid values; it is read only after getpwnam_r/getpwuid_r filled it.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16384];
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: getpwuid_r writes into pw/buf that we own, sized as passed.
@@ -67,17 +71,14 @@ pub fn user_name(uid: libc::uid_t) -> Option<String> {
 /// Look up a group id by name.
 pub fn lookup_group(name: &str) -> Option<libc::gid_t> {
     let c = CString::new(name).ok()?;
-    let mut gr: libc::group = unsafe_zeroed();
+    // SAFETY: group holds only integers and raw pointers, for which all-zero bits (0 and null)
+    // are valid values; only gr_gid is read, after getgrnam_r filled it.
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 65536];
     let mut out: *mut libc::group = std::ptr::null_mut();
     // SAFETY: getgrnam_r writes into gr/buf that we own, sized as passed.
     let r = unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut out) };
     (r == 0 && !out.is_null()).then_some(gr.gr_gid)
-}
-
-fn unsafe_zeroed<T>() -> T {
-    // SAFETY: only used for libc C structs (passwd, group) for which all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
 }
 
 fn sys(r: libc::c_int, step: &'static str) -> Result<(), PrivError> {

@@ -267,8 +267,8 @@ fn mkdir_p(p: &Path) -> Result<(), StepError> {
 
 fn chdir(p: &str) -> Result<(), StepError> {
     let c = cstr(Path::new(p), "chdir")?;
-    // SAFETY: chdir with a valid C string.
     check(
+        // SAFETY: chdir with a valid C string.
         unsafe { libc::chdir(c.as_ptr()) },
         "mounts",
         &format!("chdir {p}"),
@@ -287,8 +287,8 @@ fn pivot_root(new: &str, old: &str) -> Result<(), StepError> {
 
 fn umount_detach(p: &str) -> Result<(), StepError> {
     let c = cstr(Path::new(p), "umount")?;
-    // SAFETY: umount2 with a valid C string.
     check(
+        // SAFETY: umount2 with a valid C string.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) },
         "mounts",
         &format!("umount {p}"),
@@ -435,8 +435,8 @@ impl Stage {
         };
         // SAFETY: zeroed stat is valid; fstat writes into it.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid fd and pointer.
         check(
+            // SAFETY: a valid fd and pointer.
             unsafe { libc::fstat(fd.as_raw_fd(), &mut st) },
             "mounts",
             &step,

@@ -340,29 +340,6 @@ pub fn shell_command(argv: &[String]) -> Option<&str> {
     }
 }
 
-/// Where execvp would find `argv0` in `path`: a name with a `/` as it is; else the first
-/// executable `dir/argv0`; else, like execvp and bash, the first one that exists but is not
-/// executable (a file that is no directory), so that execve fails with EACCES and the command is
-/// reported "cannot execute" (126), not "command not found" (127); else None (127).
-pub fn resolve_in_path(
-    argv0: &str,
-    path: &str,
-    executable: impl Fn(&str) -> bool,
-    file: impl Fn(&str) -> bool,
-) -> Option<String> {
-    if argv0.contains('/') {
-        return Some(argv0.to_string());
-    }
-    let candidates: Vec<String> = path
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| format!("{d}/{argv0}"))
-        .collect();
-    let first_executable = candidates.iter().position(|p| executable(p));
-    let i = first_executable.or_else(|| candidates.iter().position(|p| file(p)))?;
-    candidates.into_iter().nth(i)
-}
-
 /// Which profile limit ended or cut the command, when the kernel says so. Under `sh -c` the
 /// signal usually hits a child of the shell, which then exits with 128+N.
 pub fn limit_hit(r: &ExecResult, via_shell: bool) -> &'static str {
@@ -401,23 +378,6 @@ mod tests {
         assert_eq!(shell_command(&v(&["/bin/sh", "-c"])), None);
         assert_eq!(shell_command(&v(&["/bin/bash", "-c", "x"])), None);
         assert_eq!(shell_command(&v(&["ls", "-c", "x"])), None);
-    }
-
-    #[test]
-    fn path_lookup_falls_back_to_a_non_executable_file_like_the_shell() {
-        let exec = |p: &str| matches!(p, "/b/run" | "/c/run");
-        let file = |p: &str| matches!(p, "/a/run" | "/b/run" | "/c/run" | "/a/data");
-        let find = |name: &str, path: &str| resolve_in_path(name, path, exec, file);
-        // An executable match wins over an earlier non-executable one.
-        assert_eq!(find("run", "/a:/b:/c"), Some("/b/run".into()));
-        // No executable match: the first non-executable one (execve then fails with EACCES).
-        assert_eq!(find("data", "/a:/b"), Some("/a/data".into()));
-        assert_eq!(find("data", "/b::/a"), Some("/a/data".into()));
-        // Nothing at all: not found.
-        assert_eq!(find("nosuch", "/a:/b:/c"), None);
-        assert_eq!(find("run", ""), None);
-        // A name with a slash is not looked up.
-        assert_eq!(find("./x", "/a"), Some("./x".into()));
     }
 
     #[test]

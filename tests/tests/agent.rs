@@ -1035,6 +1035,7 @@ fn a_one_shot_turn_killed_mid_tool_leaves_a_session_the_next_request_can_use() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // SAFETY: kill takes only integers; the pid is our own child, not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     wait_exit(&mut child, 5).expect("SIGINT ends agent -m");
     // The saved session ends with the tool call and no result.

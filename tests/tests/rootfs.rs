@@ -157,8 +157,8 @@ fn pseudo_terminals_work_inside_and_the_hosts_are_invisible() {
         .unwrap();
     let mut n: libc::c_uint = 0;
     use std::os::fd::AsRawFd;
-    // SAFETY: TIOCGPTN writes the pty number into `n`.
     assert_eq!(
+        // SAFETY: TIOCGPTN writes the pty number into `n`, a c_uint we own.
         unsafe { libc::ioctl(host.as_raw_fd(), libc::TIOCGPTN, &mut n) },
         0
     );

@@ -1,0 +1,48 @@
+//! `sandboxd doctor`: the host checks (`crate::doctor`) printed as ✓/✗ lines or JSON.
+
+use super::config_or_default;
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    /// Config file (for min_landlock_abi). Default: /etc/nanobot/sandboxd.toml when it exists
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// One JSON object instead of ✓/✗ lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn doctor(a: DoctorArgs) -> Result<i32> {
+    let min = config_or_default(a.config.as_deref())?.min_landlock_abi;
+    let checks = crate::doctor::checks(min);
+    let ok = checks.iter().all(|c| c.ok || !c.critical);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "checks": checks}))?
+        );
+    } else {
+        for c in &checks {
+            let mark = match (c.ok, c.critical) {
+                (true, _) => "✓",
+                (false, true) => "✗",
+                (false, false) => "!",
+            };
+            println!("{mark} {}: {}", c.name, c.detail);
+            if !c.ok {
+                println!("    fix: {}", c.fix);
+            }
+        }
+        println!(
+            "\n{}",
+            if ok {
+                "This host can run sandboxes."
+            } else {
+                "sandboxd will refuse every exec here until the ✗ items are fixed."
+            }
+        );
+    }
+    Ok(if ok { 0 } else { 1 })
+}

@@ -1,0 +1,218 @@
+//! What crosses from the daemon to the launcher and from the launcher to a sandbox init: the fd
+//! batch of one exec and its order, the SCM_RIGHTS plumbing that carries it, and the constants
+//! both sides of the clone agree on. The one place that knows the batch.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Namespaces every sandbox gets: its own user namespace (so RLIMIT_NPROC counts it apart and it
+/// holds no privilege on the host), PID namespace (its /proc shows only itself; when its init
+/// exits the kernel kills every process left), mount namespace (private /proc, /tmp, /dev/shm) and
+/// IPC namespace (no SysV IPC shared with the host).
+pub const CLONE_FLAGS: libc::c_int =
+    libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
+
+/// Signals whose disposition the launcher or a sandbox init changes from the default; the command
+/// resets exactly these before exec (ignored signals survive execve).
+pub const CHANGED_SIGNALS: &[libc::c_int] =
+    &[libc::SIGCHLD, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE];
+
+/// fds handed over per exec, in this order.
+pub const FDS_PER_EXEC: usize = 4;
+
+/// The fds of one exec, in the batch's order: status socket, stdout, stderr, workspace.
+pub struct ExecFds {
+    /// The sandbox's end of the per-exec status socket (`wire` frames).
+    pub status: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub workspace: OwnedFd,
+}
+
+impl ExecFds {
+    /// A received batch in order; None when it does not hold exactly `FDS_PER_EXEC` fds.
+    pub fn from_batch(fds: Vec<OwnedFd>) -> Option<ExecFds> {
+        let [status, stdout, stderr, workspace]: [OwnedFd; FDS_PER_EXEC] = fds.try_into().ok()?;
+        Some(ExecFds {
+            status,
+            stdout,
+            stderr,
+            workspace,
+        })
+    }
+}
+
+/// Send one exec's fds (borrowed: the caller keeps its copies) as one batch, in order.
+pub fn send_exec(
+    sock: RawFd,
+    status: &OwnedFd,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+    workspace: &OwnedFd,
+) -> io::Result<()> {
+    let fds = [
+        status.as_raw_fd(),
+        stdout.as_raw_fd(),
+        stderr.as_raw_fd(),
+        workspace.as_raw_fd(),
+    ];
+    send_fds(sock, &fds)
+}
+
+/// Pass a received batch on unchanged (launcher → warm init).
+pub fn forward(sock: RawFd, fds: &[OwnedFd]) -> io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    send_fds(sock, &raw)
+}
+
+/// A close-on-exec SOCK_SEQPACKET pair: message boundaries keep one request per fd batch.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut sv = [0 as RawFd; 2];
+    // SAFETY: socketpair writes two fds into the array we own.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            sv.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
+}
+
+fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
+    let byte = [b'x'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    let payload = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space;
+    // SAFETY: msg points at a control buffer of `space` bytes, so CMSG_FIRSTHDR is non-null and the
+    // data area holds `payload` bytes.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(payload as u32) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), payload);
+    }
+    // SAFETY: msg and everything it points to live across the call.
+    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receive one batch: Ok(None) on EOF (the sender is gone).
+pub fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
+    let mut byte = [0u8; 16];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: byte.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE((FDS_PER_EXEC * 4 * 2) as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: plain data.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space;
+    // SAFETY: buffers outlive the call.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut fds = Vec::new();
+    // SAFETY: we walk the control messages the kernel wrote within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c) as *const RawFd;
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Some(fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devnull() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn a_batch_arrives_whole_and_in_order() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let files: Vec<std::fs::File> = (0..FDS_PER_EXEC).map(|_| tempfile_in_tmp()).collect();
+        let owned: Vec<OwnedFd> = files
+            .iter()
+            .map(|f| f.try_clone().unwrap().into())
+            .collect();
+        send_exec(a.as_raw_fd(), &owned[0], &owned[1], &owned[2], &owned[3]).unwrap();
+        let got = recv_fds(b.as_raw_fd()).unwrap().unwrap();
+        let fds = ExecFds::from_batch(got).unwrap();
+        let ino = |fd: &OwnedFd| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::File::from(fd.try_clone().unwrap())
+                .metadata()
+                .unwrap()
+                .ino()
+        };
+        let want: Vec<u64> = owned.iter().map(ino).collect();
+        assert_eq!(
+            [
+                ino(&fds.status),
+                ino(&fds.stdout),
+                ino(&fds.stderr),
+                ino(&fds.workspace)
+            ],
+            want[..]
+        );
+        drop(a);
+        assert!(recv_fds(b.as_raw_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_short_batch_is_not_an_exec() {
+        assert!(ExecFds::from_batch(vec![devnull(), devnull()]).is_none());
+        assert!(ExecFds::from_batch((0..FDS_PER_EXEC + 1).map(|_| devnull()).collect()).is_none());
+    }
+
+    /// An anonymous file of its own (distinct inode) that leaves nothing behind.
+    fn tempfile_in_tmp() -> std::fs::File {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(std::env::temp_dir())
+            .unwrap()
+    }
+}

@@ -1,0 +1,293 @@
+//! The command's process: started vfork-style, it confines itself in order (session, fds,
+//! working directory, rlimits, no_new_privs, Landlock, seccomp) and execs, or reports through the
+//! report pipe which step failed.
+
+use crate::confine;
+use crate::handover::CHANGED_SIGNALS;
+use crate::policy::SandboxSpec;
+use crate::step::{check, StepError};
+use crate::wire::{self, Report};
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The pipe on which the command's process reports a setup failure; it closes unread on a
+/// successful exec (both ends are close-on-exec).
+pub(super) fn report_pipe() -> Result<(File, File), StepError> {
+    let mut errpipe = [0; 2];
+    check(
+        // SAFETY: pipe2 writes two fds into our array.
+        unsafe { libc::pipe2(errpipe.as_mut_ptr(), libc::O_CLOEXEC) },
+        "launcher",
+        "pipe2",
+    )?;
+    // SAFETY: fresh fds owned by nobody else.
+    Ok(unsafe { (File::from_raw_fd(errpipe[0]), File::from_raw_fd(errpipe[1])) })
+}
+
+/// What the command's process reported before exec, if anything: None when the pipe closed empty
+/// (it exec'd). Call after the write end is dropped.
+pub(super) fn setup_report(err_r: &File) -> Option<Result<Report, StepError>> {
+    let mut buf = Vec::new();
+    let _ = (&*err_r).read_to_end(&mut buf);
+    if buf.is_empty() {
+        return None;
+    }
+    Some(match wire::decode::<Report>(&buf[4.min(buf.len())..]) {
+        Ok(r) => Ok(r),
+        Err(e) => Err(StepError::io("launcher", "read child report", e)),
+    })
+}
+
+/// What the command's process works from: borrowed from the init, whose memory it shares until
+/// it execs.
+pub(super) struct ChildArgs<'a> {
+    pub spec: &'a SandboxSpec,
+    /// Taken (once) by the child, which enforces it.
+    pub ruleset: std::cell::Cell<Option<landlock::RulesetCreated>>,
+    pub stdout: &'a OwnedFd,
+    pub stderr: &'a OwnedFd,
+    /// The working directory (the workspace or a directory beneath it).
+    pub cwd: &'a OwnedFd,
+    pub err_w: &'a File,
+}
+
+/// Stack for the command's process until it execs; its lowest page is a guard.
+const CHILD_STACK: usize = 1 << 20;
+
+/// Start the command the way posix_spawn does: clone(CLONE_VM|CLONE_VFORK) on a stack of its
+/// own. The child shares our memory and we are suspended until it execs or exits, so nothing is
+/// copied (fork duplicated the init's page tables and every page it then touched, and execve tore
+/// the copy down again: ~200 µs per exec). It has its own fd table, credentials, signal
+/// dispositions and seccomp/Landlock state, so what it confines is only itself.
+pub(super) fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> {
+    let page = 4096;
+    // SAFETY: a fresh anonymous private mapping; no existing memory is touched.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHILD_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(StepError::os("launcher", "mmap command stack"));
+    }
+    check(
+        // SAFETY: the guard page lies inside the mapping we just made.
+        unsafe { libc::mprotect(stack, page, libc::PROT_NONE) },
+        "launcher",
+        "mprotect stack guard",
+    )?;
+    // SAFETY: `stack + CHILD_STACK` is the end of our mapping (stacks grow down; mmap returns
+    // page-aligned memory, so the top is 16-byte aligned). `args` outlives the child's use of it:
+    // with CLONE_VFORK this call returns only after the child has exec'd or exited.
+    let pid = unsafe {
+        libc::clone(
+            command_entry,
+            (stack as *mut u8).add(CHILD_STACK) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            args as *const ChildArgs as *mut libc::c_void,
+        )
+    };
+    let err = (pid < 0).then(|| StepError::os("launcher", "clone command"));
+    // SAFETY: the child no longer runs on this stack (it exec'd or exited).
+    unsafe { libc::munmap(stack, CHILD_STACK) };
+    match err {
+        Some(e) => Err(e),
+        None => Ok(pid),
+    }
+}
+
+/// The command's process: confine, exec, or report why not. Never returns.
+extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `spawn_command` passes a pointer to a live ChildArgs and is suspended until we exec
+    // or exit.
+    let a = unsafe { &*(arg as *const ChildArgs) };
+    let e = match confine_and_exec(a.spec, a.ruleset.take(), a.stdout, a.stderr, a.cwd) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let mut w = a.err_w;
+    let _ = w.write_all(&wire::encode(&e.report()).unwrap_or_default());
+    // SAFETY: _exit is always safe; it runs no destructor in the memory we share.
+    unsafe { libc::_exit(127) }
+}
+
+/// Resolve the program like execvp would, in the sandbox's PATH.
+fn resolve_program(argv0: &str, env: &[(String, String)]) -> Option<String> {
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
+    let executable = |p: &str| {
+        let Ok(c) = CString::new(p) else {
+            return false;
+        };
+        // SAFETY: access only reads the NUL-terminated path `c` owns for the call.
+        unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+    };
+    let file = |p: &str| std::fs::metadata(p).is_ok_and(|m| !m.is_dir());
+    resolve_in_path(argv0, path, executable, file)
+}
+
+/// Where execvp would find `argv0` in `path`: a name with a `/` as it is; else the first
+/// executable `dir/argv0`; else, like execvp and bash, the first one that exists but is not
+/// executable (a file that is no directory), so that execve fails with EACCES and the command is
+/// reported "cannot execute" (126), not "command not found" (127); else None (127).
+pub fn resolve_in_path(
+    argv0: &str,
+    path: &str,
+    executable: impl Fn(&str) -> bool,
+    file: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if argv0.contains('/') {
+        return Some(argv0.to_string());
+    }
+    let candidates: Vec<String> = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{argv0}"))
+        .collect();
+    let first_executable = candidates.iter().position(|p| executable(p));
+    let i = first_executable.or_else(|| candidates.iter().position(|p| file(p)))?;
+    candidates.into_iter().nth(i)
+}
+
+fn cstrings(
+    v: impl Iterator<Item = String>,
+    layer: &'static str,
+) -> Result<Vec<CString>, StepError> {
+    v.map(|s| {
+        CString::new(s).map_err(|_| StepError {
+            layer,
+            step: "prepare exec".into(),
+            errno: libc::EINVAL,
+            message: "argument or environment contains a NUL byte".into(),
+        })
+    })
+    .collect()
+}
+
+enum Never {}
+
+fn confine_and_exec(
+    spec: &SandboxSpec,
+    ruleset: Option<landlock::RulesetCreated>,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+    cwd: &OwnedFd,
+) -> Result<Never, StepError> {
+    // SAFETY: plain syscalls on our own process in a single-threaded child.
+    unsafe {
+        check(libc::setsid(), "session", "setsid")?;
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for &sig in CHANGED_SIGNALS {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        check(devnull, "fds", "open /dev/null")?;
+        check(libc::dup2(devnull, 0), "fds", "dup2 stdin")?;
+        check(libc::dup2(stdout.as_raw_fd(), 1), "fds", "dup2 stdout")?;
+        check(libc::dup2(stderr.as_raw_fd(), 2), "fds", "dup2 stderr")?;
+        check(libc::fchdir(cwd.as_raw_fd()), "fds", "fchdir cwd")?;
+    }
+    confine::rlimits::apply(&spec.limits).map_err(|(name, errno)| StepError {
+        layer: "rlimits",
+        step: format!("setrlimit {name}"),
+        errno,
+        message: format!("setrlimit {name}: {}", io::Error::from_raw_os_error(errno)),
+    })?;
+    // Only 0, 1 and 2 survive exec; the workspace fd and the report pipe close with it.
+    check(
+        // SAFETY: marks fds close-on-exec; no memory involved.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        } as i32,
+        "fds",
+        "close_range",
+    )?;
+
+    // Everything that allocates happens before the filters go on.
+    let program = resolve_program(&spec.argv[0], &spec.env).ok_or_else(|| StepError {
+        layer: "exec",
+        step: "execve".into(),
+        errno: libc::ENOENT,
+        message: format!("{}: command not found in PATH", spec.argv[0]),
+    })?;
+    let prog_c = cstrings(std::iter::once(program), "exec")?;
+    let argv_c = cstrings(spec.argv.iter().cloned(), "exec")?;
+    let env_c = cstrings(spec.env.iter().map(|(k, v)| format!("{k}={v}")), "exec")?;
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let filters = confine::seccomp::prebuilt(spec.network).map_err(|e| StepError {
+        layer: "seccomp",
+        step: "build filter".into(),
+        errno: libc::EINVAL,
+        message: e,
+    })?;
+
+    check(
+        // SAFETY: prctl with constant arguments.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+        "no_new_privs",
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+    )?;
+
+    if let Some(r) = ruleset {
+        confine::landlock::restrict(r)
+            .map_err(|e| StepError::landlock(e, "landlock_restrict_self"))?;
+    }
+
+    confine::seccomp::apply(filters).map_err(|e| {
+        let errno = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL);
+        StepError {
+            layer: "seccomp",
+            step: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
+            errno,
+            message: e.to_string(),
+        }
+    })?;
+
+    // SAFETY: argv/env arrays are NUL-terminated and their strings outlive the call.
+    unsafe { libc::execve(prog_c[0].as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
+    Err(StepError::os("exec", format!("execve {}", spec.argv[0])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_lookup_falls_back_to_a_non_executable_file_like_the_shell() {
+        let exec = |p: &str| matches!(p, "/b/run" | "/c/run");
+        let file = |p: &str| matches!(p, "/a/run" | "/b/run" | "/c/run" | "/a/data");
+        let find = |name: &str, path: &str| resolve_in_path(name, path, exec, file);
+        // An executable match wins over an earlier non-executable one.
+        assert_eq!(find("run", "/a:/b:/c"), Some("/b/run".into()));
+        // No executable match: the first non-executable one (execve then fails with EACCES).
+        assert_eq!(find("data", "/a:/b"), Some("/a/data".into()));
+        assert_eq!(find("data", "/b::/a"), Some("/a/data".into()));
+        // Nothing at all: not found.
+        assert_eq!(find("nosuch", "/a:/b:/c"), None);
+        assert_eq!(find("run", ""), None);
+        // A name with a slash is not looked up.
+        assert_eq!(find("./x", "/a"), Some("./x".into()));
+    }
+}

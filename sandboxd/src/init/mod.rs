@@ -1,0 +1,160 @@
+//! Inside the sandbox. `init_main` runs as PID 1 of the sandbox's fresh namespaces (cloned by the
+//! launcher, single-threaded): it maps the user, mounts the private /proc, /tmp and /dev/shm, forks
+//! the command, reaps every process, enforces the timeout and reports the result. The command child
+//! then applies, in this order: session, fds, working directory, rlimits, no_new_privs, Landlock,
+//! seccomp, exec. Any failure is reported as {layer, step, errno} and nothing runs.
+//!
+//! Stages, one file each: `prepare` (ahead of the request: identity maps, staging mount namespace,
+//! a warm root and ruleset; `memory` prefaults pages), then for the request (`init`): read the
+//! spec → `netns` (private network) → `root` (build or reuse the root, bind the workspace, seal)
+//! → `supervise` armed (SIGCHLD signalfd) → `rules` (the Landlock ruleset) → enter the root →
+//! `child` (spawn; the child confines itself and execs) → report Started → `supervise` (wait,
+//! kill, reap) → report Exited.
+
+mod child;
+mod memory;
+mod netns;
+mod prepare;
+mod root;
+mod rules;
+mod supervise;
+
+use crate::handover::{self, ExecFds};
+use crate::policy::{Network, SandboxSpec, WarmShape};
+use crate::step::StepError;
+use crate::wire::{self, Report};
+use prepare::{prepare, set_nice, Prepared, PREPARE_NICE};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// A cold start: the launcher cloned us for a request already in hand. `uid`/`gid`: the daemon's
+/// outside, mapped to themselves inside.
+pub fn init_main(fds: ExecFds, uid: libc::uid_t, gid: libc::gid_t, shape: Option<&WarmShape>) -> ! {
+    let prepared = prepare(uid, gid, None).map(|mut p| {
+        p.warm_plan = shape.map(|s| s.mounts.clone());
+        p
+    });
+    finish(fds, prepared)
+}
+
+/// A warm start: the launcher cloned us ahead of time. Do the part of the setup that does not
+/// depend on the request, then wait on `ctl` for the request's fds (EOF: the launcher is gone).
+pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option<&WarmShape>) -> ! {
+    // Building the next root is work for spare CPU: at a lower priority it does not slow the
+    // command running beside it. Only where RLIMIT_NICE lets us come back to normal (the daemon
+    // raises it when started as root); the request then runs at normal priority again.
+    let deprioritized = set_nice(PREPARE_NICE, true);
+    let prepared = prepare(uid, gid, shape);
+    let fds = loop {
+        match handover::recv_fds(ctl.as_raw_fd()) {
+            Ok(Some(fds)) => break fds,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            // SAFETY: _exit is always safe.
+            _ => unsafe { libc::_exit(0) },
+        }
+    };
+    drop(ctl);
+    if deprioritized {
+        set_nice(0, false);
+    }
+    let Some(fds) = ExecFds::from_batch(fds) else {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) }
+    };
+    finish(fds, prepared)
+}
+
+fn finish(fds: ExecFds, prepared: Result<Prepared, StepError>) -> ! {
+    let ExecFds {
+        status,
+        stdout,
+        stderr,
+        workspace,
+    } = fds;
+    let mut status = File::from(status);
+    let result = prepared.and_then(|p| init(&mut status, stdout, stderr, workspace, p));
+    let code = match result {
+        Ok(report) => {
+            let _ = wire::write_frame(&mut status, &report);
+            0
+        }
+        Err(e) => {
+            let _ = wire::write_frame(&mut status, &e.report());
+            1
+        }
+    };
+    // SAFETY: _exit is always safe; it skips atexit handlers inherited from the daemon.
+    unsafe { libc::_exit(code) }
+}
+
+/// One request, stage by stage (see the module header). Returns the final report; a failed stage
+/// returns the step that failed and nothing runs.
+fn init(
+    status: &mut File,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    handed_workspace: OwnedFd,
+    mut prepared: Prepared,
+) -> Result<Report, StepError> {
+    let spec = read_spec(status, &mut prepared)?;
+    let started = Instant::now();
+    if spec.network == Network::Private {
+        netns::private_network()?;
+    }
+    let workspace = root::build(&mut prepared, &spec, &handed_workspace)?;
+    // Rules are opened inside the new root before entering it (RESOLVE_IN_ROOT), so they name
+    // exactly what the command will see.
+    let new_root = prepared.stage.root_fd()?;
+    // Block SIGCHLD before the fork so no exit is missed; signalfd reports it.
+    let sigfd = supervise::sigchld_fd()?;
+    let (err_r, err_w) = child::report_pipe()?;
+    let (degraded, ruleset) = rules::ruleset(&spec, &mut prepared.landlock, &new_root, &workspace)?;
+    let cwd = root::open_cwd(&workspace, &spec)?;
+    drop(new_root);
+    prepared.stage.enter()?;
+
+    let child = child::spawn_command(&child::ChildArgs {
+        spec: &spec,
+        ruleset: std::cell::Cell::new(ruleset),
+        stdout: &stdout,
+        stderr: &stderr,
+        cwd: &cwd,
+        err_w: &err_w,
+    })?;
+    drop((err_w, stdout, stderr, workspace, cwd));
+
+    let mut acc = supervise::Usage::default();
+    // The child reports a setup failure, or the pipe closes on a successful exec.
+    if let Some(report) = child::setup_report(&err_r) {
+        supervise::reap_all(&mut acc);
+        return report;
+    }
+    let _ = wire::write_frame(
+        status,
+        &Report::Started {
+            pid: prepared.host_pid,
+            degraded,
+        },
+    );
+    let deadline = started + Duration::from_millis(spec.timeout_ms);
+    Ok(supervise::supervise(status, &sigfd, child, deadline, acc))
+}
+
+/// The request's spec, from the status socket; a spec naming the launcher's warm mount plan gets
+/// that plan.
+fn read_spec(status: &mut File, prepared: &mut Prepared) -> Result<SandboxSpec, StepError> {
+    let mut spec: SandboxSpec =
+        wire::read_frame(status).map_err(|e| StepError::io("launcher", "read sandbox spec", e))?;
+    if spec.mounts_warm {
+        spec.mounts = prepared.warm_plan.take().ok_or_else(|| {
+            StepError::new(
+                "launcher",
+                "read sandbox spec",
+                libc::EINVAL,
+                "the spec names the launcher's warm mount plan, which this sandbox was not given",
+            )
+        })?;
+    }
+    Ok(spec)
+}
