@@ -236,6 +236,27 @@ fn allow_matches(p: &Pattern, sc: &[String]) -> bool {
             .all(|(alts, a)| alts.iter().any(|alt| glob(alt, a)))
 }
 
+/// An argv written as a shell command line that parses back to the same words: a word made only
+/// of characters the shell leaves alone stays as it is, any other is single-quoted. The guard
+/// checks argv requests through this, so they meet the same patterns as shell commands.
+pub fn command_line(argv: &[String]) -> String {
+    let plain = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b))
+    };
+    argv.iter()
+        .map(|w| {
+            if plain(w) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `name(){ name|name& };name` and its spacing variants.
 pub fn is_fork_bomb(command: &str) -> bool {
     let squeezed: String = command.chars().filter(|c| !c.is_whitespace()).collect();
@@ -589,5 +610,32 @@ mod tests {
         assert!(!is_fork_bomb("d\u{61f}\u{7df}4(){doa w&{`{)33(){doas"));
         assert!(is_fork_bomb("\u{61f}é(){ é|é& };é"));
         assert!(g().check("\u{61f}b(){ :|:& };b").is_none());
+    }
+
+    #[test]
+    fn an_argv_meets_the_same_patterns_as_its_command_line() {
+        let g = Guard::new(true, &["regex:curl\\s+http".into()], &[]).unwrap();
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(command_line(&v(&["rm", "-rf", "/"])), "rm -rf /");
+        assert_eq!(
+            command_line(&v(&["echo", "a b", "", "it's"])),
+            "echo 'a b' '' 'it'\\''s'"
+        );
+        for argv in [
+            v(&["rm", "-rf", "/"]),
+            v(&["/bin/rm", "-r", "-f", "x y"]),
+            v(&["env", "rm", "-fr", "."]),
+            v(&["sh", "-c", "rm -rf ~"]),
+            v(&["curl", "http://127.0.0.1/"]),
+        ] {
+            assert!(g.check(&command_line(&argv)).is_some(), "{argv:?}");
+        }
+        // Words that only look dangerous once quoting is lost stay allowed.
+        for argv in [v(&["echo", "rm -rf /"]), v(&["ls", "-la"])] {
+            assert_eq!(g.check(&command_line(&argv)), None, "{argv:?}");
+        }
+        // The line parses back to the same words.
+        let argv = v(&["printf", "%s\n", "a'b", "$HOME", "x;y"]);
+        assert_eq!(simple_commands(&command_line(&argv), 0), vec![argv]);
     }
 }

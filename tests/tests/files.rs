@@ -585,7 +585,43 @@ fn the_guard_blocks_with_the_exact_words_and_spares_look_alikes() {
             stderr(&o)
         );
     }
+    // The same commands as an argv (`nanobot exec -- PROG ARGS…`, gRPC `argv`) meet the same
+    // patterns: the guard reads what will run, not only the `command` field.
+    for argv in [
+        &["rm", "-rf", "build"][..],
+        &["/bin/rm", "-r", "-f", "build"],
+        &["env", "rm", "--recursive", "build"],
+        &["sh", "-c", "rm -rf build"],
+        &["git", "push", "--force", "origin"],
+    ] {
+        let o = std::process::Command::new(bin("nanobot"))
+            .args(["exec", "--socket"])
+            .arg(&d.socket)
+            .arg("--workspace")
+            .arg(&d.ws)
+            .arg("--")
+            .args(argv)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(125), "{argv:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("blocked by safety guard"),
+            "{argv:?}: {}",
+            stderr(&o)
+        );
+    }
     assert!(d.ws.join("build").exists());
+    // Positive control: an argv the guard lets through runs, with its words intact.
+    let o = std::process::Command::new(bin("nanobot"))
+        .args(["exec", "--socket"])
+        .arg(&d.socket)
+        .arg("--workspace")
+        .arg(&d.ws)
+        .args(["--", "echo", "rm -rf build"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "rm -rf build\n");
     // Look-alikes run.
     std::fs::write(d.ws.join("format.txt"), "fmt\n").unwrap();
     for c in ["cat format.txt", "grep -r fmt .", "echo --format"] {

@@ -268,8 +268,14 @@ pub(super) fn admit(
         .guards
         .get(&pname)
         .ok_or_else(|| Status::internal(format!("no guard for profile {pname:?}")))?;
-    if let Some(b) = guard.check(&req.command) {
-        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), profile = %pname, command = %req.command, pattern = %b.pattern, matched = %b.matched, "blocked by safety guard: pattern {:?} matched {:?}", b.pattern, b.matched);
+    // The guard reads what will run: the shell's command line, or an argv as the shell would
+    // spell it, so `argv: ["rm", "-rf", "/"]` meets the same patterns as `rm -rf /`.
+    let line = match crate::spawn::shell_command(&spec.argv) {
+        Some(c) => c.to_string(),
+        None => crate::guard::command_line(&spec.argv),
+    };
+    if let Some(b) = guard.check(&line) {
+        tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), profile = %pname, command = %line, pattern = %b.pattern, matched = %b.matched, "blocked by safety guard: pattern {:?} matched {:?}", b.pattern, b.matched);
         return Ok(Admission::Blocked(Box::new(guard_refusal(&pname, b))));
     }
 
