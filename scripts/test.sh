@@ -4,6 +4,14 @@
 # never run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The off-the-shelf gRPC client test (tests/tests/grpc_clients.rs) runs Python grpcio from PyPI
+# in its own venv; if it cannot be installed here, that test fails and says why.
+py=target/grpcio-venv
+if ! "$py/bin/python" -c 'import grpc, grpc_tools, grpc_health' 2>/dev/null; then
+  { python3 -m venv "$py" &&
+    "$py/bin/pip" install -q grpcio==1.85.3 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1; } ||
+    echo "test.sh: could not install grpcio into $py; the grpcio client test will fail" >&2
+fi
 # The e2e tests run the built binaries, so build them first.
 cargo build --workspace --all-targets
 log=$(mktemp)

@@ -2,6 +2,7 @@
 //! `info` (Info) and `peer` (credentials and the interceptor); the config snapshot they share.
 
 mod admit;
+pub mod authority;
 mod files;
 mod info;
 mod peer;

@@ -1,6 +1,7 @@
 //! Who is calling: peer credentials read once per connection (SO_PEERCRED, SO_PEERGROUPS) and
 //! carried to every request, and the interceptor that admits or refuses the peer (`auth::Policy`).
 
+use super::authority::AuthorityFix;
 use crate::auth::{self, Peer};
 use std::sync::Arc;
 use tonic::{Request, Status};
@@ -17,6 +18,11 @@ pub struct PeerInfo {
 pub struct PeerConn {
     inner: tokio::net::UnixStream,
     info: PeerInfo,
+    /// Makes any `:authority` acceptable to h2 (see `authority`).
+    authority: AuthorityFix,
+    /// What h2 has yet to read: bytes the client sent, as `authority` passed or rewrote them.
+    pending: Vec<u8>,
+    taken: usize,
 }
 
 impl PeerConn {
@@ -36,6 +42,9 @@ impl PeerConn {
                 peer,
                 groups: Arc::new(groups),
             },
+            authority: AuthorityFix::default(),
+            pending: Vec::new(),
+            taken: 0,
         }
     }
 }
@@ -53,7 +62,36 @@ impl tokio::io::AsyncRead for PeerConn {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            if this.taken < this.pending.len() {
+                let n = buf.remaining().min(this.pending.len() - this.taken);
+                buf.put_slice(&this.pending[this.taken..this.taken + n]);
+                this.taken += n;
+                return Poll::Ready(Ok(()));
+            }
+            this.pending.clear();
+            this.taken = 0;
+            let mut chunk = [0u8; 16 * 1024];
+            let mut raw = tokio::io::ReadBuf::new(&mut chunk);
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut raw) {
+                Poll::Ready(Ok(())) if raw.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    if let Err(e) = this.authority.feed(raw.filled(), &mut this.pending) {
+                        tracing::warn!(
+                            peer_uid = this.info.peer.map(|p| p.uid),
+                            "closing a connection: {e}"
+                        );
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            e,
+                        )));
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 }
 
