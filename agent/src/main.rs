@@ -1,21 +1,32 @@
 //! nanobot command line.
 
 mod agent;
+#[path = "cli/agent.rs"]
 mod agentcmd;
 mod audit;
+#[path = "sandbox/autostart.rs"]
 mod autostart;
+#[path = "sandbox/client.rs"]
 mod client;
 mod config;
+#[path = "cli/doctor.rs"]
 mod doctor;
+#[path = "cli/exec.rs"]
 mod exec;
+#[path = "cli/gateway.rs"]
 mod gateway;
+#[path = "cli/globals.rs"]
 mod instance;
+#[path = "cli/onboard.rs"]
 mod onboard;
 mod provider;
 mod session;
 mod spinner;
+#[path = "channels/telegram.rs"]
 mod telegram;
+#[path = "cli/tool.rs"]
 mod toolcmd;
+#[path = "tools/exec_format.rs"]
 mod tools;
 
 use clap::{Parser, Subcommand};

@@ -15,7 +15,7 @@ pub struct OnboardArgs {
 }
 
 /// The commented template, also shipped as /usr/share/doc/nanobot/config.json.example.
-pub const TEMPLATE: &str = include_str!("../../packaging/config.json");
+pub const TEMPLATE: &str = include_str!("../../../packaging/config.json");
 pub const STARTER_FILES: &[(&str, &str)] = &[
     ("AGENTS.md", "# Agent instructions\n\nYou are a helpful assistant. Be concise and accurate. Explain what you are about to do before running commands.\n"),
     ("SOUL.md", "# Soul\n\nFriendly, direct and honest. Say so when you are unsure.\n"),
