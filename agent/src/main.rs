@@ -1,35 +1,21 @@
 //! nanobot command line.
 
 mod agent;
-#[path = "cli/agent.rs"]
-mod agentcmd;
 mod audit;
-#[path = "sandbox/autostart.rs"]
-mod autostart;
-#[path = "sandbox/client.rs"]
-mod client;
+mod channels;
+mod cli;
 mod config;
-#[path = "cli/doctor.rs"]
-mod doctor;
-#[path = "cli/exec.rs"]
-mod exec;
-#[path = "cli/gateway.rs"]
-mod gateway;
-#[path = "cli/globals.rs"]
-mod instance;
-#[path = "cli/onboard.rs"]
-mod onboard;
 mod provider;
+mod sandbox;
 mod session;
 mod spinner;
-#[path = "channels/telegram.rs"]
-mod telegram;
-#[path = "cli/tool.rs"]
-mod toolcmd;
-#[path = "tools/exec_format.rs"]
+mod text;
 mod tools;
+mod user;
 
 use clap::{Parser, Subcommand};
+use cli::{agent as agentcmd, doctor, exec, gateway, globals, onboard, status, tool};
+use sandbox::outcome::EXIT_REFUSED;
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +25,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(flatten)]
-    globals: instance::Globals,
+    globals: globals::Globals,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -50,14 +36,14 @@ enum Cmd {
     /// line) or nanobot exec -- ls -la (several: a program and its arguments, without a shell)
     Exec(exec::ExecArgs),
     /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
-    #[command(after_help = toolcmd::EXIT_CODES)]
-    Tool(toolcmd::ToolArgs),
+    #[command(after_help = tool::EXIT_CODES)]
+    Tool(tool::ToolArgs),
     /// Create ~/.nanobot, a commented config and the workspace with starter files
     Onboard(onboard::OnboardArgs),
     /// Talk to the agent: nanobot agent -m "hello", or interactively
     Agent(agentcmd::AgentArgs),
     /// Config, provider, model, workspace and sandboxd in use
-    Status(doctor::StatusArgs),
+    Status(status::StatusArgs),
     /// Check the security guide's production checklist
     Doctor(doctor::DoctorArgs),
     /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
@@ -84,18 +70,18 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nanobot: cannot start runtime: {e}");
-            std::process::exit(exec::EXIT_REFUSED);
+            std::process::exit(EXIT_REFUSED);
         }
     };
     let g = cli.globals;
     let code = rt.block_on(async {
         let (r, on_error) = match cli.cmd {
-            Cmd::Exec(a) => (exec::run(&g, a).await, exec::EXIT_REFUSED),
-            Cmd::Tool(a) => (toolcmd::run(&g, a).await, 2),
+            Cmd::Exec(a) => (exec::run(&g, a).await, EXIT_REFUSED),
+            Cmd::Tool(a) => (tool::run(&g, a).await, 2),
             Cmd::Onboard(a) => (onboard::run(&g, a).await, 1),
             Cmd::Agent(a) => (agentcmd::run(&g, a).await, 1),
-            Cmd::Status(a) => (doctor::status(&g, a).await, 1),
-            Cmd::Doctor(a) => (doctor::doctor(&g, a).await, 1),
+            Cmd::Status(a) => (status::run(&g, a).await, 1),
+            Cmd::Doctor(a) => (doctor::run(&g, a).await, 1),
             Cmd::Gateway(a) => (gateway::run(&g, a).await, 1),
         };
         r.unwrap_or_else(|e| {

@@ -1,16 +1,14 @@
 //! `nanobot exec`: run one command through sandboxd and mirror its result in our exit code.
 
-use anyhow::{Context, Result};
-use nanobot_proto::pb::{exec_event::Event, ExecRequest, ExecResult};
-use std::io::Write;
+use crate::cli::globals::Globals;
+use crate::sandbox::drain::{self, Failed, Finished};
+use crate::sandbox::outcome::{exit_code, program_failure, truncated, EXIT_REFUSED};
+use crate::sandbox::socket;
+use crate::sandbox::workspace::relative_cwd;
+use crate::text::{count, invalid_utf8_bytes, thousands};
+use anyhow::Result;
+use nanobot_proto::pb::{ExecRequest, ExecResult};
 use std::path::PathBuf;
-
-pub const EXIT_TIMEOUT: i32 = 124;
-pub const EXIT_REFUSED: i32 = 125;
-/// The program was found but could not be executed (EACCES, ENOEXEC), as in the shell.
-pub const EXIT_CANNOT_EXECUTE: i32 = 126;
-/// The program was not found, as in the shell.
-pub const EXIT_NOT_FOUND: i32 = 127;
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -72,145 +70,14 @@ pub fn command_or_argv(a: &ExecArgs) -> (String, Vec<String>) {
 fn lossy(b: &[u8]) -> (String, usize) {
     (
         String::from_utf8_lossy(b).into_owned(),
-        crate::tools::invalid_utf8_bytes(b),
+        invalid_utf8_bytes(b),
     )
 }
 
-/// When `program` (argv mode only: in shell mode the program is `/bin/sh`, and failing to run it
-/// is the sandbox's failure) could not be run because it is missing or not executable, that is
-/// the command's own failure, not a refusal: the shell's exit code (127 not found, 126 found but
-/// not executable) and the message to print. Every other refusal stays 125.
-pub fn program_failure(r: &ExecResult, program: Option<&str>) -> Option<(i32, String)> {
-    let program = program?;
-    if !r.refused || r.refused_layer != "exec" || !r.failed_step.starts_with("execve") {
-        return None;
-    }
-    match r.errno {
-        libc::ENOENT if program.contains('/') => Some((
-            EXIT_NOT_FOUND,
-            format!("{program}: No such file or directory"),
-        )),
-        libc::ENOENT => Some((EXIT_NOT_FOUND, format!("{program}: command not found"))),
-        libc::EACCES => Some((
-            EXIT_CANNOT_EXECUTE,
-            format!("{program}: cannot execute: Permission denied (not an executable file, or not executable in this sandbox)"),
-        )),
-        libc::ENOEXEC => Some((
-            EXIT_CANNOT_EXECUTE,
-            format!("{program}: cannot execute: Exec format error (not a binary or a script with #!)"),
-        )),
-        _ => None,
-    }
-}
-
-/// The sandbox cut stdout or stderr at the profile's `output_limit_bytes`: the copy the caller
-/// got is incomplete (the rest was drained and dropped).
-pub fn truncated(r: &ExecResult) -> bool {
-    r.stdout_truncated || r.stderr_truncated
-}
-
-/// Exit code for a result, as documented: the command's code, 128+N for signal N, 124 for a
-/// timeout, 125 when the sandbox refused, or when it cut the output at the profile's
-/// `output_limit_bytes` (whatever the command's own code: the output is incomplete); in argv mode
-/// (`program` set) 127 / 126 when the program is not found / not executable, as the shell
-/// reports them.
-pub fn exit_code(r: &ExecResult, program: Option<&str>) -> i32 {
-    if let Some((code, _)) = program_failure(r, program) {
-        code
-    } else if r.refused {
-        EXIT_REFUSED
-    } else if r.timed_out {
-        EXIT_TIMEOUT
-    } else if truncated(r) {
-        EXIT_REFUSED
-    } else if r.signal != 0 {
-        128 + r.signal
-    } else {
-        r.exit_code
-    }
-}
-
-/// ~/.nanobot/workspace, for root too.
-pub fn default_workspace() -> PathBuf {
-    crate::autostart::home().join(".nanobot/workspace")
-}
-
-/// Create the default workspace on first use. Root's home is 0700, which the unprivileged sandbox
-/// user cannot traverse, so for root ~/.nanobot/workspace is made a symlink to
-/// /var/lib/nanobot/workspace (owned by the sandbox user when the daemon starts); the resolved
-/// path is what the daemon sees. A real directory there is left alone: sandboxd will then say it
-/// cannot reach it.
-fn create_default_workspace(ws: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if std::fs::symlink_metadata(ws).is_ok() {
-        return Ok(());
-    }
-    if let Some(dir) = ws.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if crate::autostart::is_root() {
-        let target = std::path::Path::new(crate::autostart::ROOT_WORKSPACE);
-        std::fs::create_dir_all(target)
-            .with_context(|| format!("creating workspace {}", target.display()))?;
-        std::os::unix::fs::symlink(target, ws)
-            .with_context(|| format!("linking {} to {}", ws.display(), target.display()))?;
-        return Ok(());
-    }
-    std::fs::create_dir_all(ws).with_context(|| format!("creating workspace {}", ws.display()))
-}
-
-/// Pick the socket: explicit, then the environment, then the first default that answers; start a
-/// per-user daemon when none does.
-pub async fn resolve_socket(
-    explicit: Option<PathBuf>,
-    workspace: &std::path::Path,
-) -> Result<PathBuf> {
-    if let Some(s) = explicit {
-        return Ok(s);
-    }
-    if let Some(s) = std::env::var_os("NANOBOT_SANDBOX_SOCKET").filter(|s| !s.is_empty()) {
-        return Ok(PathBuf::from(s));
-    }
-    for s in crate::autostart::default_sockets() {
-        if crate::autostart::answers(&s).await {
-            return Ok(s);
-        }
-    }
-    let own = crate::autostart::per_user_socket();
-    crate::autostart::start(&own, workspace)
-        .await
-        .context("no sandboxd answered and starting one failed")?;
-    Ok(own)
-}
-
-/// The workspace to use: the one given, or the default (created on first use), canonicalized
-/// when this user can see it. When it cannot (the agent and sandboxd are different users and the
-/// workspaces belong to sandboxd's), the absolute path goes to sandboxd as given: sandboxd
-/// resolves it beneath its roots without following symlinks out, which is the check that counts.
-pub fn resolve_workspace(given: Option<&std::path::Path>) -> Result<PathBuf> {
-    let workspace = given.map(PathBuf::from).unwrap_or_else(default_workspace);
-    if given.is_none() {
-        create_default_workspace(&workspace)?;
-    }
-    match workspace.canonicalize() {
-        Ok(p) => Ok(p),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            std::path::absolute(&workspace)
-                .with_context(|| format!("workspace {}", workspace.display()))
-        }
-        Err(e) => Err(e).with_context(|| format!("workspace {}", workspace.display())),
-    }
-}
-
-pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
+pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
     let cfg = g.load()?.config;
     let workspace = g.workspace(&cfg)?;
-    let cwd = match crate::tools::relative_cwd(&workspace, a.cwd.as_deref().unwrap_or(""), "--cwd")
-    {
+    let cwd = match relative_cwd(&workspace, a.cwd.as_deref().unwrap_or(""), "--cwd") {
         Ok(c) => c,
         Err(e) => {
             eprintln!("nanobot: {e}");
@@ -218,7 +85,7 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
         }
     };
     let (_socket, mut client) =
-        crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
+        socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
     let (command, argv) = command_or_argv(&a);
     let program = argv.first().cloned();
     let req = ExecRequest {
@@ -234,43 +101,30 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
             .unwrap_or_default(),
         ..Default::default()
     };
-    let mut stream = match client.exec(req).await {
-        Ok(s) => s.into_inner(),
-        Err(st) => {
+    let output = if a.json {
+        drain::Output::Collect
+    } else {
+        drain::Output::Mirror
+    };
+    let Finished {
+        pid,
+        stdout: out,
+        stderr: err,
+        result: r,
+    } = match drain::run(&mut client, req, output).await {
+        Ok(f) => f,
+        Err(Failed::Request(st)) => {
             eprintln!("nanobot: sandbox refused: {}", st.message());
             return Ok(EXIT_REFUSED);
         }
-    };
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut pid = 0;
-    let mut result = None;
-    loop {
-        match stream.message().await {
-            Ok(Some(ev)) => match ev.event {
-                Some(Event::Started(s)) => pid = s.pid,
-                Some(Event::Stdout(d)) if a.json => out.extend_from_slice(&d),
-                Some(Event::Stderr(d)) if a.json => err.extend_from_slice(&d),
-                Some(Event::Stdout(d)) => {
-                    let mut o = std::io::stdout().lock();
-                    let _ = o.write_all(&d);
-                    let _ = o.flush();
-                }
-                Some(Event::Stderr(d)) => {
-                    let _ = std::io::stderr().write_all(&d);
-                }
-                Some(Event::Result(r)) => result = Some(r),
-                None => {}
-            },
-            Ok(None) => break,
-            Err(st) => {
-                eprintln!("nanobot: sandbox failed: {}", st.message());
-                return Ok(EXIT_REFUSED);
-            }
+        Err(Failed::Stream(st)) => {
+            eprintln!("nanobot: sandbox failed: {}", st.message());
+            return Ok(EXIT_REFUSED);
         }
-    }
-    let Some(r) = result else {
-        eprintln!("nanobot: sandbox failed: the stream ended without a result");
-        return Ok(EXIT_REFUSED);
+        Err(Failed::NoResult) => {
+            eprintln!("nanobot: sandbox failed: the stream ended without a result");
+            return Ok(EXIT_REFUSED);
+        }
     };
     let failure = program_failure(&r, program.as_deref());
     let code = exit_code(&r, program.as_deref());
@@ -289,7 +143,7 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
             if n > 0 {
                 notes.push(format!(
                     "{} replaced with U+FFFD in {what}",
-                    crate::tools::count(n as u64, "invalid UTF-8 byte")
+                    count(n as u64, "invalid UTF-8 byte")
                 ));
             }
         }
@@ -341,7 +195,6 @@ pub async fn run(g: &crate::instance::Globals, a: ExecArgs) -> Result<i32> {
 /// The stderr line for a stream the sandbox cut: the sizes the command really wrote, and why the
 /// exit code is not the command's own.
 pub fn truncation_note(r: &ExecResult, code: i32) -> String {
-    use crate::tools::{count, thousands};
     let mut s = format!(
         "limit hit: output_limit_bytes: output truncated at the profile's limit (the command \
          wrote {} to stdout, {} to stderr)",
@@ -364,6 +217,7 @@ pub fn truncation_note(r: &ExecResult, code: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::outcome::EXIT_TIMEOUT;
 
     #[test]
     fn a_truncated_output_exits_125_whatever_the_commands_own_code() {
@@ -406,46 +260,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(exit_code(&whole, None), 0);
-    }
-
-    fn refusal(layer: &str, step: &str, errno: i32) -> ExecResult {
-        ExecResult {
-            exit_code: -1,
-            refused: true,
-            refused_layer: layer.into(),
-            failed_step: step.into(),
-            errno,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn missing_or_unexecutable_program_exits_like_the_shell_in_argv_mode() {
-        let r = refusal("exec", "execve", libc::ENOENT);
-        assert_eq!(exit_code(&r, Some("nosuchprog")), 127);
-        assert_eq!(
-            program_failure(&r, Some("nosuchprog")).map(|f| f.1),
-            Some("nosuchprog: command not found".into())
-        );
-        let r = refusal("exec", "execve /etc/passwd", libc::EACCES);
-        assert_eq!(exit_code(&r, Some("/etc/passwd")), 126);
-        let r = refusal("exec", "execve ./junk", libc::ENOEXEC);
-        assert_eq!(exit_code(&r, Some("./junk")), 126);
-        // Shell mode: failing to run /bin/sh is the sandbox's failure.
-        assert_eq!(exit_code(&r, None), EXIT_REFUSED);
-        // Other layers, other errnos and other exec steps stay refusals.
-        for r in [
-            refusal("landlock", "landlock_restrict_self", libc::EACCES),
-            refusal("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER)", libc::ENOENT),
-            refusal("exec", "execve x", libc::E2BIG),
-            refusal("exec", "prepare exec", libc::EINVAL),
-        ] {
-            assert_eq!(exit_code(&r, Some("x")), EXIT_REFUSED, "{r:?}");
-        }
-        let ok = ExecResult {
-            exit_code: 3,
-            ..Default::default()
-        };
-        assert_eq!(exit_code(&ok, Some("x")), 3);
     }
 }
