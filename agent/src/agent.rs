@@ -2,63 +2,16 @@
 //! history, then up to `maxToolIterations` rounds of model call → tool calls → tool results.
 //! A tool failure goes back to the model as text; only a provider failure ends a turn.
 
-use crate::provider::{Message, Provider, ProviderError, ToolSpec};
+use crate::provider::{Message, Provider, ProviderError};
 use crate::session::Session;
 use crate::tools::Ctx;
 use nanobot_proto::pb::ReadFileRequest;
-use serde_json::json;
 
 /// Files read from the workspace into the system prompt, in this order.
 pub const BOOTSTRAP_FILES: &[&str] = &["AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md"];
 pub const MEMORY_FILE: &str = "memory/MEMORY.md";
 /// Messages of history sent with each call.
 pub const HISTORY_WINDOW: usize = 50;
-
-pub fn tool_specs() -> Vec<ToolSpec> {
-    vec![
-        ToolSpec {
-            name: "exec",
-            description: "Execute a shell command in the workspace (confined by the kernel: no access outside the workspace, no network unless the profile allows it) and return its output.",
-            parameters: json!({"type": "object", "properties": {
-                "command": {"type": "string", "description": "The shell command to execute"},
-                "working_dir": {"type": "string", "description": "Optional directory to run in: relative to the workspace, or an absolute path inside it (the workspace itself never changes)"}
-            }, "required": ["command"]}),
-        },
-        ToolSpec {
-            name: "read_file",
-            description: "Read a text file in the workspace.",
-            parameters: json!({"type": "object", "properties": {
-                "path": {"type": "string", "description": "The file path to read"},
-                "offset": {"type": "integer", "description": "First line to read (1-based)"},
-                "limit": {"type": "integer", "description": "Number of lines to read"}
-            }, "required": ["path"]}),
-        },
-        ToolSpec {
-            name: "write_file",
-            description: "Write content to a file in the workspace, creating parent directories.",
-            parameters: json!({"type": "object", "properties": {
-                "path": {"type": "string", "description": "The file path to write to"},
-                "content": {"type": "string", "description": "The content to write"}
-            }, "required": ["path", "content"]}),
-        },
-        ToolSpec {
-            name: "edit_file",
-            description: "Edit a file by replacing old_text, which must occur exactly once, with new_text.",
-            parameters: json!({"type": "object", "properties": {
-                "path": {"type": "string", "description": "The file path to edit"},
-                "old_text": {"type": "string", "description": "The exact text to find and replace"},
-                "new_text": {"type": "string", "description": "The text to replace it with"}
-            }, "required": ["path", "old_text", "new_text"]}),
-        },
-        ToolSpec {
-            name: "list_dir",
-            description: "List the contents of a directory in the workspace.",
-            parameters: json!({"type": "object", "properties": {
-                "path": {"type": "string", "description": "The directory path to list"}
-            }, "required": ["path"]}),
-        },
-    ]
-}
 
 pub struct Agent {
     pub provider: Provider,
@@ -134,7 +87,7 @@ impl Agent {
     ) -> Result<Answer, ProviderError> {
         let system = self.system_prompt().await;
         keep(session, Message::text("user", text));
-        let specs = tool_specs();
+        let specs = crate::tools::specs();
         for _ in 0..self.max_iterations {
             progress.update("thinking");
             let mut msgs = vec![Message::text("system", system.clone())];
@@ -166,7 +119,11 @@ impl Agent {
             for call in &reply.tool_calls {
                 progress.update(&describe(call));
                 let out = match serde_json::from_str::<serde_json::Value>(&call.arguments) {
-                    Ok(args) if args.is_object() => self.ctx.call(&call.name, &args).await.text,
+                    Ok(args) if args.is_object() => {
+                        crate::tools::call(&mut self.ctx, &call.name, &args)
+                            .await
+                            .text
+                    }
                     _ => format!(
                         "Error: the arguments of {} are not a JSON object: {}",
                         call.name, call.arguments
@@ -186,7 +143,7 @@ impl Agent {
 
 /// "1 round", "3 rounds".
 pub fn rounds(n: u32) -> String {
-    crate::tools::count(u64::from(n), "round")
+    crate::text::count(u64::from(n), "round")
 }
 
 /// The answer when `maxToolIterations` rounds passed without a final answer.
@@ -229,7 +186,7 @@ impl Cancelled {
                 if *not_run > 0 {
                     s.push_str(&format!(
                         "; {} not run",
-                        crate::tools::count(*not_run as u64, "more tool call")
+                        crate::text::count(*not_run as u64, "more tool call")
                     ));
                 }
                 s.push('.');

@@ -182,14 +182,14 @@ impl Config {
 
 pub fn expand_home(p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
-        Some(rest) => crate::autostart::home().join(rest),
-        None if p == "~" => crate::autostart::home(),
+        Some(rest) => crate::user::home().join(rest),
+        None if p == "~" => crate::user::home(),
         None => PathBuf::from(p),
     }
 }
 
 pub fn default_dir() -> PathBuf {
-    crate::autostart::home().join(".nanobot")
+    crate::user::home().join(".nanobot")
 }
 
 pub fn default_path() -> PathBuf {

@@ -1,24 +1,20 @@
 //! nanobot command line.
 
 mod agent;
-mod agentcmd;
 mod audit;
-mod autostart;
-mod client;
+mod channels;
+mod cli;
 mod config;
-mod doctor;
-mod exec;
-mod gateway;
-mod instance;
-mod onboard;
 mod provider;
+mod sandbox;
 mod session;
 mod spinner;
-mod telegram;
-mod toolcmd;
+mod text;
 mod tools;
+mod user;
 
 use clap::{Parser, Subcommand};
+use sandbox::outcome::EXIT_REFUSED;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +24,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(flatten)]
-    globals: instance::Globals,
+    globals: cli::globals::Globals,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -37,20 +33,20 @@ struct Cli {
 enum Cmd {
     /// Run one command in the sandbox: nanobot exec -- 'ls -la' (one argument: a shell command
     /// line) or nanobot exec -- ls -la (several: a program and its arguments, without a shell)
-    Exec(exec::ExecArgs),
+    Exec(cli::exec::ExecArgs),
     /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
-    #[command(after_help = toolcmd::EXIT_CODES)]
-    Tool(toolcmd::ToolArgs),
+    #[command(after_help = cli::tool::EXIT_CODES)]
+    Tool(cli::tool::ToolArgs),
     /// Create ~/.nanobot, a commented config and the workspace with starter files
-    Onboard(onboard::OnboardArgs),
+    Onboard(cli::onboard::OnboardArgs),
     /// Talk to the agent: nanobot agent -m "hello", or interactively
-    Agent(agentcmd::AgentArgs),
+    Agent(cli::agent::AgentArgs),
     /// Config, provider, model, workspace and sandboxd in use
-    Status(doctor::StatusArgs),
+    Status(cli::status::StatusArgs),
     /// Check the security guide's production checklist
-    Doctor(doctor::DoctorArgs),
+    Doctor(cli::doctor::DoctorArgs),
     /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
-    Gateway(gateway::GatewayArgs),
+    Gateway(cli::gateway::GatewayArgs),
 }
 
 fn main() {
@@ -73,19 +69,19 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nanobot: cannot start runtime: {e}");
-            std::process::exit(exec::EXIT_REFUSED);
+            std::process::exit(EXIT_REFUSED);
         }
     };
     let g = cli.globals;
     let code = rt.block_on(async {
         let (r, on_error) = match cli.cmd {
-            Cmd::Exec(a) => (exec::run(&g, a).await, exec::EXIT_REFUSED),
-            Cmd::Tool(a) => (toolcmd::run(&g, a).await, 2),
-            Cmd::Onboard(a) => (onboard::run(&g, a).await, 1),
-            Cmd::Agent(a) => (agentcmd::run(&g, a).await, 1),
-            Cmd::Status(a) => (doctor::status(&g, a).await, 1),
-            Cmd::Doctor(a) => (doctor::doctor(&g, a).await, 1),
-            Cmd::Gateway(a) => (gateway::run(&g, a).await, 1),
+            Cmd::Exec(a) => (cli::exec::run(&g, a).await, EXIT_REFUSED),
+            Cmd::Tool(a) => (cli::tool::run(&g, a).await, 2),
+            Cmd::Onboard(a) => (cli::onboard::run(&g, a).await, 1),
+            Cmd::Agent(a) => (cli::agent::run(&g, a).await, 1),
+            Cmd::Status(a) => (cli::status::run(&g, a).await, 1),
+            Cmd::Doctor(a) => (cli::doctor::run(&g, a).await, 1),
+            Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {e:#}");

@@ -1,7 +1,7 @@
 //! Conversation history, one JSONL file per session key under ~/.nanobot/sessions/. Lines are only
 //! ever appended: `/new` appends a marker, and loading keeps what follows the last one.
 
-use crate::provider::{Message, ToolCall};
+use crate::provider::message::{Message, ToolCall};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Anthropic Messages API wire format: the system prompt apart, tool calls as `tool_use` blocks,
 //! tool results as `tool_result` blocks in a user turn.
 
-use super::{Message, Reply, ToolCall, ToolSpec};
+use crate::provider::message::{Message, Reply, ToolCall, ToolSpec};
 use serde_json::{json, Value};
 
 pub fn request(
@@ -136,7 +136,13 @@ mod tests {
             Message::tool_result(&c1, "a".into()),
             Message::tool_result(&c2, "b".into()),
         ];
-        let body = request("claude", &msgs, &crate::agent::tool_specs(), 100, 0.2);
+        let body = request(
+            "claude",
+            &msgs,
+            &crate::provider::message::sample_specs(),
+            100,
+            0.2,
+        );
         assert_eq!(body["system"], "be brief");
         let m = body["messages"].as_array().unwrap();
         assert_eq!(m.len(), 3);

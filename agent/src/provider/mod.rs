@@ -3,70 +3,14 @@
 //! model is decided by `select`, from the config alone (unit-tested).
 
 pub mod anthropic;
+pub mod message;
 pub mod openai;
 
+pub use message::{Message, Reply, ToolCall, ToolSpec};
+
 use crate::config::{Config, ProviderConfig};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One message of a conversation, in the shape the sessions store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCall>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_call_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-impl Message {
-    pub fn text(role: &str, content: impl Into<String>) -> Message {
-        Message {
-            role: role.into(),
-            content: Some(content.into()),
-            tool_calls: vec![],
-            tool_call_id: None,
-            name: None,
-        }
-    }
-    pub fn tool_result(call: &ToolCall, content: String) -> Message {
-        Message {
-            role: "tool".into(),
-            content: Some(content),
-            tool_calls: vec![],
-            tool_call_id: Some(call.id.clone()),
-            name: Some(call.name.clone()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCall {
-    pub id: String,
-    pub name: String,
-    /// The arguments as the model wrote them (JSON text, possibly invalid).
-    pub arguments: String,
-}
-
-/// A tool as offered to the model.
-#[derive(Debug, Clone)]
-pub struct ToolSpec {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub parameters: serde_json::Value,
-}
-
-/// What one model call answered.
-#[derive(Debug, Clone, Default)]
-pub struct Reply {
-    pub content: Option<String>,
-    pub tool_calls: Vec<ToolCall>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -162,7 +106,7 @@ pub enum ProviderError {
         status: u16,
         body: String,
     },
-    #[error("provider {provider} (model {model}) failed after {}: {last}", crate::tools::count(u64::from(*attempts), "attempt"))]
+    #[error("provider {provider} (model {model}) failed after {}: {last}", crate::text::count(u64::from(*attempts), "attempt"))]
     GaveUp {
         provider: String,
         model: String,

@@ -1,6 +1,6 @@
 //! OpenAI Chat Completions wire format (also OpenRouter, DeepSeek, Groq, Gemini, vLLM, Ollama).
 
-use super::{Message, Reply, ToolCall, ToolSpec};
+use crate::provider::message::{Message, Reply, ToolCall, ToolSpec};
 use serde_json::{json, Value};
 
 pub fn request(
@@ -127,7 +127,7 @@ mod tests {
             },
             Message::tool_result(&call, "out".into()),
         ];
-        let tools = crate::agent::tool_specs();
+        let tools = crate::provider::message::sample_specs();
         let body = request("m", &msgs, &tools, 10, 0.5);
         assert_eq!(
             body["messages"][2]["tool_calls"][0]["function"]["name"],

@@ -2,8 +2,8 @@
 //! session per chat (`telegram:CHAT_ID`). `channels.telegram.apiBase` points elsewhere (a test
 //! server, a Bot API proxy); the default is https://api.telegram.org.
 
+use crate::channels::{allowed, Inbox};
 use crate::config::ChannelConfig;
-use crate::gateway::{allowed, Shared};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Telegram's message size limit, in characters.
 const MAX_TEXT: usize = 4096;
 
-pub async fn run(c: ChannelConfig, shared: Arc<Shared>) -> Result<()> {
+pub async fn run<I: Inbox>(c: ChannelConfig, inbox: Arc<I>) -> Result<()> {
     let token = c
         .extra
         .get("token")
@@ -85,13 +85,13 @@ pub async fn run(c: ChannelConfig, shared: Arc<Shared>) -> Result<()> {
                 ids.push(n.to_string());
             }
             if !allowed(&c, &ids) {
-                shared.log.line(
+                inbox.log().line(
                     "WARN",
                     &format!("Access denied: telegram sender {ids:?} is not in channels.telegram.allowFrom"),
                 );
                 continue;
             }
-            let reply = shared.handle(&format!("telegram:{chat}"), text).await;
+            let reply = inbox.handle(&format!("telegram:{chat}"), text).await;
             for part in chunks(&reply, MAX_TEXT) {
                 let r = http
                     .post(url("sendMessage"))

@@ -1,62 +1,17 @@
-//! Finding sandboxd, and starting one for the user when none answers (as ssh-agent or gpg-agent
-//! would), so that `nanobot exec` works on a laptop with no setup. For root, the daemon drops to the
+//! Starting sandboxd for the user when none answers (as ssh-agent or gpg-agent would), so that
+//! `nanobot exec` works on a laptop with no setup. For root, the daemon drops to the
 //! `nanobot-sandbox` system user (created on first use): nothing sandboxed ever runs as root.
 
+use crate::sandbox::client::answers;
+use crate::sandbox::workspace::ROOT_WORKSPACE;
+use crate::user::{home, is_root};
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub const SYSTEM_SOCKET: &str = "/run/nanobot/sandboxd.sock";
 pub const SANDBOX_USER: &str = "nanobot-sandbox";
-pub const ROOT_WORKSPACE: &str = "/var/lib/nanobot/workspace";
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-/// The socket this user gets when nanobot starts the daemon itself.
-pub fn per_user_socket() -> PathBuf {
-    if is_root() {
-        return PathBuf::from(SYSTEM_SOCKET);
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("nanobot/sandboxd.sock"),
-        _ => home().join(".nanobot/run/sandboxd.sock"),
-    }
-}
-
-/// Sockets to try, in order, when none is given explicitly.
-pub fn default_sockets() -> Vec<PathBuf> {
-    let mut v = vec![];
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        v.push(PathBuf::from(d).join("nanobot/sandboxd.sock"));
-    }
-    v.push(PathBuf::from(SYSTEM_SOCKET));
-    let own = per_user_socket();
-    if !v.contains(&own) {
-        v.push(own);
-    }
-    v
-}
-
-pub async fn answers(socket: &Path) -> bool {
-    if !socket.exists() {
-        return false;
-    }
-    match crate::client::connect(socket).await {
-        Ok(mut c) => c.info(nanobot_proto::pb::InfoRequest {}).await.is_ok(),
-        Err(_) => false,
-    }
-}
 
 fn sandboxd_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("NANOBOT_SANDBOXD") {

@@ -2,7 +2,10 @@
 //! the model would see. `exec` exits with the code `nanobot exec` would give for the same result;
 //! the other tools exit 0 on success, 1 when the tool returned an error.
 
-use crate::tools::TOOLS;
+use crate::cli::globals::Globals;
+use crate::sandbox::outcome::EXIT_REFUSED;
+use crate::sandbox::socket;
+use crate::tools::{self, Ctx};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -31,9 +34,9 @@ its output at the profile's output_limit_bytes (the result is incomplete), 126/1
 shell when a program is not executable / not found. The other tools exit 0 on success and 1 \
 when the tool returned an error. 2: the tool or its JSON arguments are wrong, or nanobot failed.";
 
-pub async fn run(g: &crate::instance::Globals, a: ToolArgs) -> Result<i32> {
-    if !TOOLS.contains(&a.name.as_str()) {
-        anyhow::bail!("unknown tool {:?}; available: {}", a.name, TOOLS.join(", "));
+pub async fn run(g: &Globals, a: ToolArgs) -> Result<i32> {
+    if tools::find(&a.name).is_none() {
+        anyhow::bail!("unknown tool {:?}; available: {}", a.name, tools::names());
     }
     let args: serde_json::Value = serde_json::from_str(&a.json)
         .with_context(|| format!("arguments are not valid JSON: {}", a.json))?;
@@ -42,23 +45,24 @@ pub async fn run(g: &crate::instance::Globals, a: ToolArgs) -> Result<i32> {
     }
     let cfg = g.load()?.config;
     let workspace = g.workspace(&cfg)?;
-    let client = match crate::instance::connect(a.socket.clone(), &cfg, &workspace).await {
-        Ok((_socket, client)) => client,
-        // As `nanobot exec`: no sandbox to run it in is the sandbox's failure.
-        Err(e) if a.name == "exec" => {
-            eprintln!("nanobot: {e:#}");
-            return Ok(crate::exec::EXIT_REFUSED);
-        }
-        Err(e) => return Err(e),
-    };
-    let mut ctx = crate::instance::ctx(client, workspace, &cfg, g.log());
+    let client =
+        match socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await {
+            Ok((_socket, client)) => client,
+            // As `nanobot exec`: no sandbox to run it in is the sandbox's failure.
+            Err(e) if a.name == "exec" => {
+                eprintln!("nanobot: {e:#}");
+                return Ok(EXIT_REFUSED);
+            }
+            Err(e) => return Err(e),
+        };
+    let mut ctx = Ctx::new(client, workspace, &cfg, g.log());
     if let Some(t) = a.timeout {
         ctx.timeout = t;
     }
     if let Some(p) = a.profile {
         ctx.profile = p;
     }
-    let out = ctx.call(&a.name, &args).await;
+    let out = tools::call(&mut ctx, &a.name, &args).await;
     println!("{}", out.text);
     Ok(out.code)
 }

@@ -2,7 +2,8 @@
 //! starter bootstrap files, written through sandboxd like every other workspace file. An existing
 //! config is never overwritten without a yes.
 
-use crate::instance::Globals;
+use crate::cli::globals::Globals;
+use crate::sandbox::socket;
 use anyhow::{Context, Result};
 use nanobot_proto::pb::{ReadFileRequest, WriteFileRequest};
 use std::io::{BufRead, IsTerminal, Write};
@@ -15,7 +16,7 @@ pub struct OnboardArgs {
 }
 
 /// The commented template, also shipped as /usr/share/doc/nanobot/config.json.example.
-pub const TEMPLATE: &str = include_str!("../../packaging/config.json");
+pub const TEMPLATE: &str = include_str!("../../../packaging/config.json");
 pub const STARTER_FILES: &[(&str, &str)] = &[
     ("AGENTS.md", "# Agent instructions\n\nYou are a helpful assistant. Be concise and accurate. Explain what you are about to do before running commands.\n"),
     ("SOUL.md", "# Soul\n\nFriendly, direct and honest. Say so when you are unsure.\n"),
@@ -61,7 +62,7 @@ pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
     let loaded = g.load()?;
     let workspace = g.workspace(&loaded.config)?;
     println!("✓ workspace {}", workspace.display());
-    match crate::instance::connect(None, &loaded.config, &workspace).await {
+    match socket::connect(None, loaded.config.sandbox.socket.as_deref(), &workspace).await {
         Ok((socket, mut client)) => {
             let ws = workspace.to_string_lossy().into_owned();
             for (name, text) in STARTER_FILES {

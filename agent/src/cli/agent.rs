@@ -1,9 +1,11 @@
 //! `nanobot agent`: one message with `-m`, or an interactive chat with line editing and history.
 
 use crate::agent::Agent;
-use crate::instance::Globals;
+use crate::cli::globals::Globals;
+use crate::sandbox::socket;
 use crate::session::Session;
 use crate::spinner::Spinner;
+use crate::tools::Ctx;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -76,7 +78,7 @@ pub const EMPTY_MESSAGE: &str = "The message is empty: nothing was sent to the m
 
 /// The guide says never to run nanobot as root; NANOBOT_ALLOW_ROOT=1 overrides, with a warning.
 pub fn refuse_root() -> Result<()> {
-    if !crate::autostart::is_root() {
+    if !crate::user::is_root() {
         return Ok(());
     }
     if std::env::var("NANOBOT_ALLOW_ROOT").as_deref() == Ok("1") {
@@ -100,8 +102,9 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
     let cfg = loaded.config;
     let provider = crate::provider::select(&cfg)?;
     let workspace = g.workspace(&cfg)?;
-    let (_socket, client) = crate::instance::connect(a.socket.clone(), &cfg, &workspace).await?;
-    let ctx = crate::instance::ctx(client, workspace, &cfg, g.log());
+    let (_socket, client) =
+        socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
+    let ctx = Ctx::new(client, workspace, &cfg, g.log());
     let mut agent = Agent {
         provider,
         ctx,

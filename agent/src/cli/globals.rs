@@ -1,11 +1,12 @@
-//! What every command shares: the global `-c/--config` and `-w/--workspace` options, loading the
-//! config (printing its warnings), and connecting to sandboxd. Several instances can run side by
-//! side, each with its own config file; sessions, logs and history live next to that file.
+//! What every command shares: the global `-c/--config` and `-w/--workspace` options, and what they
+//! decide: the config (loaded, its warnings printed), the instance's home directory, the
+//! workspace and the audit log. Several instances can run side by side, each with its own config
+//! file; sessions, logs and history live next to that file.
 
 use crate::audit::AuditLog;
 use crate::config::{self, Loaded};
-use crate::tools::Ctx;
-use anyhow::{Context, Result};
+use crate::sandbox::workspace;
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -56,21 +57,7 @@ impl Globals {
 
     /// The workspace: -w, then the config, then ~/.nanobot/workspace (created on first use).
     pub fn workspace(&self, cfg: &config::Config) -> Result<PathBuf> {
-        match (&self.workspace, cfg.workspace()) {
-            (Some(w), _) => crate::exec::resolve_workspace(Some(w)),
-            (None, Some(w)) => {
-                // Create it when missing; a workspace this user cannot even see (sandboxd's own,
-                // under /var/lib/nanobot) is passed on for sandboxd to resolve.
-                if let Err(e) = std::fs::symlink_metadata(&w) {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        std::fs::create_dir_all(&w)
-                            .with_context(|| format!("creating workspace {}", w.display()))?;
-                    }
-                }
-                crate::exec::resolve_workspace(Some(&w))
-            }
-            (None, None) => crate::exec::resolve_workspace(None),
-        }
+        workspace::choose(self.workspace.as_deref(), cfg.workspace())
     }
 
     pub fn log(&self) -> AuditLog {
@@ -91,40 +78,4 @@ pub fn warnings(loaded: &Loaded, home: &Path) -> Vec<String> {
         );
     }
     w
-}
-
-/// Connect to sandboxd: --socket, $NANOBOT_SANDBOX_SOCKET, `sandbox.socket`, then the defaults
-/// (starting a per-user daemon when none answers).
-pub async fn connect(
-    explicit: Option<PathBuf>,
-    cfg: &config::Config,
-    workspace: &Path,
-) -> Result<(PathBuf, crate::client::Client)> {
-    let explicit = explicit.or_else(|| {
-        std::env::var_os("NANOBOT_SANDBOX_SOCKET")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| cfg.sandbox.socket.clone())
-    });
-    let socket = crate::exec::resolve_socket(explicit, workspace).await?;
-    let client = crate::client::connect(&socket)
-        .await
-        .with_context(|| format!("connecting to sandboxd at {}", socket.display()))?;
-    Ok((socket, client))
-}
-
-pub fn ctx(
-    client: crate::client::Client,
-    workspace: PathBuf,
-    cfg: &config::Config,
-    log: AuditLog,
-) -> Ctx {
-    Ctx {
-        client,
-        workspace,
-        timeout: cfg.exec_timeout(),
-        profile: cfg.sandbox.profile.clone().unwrap_or_default(),
-        log,
-        restrict: cfg.restrict_to_workspace(),
-    }
 }

@@ -1,10 +1,11 @@
-//! `nanobot status` (what this instance would use) and `nanobot doctor` (the security guide's
-//! production checklist, every item a program can check, each with its fix).
+//! `nanobot doctor`: the security guide's production checklist, every item a program can check,
+//! each with its fix.
 
-use crate::config::{self, Config, Loaded};
-use crate::instance::Globals;
+use crate::cli::globals::Globals;
+use crate::config::{self, Loaded};
+use crate::sandbox::{client, socket};
 use anyhow::Result;
-use nanobot_proto::pb::{InfoRequest, InfoResponse};
+use nanobot_proto::pb::InfoResponse;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -37,31 +38,6 @@ fn check(name: &str, ok: bool, critical: bool, detail: String, fix: String) -> C
         detail,
         fix: if ok { String::new() } else { fix },
     }
-}
-
-/// The socket the agent would use, without starting a daemon: the first that answers.
-async fn find_sandboxd(explicit: Option<PathBuf>, cfg: &Config) -> (Vec<PathBuf>, Option<PathBuf>) {
-    let mut candidates = vec![];
-    if let Some(s) = explicit {
-        candidates.push(s);
-    } else if let Some(s) = std::env::var_os("NANOBOT_SANDBOX_SOCKET").filter(|s| !s.is_empty()) {
-        candidates.push(PathBuf::from(s));
-    } else if let Some(s) = &cfg.sandbox.socket {
-        candidates.push(s.clone());
-    } else {
-        candidates.extend(crate::autostart::default_sockets());
-    }
-    for s in &candidates {
-        if crate::autostart::answers(s).await {
-            return (candidates.clone(), Some(s.clone()));
-        }
-    }
-    (candidates, None)
-}
-
-async fn info(socket: &Path) -> Option<InfoResponse> {
-    let mut c = crate::client::connect(socket).await.ok()?;
-    c.info(InfoRequest {}).await.ok().map(|r| r.into_inner())
 }
 
 /// Checks on the config alone (pure; unit-tested).
@@ -106,7 +82,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             "nanobot onboard".into(),
         )),
     }
-    let root = crate::autostart::is_root();
+    let root = crate::user::is_root();
     out.push(check(
         "not running as root",
         !root,
@@ -133,7 +109,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
         if open.is_empty() {
             format!(
                 "{}, all restricted",
-                crate::tools::count(enabled as u64, "enabled channel")
+                crate::text::count(enabled as u64, "enabled channel")
             )
         } else {
             format!(
@@ -280,7 +256,7 @@ fn sandbox_checks(
     out
 }
 
-pub async fn doctor(g: &Globals, a: DoctorArgs) -> Result<i32> {
+pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
     let path = g.config_path();
     let mut checks = vec![];
     let loaded = match config::load(&path) {
@@ -316,9 +292,9 @@ pub async fn doctor(g: &Globals, a: DoctorArgs) -> Result<i32> {
     }
     checks.push(log_check(g));
     let cfg = loaded.map(|l| l.config).unwrap_or_default();
-    let (tried, found) = find_sandboxd(a.socket.clone(), &cfg).await;
+    let (tried, found) = socket::locate(a.socket.clone(), cfg.sandbox.socket.as_deref()).await;
     let inf = match &found {
-        Some(s) => info(s).await,
+        Some(s) => client::info(s).await,
         None => None,
     };
     checks.extend(sandbox_checks(&tried, found.as_deref(), inf.as_ref()));
@@ -352,71 +328,6 @@ pub async fn doctor(g: &Globals, a: DoctorArgs) -> Result<i32> {
         );
     }
     Ok(if ok { 0 } else { 1 })
-}
-
-#[derive(clap::Args, Debug)]
-pub struct StatusArgs {
-    /// sandboxd socket (default: as the agent would pick it)
-    #[arg(long)]
-    pub socket: Option<PathBuf>,
-}
-
-pub async fn status(g: &Globals, a: StatusArgs) -> Result<i32> {
-    let loaded = g.load()?;
-    let cfg = &loaded.config;
-    println!(
-        "config:     {}{}",
-        loaded.path.display(),
-        if loaded.exists {
-            ""
-        } else {
-            " (missing: defaults)"
-        }
-    );
-    match crate::provider::select(cfg) {
-        Ok(p) => println!(
-            "provider:   {} ({})\nmodel:      {}",
-            p.name, p.base, p.model
-        ),
-        Err(e) => println!("provider:   none — {e}"),
-    }
-    match g.workspace(cfg) {
-        Ok(w) => println!("workspace:  {}", w.display()),
-        Err(e) => println!("workspace:  {e:#}"),
-    }
-    let (tried, found) = find_sandboxd(a.socket, cfg).await;
-    match &found {
-        Some(s) => match info(s).await {
-            Some(i) => println!(
-                "sandboxd:   {} (version {}, Landlock ABI {}, layers: {}{}; profiles: {})",
-                s.display(),
-                i.version,
-                i.landlock_abi,
-                i.layers_enforced.join(", "),
-                if i.degraded.is_empty() {
-                    String::new()
-                } else {
-                    format!("; DEGRADED without {}", i.degraded.join(", "))
-                },
-                i.profiles.join(", ")
-            ),
-            None => println!("sandboxd:   {} answers but Info failed", s.display()),
-        },
-        None => println!(
-            "sandboxd:   not running (tried {}); `nanobot agent` starts a per-user one",
-            tried
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-    println!(
-        "exec:       timeout {} s, profile {}",
-        cfg.exec_timeout(),
-        cfg.sandbox.profile.as_deref().unwrap_or("default")
-    );
-    Ok(0)
 }
 
 #[cfg(test)]

@@ -1,0 +1,264 @@
+//! `nanobot exec`: run one command through sandboxd and mirror its result in our exit code.
+
+use crate::cli::globals::Globals;
+use crate::sandbox::drain::{self, Failed, Finished};
+use crate::sandbox::outcome::{exit_code, program_failure, truncated, EXIT_REFUSED};
+use crate::sandbox::socket;
+use crate::sandbox::workspace::relative_cwd;
+use crate::text::{count, invalid_utf8_bytes, thousands};
+use anyhow::Result;
+use nanobot_proto::pb::{ExecRequest, ExecResult};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// sandboxd socket (default: $NANOBOT_SANDBOX_SOCKET, $XDG_RUNTIME_DIR/nanobot/sandboxd.sock, /run/nanobot/sandboxd.sock)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Timeout in seconds (the profile's maximum still applies)
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Sandbox profile
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Print one JSON result object instead of streaming output
+    #[arg(long)]
+    pub json: bool,
+    /// Directory to run in: relative to the workspace, or an absolute path inside it. It never
+    /// changes the workspace; sandboxd refuses one that leads out (`..`, a symlink)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Run a single COMMAND argument as a shell command line (`/bin/sh -c`), the default; with
+    /// several arguments they are joined with spaces into one command line
+    #[arg(long, conflicts_with = "no_shell")]
+    pub shell: bool,
+    /// Run a single COMMAND argument as a program, without a shell
+    #[arg(long)]
+    pub no_shell: bool,
+    /// What to run. One argument is a shell command line run with `/bin/sh -c`
+    /// (`nanobot exec -- 'make && make test'`). Several arguments are a program and its arguments,
+    /// executed directly without a shell, each passed exactly as given, spaces, quotes and empty
+    /// arguments included (`nanobot exec -- /bin/sh -c 'echo hi'`). `--shell` and `--no-shell`
+    /// override the choice
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// What the request runs: `(command, argv)`, exactly one of them set. One argument is a shell
+/// command line, several are a program and its arguments; `--shell` / `--no-shell` override.
+pub fn command_or_argv(a: &ExecArgs) -> (String, Vec<String>) {
+    let shell = if a.shell {
+        true
+    } else if a.no_shell {
+        false
+    } else {
+        a.command.len() == 1
+    };
+    if shell {
+        (a.command.join(" "), vec![])
+    } else {
+        (String::new(), a.command.clone())
+    }
+}
+
+/// Lossy text of `b`, and how many invalid UTF-8 bytes were replaced.
+fn lossy(b: &[u8]) -> (String, usize) {
+    (
+        String::from_utf8_lossy(b).into_owned(),
+        invalid_utf8_bytes(b),
+    )
+}
+
+pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
+    let cfg = g.load()?.config;
+    let workspace = g.workspace(&cfg)?;
+    let cwd = match relative_cwd(&workspace, a.cwd.as_deref().unwrap_or(""), "--cwd") {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nanobot: {e}");
+            return Ok(EXIT_REFUSED);
+        }
+    };
+    let (_socket, mut client) =
+        socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
+    let (command, argv) = command_or_argv(&a);
+    let program = argv.first().cloned();
+    let req = ExecRequest {
+        workspace: workspace.to_string_lossy().into_owned(),
+        cwd,
+        command,
+        argv,
+        timeout_secs: a.timeout.unwrap_or(0),
+        profile: a
+            .profile
+            .clone()
+            .or(cfg.sandbox.profile.clone())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    let output = if a.json {
+        drain::Output::Collect
+    } else {
+        drain::Output::Mirror
+    };
+    let Finished {
+        pid,
+        stdout: out,
+        stderr: err,
+        result: r,
+    } = match drain::run(&mut client, req, output).await {
+        Ok(f) => f,
+        Err(Failed::Request(st)) => {
+            eprintln!("nanobot: sandbox refused: {}", st.message());
+            return Ok(EXIT_REFUSED);
+        }
+        Err(Failed::Stream(st)) => {
+            eprintln!("nanobot: sandbox failed: {}", st.message());
+            return Ok(EXIT_REFUSED);
+        }
+        Err(Failed::NoResult) => {
+            eprintln!("nanobot: sandbox failed: the stream ended without a result");
+            return Ok(EXIT_REFUSED);
+        }
+    };
+    let failure = program_failure(&r, program.as_deref());
+    let code = exit_code(&r, program.as_deref());
+    if a.json {
+        let (stdout, stdout_bad) = lossy(&out);
+        let (stderr, stderr_bad) = lossy(&err);
+        let (stdout_tail, stdout_tail_bad) = lossy(&r.stdout_tail);
+        let (stderr_tail, stderr_tail_bad) = lossy(&r.stderr_tail);
+        let mut notes = vec![];
+        for (n, what) in [
+            (stdout_bad, "stdout"),
+            (stderr_bad, "stderr"),
+            (stdout_tail_bad, "stdout_tail"),
+            (stderr_tail_bad, "stderr_tail"),
+        ] {
+            if n > 0 {
+                notes.push(format!(
+                    "{} replaced with U+FFFD in {what}",
+                    count(n as u64, "invalid UTF-8 byte")
+                ));
+            }
+        }
+        let v = serde_json::json!({
+            "exit_code": r.exit_code, "signal": r.signal, "timed_out": r.timed_out,
+            "stdout": stdout, "stderr": stderr,
+            "stdout_truncated": r.stdout_truncated, "stderr_truncated": r.stderr_truncated,
+            "stdout_bytes": r.stdout_bytes, "stderr_bytes": r.stderr_bytes,
+            "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
+            "stdout_invalid_utf8_bytes": stdout_bad + stdout_tail_bad,
+            "stderr_invalid_utf8_bytes": stderr_bad + stderr_tail_bad,
+            "notes": notes,
+            "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
+            "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
+            "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
+            "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,
+        });
+        println!("{v}");
+    } else if let Some((_, msg)) = failure {
+        eprintln!("nanobot: {msg}");
+    } else if r.refused {
+        eprintln!("nanobot: {}", r.refused_reason);
+    } else {
+        for d in &r.degraded {
+            eprintln!("nanobot: warning: sandbox ran DEGRADED, without {d}");
+        }
+        match r.limit_hit.as_str() {
+            "" => {}
+            "timeout_secs" => eprintln!(
+                "nanobot: limit hit: timeout_secs: the command timed out after {} s and was killed",
+                r.timeout_secs
+            ),
+            "output_limit_bytes" => {}
+            "cpu_secs" => eprintln!(
+                "nanobot: limit hit: cpu_secs: the command used up its CPU time and was killed (SIGXCPU)"
+            ),
+            "file_size_bytes" => eprintln!(
+                "nanobot: limit hit: file_size_bytes: the command wrote past the largest file allowed (SIGXFSZ)"
+            ),
+            other => eprintln!("nanobot: limit hit: {other}"),
+        }
+        if truncated(&r) {
+            eprintln!("nanobot: {}", truncation_note(&r, code));
+        }
+    }
+    Ok(code)
+}
+
+/// The stderr line for a stream the sandbox cut: the sizes the command really wrote, and why the
+/// exit code is not the command's own.
+pub fn truncation_note(r: &ExecResult, code: i32) -> String {
+    let mut s = format!(
+        "limit hit: output_limit_bytes: output truncated at the profile's limit (the command \
+         wrote {} to stdout, {} to stderr)",
+        count(r.stdout_bytes, "byte"),
+        thousands(r.stderr_bytes)
+    );
+    if code == EXIT_REFUSED && !r.timed_out {
+        let own = if r.signal != 0 {
+            format!("it was killed by signal {}", r.signal)
+        } else {
+            format!("its own exit code was {}", r.exit_code)
+        };
+        s.push_str(&format!(
+            "; exit code {EXIT_REFUSED} because the output is incomplete ({own})"
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::outcome::EXIT_TIMEOUT;
+
+    #[test]
+    fn a_truncated_output_exits_125_whatever_the_commands_own_code() {
+        let cut = |exit_code: i32, signal: i32| ExecResult {
+            exit_code,
+            signal,
+            stdout_truncated: true,
+            stdout_bytes: 190_490,
+            stderr_bytes: 1,
+            limit_hit: "output_limit_bytes".into(),
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&cut(0, 0), None), EXIT_REFUSED);
+        assert_eq!(exit_code(&cut(3, 0), Some("x")), EXIT_REFUSED);
+        assert_eq!(exit_code(&cut(-1, 13), None), EXIT_REFUSED);
+        let err_cut = ExecResult {
+            stderr_truncated: true,
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&err_cut, None), EXIT_REFUSED);
+        // A timeout still says timeout.
+        let late = ExecResult {
+            timed_out: true,
+            ..cut(-1, 9)
+        };
+        assert_eq!(exit_code(&late, None), EXIT_TIMEOUT);
+        assert_eq!(
+            truncation_note(&cut(0, 0), EXIT_REFUSED),
+            "limit hit: output_limit_bytes: output truncated at the profile's limit (the command \
+             wrote 190,490 bytes to stdout, 1 to stderr); exit code 125 because the output is \
+             incomplete (its own exit code was 0)"
+        );
+        assert!(
+            truncation_note(&cut(-1, 13), EXIT_REFUSED).ends_with("(it was killed by signal 13)")
+        );
+        // Not cut: the command's own code.
+        let whole = ExecResult {
+            exit_code: 0,
+            stdout_bytes: 10,
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&whole, None), 0);
+    }
+}

@@ -1,0 +1,116 @@
+//! `nanobot gateway`: the long-running agent behind chat channels (run by nanobot.service), one
+//! turn at a time, one session per conversation.
+
+use crate::agent::Agent;
+use crate::audit::AuditLog;
+use crate::channels::{check_channels, telegram, Inbox};
+use crate::cli::globals::Globals;
+use crate::sandbox::socket;
+use crate::session::Session;
+use crate::tools::Ctx;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    /// sandboxd socket (default: sandbox.socket in the config, then as `nanobot exec`)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+/// The agent shared by the channels: one turn at a time.
+pub struct Shared {
+    pub agent: Mutex<Agent>,
+    pub sessions: PathBuf,
+    pub log: AuditLog,
+}
+
+impl Inbox for Shared {
+    async fn handle(&self, session_key: &str, text: &str) -> String {
+        let mut agent = self.agent.lock().await;
+        let (mut session, _) = match Session::load(&self.sessions, session_key) {
+            Ok(s) => s,
+            Err(e) => return format!("Sorry, I cannot open this conversation's history: {e}"),
+        };
+        match text.trim() {
+            "/new" => {
+                return match session.clear() {
+                    Ok(()) => "Started a new conversation.".into(),
+                    Err(e) => format!("Sorry: {e}"),
+                }
+            }
+            "/help" => return crate::cli::agent::HELP.into(),
+            _ => {}
+        }
+        match agent.turn(&mut session, text, &()).await {
+            Ok(a) if a.text.trim().is_empty() => "(no answer)".into(),
+            Ok(a) => a.text,
+            Err(e) => {
+                self.log
+                    .line("ERROR", &format!("{session_key}: model error: {e}"));
+                format!("Sorry, the model failed: {e}")
+            }
+        }
+    }
+
+    fn log(&self) -> &AuditLog {
+        &self.log
+    }
+}
+
+pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
+    crate::cli::agent::refuse_root()?;
+    let cfg = g.load()?.config;
+    let channels = check_channels(&cfg)?;
+    let provider = crate::provider::select(&cfg)?;
+    let workspace = g.workspace(&cfg)?;
+    let (socket, client) =
+        socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
+    let log = g.log();
+    let agent = Agent {
+        provider,
+        ctx: Ctx::new(client, workspace.clone(), &cfg, g.log()),
+        max_tokens: cfg.agents.defaults.max_tokens,
+        temperature: cfg.agents.defaults.temperature,
+        max_iterations: cfg.agents.defaults.max_tool_iterations,
+    };
+    let shared = Arc::new(Shared {
+        agent: Mutex::new(agent),
+        sessions: g.home_dir().join("sessions"),
+        log,
+    });
+    eprintln!(
+        "nanobot gateway: channels {}, workspace {}, sandboxd {}",
+        channels
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        workspace.display(),
+        socket.display()
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, c) in channels {
+        let s = shared.clone();
+        tasks.spawn(async move {
+            match name.as_str() {
+                "telegram" => telegram::run(c, s).await,
+                other => Err(anyhow::anyhow!("unsupported channel {other}")),
+            }
+        });
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => Ok(0),
+        _ = tokio::signal::ctrl_c() => Ok(0),
+        // Channels run until they fail for good.
+        Some(r) = tasks.join_next() => match r {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("channel task: {e}")),
+        },
+    }
+}

@@ -1,0 +1,10 @@
+//! The subcommands, one file each, and the options they all share (`globals`).
+
+pub mod agent;
+pub mod doctor;
+pub mod exec;
+pub mod gateway;
+pub mod globals;
+pub mod onboard;
+pub mod status;
+pub mod tool;

@@ -1,0 +1,71 @@
+//! `nanobot status`: the config, provider, model, workspace and sandboxd this instance would use.
+
+use crate::cli::globals::Globals;
+use crate::sandbox::{client, socket};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// sandboxd socket (default: as the agent would pick it)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+pub async fn run(g: &Globals, a: StatusArgs) -> Result<i32> {
+    let loaded = g.load()?;
+    let cfg = &loaded.config;
+    println!(
+        "config:     {}{}",
+        loaded.path.display(),
+        if loaded.exists {
+            ""
+        } else {
+            " (missing: defaults)"
+        }
+    );
+    match crate::provider::select(cfg) {
+        Ok(p) => println!(
+            "provider:   {} ({})\nmodel:      {}",
+            p.name, p.base, p.model
+        ),
+        Err(e) => println!("provider:   none — {e}"),
+    }
+    match g.workspace(cfg) {
+        Ok(w) => println!("workspace:  {}", w.display()),
+        Err(e) => println!("workspace:  {e:#}"),
+    }
+    let (tried, found) = socket::locate(a.socket, cfg.sandbox.socket.as_deref()).await;
+    match &found {
+        Some(s) => match client::info(s).await {
+            Some(i) => println!(
+                "sandboxd:   {} (version {}, Landlock ABI {}, layers: {}{}; profiles: {})",
+                s.display(),
+                i.version,
+                i.landlock_abi,
+                i.layers_enforced.join(", "),
+                if i.degraded.is_empty() {
+                    String::new()
+                } else {
+                    format!("; DEGRADED without {}", i.degraded.join(", "))
+                },
+                i.profiles.join(", ")
+            ),
+            None => println!("sandboxd:   {} answers but Info failed", s.display()),
+        },
+        None => println!(
+            "sandboxd:   not running (tried {}); `nanobot agent` starts a per-user one",
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    println!(
+        "exec:       timeout {} s, profile {}",
+        cfg.exec_timeout(),
+        cfg.sandbox.profile.as_deref().unwrap_or("default")
+    );
+    Ok(0)
+}
