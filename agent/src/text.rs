@@ -28,6 +28,35 @@ pub fn invalid_utf8_bytes(b: &[u8]) -> usize {
     b.utf8_chunks().map(|c| c.invalid().len()).sum()
 }
 
+fn is_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+/// How many bytes at the end of `b` (0 to 3) begin a UTF-8 character and stop before it is
+/// complete: what a cut in the middle of a character leaves at the end of the part before the
+/// cut. Bytes that begin no valid character are not counted: they are invalid wherever the cut is.
+pub fn split_char_at_end(b: &[u8]) -> usize {
+    for back in 1..=b.len().min(3) {
+        let start = b.len() - back;
+        if !is_continuation(b[start]) {
+            return match std::str::from_utf8(&b[start..]) {
+                Err(e) if e.valid_up_to() == 0 && e.error_len().is_none() => back,
+                _ => 0,
+            };
+        }
+    }
+    0
+}
+
+/// How many continuation bytes begin `b` (0 to 3): what a cut in the middle of a character leaves
+/// at the start of the part after the cut.
+pub fn split_char_at_start(b: &[u8]) -> usize {
+    b.iter()
+        .take(3)
+        .take_while(|&&x| is_continuation(x))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +73,26 @@ mod tests {
         );
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn a_character_split_by_a_cut_is_found_at_either_side() {
+        let euro = "€".as_bytes(); // E2 82 AC
+        assert_eq!(split_char_at_end(b""), 0);
+        assert_eq!(split_char_at_end(b"ab"), 0);
+        assert_eq!(split_char_at_end(euro), 0);
+        assert_eq!(split_char_at_end(&euro[..1]), 1);
+        assert_eq!(split_char_at_end(&euro[..2]), 2);
+        assert_eq!(split_char_at_end("a😀".as_bytes()), 0);
+        assert_eq!(split_char_at_end(&"a😀".as_bytes()[..4]), 3);
+        // Bytes no character begins with are invalid, not split.
+        assert_eq!(split_char_at_end(b"a\xff"), 0);
+        assert_eq!(split_char_at_end(b"a\xe0\x80"), 0);
+        assert_eq!(split_char_at_end(b"a\x80"), 0);
+        assert_eq!(split_char_at_start(b""), 0);
+        assert_eq!(split_char_at_start(euro), 0);
+        assert_eq!(split_char_at_start(&euro[1..]), 2);
+        assert_eq!(split_char_at_start(&euro[2..]), 1);
+        assert_eq!(split_char_at_start(b"\x80\x80\x80\x80a"), 3);
     }
 }

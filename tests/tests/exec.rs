@@ -1075,7 +1075,7 @@ fn tool_exec_exits_like_nanobot_exec() {
     // Blocked by the guard: refused, 125.
     let (code, out, _) = exec_tool_run(&d, &[], "rm -rf /");
     assert_eq!(code, Some(125), "{out}");
-    // Bad arguments: the exec never ran, 125.
+    // Bad arguments: 2, as for every tool (this used to be 125).
     let home = d.dir.join("home");
     let tool = |name: &str, json: &str| {
         Command::new(bin("nanobot"))
@@ -1089,7 +1089,7 @@ fn tool_exec_exits_like_nanobot_exec() {
             .output()
             .unwrap()
     };
-    assert_eq!(tool("exec", "{}").status.code(), Some(125));
+    assert_eq!(tool("exec", "{}").status.code(), Some(2));
     // Other tools: 0 / 1.
     assert_eq!(tool("list_dir", "{\"path\": \".\"}").status.code(), Some(0));
     let o = tool("read_file", "{\"path\": \"no-such-file\"}");
@@ -1217,4 +1217,244 @@ fn a_non_executable_match_in_path_is_126_not_127() {
             .unwrap();
         assert_eq!(r.errno, libc::ENOENT, "{r:?}");
     });
+}
+
+/// A `€` the daemon's cap cut in two (at the end of the streamed head, at the start of the kept
+/// tail) is not invalid data: neither the model's text nor `--json` replaces or reports it; the
+/// bytes of the cut character count as omitted. Genuinely invalid bytes still are reported.
+#[test]
+fn characters_cut_by_the_output_cap_are_not_reported_invalid() {
+    let d = Daemon::start();
+    // The reviewer's examples. 30 001 bytes of stderr: the 10 240-byte head ends inside a `€`.
+    let text = exec_tool(
+        &d,
+        r#"echo small; i=0; while [ $i -lt 10000 ]; do printf "€" >&2; i=$((i+1)); done; printf z >&2"#,
+    );
+    assert!(
+        !text.contains('\u{fffd}') && !text.contains("invalid UTF-8"),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(text.starts_with("small\n\nSTDERR:\n€€€"), "{}", &text[..40]);
+    assert!(
+        text.contains("€€€z\n(output truncated: "),
+        "{}",
+        &text[text.len() - 300..]
+    );
+    // 15 000 bytes of stdout: the head ends inside a `€` and the 4 096-byte tail starts inside one.
+    let euros = r#"i=0; while [ $i -lt 5000 ]; do printf "€"; i=$((i+1)); done"#;
+    let o = d.nanobot(&["--json"], euros);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (head, tail) = (
+        v["stdout"].as_str().unwrap(),
+        v["stdout_tail"].as_str().unwrap(),
+    );
+    assert_eq!(
+        (
+            v["stdout_invalid_utf8_bytes"].as_u64(),
+            v["notes"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    assert!(
+        head.chars().all(|c| c == '€') && tail.chars().all(|c| c == '€'),
+        "{v}"
+    );
+    assert_eq!((head.len(), tail.len()), (10_239, 4_095), "{v}");
+    assert_eq!(v["stdout_bytes"], 15_000);
+    // No gap (11 400 bytes: all past the head fits the tail): the split `€` is whole in the tail.
+    let o = d.nanobot(&["--json"], &euros.replace("5000", "3800"));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let whole = format!(
+        "{}{}",
+        v["stdout"].as_str().unwrap(),
+        v["stdout_tail"].as_str().unwrap()
+    );
+    assert_eq!(whole, "€".repeat(3_800), "{v}");
+    assert_eq!(v["stdout_invalid_utf8_bytes"], 0, "{v}");
+    // Invalid bytes before and after the cut are still replaced and counted.
+    let o = d.nanobot(
+        &["--json"],
+        &format!(r"printf '\377'; {euros}; printf '\376'"),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stdout_invalid_utf8_bytes"], 2, "{v}");
+    assert_eq!(
+        v["notes"],
+        serde_json::json!([
+            "1 invalid UTF-8 byte replaced with U+FFFD in stdout",
+            "1 invalid UTF-8 byte replaced with U+FFFD in stdout_tail"
+        ])
+    );
+    let text = exec_tool(&d, &format!(r"printf '\377'; {euros}; printf '\376'"));
+    assert!(
+        text.ends_with("(2 invalid UTF-8 bytes replaced with U+FFFD in stdout)\n"),
+        "{}",
+        &text[text.len() - 300..]
+    );
+}
+
+/// `nanobot exec --json` prints its one object also when sandboxd refuses the request outright
+/// (a gRPC error) or nanobot refuses it before asking: `refused`, the reason, `exit` 125.
+#[test]
+fn json_reports_a_request_refused_outright() {
+    let d = Daemon::start();
+    std::fs::write(d.ws.join("afile"), "x").unwrap();
+    for (opts, says) in [
+        (&["--profile", "nosuch"][..], "nosuch"),
+        (&["--cwd", "nosuchdir"][..], "nosuchdir"),
+        (&["--cwd", "afile"][..], "afile"),
+        (&["--cwd", "/etc"][..], "/etc"),
+    ] {
+        let o = d.nanobot(&[opts, &["--json"]].concat(), "echo ran");
+        assert_eq!(o.status.code(), Some(125), "{opts:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert_eq!(out.lines().count(), 1, "{opts:?}: {out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (&v["refused"], &v["exit"]),
+            (&serde_json::json!(true), &serde_json::json!(125)),
+            "{v}"
+        );
+        let reason = v["refused_reason"].as_str().unwrap();
+        assert!(reason.contains(says), "{opts:?}: {reason}");
+        assert!(stderr(&o).contains(reason), "{}", stderr(&o));
+        assert!(!out.contains("ran"), "{out}");
+        // Without --json: the same code, nothing on stdout.
+        let o = d.nanobot(opts, "echo ran");
+        assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(125), ""));
+    }
+    // nanobot itself cannot ask (no such workspace): one object too.
+    let o = Command::new(bin("nanobot"))
+        .args(["exec", "--json", "--socket"])
+        .arg(&d.socket)
+        .args(["-w", "/nonexistent/ws", "--", "true"])
+        .env("HOME", d.dir.join("home"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&v["refused"], &v["refused_layer"]),
+        (&serde_json::json!(true), &serde_json::json!("nanobot")),
+        "{v}"
+    );
+}
+
+/// `nanobot tool`: wrong arguments exit 2 for every tool and say what is wrong; an empty command
+/// is refused in the exec tool's own terms; a missing workspace exits as `nanobot exec` does.
+#[test]
+fn tool_arguments_are_checked_alike_and_exit_2() {
+    let d = Daemon::start();
+    let home = d.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let tool = |ws: &Path, name: &str, json: &str| {
+        let o = Command::new(bin("nanobot"))
+            .args(["tool", "--socket"])
+            .arg(&d.socket)
+            .arg("--workspace")
+            .arg(ws)
+            .args([name, json])
+            .env("HOME", &home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (o.status.code(), stdout(&o), stderr(&o))
+    };
+    let ws = d.ws.clone();
+    for (name, json, says) in [
+        ("exec", "{}", "Error: missing required argument 'command'\n"),
+        (
+            "exec",
+            r#"{"command": 5}"#,
+            "Error: argument 'command' must be a string, got a number\n",
+        ),
+        (
+            "exec",
+            r#"{"command": "ls", "working_dir": 1}"#,
+            "Error: argument 'working_dir' must be a string, got a number\n",
+        ),
+        (
+            "exec",
+            "[]",
+            "Error: the arguments of exec must be a JSON object, got an array\n",
+        ),
+        (
+            "read_file",
+            "{}",
+            "Error: missing required argument 'path'\n",
+        ),
+        (
+            "read_file",
+            r#"{"path": "a", "limit": "3"}"#,
+            "Error: argument 'limit' must be a non-negative integer, got a string\n",
+        ),
+        (
+            "write_file",
+            r#"{"path": "a"}"#,
+            "Error: missing required argument 'content'\n",
+        ),
+        (
+            "edit_file",
+            r#"{"path": "a", "old_text": "x", "new_text": null}"#,
+            "Error: missing required argument 'new_text'\n",
+        ),
+        (
+            "list_dir",
+            r#"{"path": false}"#,
+            "Error: argument 'path' must be a string, got a boolean\n",
+        ),
+    ] {
+        let (code, out, err) = tool(&ws, name, json);
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(2), says),
+            "{name} {json}: {err}"
+        );
+    }
+    // Not JSON at all, an unknown tool: 2 as well, on stderr.
+    let (code, _, err) = tool(&ws, "exec", "{command");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert_eq!(tool(&ws, "rm_rf", "{}").0, Some(2));
+    assert!(!ws.join("a").exists());
+    // Positive control: right arguments run.
+    assert_eq!(tool(&ws, "exec", r#"{"command": "true"}"#).0, Some(0));
+    assert_eq!(tool(&ws, "list_dir", r#"{"path": "."}"#).0, Some(0));
+    // An empty command: said in the tool's own terms (the model cannot set `argv`), 125 as
+    // `nanobot exec -- ''`.
+    let (code, out, _) = tool(&ws, "exec", r#"{"command": ""}"#);
+    assert_eq!(code, Some(125), "{out}");
+    assert!(out.starts_with("Error: command is empty"), "{out}");
+    assert!(!out.contains("argv"), "{out}");
+    assert_eq!(d.nanobot(&[], "").status.code(), Some(125));
+    // No such workspace: 125 from `nanobot exec` and `nanobot tool exec` alike.
+    let missing = Path::new("/nonexistent/ws");
+    let (code, _, err) = tool(missing, "exec", r#"{"command": "true"}"#);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("/nonexistent/ws"), "{err}");
+    let o = Command::new(bin("nanobot"))
+        .args(["exec", "--socket"])
+        .arg(&d.socket)
+        .args(["-w", "/nonexistent/ws", "--", "true"])
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    // The other tools: 2 (nanobot failed before the tool ran).
+    assert_eq!(tool(missing, "read_file", r#"{"path": "a"}"#).0, Some(2));
+    // --help says it.
+    let o = Command::new(bin("nanobot"))
+        .args(["tool", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("Exit codes: 2 for every tool when its arguments are wrong"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -6,6 +6,7 @@ use crate::sandbox::outcome::{exit_code, program_failure, truncated, EXIT_REFUSE
 use crate::sandbox::socket;
 use crate::sandbox::workspace::relative_cwd;
 use crate::text::{count, invalid_utf8_bytes, thousands};
+use crate::tools::exec_format::Stream;
 use anyhow::Result;
 use nanobot_proto::pb::{ExecRequest, ExecResult};
 use std::path::PathBuf;
@@ -21,7 +22,10 @@ pub struct ExecArgs {
     /// Sandbox profile
     #[arg(long)]
     pub profile: Option<String>,
-    /// Print one JSON result object instead of streaming output
+    /// Print one JSON result object instead of streaming output; also when the command did not
+    /// run (`refused` true, `refused_layer` "request" when sandboxd refused the request, "sandbox"
+    /// when it failed without a result, "nanobot" when nanobot could not ask; `refused_reason`;
+    /// `exit` 125)
     #[arg(long)]
     pub json: bool,
     /// Directory to run in: relative to the workspace, or an absolute path inside it. It never
@@ -74,19 +78,51 @@ fn lossy(b: &[u8]) -> (String, usize) {
     )
 }
 
+/// A stream's streamed head and kept tail as `--json` text: a character the daemon's cap split
+/// is left out (or moved whole into the tail), never replaced; other invalid bytes are.
+fn stream_text(head: &[u8], tail: &[u8], total: u64) -> ((String, usize), (String, usize)) {
+    let st = Stream::new(head.to_vec(), tail.to_vec(), total);
+    let (h, t) = st.whole_chars();
+    (lossy(h), lossy(&t))
+}
+
+/// The command did not run: say why on stderr and, with `--json`, print the one result object
+/// `--help` promises (`refused`, `refused_layer`, `refused_reason`, `exit` 125). `layer` is
+/// "request" when sandboxd refused the request itself, "sandbox" when the exec failed without a
+/// result, "nanobot" when nanobot refused or failed before asking.
+fn refuse(json: bool, layer: &str, prefix: &str, reason: &str) -> i32 {
+    eprintln!("nanobot: {prefix}{reason}");
+    if json {
+        let r = ExecResult {
+            exit_code: -1,
+            refused: true,
+            refused_layer: layer.into(),
+            refused_reason: reason.into(),
+            ..Default::default()
+        };
+        println!("{}", json_result(&[], &[], &r, 0, EXIT_REFUSED));
+    }
+    EXIT_REFUSED
+}
+
 pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
+    match run_exec(g, &a).await {
+        // Whatever stopped nanobot before the command ran, `--json` still prints one object.
+        Err(e) if a.json => Ok(refuse(true, "nanobot", "", &format!("{e:#}"))),
+        r => r,
+    }
+}
+
+async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     let cfg = g.load()?.config;
     let workspace = g.workspace(&cfg)?;
     let cwd = match relative_cwd(&workspace, a.cwd.as_deref().unwrap_or(""), "--cwd") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("nanobot: {e}");
-            return Ok(EXIT_REFUSED);
-        }
+        Err(e) => return Ok(refuse(a.json, "nanobot", "", &e.to_string())),
     };
     let (_socket, mut client) =
         socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
-    let (command, argv) = command_or_argv(&a);
+    let (command, argv) = command_or_argv(a);
     let program = argv.first().cloned();
     let req = ExecRequest {
         workspace: workspace.to_string_lossy().into_owned(),
@@ -114,54 +150,24 @@ pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
     } = match drain::run(&mut client, req, output).await {
         Ok(f) => f,
         Err(Failed::Request(st)) => {
-            eprintln!("nanobot: sandbox refused: {}", st.message());
-            return Ok(EXIT_REFUSED);
+            return Ok(refuse(a.json, "request", "sandbox refused: ", st.message()));
         }
         Err(Failed::Stream(st)) => {
-            eprintln!("nanobot: sandbox failed: {}", st.message());
-            return Ok(EXIT_REFUSED);
+            return Ok(refuse(a.json, "sandbox", "sandbox failed: ", st.message()));
         }
         Err(Failed::NoResult) => {
-            eprintln!("nanobot: sandbox failed: the stream ended without a result");
-            return Ok(EXIT_REFUSED);
+            return Ok(refuse(
+                a.json,
+                "sandbox",
+                "sandbox failed: ",
+                "the stream ended without a result",
+            ));
         }
     };
     let failure = program_failure(&r, program.as_deref());
     let code = exit_code(&r, program.as_deref());
     if a.json {
-        let (stdout, stdout_bad) = lossy(&out);
-        let (stderr, stderr_bad) = lossy(&err);
-        let (stdout_tail, stdout_tail_bad) = lossy(&r.stdout_tail);
-        let (stderr_tail, stderr_tail_bad) = lossy(&r.stderr_tail);
-        let mut notes = vec![];
-        for (n, what) in [
-            (stdout_bad, "stdout"),
-            (stderr_bad, "stderr"),
-            (stdout_tail_bad, "stdout_tail"),
-            (stderr_tail_bad, "stderr_tail"),
-        ] {
-            if n > 0 {
-                notes.push(format!(
-                    "{} replaced with U+FFFD in {what}",
-                    count(n as u64, "invalid UTF-8 byte")
-                ));
-            }
-        }
-        let v = serde_json::json!({
-            "exit_code": r.exit_code, "signal": r.signal, "timed_out": r.timed_out,
-            "stdout": stdout, "stderr": stderr,
-            "stdout_truncated": r.stdout_truncated, "stderr_truncated": r.stderr_truncated,
-            "stdout_bytes": r.stdout_bytes, "stderr_bytes": r.stderr_bytes,
-            "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
-            "stdout_invalid_utf8_bytes": stdout_bad + stdout_tail_bad,
-            "stderr_invalid_utf8_bytes": stderr_bad + stderr_tail_bad,
-            "notes": notes,
-            "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
-            "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
-            "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
-            "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,
-        });
-        println!("{v}");
+        println!("{}", json_result(&out, &err, &r, pid, code));
     } else if let Some((_, msg)) = failure {
         eprintln!("nanobot: {msg}");
     } else if r.refused {
@@ -190,6 +196,43 @@ pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The `--json` result object: the command's result, its output as text (invalid UTF-8 replaced
+/// and said so) and `exit`, the code nanobot exits with.
+fn json_result(out: &[u8], err: &[u8], r: &ExecResult, pid: u32, code: i32) -> serde_json::Value {
+    let ((stdout, stdout_bad), (stdout_tail, stdout_tail_bad)) =
+        stream_text(out, &r.stdout_tail, r.stdout_bytes);
+    let ((stderr, stderr_bad), (stderr_tail, stderr_tail_bad)) =
+        stream_text(err, &r.stderr_tail, r.stderr_bytes);
+    let mut notes = vec![];
+    for (n, what) in [
+        (stdout_bad, "stdout"),
+        (stderr_bad, "stderr"),
+        (stdout_tail_bad, "stdout_tail"),
+        (stderr_tail_bad, "stderr_tail"),
+    ] {
+        if n > 0 {
+            notes.push(format!(
+                "{} replaced with U+FFFD in {what}",
+                count(n as u64, "invalid UTF-8 byte")
+            ));
+        }
+    }
+    serde_json::json!({
+        "exit_code": r.exit_code, "signal": r.signal, "timed_out": r.timed_out,
+        "stdout": stdout, "stderr": stderr,
+        "stdout_truncated": r.stdout_truncated, "stderr_truncated": r.stderr_truncated,
+        "stdout_bytes": r.stdout_bytes, "stderr_bytes": r.stderr_bytes,
+        "stdout_tail": stdout_tail, "stderr_tail": stderr_tail,
+        "stdout_invalid_utf8_bytes": stdout_bad + stdout_tail_bad,
+        "stderr_invalid_utf8_bytes": stderr_bad + stderr_tail_bad,
+        "notes": notes,
+        "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
+        "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
+        "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
+        "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,
+    })
 }
 
 /// The stderr line for a stream the sandbox cut: the sizes the command really wrote, and why the

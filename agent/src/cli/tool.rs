@@ -1,8 +1,11 @@
 //! `nanobot tool NAME 'JSON_ARGS'`: run one tool exactly as the agent loop would and print what
-//! the model would see. `exec` exits with the code `nanobot exec` would give for the same result;
-//! the other tools exit 0 on success, 1 when the tool returned an error.
+//! the model would see. Wrong arguments exit 2 for every tool; otherwise `exec` exits with the
+//! code `nanobot exec` would give for the same command, the other tools 0 on success, 1 when the
+//! tool returned an error (see `EXIT_CODES`).
 
 use crate::cli::globals::Globals;
+use crate::config::Config;
+use crate::sandbox::client::Client;
 use crate::sandbox::outcome::EXIT_REFUSED;
 use crate::sandbox::socket;
 use crate::tools::{self, Ctx};
@@ -27,34 +30,38 @@ pub struct ToolArgs {
 }
 
 /// The exit codes, for `nanobot tool --help`.
-pub const EXIT_CODES: &str = "Exit codes: exec exits as `nanobot exec` would for the same result: \
-the command's own code, 128+N when killed by signal N, 124 on timeout, 125 when the sandbox \
-refused or failed, when the command was blocked or could not be sent, or when the sandbox cut \
-its output at the profile's output_limit_bytes (the result is incomplete), 126/127 from the \
-shell when a program is not executable / not found. The other tools exit 0 on success and 1 \
-when the tool returned an error. 2: the tool or its JSON arguments are wrong, or nanobot failed.";
+pub const EXIT_CODES: &str = "Exit codes: 2 for every tool when its arguments are wrong: not \
+valid JSON, not a JSON object, a required argument missing or an argument of the wrong type (the \
+error is printed; the tool did not run), and for an unknown tool. Otherwise exec exits as \
+`nanobot exec` would for the same command: the command's own code, 128+N when killed by signal \
+N, 124 on timeout, 125 when it did not run (the sandbox refused or failed, the command was \
+blocked or empty, nanobot could not use the config, the workspace or the sandbox) or when the \
+sandbox cut its output at the profile's output_limit_bytes (the result is incomplete), 126/127 \
+from the shell when a program is not executable / not found. The other tools exit 0 on success, \
+1 when the tool returned an error, 2 when nanobot could not use the config, the workspace or the \
+sandbox.";
 
 pub async fn run(g: &Globals, a: ToolArgs) -> Result<i32> {
-    if tools::find(&a.name).is_none() {
+    let Some(tool) = tools::find(&a.name) else {
         anyhow::bail!("unknown tool {:?}; available: {}", a.name, tools::names());
-    }
+    };
     let args: serde_json::Value = serde_json::from_str(&a.json)
         .with_context(|| format!("arguments are not valid JSON: {}", a.json))?;
-    if !args.is_object() {
-        anyhow::bail!("arguments must be a JSON object, got {}", a.json);
+    // Wrong arguments, before anything else: the same check, text and code for every tool.
+    if let Err(e) = tools::check_args(tool, &args) {
+        println!("{}", e.text);
+        return Ok(e.code);
     }
-    let cfg = g.load()?.config;
-    let workspace = g.workspace(&cfg)?;
-    let client =
-        match socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await {
-            Ok((_socket, client)) => client,
-            // As `nanobot exec`: no sandbox to run it in is the sandbox's failure.
-            Err(e) if a.name == "exec" => {
-                eprintln!("nanobot: {e:#}");
-                return Ok(EXIT_REFUSED);
-            }
-            Err(e) => return Err(e),
-        };
+    // nanobot failing before the tool runs (config, workspace, sandbox): for exec what `nanobot
+    // exec` exits with, 125; for the other tools 2.
+    let (cfg, workspace, client) = match setup(g, &a).await {
+        Ok(s) => s,
+        Err(e) if tool.name == "exec" => {
+            eprintln!("nanobot: {e:#}");
+            return Ok(EXIT_REFUSED);
+        }
+        Err(e) => return Err(e),
+    };
     let mut ctx = Ctx::new(client, workspace, &cfg, g.log());
     if let Some(t) = a.timeout {
         ctx.timeout = t;
@@ -65,4 +72,13 @@ pub async fn run(g: &Globals, a: ToolArgs) -> Result<i32> {
     let out = tools::call(&mut ctx, &a.name, &args).await;
     println!("{}", out.text);
     Ok(out.code)
+}
+
+/// The config, the workspace and a client of the sandbox.
+async fn setup(g: &Globals, a: &ToolArgs) -> Result<(Config, PathBuf, Client)> {
+    let cfg = g.load()?.config;
+    let workspace = g.workspace(&cfg)?;
+    let (_socket, client) =
+        socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
+    Ok((cfg, workspace, client))
 }

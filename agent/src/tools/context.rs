@@ -27,7 +27,8 @@ pub struct Output {
     pub is_error: bool,
     /// For exec, the code `nanobot exec` would exit with for the same result (the command's own,
     /// 128+N, 124, 125 when the sandbox refused, failed or cut the output, 126, 127); for the
-    /// other tools 0, or 1 for an error result.
+    /// other tools 0, or 1 for an error result; for every tool `EXIT_BAD_ARGS` (2) when the
+    /// arguments are wrong.
     pub code: i32,
 }
 
@@ -36,6 +37,18 @@ pub fn ok(text: String) -> Output {
         text,
         is_error: false,
         code: 0,
+    }
+}
+
+/// `nanobot tool`'s exit code when the call's arguments are wrong (not an object, a required
+/// argument missing, an argument of the wrong type): the tool did not run.
+pub const EXIT_BAD_ARGS: i32 = 2;
+
+/// An error result for arguments the tool cannot run with.
+pub fn bad_arg(text: impl std::fmt::Display) -> Output {
+    Output {
+        code: EXIT_BAD_ARGS,
+        ..err(text)
     }
 }
 
@@ -77,18 +90,54 @@ impl Ctx {
     }
 }
 
-pub fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, Output> {
-    args.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(format!("missing string argument '{name}'")))
+/// What a JSON value is, for a message: `a string`, `a number`, ...
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
+/// A required string argument.
+pub fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, Output> {
+    match args.get(name) {
+        None | Some(Value::Null) => Err(bad_arg(format!("missing required argument '{name}'"))),
+        Some(Value::String(s)) => Ok(s),
+        Some(v) => Err(bad_arg(format!(
+            "argument '{name}' must be a string, got {}",
+            kind(v)
+        ))),
+    }
+}
+
+/// An optional string argument.
+pub fn opt_arg<'a>(args: &'a Value, name: &str) -> Result<Option<&'a str>, Output> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => arg(args, name).map(Some),
+    }
+}
+
+/// An optional non-negative integer argument, 0 when absent.
 pub fn num(args: &Value, name: &str) -> Result<u32, Output> {
     match args.get(name) {
         None | Some(Value::Null) => Ok(0),
         Some(v) => v
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| err(format!("argument '{name}' must be a non-negative integer"))),
+            .ok_or_else(|| {
+                let got = if v.is_number() {
+                    format!("got {v}")
+                } else {
+                    format!("got {}", kind(v))
+                };
+                bad_arg(format!(
+                    "argument '{name}' must be a non-negative integer, {got}"
+                ))
+            }),
     }
 }

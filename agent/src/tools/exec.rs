@@ -5,28 +5,34 @@
 use crate::sandbox::drain::{self, Failed};
 use crate::sandbox::outcome::{exit_code, EXIT_REFUSED};
 use crate::sandbox::workspace::relative_cwd;
-use crate::tools::context::{arg, err, Ctx, Output};
+use crate::tools::context::{arg, err, opt_arg, Ctx, Output, EXIT_BAD_ARGS};
 use crate::tools::exec_format::{format_exec, Ending, Stream};
 use nanobot_proto::pb::ExecRequest;
 use serde_json::Value;
 use std::time::Instant;
 
-/// Run the tool. An exec that did not run (bad arguments, refused, blocked, the sandbox failed) is
-/// what `nanobot exec` reports as 125.
+/// Run the tool. Wrong arguments are `EXIT_BAD_ARGS` (2), as for every tool; an exec that did not
+/// run for another reason (an empty command, refused, blocked, the sandbox failed) is what
+/// `nanobot exec` reports as 125.
 pub async fn run(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
-    exec(ctx, args).await.map_err(|e| Output {
-        code: EXIT_REFUSED,
-        ..e
+    exec(ctx, args).await.map_err(|e| match e.code {
+        EXIT_BAD_ARGS => e,
+        _ => Output {
+            code: EXIT_REFUSED,
+            ..e
+        },
     })
 }
 
 async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
     let command = arg(args, "command")?.to_string();
-    let wd = match args.get("working_dir") {
-        None | Some(Value::Null) => "",
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(err("argument 'working_dir' must be a string")),
-    };
+    let wd = opt_arg(args, "working_dir")?.unwrap_or("");
+    // In the model's own terms: sandboxd's answer names `argv`, which the model cannot set.
+    if command.is_empty() {
+        return Err(err(
+            "command is empty: give the shell command to run in 'command'",
+        ));
+    }
     let what = format!("ExecTool: command={command:?}");
     // The working directory is only ever a directory inside the workspace, which stays the
     // agent's own: sandboxd resolves `cwd` beneath it and the kernel confines the command.

@@ -2,7 +2,8 @@
 //! prompts written for it keep working) and cut to `MAX_EXEC_OUTPUT` characters: stdout, a
 //! `STDERR:` section, how the command ended, and notes on what was cut or replaced.
 
-use crate::text::{count, invalid_utf8_bytes, thousands};
+use crate::text::{count, invalid_utf8_bytes, split_char_at_end, split_char_at_start, thousands};
+use std::borrow::Cow;
 
 /// Output longer than this is cut for the model, as upstream does.
 pub const MAX_EXEC_OUTPUT: usize = 10_000;
@@ -39,6 +40,40 @@ impl Stream {
                     .all(u8::is_ascii_whitespace))
     }
 
+    /// The head and the tail as text can show them. Where the daemon dropped bytes between them
+    /// (a gap), its cut may have split a character at the end of the head and at the start of
+    /// the tail: those partial bytes are not invalid data but part of what was omitted, so they
+    /// are left out (and counted as omitted). With no gap, a character split between head and
+    /// tail moves whole into the tail. Invalid bytes anywhere else stay, to be replaced and
+    /// reported.
+    pub fn whole_chars(&self) -> (&[u8], Cow<'_, [u8]>) {
+        let split = split_char_at_end(&self.head);
+        let head = &self.head[..self.head.len() - split];
+        if self.gap() > 0 {
+            (
+                head,
+                Cow::Borrowed(&self.tail[split_char_at_start(&self.tail)..]),
+            )
+        } else if split > 0 && !self.tail.is_empty() {
+            (
+                head,
+                Cow::Owned([&self.head[head.len()..], &self.tail[..]].concat()),
+            )
+        } else {
+            (&self.head, Cow::Borrowed(&self.tail))
+        }
+    }
+
+    /// Invalid UTF-8 bytes the text of this stream replaces.
+    fn invalid_bytes(&self) -> usize {
+        let (h, t) = self.whole_chars();
+        if self.gap() == 0 {
+            invalid_utf8_bytes(&[h, &t[..]].concat())
+        } else {
+            invalid_utf8_bytes(h) + invalid_utf8_bytes(&t)
+        }
+    }
+
     /// Room this stream takes when shown whole (with a gap marker if the daemon cut it).
     fn full_len(&self) -> usize {
         let marker = if self.gap() > 0 { MARKER_ROOM } else { 0 };
@@ -57,46 +92,39 @@ fn is_continuation(b: u8) -> bool {
 /// of bytes left out in between. Returns the text, the bytes left out and the invalid UTF-8 bytes
 /// replaced.
 fn render(st: &Stream, budget: usize) -> (String, u64, usize) {
+    let (h, t) = st.whole_chars();
     let joined;
-    let (known, h): (&[u8], usize) = if st.gap() == 0 {
-        joined = [st.head.as_slice(), st.tail.as_slice()].concat();
-        (&joined, joined.len())
-    } else if st.head.is_empty() {
-        (&st.tail, 0)
-    } else if st.tail.is_empty() {
-        (&st.head, st.head.len())
+    // Where head and tail are cut from: with no gap, one run of text (head and tail side by side)
+    // both are cut from; with a gap, the head from the first run and the tail from the second.
+    let (hr, tr): (&[u8], &[u8]) = if st.gap() == 0 {
+        joined = [h, &t[..]].concat();
+        if joined.len() <= budget {
+            return (
+                String::from_utf8_lossy(&joined).into_owned(),
+                0,
+                invalid_utf8_bytes(&joined),
+            );
+        }
+        (&joined, &joined)
     } else {
-        joined = [st.head.as_slice(), st.tail.as_slice()].concat();
-        (&joined, st.head.len())
-    };
-    if st.gap() == 0 && known.len() <= budget {
-        return (
-            String::from_utf8_lossy(known).into_owned(),
-            0,
-            invalid_utf8_bytes(known),
-        );
-    }
-    // Which part of `known` may serve as head and as tail.
-    let (h_max, t_max) = if st.gap() == 0 {
-        (known.len(), known.len())
-    } else {
-        (h, known.len() - h)
+        (h, &t[..])
     };
     let avail = budget.saturating_sub(MARKER_ROOM);
-    let mut tk = t_max.min(avail / 2);
-    let mut hk = h_max.min(avail - tk);
-    tk = t_max.min(avail - hk);
-    // Cut on character boundaries, so the cut itself makes no invalid bytes.
+    let mut tk = tr.len().min(avail / 2);
+    let mut hk = hr.len().min(avail - tk);
+    tk = tr.len().min(avail - hk);
+    // Cut on character boundaries, so the cut itself makes no invalid bytes. A run kept whole
+    // needs no cut (its ends were made whole by `whole_chars`).
     for _ in 0..3 {
-        if hk > 0 && hk < known.len() && is_continuation(known[hk]) {
+        if hk > 0 && hk < hr.len() && is_continuation(hr[hk]) {
             hk -= 1;
         }
-        let start = known.len() - tk;
-        if tk > 0 && start > 0 && is_continuation(known[start]) {
+        let start = tr.len() - tk;
+        if tk > 0 && start > 0 && is_continuation(tr[start]) {
             tk -= 1;
         }
     }
-    let (head, tail) = (&known[..hk], &known[known.len() - tk..]);
+    let (head, tail) = (&hr[..hk], &tr[tr.len() - tk..]);
     let omitted = st.total.saturating_sub((hk + tk) as u64);
     let text = format!(
         "{}\n... ({} omitted) ...\n{}",
@@ -223,7 +251,7 @@ pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
     // It must be cut: keep room for the longest notes a cut can produce (every shown stream cut,
     // counts as wide as the totals, as many replaced bytes as the stream has bytes).
     let may_be_bad = |st: &Stream| {
-        if invalid_utf8_bytes(&st.head) + invalid_utf8_bytes(&st.tail) > 0 {
+        if st.invalid_bytes() > 0 {
             st.head.len() + st.tail.len()
         } else {
             0
@@ -532,5 +560,132 @@ mod tests {
             &s[s.len() - 200..]
         );
         assert!(s.chars().count() <= MAX_EXEC_OUTPUT);
+    }
+
+    /// A character the daemon's cap split at the end of the head or the start of the tail is not
+    /// invalid data: its bytes are left out with the omitted range and counted there.
+    #[test]
+    fn a_character_split_by_the_daemons_cut_is_omitted_not_replaced() {
+        let b = "ab€cd".as_bytes(); // a b E2 82 AC c d
+        let end = Ending {
+            sandbox_truncated: true,
+            ..Default::default()
+        };
+        // Cut after E2 82 (head) and before AC (tail), 93 bytes dropped in between: the 3 bytes
+        // of the split `€` are omitted with them.
+        let st = Stream::new(b[..4].to_vec(), b[4..].to_vec(), 100);
+        assert_eq!(
+            format_exec(&st, &plain(""), &end),
+            "ab\n... (96 bytes omitted) ...\ncd\n(output truncated: stdout: 4 of 100 bytes \
+             shown, 96 omitted; the sandbox's output limit (output_limit_bytes) was hit)"
+        );
+        // No gap: head and tail are one text, the character is whole.
+        let st = Stream::new(b[..4].to_vec(), b[4..].to_vec(), 7);
+        assert_eq!(st.whole_chars(), (&b[..2], Cow::Borrowed(&b[2..])));
+        assert_eq!(
+            format_exec(&st, &plain(""), &end).lines().next(),
+            Some("ab€cd")
+        );
+        // Genuinely invalid bytes next to a split character are still replaced and said so.
+        let st = Stream::new(b"\xffab\xe2\x82".to_vec(), b"\xacc\xfe".to_vec(), 100);
+        let s = format_exec(&st, &plain(""), &end);
+        assert!(
+            s.starts_with("\u{fffd}ab\n... (95 bytes omitted) ...\nc\u{fffd}\n"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("(2 invalid UTF-8 bytes replaced with U+FFFD in stdout)"),
+            "{s}"
+        );
+        // An incomplete character at the end of a stream nobody cut is the command's own.
+        let st = Stream::new(b[..4].to_vec(), vec![], 4);
+        assert!(format_exec(&st, &plain(""), &code(0)).contains("2 invalid UTF-8 bytes"));
+    }
+
+    /// The reviewer's example: `echo small` and 10 000 `€` on stderr. The daemon streamed the
+    /// first 10 240 bytes of stderr (ending inside a `€`) and kept the last 4 096.
+    #[test]
+    fn euros_cut_by_the_daemon_are_not_invalid() {
+        let err: Vec<u8> = "€".repeat(10_000).bytes().chain(*b"z").collect();
+        for tail_len in [4_096, 4_095, 4_094] {
+            let e = Stream::new(
+                err[..10_240].to_vec(),
+                err[err.len() - tail_len..].to_vec(),
+                err.len() as u64,
+            );
+            let s = format_exec(&plain("small\n"), &e, &code(0));
+            assert!(
+                !s.contains('\u{fffd}') && !s.contains("invalid UTF-8"),
+                "{s}"
+            );
+            assert!(s.contains("€€z\n"), "{}", &s[s.len() - 300..]);
+            assert!(s.chars().count() <= MAX_EXEC_OUTPUT);
+        }
+    }
+
+    /// Random valid text with multibyte characters, cut by the daemon at every offset (head end
+    /// and tail start, with and without a gap, shown whole or cut again for the model): never a
+    /// replaced byte, and shown + omitted is always what the command wrote.
+    #[test]
+    fn valid_text_cut_anywhere_is_never_reported_invalid() {
+        let chars = ['a', '\n', 'é', '€', '😀', 'ß', '中'];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut text = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| chars[(next() % chars.len() as u64) as usize])
+                .collect::<String>()
+                .into_bytes()
+        };
+        let end = Ending {
+            sandbox_truncated: true,
+            ..Default::default()
+        };
+        let check = |st: &Stream, err: &Stream| {
+            let s = format_exec(st, err, &end);
+            assert!(
+                !s.contains('\u{fffd}') && !s.contains("invalid UTF-8"),
+                "{st:?} {s}"
+            );
+            assert!(s.chars().count() <= MAX_EXEC_OUTPUT);
+        };
+        // Small: every head end and every tail start.
+        for _ in 0..8 {
+            let b = text(40);
+            for i in 0..=b.len() {
+                for j in i..=b.len() {
+                    let st = Stream::new(b[..i].to_vec(), b[j..].to_vec(), b.len() as u64);
+                    check(&st, &plain(""));
+                    check(&plain("x"), &st);
+                    let (out, omitted, bad) = render(&st, usize::MAX);
+                    assert_eq!(bad, 0);
+                    let shown = out.len() as u64 + omitted;
+                    let marker = if st.gap() > 0 {
+                        format!("\n... ({} omitted) ...\n", count(omitted, "byte")).len() as u64
+                    } else {
+                        0
+                    };
+                    assert_eq!(shown - marker, b.len() as u64, "{i} {j} {out:?}");
+                }
+            }
+        }
+        // Large, as the daemon cuts: 10 240-byte head, 4 096-byte tail, cut again for the model.
+        for _ in 0..4 {
+            let b = text(12_000);
+            for k in 0..4 {
+                let head = b[..10_240 - k].to_vec();
+                let tail = b[b.len() - 4_096 + k..].to_vec();
+                let st = Stream::new(head, tail, b.len() as u64);
+                check(&st, &plain(""));
+                check(&st, &st);
+                let joined = Stream::new(b[..10_240 - k].to_vec(), b[10_240 - k..].to_vec(), 0);
+                check(&joined, &plain(""));
+            }
+        }
     }
 }

@@ -80,11 +80,7 @@ pub async fn edit_file(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
 }
 
 pub async fn list_dir(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
-    let path = args
-        .get("path")
-        .and_then(Value::as_str)
-        .unwrap_or(".")
-        .to_string();
+    let path = arg(args, "path")?.to_string();
     let req = ListDirRequest {
         workspace: ctx.ws(),
         path: path.clone(),

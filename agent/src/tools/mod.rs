@@ -12,7 +12,7 @@ pub mod files;
 pub use context::{Ctx, Output};
 
 use crate::provider::message::ToolSpec;
-use context::err;
+use context::{arg, bad_arg, err, num};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::pin::Pin;
@@ -109,10 +109,50 @@ pub fn names() -> String {
     TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
 }
 
-/// Run the tool the model called; an unknown name is an error result like any other.
+/// Check a call's arguments against the tool's schema, the same for every tool: a JSON object,
+/// every required argument there, every argument given of its type (extra ones are ignored).
+/// Wrong arguments are an error result with code `EXIT_BAD_ARGS`: the tool did not run.
+pub fn check_args(tool: &Tool, args: &Value) -> Result<(), Output> {
+    if !args.is_object() {
+        return Err(bad_arg(format!(
+            "the arguments of {} must be a JSON object, got {}",
+            tool.name,
+            context::kind(args)
+        )));
+    }
+    let schema = (tool.parameters)();
+    for r in schema["required"].as_array().into_iter().flatten() {
+        if let Some(name) = r.as_str() {
+            if args.get(name).is_none_or(Value::is_null) {
+                return Err(bad_arg(format!("missing required argument '{name}'")));
+            }
+        }
+    }
+    for (name, p) in schema["properties"].as_object().into_iter().flatten() {
+        if args.get(name).is_none_or(Value::is_null) {
+            continue;
+        }
+        match p["type"].as_str() {
+            Some("string") => {
+                arg(args, name)?;
+            }
+            Some("integer") => {
+                num(args, name)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Run the tool the model called; an unknown name or wrong arguments are an error result like
+/// any other.
 pub async fn call(ctx: &mut Ctx, name: &str, args: &Value) -> Output {
     let r = match find(name) {
-        Some(t) => (t.handler)(ctx, args).await,
+        Some(t) => match check_args(t, args) {
+            Ok(()) => (t.handler)(ctx, args).await,
+            Err(e) => Err(e),
+        },
         None => Err(err(format!(
             "unknown tool '{name}'; available: {}",
             names()
@@ -149,5 +189,63 @@ mod tests {
         assert_eq!(specs.len(), TOOLS.len());
         assert!(specs.iter().zip(TOOLS).all(|(s, t)| s.name == t.name));
         assert!(find("rm_rf").is_none());
+    }
+
+    /// Every tool's arguments are checked the same way, from its schema: exit code 2 and a
+    /// message that names the argument and says what is wrong with it.
+    #[test]
+    fn wrong_arguments_are_refused_the_same_way_for_every_tool() {
+        let check = |name: &str, args: Value| check_args(find(name).unwrap(), &args);
+        for t in TOOLS {
+            let e = check_args(t, &json!([1])).unwrap_err();
+            assert_eq!(e.code, context::EXIT_BAD_ARGS, "{}", t.name);
+            assert!(e.is_error);
+            assert!(
+                e.text.contains("must be a JSON object, got an array"),
+                "{}",
+                e.text
+            );
+            let required = (t.parameters)()["required"].clone();
+            if let Some(first) = required.as_array().and_then(|r| r.first()) {
+                let e = check_args(t, &json!({})).unwrap_err();
+                assert_eq!(e.code, 2);
+                assert_eq!(
+                    e.text,
+                    format!(
+                        "Error: missing required argument '{}'",
+                        first.as_str().unwrap()
+                    )
+                );
+            }
+        }
+        let e = check("exec", json!({"command": 5})).unwrap_err();
+        assert_eq!(
+            (e.code, e.text.as_str()),
+            (
+                2,
+                "Error: argument 'command' must be a string, got a number"
+            )
+        );
+        let e = check("exec", json!({"command": "ls", "working_dir": ["a"]})).unwrap_err();
+        assert_eq!(
+            e.text,
+            "Error: argument 'working_dir' must be a string, got an array"
+        );
+        let e = check("read_file", json!({"path": "a", "offset": -1})).unwrap_err();
+        assert_eq!(
+            e.text,
+            "Error: argument 'offset' must be a non-negative integer, got -1"
+        );
+        let e = check("list_dir", json!({"path": true})).unwrap_err();
+        assert_eq!(
+            e.text,
+            "Error: argument 'path' must be a string, got a boolean"
+        );
+        let e = check("write_file", json!({"path": "a", "content": null})).unwrap_err();
+        assert_eq!(e.text, "Error: missing required argument 'content'");
+        // Right: nulls for optional arguments, extra arguments.
+        assert!(check("exec", json!({"command": "ls", "working_dir": null})).is_ok());
+        assert!(check("read_file", json!({"path": "a", "offset": 2, "x": 1})).is_ok());
+        assert!(check("list_dir", json!({"path": "."})).is_ok());
     }
 }
