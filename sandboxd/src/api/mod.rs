@@ -13,9 +13,9 @@ pub use peer::{authenticate, peer_info, peer_of, PeerConn, PeerInfo};
 use crate::auth;
 use crate::config::Config;
 use crate::confine::mounts::MountPlan;
+use crate::exec_session::{self, ExecParams, Outcome};
 use crate::fileops;
 use crate::launcher::Launcher;
-use crate::spawn::{self, ExecParams, Outcome};
 use crate::tenants::{self, Tenancy};
 use crate::workspace::Roots;
 use files::FileOp;
@@ -162,7 +162,7 @@ impl Sandbox for Service {
                 output_cap,
                 profile: pname.clone(),
             };
-            let outcome = spawn::run(
+            let outcome = exec_session::run(
                 state.launcher.clone(),
                 params,
                 tx.clone(),

@@ -1,6 +1,8 @@
-//! Daemon side of one exec: hands the launcher the fds, sends the spec, streams output with a cap,
-//! and turns the sandbox's reports into the final result. Dropping the status socket (client gone,
-//! shutdown) makes the sandbox init kill everything it runs.
+//! The exec session: the daemon side of one exec, from an admitted request to its `ExecResult`.
+//! Makes the pipes, hands the launcher the fds, sends the spec, streams output with a cap, and
+//! turns the sandbox's reports into the final result. Dropping the status socket (client gone,
+//! shutdown) makes the sandbox init kill everything it runs. (The command itself is spawned
+//! inside the sandbox, by `init::child`.)
 
 use crate::launcher::Launcher;
 use crate::policy::SandboxSpec;
