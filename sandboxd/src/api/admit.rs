@@ -2,7 +2,7 @@
 //! request may run with (it can only tighten its profile), the safety guard, and the
 //! concurrency slots. The decisions are plain functions over data; `admit` runs them in order.
 
-use super::{Live, State};
+use super::{ConfigSnapshot, State};
 use crate::auth::Peer;
 use crate::config::{Config, Profile};
 use crate::confine::mounts::MountPlan;
@@ -18,17 +18,17 @@ use tonic::Status;
 /// May this peer use the workspace the kernel resolved to `real`? `gids`: primary and
 /// supplementary. Called after `Roots::resolve`, before anything runs or is written.
 pub(super) fn authorize_workspace(
-    live: &Live,
+    snapshot: &ConfigSnapshot,
     op: &'static str,
     peer: Peer,
     gids: &[u32],
     real: &Path,
 ) -> Result<(), Status> {
-    if live.tenancy.single() {
+    if snapshot.tenancy.single() {
         return Ok(());
     }
     let name = crate::privdrop::user_name(peer.uid);
-    tenants::authorize(&live.tenancy, peer.uid, name.as_deref(), gids, real).map_err(|e| {
+    tenants::authorize(&snapshot.tenancy, peer.uid, name.as_deref(), gids, real).map_err(|e| {
         tracing::warn!(op, peer_uid = peer.uid, peer_pid = peer.pid, workspace = %real.display(), "Access denied: {e}");
         Status::permission_denied(format!("Access denied: {e}"))
     })
@@ -239,9 +239,9 @@ pub(super) fn admit(
     gids: &[u32],
     req: &ExecRequest,
 ) -> Result<Admission, Status> {
-    let live = state.live();
+    let snapshot = state.snapshot();
     let pname = profile_name(req);
-    let profile = find_profile(&live.cfg, &pname)?;
+    let profile = find_profile(&snapshot.cfg, &pname)?;
     if !profile.granted(peer.uid, gids) {
         tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, profile = %pname, "Access denied: profile {pname:?} is not granted to uid {}", peer.uid);
         return Err(Status::permission_denied(format!(
@@ -255,16 +255,16 @@ pub(super) fn admit(
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     // Whose workspace it is comes first: nothing about another tenant's directories (not
     // even whether a cwd exists there) is answered.
-    authorize_workspace(&live, "exec", peer, gids, &workspace)?;
+    authorize_workspace(&snapshot, "exec", peer, gids, &workspace)?;
     let cwd = resolve_cwd(&ws_fd, &workspace, &req.cwd).inspect_err(|st| {
         tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), cwd = %req.cwd, profile = %pname, command = %req.command, "exec refused: {}", st.message());
     })?;
     let cwd_log = cwd.display().to_string();
-    let mounts = mount_plan(&live.mounts, &pname)?;
+    let mounts = mount_plan(&snapshot.mounts, &pname)?;
     let (mut spec, output_cap) =
-        build_spec(&live.cfg, profile, req, workspace.clone(), cwd, mounts)?;
+        build_spec(&snapshot.cfg, profile, req, workspace.clone(), cwd, mounts)?;
     use_warm_mounts(&mut spec, &state.launcher.warm_mounts);
-    let guard = live
+    let guard = snapshot
         .guards
         .get(&pname)
         .ok_or_else(|| Status::internal(format!("no guard for profile {pname:?}")))?;
@@ -279,7 +279,7 @@ pub(super) fn admit(
         return Ok(Admission::Blocked(Box::new(guard_refusal(&pname, b))));
     }
 
-    let Ok(permit) = state.total.clone().try_acquire_owned() else {
+    let Ok(permit) = state.sandbox_slots.clone().try_acquire_owned() else {
         return Err(Status::resource_exhausted(format!(
             "sandboxd already runs max_concurrent={} sandboxes; retry later",
             state.max_concurrent
@@ -290,7 +290,7 @@ pub(super) fn admit(
             .per_peer
             .lock()
             .map_err(|_| Status::internal("state lock poisoned"))?;
-        take_peer_slot(&mut m, peer.uid, live.cfg.max_concurrent_per_peer)?;
+        take_peer_slot(&mut m, peer.uid, snapshot.cfg.max_concurrent_per_peer)?;
     }
     let slot = PeerSlot {
         state: state.clone(),

@@ -46,11 +46,11 @@ impl From<FileError> for Status {
 
 impl State {
     pub(super) fn limits(&self) -> fileops::Limits {
-        let live = self.live();
+        let snapshot = self.snapshot();
         fileops::Limits {
-            read_max_chars: live.cfg.read_max_chars,
-            write_max_bytes: live.cfg.write_max_bytes,
-            list_max_entries: live.cfg.list_max_entries,
+            read_max_chars: snapshot.cfg.read_max_chars,
+            write_max_bytes: snapshot.cfg.write_max_bytes,
+            list_max_entries: snapshot.cfg.list_max_entries,
         }
     }
 }
@@ -87,7 +87,7 @@ impl FileOp {
             );
             Status::invalid_argument(e.to_string())
         })?;
-        authorize_workspace(&state.live(), op, peer, &gids, &ws_path)?;
+        authorize_workspace(&state.snapshot(), op, peer, &gids, &ws_path)?;
         let rel = fileops::relative_path(&ws_path, path);
         Ok(FileOp {
             op,
