@@ -21,5 +21,6 @@ pub mod privdrop;
 pub mod rootfs;
 pub mod step;
 pub mod tenants;
+pub mod vocab;
 pub mod wire;
 pub mod workspace;

@@ -8,6 +8,7 @@ use crate::config::{Config, Profile};
 use crate::confine::mounts::MountPlan;
 use crate::policy::SandboxSpec;
 use crate::tenants;
+use crate::vocab::Layer;
 use nanobot_proto::pb::{ExecRequest, ExecResult};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -354,11 +355,10 @@ pub fn use_warm_mounts(spec: &mut SandboxSpec, warm: &MountPlan) {
 
 /// The result of a command the safety guard blocked.
 pub fn guard_refusal(pname: &str, b: crate::guard::Blocked) -> ExecResult {
-    ExecResult {
+    let mut r = ExecResult {
         exit_code: -1,
         profile: pname.to_string(),
         refused: true,
-        refused_layer: "guard".into(),
         refused_reason: format!(
             "Command blocked by safety guard: pattern {:?} matched {:?}",
             b.pattern, b.matched
@@ -366,7 +366,9 @@ pub fn guard_refusal(pname: &str, b: crate::guard::Blocked) -> ExecResult {
         blocked: true,
         blocked_pattern: b.pattern,
         ..Default::default()
-    }
+    };
+    Layer::Guard.set_refused(&mut r);
+    r
 }
 
 /// Count one more running exec for `uid`, unless it already runs `max`.
@@ -583,6 +585,7 @@ mod tests {
         );
         assert!(r.refused && r.blocked && r.exit_code == -1);
         assert_eq!(r.refused_layer, "guard");
+        assert_eq!(r.refused_layer_kind(), nanobot_proto::pb::Layer::Guard);
         assert_eq!(r.blocked_pattern, "rm -rf");
         assert_eq!(
             r.refused_reason,
