@@ -9,8 +9,10 @@ pub struct Peer {
     pub pid: i32,
 }
 
+/// Which peers may connect to the socket (the `allow_uids`/`allow_gids` of the config, fixed
+/// until a restart), and what the daemon knows of itself to tell a sandboxed peer from a real one.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub struct PeerPolicy {
     pub allow_uids: Vec<u32>,
     pub allow_gids: Vec<u32>,
     /// The daemon's own uid: sandboxed commands run as it, so its peers get the namespace check.
@@ -74,7 +76,7 @@ pub fn userns_of(pid: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-impl Policy {
+impl PeerPolicy {
     /// Ok, or the reason the peer is refused.
     pub fn check(&self, peer: Peer, groups: &[u32]) -> Result<(), String> {
         let uid_ok = if self.allow_uids.is_empty() && self.allow_gids.is_empty() {
@@ -124,7 +126,7 @@ mod tests {
 
     #[test]
     fn default_allows_own_uid_only() {
-        let p = Policy {
+        let p = PeerPolicy {
             allow_uids: vec![],
             allow_gids: vec![],
             daemon_uid: me().uid,
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn gid_allows_and_foreign_userns_is_refused() {
-        let p = Policy {
+        let p = PeerPolicy {
             allow_uids: vec![],
             allow_gids: vec![4242],
             daemon_uid: 99999,
@@ -158,7 +160,7 @@ mod tests {
         assert!(p.check(five(7), &[]).is_err());
         // A supplementary group (as SO_PEERGROUPS reports it) is enough.
         assert!(p.check(five(7), &[100, 4242]).is_ok());
-        let p = Policy {
+        let p = PeerPolicy {
             allow_uids: vec![me().uid],
             allow_gids: vec![],
             daemon_uid: me().uid,

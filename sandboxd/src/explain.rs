@@ -1,6 +1,6 @@
 //! `sandboxd explain`: a profile's effective policy in plain words, and answers to "may a command
 //! read/write/execute this path, connect to this port?". Everything is computed from the same
-//! builders the sandbox uses (`confine::landlock::plan`, `confine::seccomp::policy`, the mount
+//! builders the sandbox uses (`confine::landlock::plan`, `confine::seccomp::syscall_rules`, the mount
 //! layout of `sandbox.rs`), so the explanation cannot drift from what is enforced.
 
 use crate::config::{Config, Profile};
@@ -502,7 +502,7 @@ fn errno_name(e: i32) -> String {
 }
 
 fn seccomp_summary(network: Network) -> Vec<String> {
-    let pol = seccomp::policy(network);
+    let pol = seccomp::syscall_rules(network);
     let mut eperm = vec![];
     let mut other = vec![];
     let name = |nr: u32| {

@@ -6,6 +6,7 @@
 use crate::handover::{self, ExecFds, CLONE_FLAGS, FDS_PER_EXEC};
 use crate::init;
 use crate::policy::WarmShape;
+use crate::vocab::Layer;
 use crate::wire::{self, Report};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -193,7 +194,7 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
             Ok(_) => {}
             Err(errno) => {
                 let report = Report::Failed {
-                    layer: "namespaces".into(),
+                    layer: Layer::Namespaces,
                     step: "clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC)".into(),
                     errno,
                     message: crate::host::namespace_hint(errno),

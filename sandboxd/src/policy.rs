@@ -2,9 +2,8 @@
 //! request; the sandbox init turns it into namespaces, mounts, rlimits, Landlock rules and seccomp
 //! filters with the pure builders in `confine::*`.
 
-use crate::confine::mounts::MountPlan;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Network policy of a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -159,4 +158,67 @@ pub struct WarmShape {
     /// request only adds its workspace's last components.
     #[serde(default)]
     pub workspace_roots: Vec<PathBuf>,
+}
+
+/// One step of building the sandbox's root (planned by `confine::mounts::plan`, executed by
+/// `rootfs`). Paths are as the sandbox sees them (absolute).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MountOp {
+    /// A fresh tmpfs. `seal`: made read-only once everything below it is in place.
+    Tmpfs {
+        path: PathBuf,
+        size_bytes: u64,
+        mode: u32,
+        seal: bool,
+        /// Where this comes from (a profile key or a built-in rule).
+        from: String,
+    },
+    /// A recursive bind of the host's `source` at `path`.
+    Bind {
+        source: PathBuf,
+        path: PathBuf,
+        /// The source is a directory (else a file, device or socket: the mount point is a file).
+        dir: bool,
+        writable: bool,
+        /// Device nodes work through it (only binds under /dev).
+        devices: bool,
+        /// A missing source is skipped instead of refusing the sandbox.
+        optional: bool,
+        /// The source must be a named AF_UNIX socket (`filesystem.unix_sockets`).
+        #[serde(default)]
+        socket: bool,
+        from: String,
+    },
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+        from: String,
+    },
+    /// The sandbox's own /proc (its PID namespace).
+    Proc { path: PathBuf },
+    /// The sandbox's own devpts instance.
+    Devpts { path: PathBuf },
+    /// The request's workspace (bound from the daemon's resolved directory fd, last, over
+    /// everything else).
+    Workspace { path: PathBuf, writable: bool },
+}
+
+impl MountOp {
+    pub fn path(&self) -> &Path {
+        match self {
+            MountOp::Tmpfs { path, .. }
+            | MountOp::Bind { path, .. }
+            | MountOp::Symlink { path, .. }
+            | MountOp::Proc { path }
+            | MountOp::Devpts { path }
+            | MountOp::Workspace { path, .. } => path,
+        }
+    }
+}
+
+/// The whole root, in the order it is built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MountPlan {
+    pub ops: Vec<MountOp>,
 }

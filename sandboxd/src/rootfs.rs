@@ -16,6 +16,7 @@
 
 use crate::confine::mounts::{MountOp, MountPlan};
 use crate::step::{check, StepError};
+use crate::vocab::Layer;
 use crate::workspace::{open_beneath_with, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS};
 use std::ffi::CString;
 use std::io;
@@ -53,7 +54,7 @@ pub fn under(root: &str, p: &Path) -> PathBuf {
 
 fn cstr(s: &Path, step: &str) -> Result<CString, StepError> {
     CString::new(s.as_os_str().as_encoded_bytes())
-        .map_err(|_| StepError::new("mounts", step, libc::EINVAL, "NUL in a mount path"))
+        .map_err(|_| StepError::new(Layer::Mounts, step, libc::EINVAL, "NUL in a mount path"))
 }
 
 pub fn mount(
@@ -84,7 +85,7 @@ pub fn mount(
             opt(data, &data_c) as *const libc::c_void,
         )
     };
-    check(r, "mounts", &step)
+    check(r, Layer::Mounts, &step)
 }
 
 #[repr(C)]
@@ -121,7 +122,7 @@ fn setattr_at(
             std::mem::size_of::<MountAttr>(),
         )
     };
-    check(r as i32, "mounts", step)
+    check(r as i32, Layer::Mounts, step)
 }
 
 /// mount_setattr(2) on `path`: set MOUNT_ATTR_* flags (recursively with AT_RECURSIVE).
@@ -169,7 +170,7 @@ fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, Ste
     let rel = path.strip_prefix("/").unwrap_or(path);
     let refused = |e: i32| {
         StepError::new(
-            "mounts",
+            Layer::Mounts,
             step(),
             e,
             format!(
@@ -185,7 +186,7 @@ fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, Ste
         Err(libc::ENOENT) => {}
         Err(e) => {
             return Err(StepError::io(
-                "mounts",
+                Layer::Mounts,
                 step(),
                 io::Error::from_raw_os_error(e),
             ))
@@ -193,7 +194,7 @@ fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, Ste
     }
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(StepError::new(
-            "mounts",
+            Layer::Mounts,
             step(),
             libc::EINVAL,
             "no name to create",
@@ -219,13 +220,13 @@ fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, Ste
         }
     };
     if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-        return Err(StepError::os("mounts", step()));
+        return Err(StepError::os(Layer::Mounts, step()));
     }
     match open_beneath_with(&parent, Path::new(name), flags, resolve) {
         Ok(fd) => Ok(fd),
         Err(e @ (libc::ELOOP | libc::EXDEV)) => Err(refused(e)),
         Err(e) => Err(StepError::io(
-            "mounts",
+            Layer::Mounts,
             step(),
             io::Error::from_raw_os_error(e),
         )),
@@ -257,12 +258,12 @@ fn attach_at(tree: &OwnedFd, target: &OwnedFd, what: &Path, set: u64) -> Result<
             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
-    check(r as i32, "mounts", &step)
+    check(r as i32, Layer::Mounts, &step)
 }
 
 fn mkdir_p(p: &Path) -> Result<(), StepError> {
     std::fs::create_dir_all(p)
-        .map_err(|e| StepError::io("mounts", format!("mkdir {}", p.display()), e))
+        .map_err(|e| StepError::io(Layer::Mounts, format!("mkdir {}", p.display()), e))
 }
 
 fn chdir(p: &str) -> Result<(), StepError> {
@@ -270,7 +271,7 @@ fn chdir(p: &str) -> Result<(), StepError> {
     check(
         // SAFETY: chdir with a valid C string.
         unsafe { libc::chdir(c.as_ptr()) },
-        "mounts",
+        Layer::Mounts,
         &format!("chdir {p}"),
     )
 }
@@ -282,7 +283,7 @@ fn pivot_root(new: &str, old: &str) -> Result<(), StepError> {
     );
     // SAFETY: pivot_root with two valid C strings; it only changes this namespace's mounts.
     let r = unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) };
-    check(r as i32, "mounts", &format!("pivot_root {new} {old}"))
+    check(r as i32, Layer::Mounts, &format!("pivot_root {new} {old}"))
 }
 
 fn umount_detach(p: &str) -> Result<(), StepError> {
@@ -290,7 +291,7 @@ fn umount_detach(p: &str) -> Result<(), StepError> {
     check(
         // SAFETY: umount2 with a valid C string.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) },
-        "mounts",
+        Layer::Mounts,
         &format!("umount {p}"),
     )
 }
@@ -304,7 +305,7 @@ fn open_dir(root: &str) -> Result<OwnedFd, StepError> {
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
     };
-    check(fd, "mounts", &format!("open {root}"))?;
+    check(fd, Layer::Mounts, &format!("open {root}"))?;
     // SAFETY: a fresh fd from open.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -422,7 +423,7 @@ impl Stage {
             Err(libc::ENOENT) => return Ok(None),
             Err(libc::ELOOP) | Err(libc::EXDEV) => {
                 return Err(StepError::new(
-                    "mounts",
+                    Layer::Mounts,
                     step,
                     libc::ELOOP,
                     format!(
@@ -431,14 +432,14 @@ impl Stage {
                     ),
                 ))
             }
-            Err(e) => return Err(StepError::io("mounts", step, io::Error::from_raw_os_error(e))),
+            Err(e) => return Err(StepError::io(Layer::Mounts, step, io::Error::from_raw_os_error(e))),
         };
         // SAFETY: zeroed stat is valid; fstat writes into it.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         check(
             // SAFETY: a valid fd and pointer.
             unsafe { libc::fstat(fd.as_raw_fd(), &mut st) },
-            "mounts",
+            Layer::Mounts,
             &step,
         )?;
         let fmt = st.st_mode & libc::S_IFMT;
@@ -450,7 +451,7 @@ impl Stage {
         };
         if !ok {
             return Err(StepError::new(
-                "mounts",
+                Layer::Mounts,
                 step,
                 libc::ESTALE,
                 format!(
@@ -464,7 +465,7 @@ impl Stage {
             .map(Some)
             .map_err(|e| {
                 StepError::io(
-                    "mounts",
+                    Layer::Mounts,
                     format!("open_tree {}", source.display()),
                     io::Error::from_raw_os_error(e),
                 )
@@ -547,7 +548,7 @@ impl Stage {
                         _ => Err(e),
                     });
                     made.map_err(|e| {
-                        StepError::io("mounts", format!("symlink {}", path.display()), e)
+                        StepError::io(Layer::Mounts, format!("symlink {}", path.display()), e)
                     })?;
                 }
                 MountOp::Bind {
@@ -574,7 +575,7 @@ impl Stage {
                             continue;
                         }
                         return Err(StepError::new(
-                            "mounts",
+                            Layer::Mounts,
                             format!("open_tree {}", source.display()),
                             libc::ENOENT,
                             format!("{} does not exist on the host", source.display()),
@@ -585,7 +586,7 @@ impl Stage {
                     }
                     let Some(rfd) = root_fd.as_ref() else {
                         return Err(StepError::new(
-                            "mounts",
+                            Layer::Mounts,
                             "open root",
                             libc::EBADF,
                             "no root",
@@ -679,7 +680,7 @@ impl Stage {
         }
         let tree = clone_tree(src.as_raw_fd(), Path::new(""), true).map_err(|e| {
             StepError::io(
-                "mounts",
+                Layer::Mounts,
                 "open_tree workspace",
                 io::Error::from_raw_os_error(e),
             )
@@ -731,7 +732,7 @@ impl Stage {
 
 fn changed(path: &Path, errno: i32) -> StepError {
     StepError::new(
-        "mounts",
+        Layer::Mounts,
         "verify workspace",
         errno,
         format!(

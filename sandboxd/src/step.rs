@@ -1,14 +1,15 @@
 //! A sandbox setup failure as the sandboxed side reports it: which layer, which step, which
 //! errno. Every function that builds a sandbox returns this, and the daemon turns it into the
-//! result's `refused_layer`, `failed_step` and `errno`.
+//! result's `refused_layer` (and `refused_layer_kind`), `failed_step` and `errno`.
 
+use crate::vocab::Layer;
 use crate::wire::Report;
 use std::io;
 
 /// A setup failure: which layer, which step, which errno.
 #[derive(Debug)]
 pub struct StepError {
-    pub layer: &'static str,
+    pub layer: Layer,
     pub step: String,
     pub errno: i32,
     pub message: String,
@@ -16,11 +17,11 @@ pub struct StepError {
 
 impl StepError {
     /// The step failed with the calling thread's errno.
-    pub fn os(layer: &'static str, step: impl Into<String>) -> StepError {
+    pub fn os(layer: Layer, step: impl Into<String>) -> StepError {
         Self::io(layer, step, io::Error::last_os_error())
     }
 
-    pub fn io(layer: &'static str, step: impl Into<String>, e: io::Error) -> StepError {
+    pub fn io(layer: Layer, step: impl Into<String>, e: io::Error) -> StepError {
         let step = step.into();
         StepError {
             layer,
@@ -32,7 +33,7 @@ impl StepError {
 
     /// A failure with its own explanation (the errno is what a caller would test on).
     pub fn new(
-        layer: &'static str,
+        layer: Layer,
         step: impl Into<String>,
         errno: i32,
         message: impl Into<String>,
@@ -47,7 +48,7 @@ impl StepError {
 
     pub fn landlock(e: crate::confine::landlock::LandlockError, step: &str) -> StepError {
         StepError {
-            layer: "landlock",
+            layer: Layer::Landlock,
             step: step.into(),
             errno: e.errno(),
             message: e.to_string(),
@@ -56,7 +57,7 @@ impl StepError {
 
     pub fn report(self) -> Report {
         Report::Failed {
-            layer: self.layer.into(),
+            layer: self.layer,
             step: self.step,
             errno: self.errno,
             message: self.message,
@@ -65,7 +66,7 @@ impl StepError {
 }
 
 /// A negative syscall return as a StepError of `layer`.
-pub fn check(r: libc::c_int, layer: &'static str, step: &str) -> Result<(), StepError> {
+pub fn check(r: libc::c_int, layer: Layer, step: &str) -> Result<(), StepError> {
     if r < 0 {
         Err(StepError::os(layer, step))
     } else {

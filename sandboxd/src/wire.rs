@@ -2,6 +2,7 @@
 //! little-endian length, then JSON. The daemon sends one `SandboxSpec`; the sandbox answers with
 //! `Report`s. Closing the socket from the daemon side kills the sandbox.
 
+use crate::vocab::Layer;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
@@ -19,7 +20,8 @@ pub enum Report {
     },
     /// Setup failed before the command ran: which layer, which step, which errno.
     Failed {
-        layer: String,
+        /// Sent as its string (`Layer::as_str`).
+        layer: Layer,
         step: String,
         errno: i32,
         message: String,
@@ -78,7 +80,7 @@ mod tests {
     #[test]
     fn roundtrip() {
         let r = Report::Failed {
-            layer: "landlock".into(),
+            layer: Layer::Landlock,
             step: "restrict_self".into(),
             errno: 1,
             message: "x".into(),

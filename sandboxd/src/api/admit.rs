@@ -2,12 +2,13 @@
 //! request may run with (it can only tighten its profile), the safety guard, and the
 //! concurrency slots. The decisions are plain functions over data; `admit` runs them in order.
 
-use super::{Live, State};
+use super::{ConfigSnapshot, State};
 use crate::auth::Peer;
 use crate::config::{Config, Profile};
 use crate::confine::mounts::MountPlan;
 use crate::policy::SandboxSpec;
 use crate::tenants;
+use crate::vocab::Layer;
 use nanobot_proto::pb::{ExecRequest, ExecResult};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -18,17 +19,17 @@ use tonic::Status;
 /// May this peer use the workspace the kernel resolved to `real`? `gids`: primary and
 /// supplementary. Called after `Roots::resolve`, before anything runs or is written.
 pub(super) fn authorize_workspace(
-    live: &Live,
+    snapshot: &ConfigSnapshot,
     op: &'static str,
     peer: Peer,
     gids: &[u32],
     real: &Path,
 ) -> Result<(), Status> {
-    if live.tenancy.single() {
+    if snapshot.tenancy.single() {
         return Ok(());
     }
     let name = crate::privdrop::user_name(peer.uid);
-    tenants::authorize(&live.tenancy, peer.uid, name.as_deref(), gids, real).map_err(|e| {
+    tenants::authorize(&snapshot.tenancy, peer.uid, name.as_deref(), gids, real).map_err(|e| {
         tracing::warn!(op, peer_uid = peer.uid, peer_pid = peer.pid, workspace = %real.display(), "Access denied: {e}");
         Status::permission_denied(format!("Access denied: {e}"))
     })
@@ -117,7 +118,7 @@ pub fn build_spec(
     mounts: MountPlan,
 ) -> Result<(SandboxSpec, u64), Status> {
     let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
-        (false, true) => crate::spawn::shell_argv(&req.command),
+        (false, true) => crate::exec_session::shell_argv(&req.command),
         (true, false) if req.argv[0].is_empty() => {
             return Err(Status::invalid_argument(
                 "command is empty: argv[0], the program to run, is an empty string",
@@ -239,9 +240,9 @@ pub(super) fn admit(
     gids: &[u32],
     req: &ExecRequest,
 ) -> Result<Admission, Status> {
-    let live = state.live();
+    let snapshot = state.snapshot();
     let pname = profile_name(req);
-    let profile = find_profile(&live.cfg, &pname)?;
+    let profile = find_profile(&snapshot.cfg, &pname)?;
     if !profile.granted(peer.uid, gids) {
         tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, profile = %pname, "Access denied: profile {pname:?} is not granted to uid {}", peer.uid);
         return Err(Status::permission_denied(format!(
@@ -255,22 +256,22 @@ pub(super) fn admit(
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     // Whose workspace it is comes first: nothing about another tenant's directories (not
     // even whether a cwd exists there) is answered.
-    authorize_workspace(&live, "exec", peer, gids, &workspace)?;
+    authorize_workspace(&snapshot, "exec", peer, gids, &workspace)?;
     let cwd = resolve_cwd(&ws_fd, &workspace, &req.cwd).inspect_err(|st| {
         tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %workspace.display(), cwd = %req.cwd, profile = %pname, command = %req.command, "exec refused: {}", st.message());
     })?;
     let cwd_log = cwd.display().to_string();
-    let mounts = mount_plan(&live.mounts, &pname)?;
+    let mounts = mount_plan(&snapshot.mounts, &pname)?;
     let (mut spec, output_cap) =
-        build_spec(&live.cfg, profile, req, workspace.clone(), cwd, mounts)?;
+        build_spec(&snapshot.cfg, profile, req, workspace.clone(), cwd, mounts)?;
     use_warm_mounts(&mut spec, &state.launcher.warm_mounts);
-    let guard = live
+    let guard = snapshot
         .guards
         .get(&pname)
         .ok_or_else(|| Status::internal(format!("no guard for profile {pname:?}")))?;
     // The guard reads what will run: the shell's command line, or an argv as the shell would
     // spell it, so `argv: ["rm", "-rf", "/"]` meets the same patterns as `rm -rf /`.
-    let line = match crate::spawn::shell_command(&spec.argv) {
+    let line = match crate::exec_session::shell_command(&spec.argv) {
         Some(c) => c.to_string(),
         None => crate::guard::command_line(&spec.argv),
     };
@@ -279,7 +280,7 @@ pub(super) fn admit(
         return Ok(Admission::Blocked(Box::new(guard_refusal(&pname, b))));
     }
 
-    let Ok(permit) = state.total.clone().try_acquire_owned() else {
+    let Ok(permit) = state.sandbox_slots.clone().try_acquire_owned() else {
         return Err(Status::resource_exhausted(format!(
             "sandboxd already runs max_concurrent={} sandboxes; retry later",
             state.max_concurrent
@@ -290,7 +291,7 @@ pub(super) fn admit(
             .per_peer
             .lock()
             .map_err(|_| Status::internal("state lock poisoned"))?;
-        take_peer_slot(&mut m, peer.uid, live.cfg.max_concurrent_per_peer)?;
+        take_peer_slot(&mut m, peer.uid, snapshot.cfg.max_concurrent_per_peer)?;
     }
     let slot = PeerSlot {
         state: state.clone(),
@@ -354,11 +355,10 @@ pub fn use_warm_mounts(spec: &mut SandboxSpec, warm: &MountPlan) {
 
 /// The result of a command the safety guard blocked.
 pub fn guard_refusal(pname: &str, b: crate::guard::Blocked) -> ExecResult {
-    ExecResult {
+    let mut r = ExecResult {
         exit_code: -1,
         profile: pname.to_string(),
         refused: true,
-        refused_layer: "guard".into(),
         refused_reason: format!(
             "Command blocked by safety guard: pattern {:?} matched {:?}",
             b.pattern, b.matched
@@ -366,7 +366,9 @@ pub fn guard_refusal(pname: &str, b: crate::guard::Blocked) -> ExecResult {
         blocked: true,
         blocked_pattern: b.pattern,
         ..Default::default()
-    }
+    };
+    Layer::Guard.set_refused(&mut r);
+    r
 }
 
 /// Count one more running exec for `uid`, unless it already runs `max`.
@@ -583,6 +585,7 @@ mod tests {
         );
         assert!(r.refused && r.blocked && r.exit_code == -1);
         assert_eq!(r.refused_layer, "guard");
+        assert_eq!(r.refused_layer_kind(), nanobot_proto::pb::Layer::Guard);
         assert_eq!(r.blocked_pattern, "rm -rf");
         assert_eq!(
             r.refused_reason,

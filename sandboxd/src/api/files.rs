@@ -1,6 +1,6 @@
 //! The file calls (read, write, edit, list): workspace resolved and authorized, the operation run
-//! off the async threads (`crate::fileops`), audited. `FileError` becomes a `Status` by its
-//! `From` impl in fileops.rs.
+//! off the async threads (`crate::fileops`), audited. A `FileError` becomes a `Status` here
+//! (`grpc_code`): the gRPC code is the API's choice, the domain error knows nothing of it.
 
 use super::admit::authorize_workspace;
 use super::State;
@@ -8,15 +8,49 @@ use crate::auth::Peer;
 use crate::fileops::{self, FileError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tonic::{Response, Status};
+use tonic::{Code, Response, Status};
+
+/// The gRPC code of a file error: what a model (or a program) can act on. Bad arguments are
+/// `InvalidArgument`, leaving the workspace or lacking permission `PermissionDenied`, a missing
+/// file `NotFound`, a file in the wrong state (a directory, old_text not found or not unique)
+/// `FailedPrecondition`, a size cap `ResourceExhausted`, anything else `Internal`.
+pub(super) fn grpc_code(e: &FileError) -> Code {
+    match e {
+        FileError::Nul
+        | FileError::Empty
+        | FileError::Binary(_)
+        | FileError::InvalidUtf8(_)
+        | FileError::Offset { .. }
+        | FileError::EmptyOldText
+        | FileError::BomOnlyOldText => Code::InvalidArgument,
+        FileError::Outside(_) | FileError::HardLink(_) | FileError::Denied { .. } => {
+            Code::PermissionDenied
+        }
+        FileError::NotFound(_) => Code::NotFound,
+        FileError::IsDir(_)
+        | FileError::NotFile(_)
+        | FileError::NotDir(_)
+        | FileError::TextNotFound { .. }
+        | FileError::WhitespaceOnly { .. }
+        | FileError::NotUnique { .. } => Code::FailedPrecondition,
+        FileError::TooLarge { .. } => Code::ResourceExhausted,
+        FileError::Io { .. } => Code::Internal,
+    }
+}
+
+impl From<FileError> for Status {
+    fn from(e: FileError) -> Self {
+        Status::new(grpc_code(&e), e.to_string())
+    }
+}
 
 impl State {
     pub(super) fn limits(&self) -> fileops::Limits {
-        let live = self.live();
+        let snapshot = self.snapshot();
         fileops::Limits {
-            read_max_chars: live.cfg.read_max_chars,
-            write_max_bytes: live.cfg.write_max_bytes,
-            list_max_entries: live.cfg.list_max_entries,
+            read_max_chars: snapshot.cfg.read_max_chars,
+            write_max_bytes: snapshot.cfg.write_max_bytes,
+            list_max_entries: snapshot.cfg.list_max_entries,
         }
     }
 }
@@ -53,7 +87,7 @@ impl FileOp {
             );
             Status::invalid_argument(e.to_string())
         })?;
-        authorize_workspace(&state.live(), op, peer, &gids, &ws_path)?;
+        authorize_workspace(&state.snapshot(), op, peer, &gids, &ws_path)?;
         let rel = fileops::relative_path(&ws_path, path);
         Ok(FileOp {
             op,
@@ -112,5 +146,31 @@ impl FileOp {
                 Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_match_what_a_model_can_act_on() {
+        assert_eq!(
+            grpc_code(&FileError::Outside("x".into())),
+            Code::PermissionDenied
+        );
+        assert_eq!(grpc_code(&FileError::NotFound("x".into())), Code::NotFound);
+        assert!(FileError::Outside("../x".into())
+            .to_string()
+            .contains("outside the workspace"));
+    }
+
+    #[test]
+    fn a_whitespace_only_miss_is_failed_precondition() {
+        // Moved from fileops' whitespace_only_mismatch_says_so with the code mapping.
+        let text = "def f():\r\n\treturn 1\r\n\r\ndef g():\r\n    pass\r\n";
+        let e = fileops::edit_text(text, "def f():\n    return 1\n", "x", "f").unwrap_err();
+        assert!(matches!(e, FileError::WhitespaceOnly { .. }), "{e}");
+        assert_eq!(grpc_code(&e), Code::FailedPrecondition);
     }
 }

@@ -14,9 +14,9 @@ pub use peer::{authenticate, peer_info, peer_of, PeerConn, PeerInfo};
 use crate::auth;
 use crate::config::Config;
 use crate::confine::mounts::MountPlan;
+use crate::exec_session::{self, ExecParams, Outcome};
 use crate::fileops;
 use crate::launcher::Launcher;
-use crate::spawn::{self, ExecParams, Outcome};
 use crate::tenants::{self, Tenancy};
 use crate::workspace::Roots;
 use files::FileOp;
@@ -33,8 +33,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-/// What SIGHUP replaces as a whole: a request works from one snapshot from start to end.
-pub struct Live {
+/// The configuration in force and what is derived from it once per load (guards, tenancy,
+/// mount plans). SIGHUP replaces it as a whole: a request works from one snapshot from start to
+/// end.
+pub struct ConfigSnapshot {
     pub cfg: Config,
     /// One guard per profile: the global patterns plus the profile's own.
     pub guards: HashMap<String, crate::guard::Guard>,
@@ -46,8 +48,12 @@ pub struct Live {
     pub mounts: HashMap<String, Result<MountPlan, String>>,
 }
 
-impl Live {
-    pub fn new(cfg: Config, auth: &auth::Policy, roots: &Roots) -> Result<Live, String> {
+impl ConfigSnapshot {
+    pub fn new(
+        cfg: Config,
+        auth: &auth::PeerPolicy,
+        roots: &Roots,
+    ) -> Result<ConfigSnapshot, String> {
         let mut guards = HashMap::new();
         for (name, p) in &cfg.profiles {
             let (deny, allow) = cfg.patterns_for(p);
@@ -73,7 +79,7 @@ impl Live {
                 (name.clone(), plan)
             })
             .collect();
-        Ok(Live {
+        Ok(ConfigSnapshot {
             cfg,
             guards,
             tenancy,
@@ -82,21 +88,28 @@ impl Live {
     }
 }
 
+/// The daemon's shared state, one per process: the config snapshot, the workspace roots, the
+/// launcher, the concurrency slots and the peer policy.
 pub struct State {
-    pub live: std::sync::RwLock<Arc<Live>>,
+    /// The configuration in force; SIGHUP swaps it whole (`replace`).
+    pub snapshot: std::sync::RwLock<Arc<ConfigSnapshot>>,
     pub roots: Roots,
     pub launcher: Arc<Launcher>,
-    pub total: Arc<Semaphore>,
+    /// Sandboxes that may run at once over all peers (`max_concurrent`): an exec holds one
+    /// permit from admission until its result.
+    pub sandbox_slots: Arc<Semaphore>,
+    /// Sandboxes running per peer uid (`max_concurrent_per_peer`).
     pub per_peer: Mutex<HashMap<u32, usize>>,
     pub shutdown: watch::Receiver<bool>,
-    pub auth: auth::Policy,
-    /// The concurrency ceiling the semaphore was made with (fixed until restart).
+    pub auth: auth::PeerPolicy,
+    /// The concurrency ceiling `sandbox_slots` was made with (fixed until restart).
     pub max_concurrent: usize,
 }
 
 impl State {
-    pub fn live(&self) -> Arc<Live> {
-        match self.live.read() {
+    /// The snapshot a request works from, from start to end.
+    pub fn snapshot(&self) -> Arc<ConfigSnapshot> {
+        match self.snapshot.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
@@ -105,8 +118,8 @@ impl State {
     /// Swap in a new configuration (SIGHUP). Requests already running keep the one they began
     /// with.
     pub fn replace(&self, cfg: Config) -> Result<(), String> {
-        let new = Arc::new(Live::new(cfg, &self.auth, &self.roots)?);
-        match self.live.write() {
+        let new = Arc::new(ConfigSnapshot::new(cfg, &self.auth, &self.roots)?);
+        match self.snapshot.write() {
             Ok(mut g) => *g = new,
             Err(p) => *p.into_inner() = new,
         }
@@ -163,7 +176,7 @@ impl Sandbox for Service {
                 output_cap,
                 profile: pname.clone(),
             };
-            let outcome = spawn::run(
+            let outcome = exec_session::run(
                 state.launcher.clone(),
                 params,
                 tx.clone(),
@@ -285,6 +298,6 @@ impl Sandbox for Service {
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(info(&self.0.live().cfg)))
+        Ok(Response::new(info(&self.0.snapshot().cfg)))
     }
 }

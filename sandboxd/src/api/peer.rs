@@ -1,5 +1,5 @@
 //! Who is calling: peer credentials read once per connection (SO_PEERCRED, SO_PEERGROUPS) and
-//! carried to every request, and the interceptor that admits or refuses the peer (`auth::Policy`).
+//! carried to every request, and the interceptor that admits or refuses the peer (`auth::PeerPolicy`).
 
 use super::authority::AuthorityFix;
 use crate::auth::{self, Peer};
@@ -127,7 +127,7 @@ pub fn peer_of<T>(req: &Request<T>) -> Option<Peer> {
 
 /// Interceptor for every service on the socket.
 pub fn authenticate(
-    policy: auth::Policy,
+    policy: auth::PeerPolicy,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| {
         let info = peer_info(&req);

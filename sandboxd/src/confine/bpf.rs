@@ -66,14 +66,16 @@ pub struct Rule {
     pub action: Action,
 }
 
-/// Per syscall number, rules tried in order; the first that holds decides, else `default`.
+/// The seccomp filter as data, before it is compiled to BPF: per syscall number, rules tried in
+/// order; the first that holds decides, else `default`. `seccomp::syscall_rules` builds it,
+/// `compile` turns it into the program, `decide` answers for one call (tests, `explain`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Policy {
+pub struct SyscallRules {
     pub rules: BTreeMap<u32, Vec<Rule>>,
     pub default: Option<Action>,
 }
 
-impl Policy {
+impl SyscallRules {
     fn default_action(&self) -> Action {
         self.default.unwrap_or(Action::Allow)
     }
@@ -211,7 +213,7 @@ impl Asm {
 
 /// Compile `policy` for the native architecture: other architectures (i386 through `int 0x80`)
 /// and x32 syscall numbers kill the process; native numbers go through the search tree.
-pub fn compile(policy: &Policy) -> Result<BpfProgram, BpfError> {
+pub fn compile(policy: &SyscallRules) -> Result<BpfProgram, BpfError> {
     // Direct jumps between tree nodes keep every path short; a tree too large for 8-bit offsets
     // falls back to a conditional hop over an unconditional 32-bit jump.
     match compile_with(policy, LEAF, true) {
@@ -220,7 +222,7 @@ pub fn compile(policy: &Policy) -> Result<BpfProgram, BpfError> {
     }
 }
 
-fn compile_with(policy: &Policy, leaf: usize, short: bool) -> Result<BpfProgram, BpfError> {
+fn compile_with(policy: &SyscallRules, leaf: usize, short: bool) -> Result<BpfProgram, BpfError> {
     let mut a = Asm::default();
     // Kill sits right after the two checks, so the 8-bit jumps to it stay short whatever the
     // size of the tree.
@@ -254,7 +256,7 @@ fn compile_with(policy: &Policy, leaf: usize, short: bool) -> Result<BpfProgram,
 /// syscalls with argument checks jump to a block emitted later (collected in `blocks`).
 fn tree(
     a: &mut Asm,
-    policy: &Policy,
+    policy: &SyscallRules,
     keys: &[u32],
     blocks: &mut Vec<(u32, usize)>,
     leaf: usize,
@@ -378,8 +380,8 @@ fn run(prog: &[sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> Option<(u32
 mod tests {
     use super::*;
 
-    fn policy(keys: impl IntoIterator<Item = u32>) -> Policy {
-        Policy {
+    fn syscall_rules(keys: impl IntoIterator<Item = u32>) -> SyscallRules {
+        SyscallRules {
             rules: keys
                 .into_iter()
                 .map(|k| {
@@ -396,7 +398,7 @@ mod tests {
         }
     }
 
-    fn check_all(p: &Policy, prog: &[sock_filter]) {
+    fn check_all(p: &SyscallRules, prog: &[sock_filter]) {
         let argsets: [[u64; 6]; 4] = [
             [0; 6],
             [u64::MAX; 6],
@@ -417,7 +419,7 @@ mod tests {
     #[test]
     fn search_tree_agrees_with_the_policy_for_every_size() {
         for n in 0..70u32 {
-            let p = policy((0..n).map(|i| i * 7 + 3));
+            let p = syscall_rules((0..n).map(|i| i * 7 + 3));
             let prog = compile(&p).unwrap();
             check_all(&p, &prog);
         }
@@ -425,7 +427,7 @@ mod tests {
 
     #[test]
     fn large_trees_use_long_jumps() {
-        let p = policy(0..500);
+        let p = syscall_rules(0..500);
         let prog = compile(&p).unwrap();
         assert!(prog.len() > 255);
         check_all(&p, &prog);
@@ -433,7 +435,7 @@ mod tests {
 
     #[test]
     fn argument_rules_in_order_then_default() {
-        let mut p = Policy::default();
+        let mut p = SyscallRules::default();
         p.rules.insert(
             56,
             vec![
@@ -480,7 +482,7 @@ mod tests {
 
     #[test]
     fn foreign_arch_and_x32_are_killed() {
-        let p = policy([1, 2, 3]);
+        let p = syscall_rules([1, 2, 3]);
         let prog = compile(&p).unwrap();
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         assert_eq!(
@@ -497,7 +499,7 @@ mod tests {
 
     #[test]
     fn bad_argument_index_is_an_error() {
-        let mut p = Policy::default();
+        let mut p = SyscallRules::default();
         p.rules.insert(
             1,
             vec![Rule {
@@ -521,7 +523,7 @@ mod layout {
     /// path.
     #[test]
     fn layout_cost() {
-        let p = crate::confine::seccomp::policy(crate::policy::Network::None);
+        let p = crate::confine::seccomp::syscall_rules(crate::policy::Network::None);
         let mut best = (usize::MAX, 0);
         for leaf in 1..=6 {
             let prog = compile_with(&p, leaf, true).unwrap();

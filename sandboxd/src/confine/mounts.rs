@@ -7,8 +7,9 @@
 //! host `/run`, `/home`, `/root`, `/var/lib`, other tenants' workspaces and every named socket
 //! in them.
 
+// The plan's data types live with the rest of the policy data (they travel in `SandboxSpec`).
 use crate::policy::{FsPolicy, SANDBOX_SHM, SANDBOX_TMP};
-use serde::{Deserialize, Serialize};
+pub use crate::policy::{MountOp, MountPlan};
 use std::path::{Component, Path, PathBuf};
 
 /// What the host has at a path (`lstat`, not following a final symlink).
@@ -50,68 +51,6 @@ pub const DEV_LINKS: &[(&str, &str)] = &[
 
 /// Size of the root tmpfs: it holds only directories, symlinks and mount points.
 pub const SMALL_TMPFS_BYTES: u64 = 1 << 20;
-
-/// One step of building the sandbox's root. Paths are as the sandbox sees them (absolute).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum MountOp {
-    /// A fresh tmpfs. `seal`: made read-only once everything below it is in place.
-    Tmpfs {
-        path: PathBuf,
-        size_bytes: u64,
-        mode: u32,
-        seal: bool,
-        /// Where this comes from (a profile key or a built-in rule).
-        from: String,
-    },
-    /// A recursive bind of the host's `source` at `path`.
-    Bind {
-        source: PathBuf,
-        path: PathBuf,
-        /// The source is a directory (else a file, device or socket: the mount point is a file).
-        dir: bool,
-        writable: bool,
-        /// Device nodes work through it (only binds under /dev).
-        devices: bool,
-        /// A missing source is skipped instead of refusing the sandbox.
-        optional: bool,
-        /// The source must be a named AF_UNIX socket (`filesystem.unix_sockets`).
-        #[serde(default)]
-        socket: bool,
-        from: String,
-    },
-    Symlink {
-        path: PathBuf,
-        target: PathBuf,
-        from: String,
-    },
-    /// The sandbox's own /proc (its PID namespace).
-    Proc { path: PathBuf },
-    /// The sandbox's own devpts instance.
-    Devpts { path: PathBuf },
-    /// The request's workspace (bound from the daemon's resolved directory fd, last, over
-    /// everything else).
-    Workspace { path: PathBuf, writable: bool },
-}
-
-impl MountOp {
-    pub fn path(&self) -> &Path {
-        match self {
-            MountOp::Tmpfs { path, .. }
-            | MountOp::Bind { path, .. }
-            | MountOp::Symlink { path, .. }
-            | MountOp::Proc { path }
-            | MountOp::Devpts { path }
-            | MountOp::Workspace { path, .. } => path,
-        }
-    }
-}
-
-/// The whole root, in the order it is built.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct MountPlan {
-    pub ops: Vec<MountOp>,
-}
 
 /// Lexical normalisation: `.` dropped, `..` taken back (never above `/`). Pure.
 pub fn normalize(p: &Path) -> PathBuf {

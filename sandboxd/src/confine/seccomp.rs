@@ -1,5 +1,6 @@
-//! Policy → one seccomp filter. The policy is plain data built by pure functions and unit-tested;
-//! `confine::bpf` compiles it (checked instruction by instruction against the policy and against
+//! Policy → one seccomp filter. The filter is plain data (`bpf::SyscallRules`) built by pure
+//! functions and unit-tested; `confine::bpf` compiles it (checked instruction by instruction
+//! against the rules and against
 //! seccompiler's own compiler), and the sandboxed child installs it last, just before exec.
 //!
 //! What the filter answers, by syscall:
@@ -9,7 +10,7 @@
 //! - socket families other than AF_UNIX when the network is off: EAFNOSUPPORT;
 //! - everything else: allowed (Landlock, namespaces and rlimits confine it).
 
-use crate::confine::bpf::{self, Action, BpfError, Cmp, Cond, Policy, Rule};
+use crate::confine::bpf::{self, Action, BpfError, Cmp, Cond, Rule, SyscallRules};
 use crate::policy::Network;
 use seccompiler::BpfProgram;
 
@@ -84,9 +85,9 @@ fn always(action: Action) -> Vec<Rule> {
 
 const EPERM: Action = Action::Errno(libc::EPERM as u16);
 
-/// The whole policy for a sandbox with this network mode.
-pub fn policy(network: Network) -> Policy {
-    let mut p = Policy::default();
+/// The whole filter, as rules per syscall, for a sandbox with this network mode.
+pub fn syscall_rules(network: Network) -> SyscallRules {
+    let mut p = SyscallRules::default();
     for (_, nr) in DENIED {
         p.rules.insert(*nr as u32, always(EPERM));
     }
@@ -176,7 +177,7 @@ pub fn policy(network: Network) -> Policy {
 
 /// The filter for a sandbox, compiled.
 pub fn build(network: Network) -> Result<BpfProgram, BpfError> {
-    bpf::compile(&policy(network))
+    bpf::compile(&syscall_rules(network))
 }
 
 /// The filter of one network mode, or why it could not be compiled.
@@ -219,13 +220,13 @@ mod tests {
     };
     use std::collections::BTreeMap;
 
-    fn decide(p: &Policy, nr: i64) -> Option<&Vec<Rule>> {
+    fn decide(p: &SyscallRules, nr: i64) -> Option<&Vec<Rule>> {
         p.rules.get(&(nr as u32))
     }
 
     #[test]
     fn deny_list_covers_the_threat_model() {
-        let p = policy(Network::None);
+        let p = syscall_rules(Network::None);
         for nr in [
             libc::SYS_ptrace,
             libc::SYS_process_vm_readv,
@@ -272,7 +273,7 @@ mod tests {
 
     #[test]
     fn clone_ioctl_and_sockets_are_conditional() {
-        let p = policy(Network::None);
+        let p = syscall_rules(Network::None);
         let clone = libc::SYS_clone as u32;
         assert_eq!(p.rules[&clone].len(), CLONE_NS_FLAGS.len());
         let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
@@ -295,14 +296,14 @@ mod tests {
             Action::Errno(libc::EAFNOSUPPORT as u16)
         );
         assert_eq!(p.decide(socket, &unix), Action::Allow);
-        let full = policy(Network::Full);
+        let full = syscall_rules(Network::Full);
         assert_eq!(full.decide(socket, &inet), Action::Allow);
         assert_eq!(full.decide(clone, &[flags, 0, 0, 0, 0, 0]), EPERM);
     }
 
     /// Syscalls whose rules all give one (non-allow) action: what one seccompiler filter per
     /// action can express. Mixed rules (allow these, deny the rest) are checked against
-    /// `Policy::decide` only.
+    /// `SyscallRules::decide` only.
     fn single_action(rules: &[Rule]) -> bool {
         rules
             .iter()
@@ -311,7 +312,7 @@ mod tests {
 
     /// The same policy compiled by seccompiler, one linear filter per action, as the kernel would
     /// stack them.
-    fn seccompiler_reference(p: &Policy) -> Vec<BpfProgram> {
+    fn seccompiler_reference(p: &SyscallRules) -> Vec<BpfProgram> {
         let mut by_action: BTreeMap<u32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
         for (nr, rules) in p.rules.iter().filter(|(_, r)| single_action(r)) {
             for r in rules {
@@ -360,7 +361,7 @@ mod tests {
     #[test]
     fn binary_search_filter_agrees_with_seccompiler() {
         for network in Network::ALL {
-            let p = policy(network);
+            let p = syscall_rules(network);
             let ours = build(network).unwrap();
             let reference = seccompiler_reference(&p);
             let mut argsets: Vec<[u64; 6]> = vec![[0; 6], [u64::MAX; 6]];
@@ -407,7 +408,7 @@ mod tests {
 
     #[test]
     fn ports_mode_allows_plain_tcp_and_unix_only() {
-        let p = policy(Network::Ports);
+        let p = syscall_rules(Network::Ports);
         let socket = libc::SYS_socket as u32;
         let call =
             |f: i32, t: i32, pr: i32| p.decide(socket, &[f as u64, t as u64, pr as u64, 0, 0, 0]);
@@ -432,7 +433,7 @@ mod tests {
         assert_eq!(call(libc::AF_NETLINK, libc::SOCK_RAW, 0), no);
         assert_eq!(call(libc::AF_PACKET, libc::SOCK_RAW, 0), no);
         assert_eq!(
-            policy(Network::Private).decide(socket, &[libc::AF_INET as u64, 2, 0, 0, 0, 0]),
+            syscall_rules(Network::Private).decide(socket, &[libc::AF_INET as u64, 2, 0, 0, 0, 0]),
             Action::Allow
         );
     }

@@ -300,23 +300,24 @@ async fn run(
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     // SAFETY: getuid has no preconditions.
     let daemon_uid = unsafe { libc::getuid() };
-    let auth_policy = auth::Policy {
+    let auth_policy = auth::PeerPolicy {
         allow_uids: cfg.allow_uids.clone(),
         allow_gids: cfg.allow_gids.clone(),
         daemon_uid,
         daemon_userns: auth::userns_of("self"),
     };
     let info = api::info(&cfg);
-    let live = api::Live::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
+    let snapshot =
+        api::ConfigSnapshot::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
     let state = Arc::new(State {
-        total: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent)),
+        sandbox_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent)),
         per_peer: Mutex::new(Default::default()),
         shutdown: shutdown_rx,
         auth: auth_policy.clone(),
         roots,
         launcher,
         max_concurrent: cfg.max_concurrent,
-        live: std::sync::RwLock::new(Arc::new(live)),
+        snapshot: std::sync::RwLock::new(Arc::new(snapshot)),
     });
     let max = cfg.max_request_bytes;
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))
@@ -377,7 +378,9 @@ async fn run(
     }
     // Give the exec tasks a moment to see the shutdown and kill their sandboxes.
     let t0 = std::time::Instant::now();
-    while state.total.available_permits() < state.max_concurrent && t0.elapsed().as_secs() < 3 {
+    while state.sandbox_slots.available_permits() < state.max_concurrent
+        && t0.elapsed().as_secs() < 3
+    {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tracing::info!("sandboxd stopped");

@@ -8,7 +8,7 @@ use anyhow::Result;
 pub fn reload_on_hup(state: &State, reload: &dyn Fn() -> Result<Config>) {
     match reload() {
         Ok(new) => {
-            let old = state.live().cfg.clone();
+            let old = state.snapshot().cfg.clone();
             for k in restart_only_changes(&old, &new) {
                 tracing::warn!(
                     key = k,

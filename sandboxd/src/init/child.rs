@@ -6,6 +6,7 @@ use crate::confine;
 use crate::handover::CHANGED_SIGNALS;
 use crate::policy::SandboxSpec;
 use crate::step::{check, StepError};
+use crate::vocab::Layer;
 use crate::wire::{self, Report};
 use std::ffi::CString;
 use std::fs::File;
@@ -19,7 +20,7 @@ pub(super) fn report_pipe() -> Result<(File, File), StepError> {
     check(
         // SAFETY: pipe2 writes two fds into our array.
         unsafe { libc::pipe2(errpipe.as_mut_ptr(), libc::O_CLOEXEC) },
-        "launcher",
+        Layer::Launcher,
         "pipe2",
     )?;
     // SAFETY: fresh fds owned by nobody else.
@@ -36,7 +37,7 @@ pub(super) fn setup_report(err_r: &File) -> Option<Result<Report, StepError>> {
     }
     Some(match wire::decode::<Report>(&buf[4.min(buf.len())..]) {
         Ok(r) => Ok(r),
-        Err(e) => Err(StepError::io("launcher", "read child report", e)),
+        Err(e) => Err(StepError::io(Layer::Launcher, "read child report", e)),
     })
 }
 
@@ -75,12 +76,12 @@ pub(super) fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> 
         )
     };
     if stack == libc::MAP_FAILED {
-        return Err(StepError::os("launcher", "mmap command stack"));
+        return Err(StepError::os(Layer::Launcher, "mmap command stack"));
     }
     check(
         // SAFETY: the guard page lies inside the mapping we just made.
         unsafe { libc::mprotect(stack, page, libc::PROT_NONE) },
-        "launcher",
+        Layer::Launcher,
         "mprotect stack guard",
     )?;
     // SAFETY: `stack + CHILD_STACK` is the end of our mapping (stacks grow down; mmap returns
@@ -94,7 +95,7 @@ pub(super) fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> 
             args as *const ChildArgs as *mut libc::c_void,
         )
     };
-    let err = (pid < 0).then(|| StepError::os("launcher", "clone command"));
+    let err = (pid < 0).then(|| StepError::os(Layer::Launcher, "clone command"));
     // SAFETY: the child no longer runs on this stack (it exec'd or exited).
     unsafe { libc::munmap(stack, CHILD_STACK) };
     match err {
@@ -159,10 +160,7 @@ pub fn resolve_in_path(
     candidates.into_iter().nth(i)
 }
 
-fn cstrings(
-    v: impl Iterator<Item = String>,
-    layer: &'static str,
-) -> Result<Vec<CString>, StepError> {
+fn cstrings(v: impl Iterator<Item = String>, layer: Layer) -> Result<Vec<CString>, StepError> {
     v.map(|s| {
         CString::new(s).map_err(|_| StepError {
             layer,
@@ -185,7 +183,7 @@ fn confine_and_exec(
 ) -> Result<Never, StepError> {
     // SAFETY: plain syscalls on our own process in a single-threaded child.
     unsafe {
-        check(libc::setsid(), "session", "setsid")?;
+        check(libc::setsid(), Layer::Session, "setsid")?;
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
@@ -193,14 +191,14 @@ fn confine_and_exec(
             libc::signal(sig, libc::SIG_DFL);
         }
         let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        check(devnull, "fds", "open /dev/null")?;
-        check(libc::dup2(devnull, 0), "fds", "dup2 stdin")?;
-        check(libc::dup2(stdout.as_raw_fd(), 1), "fds", "dup2 stdout")?;
-        check(libc::dup2(stderr.as_raw_fd(), 2), "fds", "dup2 stderr")?;
-        check(libc::fchdir(cwd.as_raw_fd()), "fds", "fchdir cwd")?;
+        check(devnull, Layer::Fds, "open /dev/null")?;
+        check(libc::dup2(devnull, 0), Layer::Fds, "dup2 stdin")?;
+        check(libc::dup2(stdout.as_raw_fd(), 1), Layer::Fds, "dup2 stdout")?;
+        check(libc::dup2(stderr.as_raw_fd(), 2), Layer::Fds, "dup2 stderr")?;
+        check(libc::fchdir(cwd.as_raw_fd()), Layer::Fds, "fchdir cwd")?;
     }
     confine::rlimits::apply(&spec.limits).map_err(|(name, errno)| StepError {
-        layer: "rlimits",
+        layer: Layer::Rlimits,
         step: format!("setrlimit {name}"),
         errno,
         message: format!("setrlimit {name}: {}", io::Error::from_raw_os_error(errno)),
@@ -216,26 +214,29 @@ fn confine_and_exec(
                 libc::CLOSE_RANGE_CLOEXEC,
             )
         } as i32,
-        "fds",
+        Layer::Fds,
         "close_range",
     )?;
 
     // Everything that allocates happens before the filters go on.
     let program = resolve_program(&spec.argv[0], &spec.env).ok_or_else(|| StepError {
-        layer: "exec",
+        layer: Layer::Exec,
         step: "execve".into(),
         errno: libc::ENOENT,
         message: format!("{}: command not found in PATH", spec.argv[0]),
     })?;
-    let prog_c = cstrings(std::iter::once(program), "exec")?;
-    let argv_c = cstrings(spec.argv.iter().cloned(), "exec")?;
-    let env_c = cstrings(spec.env.iter().map(|(k, v)| format!("{k}={v}")), "exec")?;
+    let prog_c = cstrings(std::iter::once(program), Layer::Exec)?;
+    let argv_c = cstrings(spec.argv.iter().cloned(), Layer::Exec)?;
+    let env_c = cstrings(
+        spec.env.iter().map(|(k, v)| format!("{k}={v}")),
+        Layer::Exec,
+    )?;
     let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
     env_p.push(std::ptr::null());
     let filters = confine::seccomp::prebuilt(spec.network).map_err(|e| StepError {
-        layer: "seccomp",
+        layer: Layer::Seccomp,
         step: "build filter".into(),
         errno: libc::EINVAL,
         message: e,
@@ -244,7 +245,7 @@ fn confine_and_exec(
     check(
         // SAFETY: prctl with constant arguments.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        "no_new_privs",
+        Layer::NoNewPrivs,
         "prctl(PR_SET_NO_NEW_PRIVS)",
     )?;
 
@@ -258,7 +259,7 @@ fn confine_and_exec(
             .raw_os_error()
             .unwrap_or(libc::EINVAL);
         StepError {
-            layer: "seccomp",
+            layer: Layer::Seccomp,
             step: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
             errno,
             message: e.to_string(),
@@ -267,7 +268,10 @@ fn confine_and_exec(
 
     // SAFETY: argv/env arrays are NUL-terminated and their strings outlive the call.
     unsafe { libc::execve(prog_c[0].as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
-    Err(StepError::os("exec", format!("execve {}", spec.argv[0])))
+    Err(StepError::os(
+        Layer::Exec,
+        format!("execve {}", spec.argv[0]),
+    ))
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ mod supervise;
 use crate::handover::{self, ExecFds};
 use crate::policy::{Network, SandboxSpec, WarmShape};
 use crate::step::StepError;
+use crate::vocab::Layer;
 use crate::wire::{self, Report};
 use prepare::{prepare, set_nice, Prepared, PREPARE_NICE};
 use std::fs::File;
@@ -144,12 +145,12 @@ fn init(
 /// The request's spec, from the status socket; a spec naming the launcher's warm mount plan gets
 /// that plan.
 fn read_spec(status: &mut File, prepared: &mut Prepared) -> Result<SandboxSpec, StepError> {
-    let mut spec: SandboxSpec =
-        wire::read_frame(status).map_err(|e| StepError::io("launcher", "read sandbox spec", e))?;
+    let mut spec: SandboxSpec = wire::read_frame(status)
+        .map_err(|e| StepError::io(Layer::Launcher, "read sandbox spec", e))?;
     if spec.mounts_warm {
         spec.mounts = prepared.warm_plan.take().ok_or_else(|| {
             StepError::new(
-                "launcher",
+                Layer::Launcher,
                 "read sandbox spec",
                 libc::EINVAL,
                 "the spec names the launcher's warm mount plan, which this sandbox was not given",

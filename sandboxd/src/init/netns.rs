@@ -1,6 +1,7 @@
 //! `network = "private"`: the sandbox's own network namespace, loopback only.
 
 use crate::step::{check, StepError};
+use crate::vocab::Layer;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// `network = "private"`: a network namespace of our own (owned by the sandbox's user namespace)
@@ -9,12 +10,12 @@ pub(super) fn private_network() -> Result<(), StepError> {
     check(
         // SAFETY: unshare with a constant flag in this single-threaded process.
         unsafe { libc::unshare(libc::CLONE_NEWNET) },
-        "namespaces",
+        Layer::Namespaces,
         "unshare(CLONE_NEWNET)",
     )?;
     // SAFETY: a plain socket for the interface ioctls, closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    check(fd, "namespaces", "socket for loopback setup")?;
+    check(fd, Layer::Namespaces, "socket for loopback setup")?;
     // SAFETY: fresh fd owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: ifreq is plain data; zeroed is valid.
@@ -26,13 +27,13 @@ pub(super) fn private_network() -> Result<(), StepError> {
     unsafe {
         check(
             libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr),
-            "namespaces",
+            Layer::Namespaces,
             "SIOCGIFFLAGS lo",
         )?;
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
         check(
             libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr),
-            "namespaces",
+            Layer::Namespaces,
             "SIOCSIFFLAGS lo up",
         )?;
     }

@@ -7,6 +7,7 @@ use crate::confine::mounts::MountPlan;
 use crate::policy::WarmShape;
 use crate::rootfs;
 use crate::step::StepError;
+use crate::vocab::Layer;
 use std::path::Path;
 
 /// What `prepare` has done ahead of the request.
@@ -45,16 +46,16 @@ pub(super) fn prepare(
     // its memory); we go back to non-dumpable right after.
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
-    write_file("/proc/self/setgroups", "deny", "namespaces")?;
+    write_file("/proc/self/setgroups", "deny", Layer::Namespaces)?;
     write_file(
         "/proc/self/uid_map",
         &format!("{uid} {uid} 1\n"),
-        "namespaces",
+        Layer::Namespaces,
     )?;
     write_file(
         "/proc/self/gid_map",
         &format!("{gid} {gid} 1\n"),
-        "namespaces",
+        Layer::Namespaces,
     )?;
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
@@ -85,7 +86,7 @@ pub(super) fn prepare(
     Ok(prepared)
 }
 
-fn write_file(path: &str, data: &str, layer: &'static str) -> Result<(), StepError> {
+fn write_file(path: &str, data: &str, layer: Layer) -> Result<(), StepError> {
     std::fs::write(path, data).map_err(|e| StepError::io(layer, format!("write {path}"), e))
 }
 

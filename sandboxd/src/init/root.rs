@@ -6,6 +6,7 @@ use super::prepare::Prepared;
 use crate::confine::mounts::MountPlan;
 use crate::policy::SandboxSpec;
 use crate::step::StepError;
+use crate::vocab::Layer;
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -35,7 +36,7 @@ pub(super) fn build(
     let workspace = stage
         .bind_workspace(&spec.workspace, handed_workspace, spec.fs.workspace_writable)?
         .ok_or_else(|| StepError::new(
-            "mounts",
+            Layer::Mounts,
             "open workspace",
             libc::EACCES,
             format!("workspace {} is not reachable by the sandbox user (a parent directory is not searchable); place it where that user can traverse", spec.workspace.display()),
@@ -47,8 +48,15 @@ pub(super) fn build(
 /// The command's working directory, resolved again beneath the workspace: the kernel re-checks
 /// that it stays inside, whatever changed since the daemon looked.
 pub(super) fn open_cwd(workspace: &OwnedFd, spec: &SandboxSpec) -> Result<OwnedFd, StepError> {
-    crate::workspace::open_beneath(workspace, &spec.cwd, libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(|errno| StepError::io("mounts", "open cwd", io::Error::from_raw_os_error(errno)))
+    crate::workspace::open_beneath(workspace, &spec.cwd, libc::O_PATH | libc::O_DIRECTORY).map_err(
+        |errno| {
+            StepError::io(
+                Layer::Mounts,
+                "open cwd",
+                io::Error::from_raw_os_error(errno),
+            )
+        },
+    )
 }
 
 #[cfg(test)]

@@ -69,11 +69,29 @@ pub(super) fn ruleset(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{FsPolicy, Network};
+    use crate::policy::{FsPolicy, Limits, Network};
     use landlock::ABI;
 
+    /// The default profile's policy (`config::Profile::default()`), from the policy's own
+    /// defaults: the init stays below the config.
+    struct DefaultProfile {
+        limits: Limits,
+        filesystem: FsPolicy,
+        network: Network,
+        connect_ports: Vec<u16>,
+    }
+
+    fn default_profile() -> DefaultProfile {
+        DefaultProfile {
+            limits: Limits::default(),
+            filesystem: FsPolicy::default(),
+            network: Network::default(),
+            connect_ports: vec![],
+        }
+    }
+
     fn spec(fs: FsPolicy, network: Network, ports: Vec<u16>) -> SandboxSpec {
-        let p = crate::config::Profile::default();
+        let p = default_profile();
         SandboxSpec {
             workspace: "/w".into(),
             cwd: "".into(),
@@ -93,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_warm_ruleset_is_reused_only_for_the_same_shape_and_abi() {
-        let p = crate::config::Profile::default();
+        let p = default_profile();
         let shape = WarmShape {
             fs: p.filesystem.clone(),
             network: p.network,

@@ -2,6 +2,7 @@
 //! the status socket; then every process of the namespace killed and reaped, with its usage.
 
 use crate::step::{check, StepError};
+use crate::vocab::Layer;
 use crate::wire::Report;
 use std::fs::File;
 use std::io;
@@ -17,11 +18,11 @@ pub(super) fn sigchld_fd() -> Result<OwnedFd, StepError> {
         libc::sigaddset(&mut set, libc::SIGCHLD);
         check(
             libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
-            "launcher",
+            Layer::Launcher,
             "sigprocmask",
         )?;
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        check(fd, "launcher", "signalfd")?;
+        check(fd, Layer::Launcher, "signalfd")?;
         OwnedFd::from_raw_fd(fd)
     };
     Ok(sigfd)

@@ -1,9 +1,12 @@
-//! Daemon side of one exec: hands the launcher the fds, sends the spec, streams output with a cap,
-//! and turns the sandbox's reports into the final result. Dropping the status socket (client gone,
-//! shutdown) makes the sandbox init kill everything it runs.
+//! The exec session: the daemon side of one exec, from an admitted request to its `ExecResult`.
+//! Makes the pipes, hands the launcher the fds, sends the spec, streams output with a cap, and
+//! turns the sandbox's reports into the final result. Dropping the status socket (client gone,
+//! shutdown) makes the sandbox init kill everything it runs. (The command itself is spawned
+//! inside the sandbox, by `init::child`.)
 
 use crate::launcher::Launcher;
 use crate::policy::SandboxSpec;
+use crate::vocab::{Layer, LimitHit};
 use crate::wire::{self, Report};
 use nanobot_proto::pb::{exec_event::Event, ExecEvent, ExecResult};
 use std::io;
@@ -40,17 +43,19 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
 }
 
-pub fn refused(layer: &str, step: &str, errno: i32, message: String, profile: &str) -> ExecResult {
-    ExecResult {
+/// The result of an exec the sandbox refused: `layer` failed at `step` with `errno`.
+pub fn refused(layer: Layer, step: &str, errno: i32, message: String, profile: &str) -> ExecResult {
+    let mut r = ExecResult {
         exit_code: -1,
         refused: true,
-        refused_layer: layer.into(),
         refused_reason: format!("sandbox refused: {layer} layer failed: {message}"),
         failed_step: step.into(),
         errno,
         profile: profile.into(),
         ..Default::default()
-    }
+    };
+    layer.set_refused(&mut r);
+    r
 }
 
 async fn read_report(s: &mut tokio::net::UnixStream) -> io::Result<Report> {
@@ -166,7 +171,7 @@ pub async fn run(
 ) -> Outcome {
     let t0 = Instant::now();
     let profile = p.profile.clone();
-    let fail = |layer: &str, step: &str, e: io::Error| {
+    let fail = |layer: Layer, step: &str, e: io::Error| {
         Outcome::Done(Box::new(refused(
             layer,
             step,
@@ -177,20 +182,20 @@ pub async fn run(
     };
     let (out_r, out_w) = match pipe() {
         Ok(p) => p,
-        Err(e) => return fail("launcher", "pipe2", e),
+        Err(e) => return fail(Layer::Launcher, "pipe2", e),
     };
     let (err_r, err_w) = match pipe() {
         Ok(p) => p,
-        Err(e) => return fail("launcher", "pipe2", e),
+        Err(e) => return fail(Layer::Launcher, "pipe2", e),
     };
     let (status_ours, status_theirs) = match std::os::unix::net::UnixStream::pair() {
         Ok(p) => p,
-        Err(e) => return fail("launcher", "socketpair", e),
+        Err(e) => return fail(Layer::Launcher, "socketpair", e),
     };
     let status_theirs: OwnedFd = status_theirs.into();
     let spec_bytes = match wire::encode(&p.spec) {
         Ok(b) => b,
-        Err(e) => return fail("launcher", "encode spec", e),
+        Err(e) => return fail(Layer::Launcher, "encode spec", e),
     };
     // Queue the spec before the sandbox exists, so it never waits for it; whatever does not fit
     // in the socket buffer follows below.
@@ -198,15 +203,15 @@ pub async fn run(
     let sent = match std::io::Write::write(&mut &status_ours, &spec_bytes) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(e) => return fail("launcher", "send spec", e),
+        Err(e) => return fail(Layer::Launcher, "send spec", e),
     };
     if let Err(e) = launcher.launch(&status_theirs, &out_w, &err_w, &p.workspace_fd) {
-        return fail("launcher", "hand over to launcher", e);
+        return fail(Layer::Launcher, "hand over to launcher", e);
     }
     drop((status_theirs, out_w, err_w, p.workspace_fd));
     let mut status = match tokio::net::UnixStream::from_std(status_ours) {
         Ok(s) => s,
-        Err(e) => return fail("launcher", "register status socket", e),
+        Err(e) => return fail(Layer::Launcher, "register status socket", e),
     };
     if let Err(e) = status.write_all(&spec_bytes[sent..]).await {
         // The launcher closes the socket after reporting that it could not create the sandbox
@@ -219,9 +224,9 @@ pub async fn run(
             message,
         })) = early
         {
-            return Outcome::Done(Box::new(refused(&layer, &step, errno, message, &profile)));
+            return Outcome::Done(Box::new(refused(layer, &step, errno, message, &profile)));
         }
-        return fail("launcher", "send spec", e);
+        return fail(Layer::Launcher, "send spec", e);
     }
 
     let (started_tx, started_rx) = watch::channel(false);
@@ -267,7 +272,7 @@ pub async fn run(
                 errno,
                 message,
             }) => {
-                result = refused(&layer, &step, errno, message, &profile);
+                result = refused(layer, &step, errno, message, &profile);
                 break;
             }
             Ok(Report::Exited {
@@ -290,7 +295,7 @@ pub async fn run(
             }
             Err(e) => {
                 result = refused(
-                    "launcher",
+                    Layer::Launcher,
                     "sandbox init",
                     e.raw_os_error().unwrap_or(0),
                     format!("sandbox init ended without a result: {e}"),
@@ -319,7 +324,7 @@ pub async fn run(
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
-    r.limit_hit = limit_hit(&r, shell_command(&p.spec.argv).is_some()).into();
+    LimitHit::set(limit_hit(&r, shell_command(&p.spec.argv).is_some()), &mut r);
     Outcome::Done(Box::new(r))
 }
 
@@ -342,18 +347,18 @@ pub fn shell_command(argv: &[String]) -> Option<&str> {
 
 /// Which profile limit ended or cut the command, when the kernel says so. Under `sh -c` the
 /// signal usually hits a child of the shell, which then exits with 128+N.
-pub fn limit_hit(r: &ExecResult, via_shell: bool) -> &'static str {
+pub fn limit_hit(r: &ExecResult, via_shell: bool) -> Option<LimitHit> {
     let killed_by = |sig: i32| r.signal == sig || (via_shell && r.exit_code == 128 + sig);
     if r.timed_out {
-        "timeout_secs"
+        Some(LimitHit::TimeoutSecs)
     } else if killed_by(libc::SIGXCPU) {
-        "cpu_secs"
+        Some(LimitHit::CpuSecs)
     } else if killed_by(libc::SIGXFSZ) {
-        "file_size_bytes"
+        Some(LimitHit::FileSizeBytes)
     } else if r.stdout_truncated || r.stderr_truncated {
-        "output_limit_bytes"
+        Some(LimitHit::OutputLimitBytes)
     } else {
-        ""
+        None
     }
 }
 
@@ -378,6 +383,36 @@ mod tests {
         assert_eq!(shell_command(&v(&["/bin/sh", "-c"])), None);
         assert_eq!(shell_command(&v(&["/bin/bash", "-c", "x"])), None);
         assert_eq!(shell_command(&v(&["ls", "-c", "x"])), None);
+    }
+
+    #[test]
+    fn limit_hit_names_the_limit_the_kernel_or_the_cap_reports() {
+        let r = |f: fn(&mut ExecResult)| {
+            let mut r = ExecResult::default();
+            f(&mut r);
+            r
+        };
+        assert_eq!(limit_hit(&r(|_| {}), true), None);
+        let timed_out = r(|r| {
+            r.timed_out = true;
+            r.stdout_truncated = true;
+        });
+        assert_eq!(limit_hit(&timed_out, false), Some(LimitHit::TimeoutSecs));
+        let xcpu = r(|r| r.signal = libc::SIGXCPU);
+        assert_eq!(limit_hit(&xcpu, false), Some(LimitHit::CpuSecs));
+        // Under `sh -c` the shell reports its child's signal as 128+N; an argv command's own
+        // exit code 128+N is just its code.
+        let xfsz_via_shell = r(|r| r.exit_code = 128 + libc::SIGXFSZ);
+        assert_eq!(
+            limit_hit(&xfsz_via_shell, true),
+            Some(LimitHit::FileSizeBytes)
+        );
+        assert_eq!(limit_hit(&xfsz_via_shell, false), None);
+        let cut = r(|r| r.stderr_truncated = true);
+        assert_eq!(limit_hit(&cut, false), Some(LimitHit::OutputLimitBytes));
+        let mut done = cut.clone();
+        LimitHit::set(limit_hit(&cut, false), &mut done);
+        assert_eq!(done.limit_hit, "output_limit_bytes");
     }
 
     #[test]

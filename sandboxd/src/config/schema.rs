@@ -1,0 +1,121 @@
+//! The keys of the configuration: the main file's (`Config`) and a profile's (`Profile`, a
+//! `[profiles.NAME]` table or a `profiles.d/NAME.toml` file). Their defaults are in `defaults.rs`.
+
+use crate::policy::{FsPolicy, Limits, Network};
+use crate::tenants::WorkspaceGrant;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen when not socket-activated.
+    pub socket: PathBuf,
+    /// User to drop to when started as root.
+    pub user: Option<String>,
+    /// Group that owns the socket (clients in it may connect; allow_gids still decides).
+    pub socket_group: Option<String>,
+    /// Requests may name workspaces beneath these directories only.
+    pub workspace_roots: Vec<PathBuf>,
+    /// Peers allowed to connect, by uid; empty means the daemon's own uid.
+    pub allow_uids: Vec<u32>,
+    /// Peers allowed to connect, by primary or supplementary gid.
+    pub allow_gids: Vec<u32>,
+    /// The same by group name (resolved at start), e.g. the agent's group `nanobot`.
+    pub allow_groups: Vec<String>,
+    /// Sandboxes running at once, over all peers.
+    pub max_concurrent: usize,
+    /// Sandboxes running at once for one peer uid.
+    pub max_concurrent_per_peer: usize,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Longest command (or argv, summed) accepted, in bytes.
+    pub max_command_bytes: usize,
+    pub log_format: LogFormat,
+    /// Oldest Landlock ABI accepted; execs fail closed on older kernels.
+    pub min_landlock_abi: u32,
+    /// Layers that may be missing: execs then run without them and every result and `Info` say
+    /// so. Empty (the default) means every layer is required. Only "landlock" can be listed; the
+    /// other layers are what the sandbox is built from.
+    pub allow_degraded: Vec<String>,
+    /// The command guard's built-in deny patterns (the security guide's list) are on.
+    pub guard_defaults: bool,
+    /// Extra command-guard patterns (see docs/guard.md); a match blocks the exec.
+    pub deny_patterns: Vec<String>,
+    /// Exceptions: a simple command matching one of these is never blocked by a word pattern.
+    pub allow_patterns: Vec<String>,
+    /// read_file returns at most this many characters and says how to read on.
+    pub read_max_chars: usize,
+    /// write_file/edit_file refuse content larger than this many bytes.
+    pub write_max_bytes: usize,
+    /// list_dir returns at most this many entries.
+    pub list_max_entries: usize,
+    pub profiles: BTreeMap<String, Profile>,
+    /// Explicit workspace grants (`[[workspaces]]`), on top of the default `<root>/<user>` when
+    /// the daemon serves several tenants (see tenants.rs).
+    pub workspaces: Vec<WorkspaceGrant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// Timeout applied when the request names none (the security guide's default: 60 s).
+    pub timeout_secs: u32,
+    /// Ceiling for a request's timeout.
+    pub max_timeout_secs: u32,
+    /// Output kept per stream (the guide promises 10 KB); the rest is read and discarded.
+    pub output_limit_bytes: u64,
+    pub network: Network,
+    /// With `network = "ports"`: the TCP ports commands may connect to.
+    pub connect_ports: Vec<u16>,
+    /// Command-guard patterns added to the global ones for this profile (see docs/guard.md).
+    pub deny_patterns: Vec<String>,
+    pub allow_patterns: Vec<String>,
+    /// Peers that may use this profile, by uid and by primary or supplementary gid. Both empty:
+    /// every peer the daemon accepts.
+    pub grant_uids: Vec<u32>,
+    pub grant_gids: Vec<u32>,
+    pub limits: Limits,
+    pub filesystem: FsPolicy,
+    /// Environment variable names a request may set.
+    pub env_pass: Vec<String>,
+    /// Variables set for every command.
+    pub env_set: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// The guard patterns in force for a profile: the global ones, then the profile's.
+    pub fn patterns_for(&self, p: &Profile) -> (Vec<String>, Vec<String>) {
+        let deny = self
+            .deny_patterns
+            .iter()
+            .chain(&p.deny_patterns)
+            .cloned()
+            .collect();
+        let allow = self
+            .allow_patterns
+            .iter()
+            .chain(&p.allow_patterns)
+            .cloned()
+            .collect();
+        (deny, allow)
+    }
+}
+
+impl Profile {
+    /// Whether a peer with this uid and these gids (primary and supplementary) may use it.
+    pub fn granted(&self, uid: u32, gids: &[u32]) -> bool {
+        (self.grant_uids.is_empty() && self.grant_gids.is_empty())
+            || self.grant_uids.contains(&uid)
+            || gids.iter().any(|g| self.grant_gids.contains(g))
+    }
+}

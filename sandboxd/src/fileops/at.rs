@@ -1,0 +1,106 @@
+//! The raw `*at` syscalls the file operations use, as safe functions over a directory fd and one
+//! NUL-terminated name (never a path: the directory fd was resolved beneath the workspace, and a
+//! single component cannot leave it). The only `unsafe` code of fileops is here.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The fd as a `File` (owning it).
+pub(super) fn file_of(fd: OwnedFd) -> File {
+    File::from(fd)
+}
+
+/// A `File` view of a borrowed fd, for `metadata()`; it never closes the fd.
+pub(super) fn file_of_ref(fd: &OwnedFd) -> ManuallyDrop<File> {
+    // SAFETY: a non-owning File view of a live fd; ManuallyDrop keeps it from closing it.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) })
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the entry itself, a final symlink not followed.
+pub(super) fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: fstatat with a valid dirfd, a NUL-terminated name and a stat buffer we own; an
+    // all-zero `stat` is a valid value of this plain C struct.
+    let (r, st) = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        let r = libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
+        (r, st)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// `mkdirat(dir, name, mode)`.
+pub(super) fn mkdir_at(dir: &OwnedFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: mkdirat with a valid dirfd and a NUL-terminated single component.
+    let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new file `name` in `dir`, created for writing with `mode`; fails if anything is there
+/// already (`O_CREAT | O_EXCL | O_NOFOLLOW`).
+pub(super) fn create_new_at(dir: &OwnedFd, name: &CStr, mode: u32) -> io::Result<File> {
+    // SAFETY: openat with a valid dirfd and a NUL-terminated single-component name.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd; nobody else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// `unlinkat(dir, name, 0)`.
+pub(super) fn unlink_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: unlinkat with a valid dirfd and a NUL-terminated name.
+    let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `renameat(dir, from, dir, to)`: a rename within one directory.
+pub(super) fn rename_at(dir: &OwnedFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: renameat within one directory fd, both names NUL-terminated single components.
+    let r = unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The directory itself, opened for reading (an `O_PATH` fd cannot be fsynced).
+pub(super) fn open_dir_at(dir: &OwnedFd) -> io::Result<File> {
+    // SAFETY: openat of "." relative to a valid dirfd.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd just opened; nobody else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}

@@ -1,0 +1,120 @@
+//! read_file: a UTF-8 text file, a window of its lines, cut at the character cap with a note
+//! saying how to read on.
+
+use super::at::file_of;
+use super::errno::{io_err, map_errno};
+use super::error::{line_span, plural};
+use super::{FileError, Limits, MAX_FILE_BYTES};
+use crate::workspace::open_beneath;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Open a regular file beneath the workspace for reading, refusing hard links and huge files.
+pub(super) fn open_text(ws: &OwnedFd, rel: &Path, shown: &str) -> Result<Vec<u8>, FileError> {
+    let fd = open_beneath(ws, rel, libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .map_err(|e| map_errno(e, shown, "open"))?;
+    let mut f = file_of(fd);
+    let md = f.metadata().map_err(|e| io_err(shown, "stat", e))?;
+    if md.is_dir() {
+        return Err(FileError::IsDir(shown.into()));
+    }
+    if !md.is_file() {
+        return Err(FileError::NotFile(shown.into()));
+    }
+    if md.nlink() > 1 {
+        return Err(FileError::HardLink(shown.into()));
+    }
+    if md.len() > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge {
+            path: shown.into(),
+            size: md.len(),
+            limit: MAX_FILE_BYTES,
+            hint: "use exec with head, sed -n or grep to read parts of it",
+        });
+    }
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    Read::by_ref(&mut f)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_err(shown, "read", e))?;
+    Ok(buf)
+}
+
+pub(super) fn decode(buf: Vec<u8>, shown: &str) -> Result<String, FileError> {
+    if buf[..buf.len().min(8192)].contains(&0) {
+        return Err(FileError::Binary(shown.into()));
+    }
+    String::from_utf8(buf).map_err(|_| FileError::InvalidUtf8(shown.into()))
+}
+
+pub struct ReadOut {
+    pub content: String,
+    pub truncated: bool,
+    pub note: String,
+    pub total_lines: u32,
+}
+
+pub fn read_file(
+    ws: &OwnedFd,
+    rel: &Path,
+    shown: &str,
+    offset: u32,
+    limit: u32,
+    lim: Limits,
+) -> Result<ReadOut, FileError> {
+    if rel.as_os_str().is_empty() {
+        return Err(FileError::IsDir(shown.into()));
+    }
+    let text = decode(open_text(ws, rel, shown)?, shown)?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let total = lines.len();
+    let first = offset.max(1) as usize;
+    if first > total.max(1) {
+        return Err(FileError::Offset {
+            path: shown.into(),
+            offset,
+            lines: total,
+        });
+    }
+    let end = if limit == 0 {
+        total
+    } else {
+        (first - 1 + limit as usize).min(total)
+    };
+    let selected: String = lines[(first - 1).min(total)..end].concat();
+    let chars = selected.chars().count();
+    if chars <= lim.read_max_chars {
+        return Ok(ReadOut {
+            content: selected,
+            truncated: false,
+            note: String::new(),
+            total_lines: total as u32,
+        });
+    }
+    // Cut at the cap, on a line boundary when there is one, and say how to read on.
+    let cut_byte = selected
+        .char_indices()
+        .nth(lim.read_max_chars)
+        .map(|(i, _)| i)
+        .unwrap_or(selected.len());
+    let cut = match selected[..cut_byte].rfind('\n') {
+        Some(nl) if nl > 0 => nl + 1,
+        _ => cut_byte,
+    };
+    let content = selected[..cut].to_string();
+    let shown_lines = content.matches('\n').count().max(1);
+    let next = first + shown_lines;
+    let note = format!(
+        "[truncated: showing {} of {chars} ({} of {total}); read on with offset={next}]",
+        plural(content.chars().count() as u64, "character"),
+        line_span(first, next - 1)
+    );
+    Ok(ReadOut {
+        content,
+        truncated: true,
+        note,
+        total_lines: total as u32,
+    })
+}
