@@ -4,11 +4,12 @@ use crate::cli::globals::Globals;
 use crate::sandbox::drain::{self, Failed, Finished};
 use crate::sandbox::outcome::{exit_code, program_failure, truncated, EXIT_REFUSED};
 use crate::sandbox::socket;
+use crate::sandbox::vocab;
 use crate::sandbox::workspace::relative_cwd;
 use crate::text::{count, invalid_utf8_bytes, thousands};
 use crate::tools::exec_format::Stream;
 use anyhow::Result;
-use nanobot_proto::pb::{ExecRequest, ExecResult};
+use nanobot_proto::pb::{ExecRequest, ExecResult, LimitHit};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -176,20 +177,22 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         for d in &r.degraded {
             eprintln!("nanobot: warning: sandbox ran DEGRADED, without {d}");
         }
-        match r.limit_hit.as_str() {
-            "" => {}
-            "timeout_secs" => eprintln!(
+        match vocab::limit_hit(&r) {
+            // A limit newer than this client: its name is all there is to say.
+            LimitHit::Unspecified if !r.limit_hit.is_empty() => {
+                eprintln!("nanobot: limit hit: {}", r.limit_hit)
+            }
+            LimitHit::Unspecified | LimitHit::OutputLimitBytes => {}
+            LimitHit::TimeoutSecs => eprintln!(
                 "nanobot: limit hit: timeout_secs: the command timed out after {} s and was killed",
                 r.timeout_secs
             ),
-            "output_limit_bytes" => {}
-            "cpu_secs" => eprintln!(
+            LimitHit::CpuSecs => eprintln!(
                 "nanobot: limit hit: cpu_secs: the command used up its CPU time and was killed (SIGXCPU)"
             ),
-            "file_size_bytes" => eprintln!(
+            LimitHit::FileSizeBytes => eprintln!(
                 "nanobot: limit hit: file_size_bytes: the command wrote past the largest file allowed (SIGXFSZ)"
             ),
-            other => eprintln!("nanobot: limit hit: {other}"),
         }
         if truncated(&r) {
             eprintln!("nanobot: {}", truncation_note(&r, code));

@@ -2,7 +2,7 @@
 //! exec`) reports, as documented and as the shell would (124 timeout, 125 refused or incomplete,
 //! 126/127 a program not executable / not found, 128+N a signal).
 
-use nanobot_proto::pb::ExecResult;
+use nanobot_proto::pb::{ExecResult, Layer};
 
 pub const EXIT_TIMEOUT: i32 = 124;
 pub const EXIT_REFUSED: i32 = 125;
@@ -17,7 +17,7 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 /// not executable) and the message to print. Every other refusal stays 125.
 pub fn program_failure(r: &ExecResult, program: Option<&str>) -> Option<(i32, String)> {
     let program = program?;
-    if !r.refused || r.refused_layer != "exec" || !r.failed_step.starts_with("execve") {
+    if !r.refused || super::vocab::layer(r) != Layer::Exec || !r.failed_step.starts_with("execve") {
         return None;
     }
     match r.errno {

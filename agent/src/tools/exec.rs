@@ -4,10 +4,11 @@
 
 use crate::sandbox::drain::{self, Failed};
 use crate::sandbox::outcome::{exit_code, EXIT_REFUSED};
+use crate::sandbox::vocab;
 use crate::sandbox::workspace::relative_cwd;
 use crate::tools::context::{arg, err, opt_arg, Ctx, Output, EXIT_BAD_ARGS};
 use crate::tools::exec_format::{format_exec, Ending, Stream};
-use nanobot_proto::pb::ExecRequest;
+use nanobot_proto::pb::{ExecRequest, LimitHit};
 use serde_json::Value;
 use std::time::Instant;
 
@@ -112,6 +113,11 @@ async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
         ),
     );
     let code = exit_code(&r, None);
+    let limit = vocab::limit_hit(&r);
+    let limit_hit = match limit {
+        LimitHit::Unspecified => r.limit_hit.clone(),
+        l => vocab::limit_name(l).into(),
+    };
     let text = format_exec(
         &Stream::new(out, r.stdout_tail, r.stdout_bytes),
         &Stream::new(errb, r.stderr_tail, r.stderr_bytes),
@@ -120,7 +126,8 @@ async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
             signal: r.signal,
             timed_out: r.timed_out,
             timeout_secs: r.timeout_secs,
-            limit_hit: r.limit_hit,
+            limit,
+            limit_hit,
             sandbox_truncated: r.stdout_truncated || r.stderr_truncated,
         },
     );

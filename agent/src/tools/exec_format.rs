@@ -3,6 +3,7 @@
 //! `STDERR:` section, how the command ended, and notes on what was cut or replaced.
 
 use crate::text::{count, invalid_utf8_bytes, split_char_at_end, split_char_at_start, thousands};
+use nanobot_proto::pb::LimitHit;
 use std::borrow::Cow;
 
 /// Output longer than this is cut for the model, as upstream does.
@@ -146,8 +147,10 @@ pub struct Ending {
     pub signal: i32,
     pub timed_out: bool,
     pub timeout_secs: u32,
-    /// sandboxd's `limit_hit`.
+    /// sandboxd's `limit_hit`, as its name (a limit newer than this client is only a name).
     pub limit_hit: String,
+    /// The same limit as the contract's enum, which decides what is said about it.
+    pub limit: LimitHit,
     /// The daemon cut a stream at the profile's output limit.
     pub sandbox_truncated: bool,
 }
@@ -208,9 +211,13 @@ pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
     } else if end.exit_code != 0 {
         ending.push(format!("Exit code: {}", end.exit_code));
     }
-    match end.limit_hit.as_str() {
-        "" | "timeout_secs" | "output_limit_bytes" => {}
-        l => ending.push(format!("Limit hit: {l}")),
+    // A timeout and the output cut have their own words above and below.
+    if !matches!(
+        end.limit,
+        LimitHit::TimeoutSecs | LimitHit::OutputLimitBytes
+    ) && !end.limit_hit.is_empty()
+    {
+        ending.push(format!("Limit hit: {}", end.limit_hit));
     }
     let show_err = !stderr.is_blank();
     let assemble = |out: &Rendered, err: &Rendered| {
@@ -358,6 +365,7 @@ mod tests {
             signal: 15,
             sandbox_truncated: true,
             limit_hit: "output_limit_bytes".into(),
+            limit: LimitHit::OutputLimitBytes,
             exit_code: -1,
             ..Default::default()
         };
@@ -392,6 +400,7 @@ mod tests {
             timed_out: true,
             timeout_secs: 5,
             limit_hit: "timeout_secs".into(),
+            limit: LimitHit::TimeoutSecs,
             exit_code: -1,
             signal: 9,
             ..Default::default()
@@ -401,6 +410,7 @@ mod tests {
         let end = Ending {
             signal: 24,
             limit_hit: "cpu_secs".into(),
+            limit: LimitHit::CpuSecs,
             ..Default::default()
         };
         assert_eq!(

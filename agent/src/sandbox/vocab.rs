@@ -1,0 +1,105 @@
+//! The contract's vocabulary for how an exec ended, read from a result: the layer that refused it
+//! and the profile limit it ran into. sandboxd sends both as proto enums (`refused_layer_kind`,
+//! `limit_hit_kind`) and, for older clients, as strings; a daemon older than the enums sends only
+//! the strings, which are read here too, so the rest of the agent matches on the enums alone.
+
+use nanobot_proto::pb::{ExecResult, Layer, LimitHit};
+
+/// The layer that refused or failed the exec; `Unspecified` when it ran.
+pub fn layer(r: &ExecResult) -> Layer {
+    match r.refused_layer_kind() {
+        Layer::Unspecified => layer_named(&r.refused_layer),
+        l => l,
+    }
+}
+
+/// The profile limit the command ran into; `Unspecified` when none.
+pub fn limit_hit(r: &ExecResult) -> LimitHit {
+    match r.limit_hit_kind() {
+        LimitHit::Unspecified => limit_named(&r.limit_hit),
+        l => l,
+    }
+}
+
+/// The name operators and docs use for a limit (the profile's key), as the daemon spells it.
+pub fn limit_name(l: LimitHit) -> &'static str {
+    match l {
+        LimitHit::Unspecified => "",
+        LimitHit::TimeoutSecs => "timeout_secs",
+        LimitHit::CpuSecs => "cpu_secs",
+        LimitHit::FileSizeBytes => "file_size_bytes",
+        LimitHit::OutputLimitBytes => "output_limit_bytes",
+    }
+}
+
+fn limit_named(s: &str) -> LimitHit {
+    [
+        LimitHit::TimeoutSecs,
+        LimitHit::CpuSecs,
+        LimitHit::FileSizeBytes,
+        LimitHit::OutputLimitBytes,
+    ]
+    .into_iter()
+    .find(|l| limit_name(*l) == s)
+    .unwrap_or(LimitHit::Unspecified)
+}
+
+/// The daemon's string for a layer is the proto name without its `LAYER_` prefix, lower-cased.
+fn layer_named(s: &str) -> Layer {
+    if s.is_empty() {
+        return Layer::Unspecified;
+    }
+    Layer::from_str_name(&format!("LAYER_{}", s.to_ascii_uppercase())).unwrap_or(Layer::Unspecified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_win_and_strings_from_older_daemons_are_read_alike() {
+        let mut r = ExecResult {
+            limit_hit: "cpu_secs".into(),
+            refused_layer: "no_new_privs".into(),
+            ..Default::default()
+        };
+        assert_eq!(limit_hit(&r), LimitHit::CpuSecs);
+        assert_eq!(layer(&r), Layer::NoNewPrivs);
+        r.set_limit_hit_kind(LimitHit::TimeoutSecs);
+        r.set_refused_layer_kind(Layer::Exec);
+        assert_eq!(limit_hit(&r), LimitHit::TimeoutSecs);
+        assert_eq!(layer(&r), Layer::Exec);
+        let none = ExecResult::default();
+        assert_eq!(limit_hit(&none), LimitHit::Unspecified);
+        assert_eq!(layer(&none), Layer::Unspecified);
+        // Every limit's name reads back to it; every layer string the daemon sends is known.
+        for l in [
+            LimitHit::TimeoutSecs,
+            LimitHit::CpuSecs,
+            LimitHit::FileSizeBytes,
+            LimitHit::OutputLimitBytes,
+        ] {
+            assert_eq!(limit_named(limit_name(l)), l);
+        }
+        for s in [
+            "guard",
+            "launcher",
+            "namespaces",
+            "mounts",
+            "session",
+            "fds",
+            "rlimits",
+            "no_new_privs",
+            "landlock",
+            "seccomp",
+            "exec",
+        ] {
+            assert_ne!(layer_named(s), Layer::Unspecified, "{s}");
+            assert_eq!(
+                layer_named(s).as_str_name(),
+                format!("LAYER_{}", s.to_uppercase())
+            );
+        }
+        assert_eq!(layer_named("nosuch"), Layer::Unspecified);
+    }
+}
