@@ -2,7 +2,17 @@
 """Module dependency graph of a Rust crate from its `use crate::…`, `crate::…`, `super::…` and
 child-module references; prints the modules in dependency order (each after everything it uses)
 and exits 1 on a cycle. Usage: scripts/module-deps.py [agent/src] [--tests] [--edges]
-Test code (`#[cfg(test)] mod tests { … }` at the end of a file) is left out unless --tests."""
+Test code (`#[cfg(test)] mod tests { … }` at the end of a file) is left out unless --tests; with
+--tests it is resolved as the child module `<file's module>::tests` (so `super::x` in it names the
+file's own module and `super::super::x` its parent), and its edges count as the file's.
+
+Rules: a parent's `mod child;` alone is no edge; a parent naming a child's item (`pub use
+child::X`, `child::f()`) is a parent→child edge; a child naming an item through its parent
+(`super::X`, `crate::parent::X`, even a re-export) is a child→parent edge. So a parent that both
+re-exports its children and is reached through by them is a cycle: children import siblings
+directly (`super::sibling::X`) and the parent is declarations + re-exports for the rest of the
+crate. A crate with both lib.rs and main.rs: main.rs is the binary, a separate crate that uses the
+library by name, so only lib.rs is the crate root here."""
 import os, re, sys
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -20,7 +30,10 @@ for d, _, names in os.walk(root):
     for n in names:
         if n.endswith(".rs"):
             p = os.path.join(d, n)
-            files[module_of(os.path.relpath(p, root))] = open(p).read()
+            rel = os.path.relpath(p, root)
+            if rel == "main.rs" and os.path.exists(os.path.join(root, "lib.rs")):
+                continue
+            files[module_of(rel)] = open(p).read()
 mods = set(files)
 
 def strip(src):
@@ -76,22 +89,23 @@ def resolve(mod, path):
 edges = {m: set() for m in mods}
 for mod, raw in files.items():
     src, tests = strip(raw)
-    # In `mod tests`, `super` is the file's own module.
-    src += re.sub(r"\bsuper::", "crate::" + mod.replace("crate", "").strip(":") + "::", tests).replace("crate::::", "crate::")
     children = set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", src, re.M))
-    paths = []
-    for u in re.findall(r"\buse\s+([^;]+);", src):
-        paths += expand(re.sub(r"\s+", " ", u).replace(" ", "").replace("as", " as "))
-    paths += re.findall(r"\b((?:crate|super)(?:::\w+)+)", src)
-    for c in children:
-        paths += [c + "::" + x for x in re.findall(r"\b" + c + r"::(\w+)", src)]
-    for p in paths:
-        first = p.split("::")[0]
-        if first not in ("crate", "super") and first not in children:
-            continue
-        t = resolve(mod, p)
-        if t and t != mod:
-            edges[mod].add(t)
+    # Test code is resolved from `<mod>::tests`: there `super` is the file's own module.
+    for code, at in ((src, mod), (tests, ("" if mod == "crate" else mod + "::") + "tests")):
+        paths = []
+        for u in re.findall(r"\buse\s+([^;]+);", code):
+            paths += expand(re.sub(r"\s+", " ", u).replace(" ", "").replace("as", " as "))
+        paths += re.findall(r"\b((?:crate|super)(?:::\w+)+)", code)
+        if code is src:
+            for c in children:
+                paths += [c + "::" + x for x in re.findall(r"\b" + c + r"::(\w+)", code)]
+        for p in paths:
+            first = p.split("::")[0]
+            if first not in ("crate", "super") and (code is not src or first not in children):
+                continue
+            t = resolve(at, p)
+            if t and t != mod:
+                edges[mod].add(t)
 
 # Dependency order (Kahn), leaves first; what is left over is in a cycle.
 order, done = [], set()

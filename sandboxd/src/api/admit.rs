@@ -2,7 +2,7 @@
 //! request may run with (it can only tighten its profile), the safety guard, and the
 //! concurrency slots. The decisions are plain functions over data; `admit` runs them in order.
 
-use super::{ConfigSnapshot, State};
+use super::state::{ConfigSnapshot, State};
 use crate::auth::Peer;
 use crate::config::{Config, Profile};
 use crate::confine::mounts::MountPlan;

@@ -3,7 +3,7 @@
 //! (`grpc_code`): the gRPC code is the API's choice, the domain error knows nothing of it.
 
 use super::admit::authorize_workspace;
-use super::State;
+use super::state::State;
 use crate::auth::Peer;
 use crate::fileops::{self, FileError};
 use std::path::{Path, PathBuf};

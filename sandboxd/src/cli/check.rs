@@ -1,6 +1,6 @@
 //! `sandboxd check`: validate the config and every profile.
 
-use super::DEFAULT_CONFIG;
+use super::config_path::DEFAULT_CONFIG;
 use crate::config::Config;
 use anyhow::Result;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! `sandboxd doctor`: the host checks (`crate::doctor`) printed as ✓/✗ lines or JSON.
 
-use super::config_or_default;
+use super::config_path::config_or_default;
 use anyhow::Result;
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! `sandboxd explain`: a profile's effective policy, or whether one access would be allowed.
 
-use super::config_or_default;
+use super::config_path::config_or_default;
 use crate::config::Config;
 use crate::privdrop;
 use anyhow::{bail, Context, Result};

@@ -1,6 +1,6 @@
 //! What an empty configuration means: every key's default (the security guide's values).
 
-use super::{Config, LogFormat, Profile};
+use super::schema::{Config, LogFormat, Profile};
 use crate::policy::{FsPolicy, Limits, Network};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ impl Default for Profile {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
+    use super::super::schema::Config;
     use crate::policy::Network;
     use std::path::Path;
 

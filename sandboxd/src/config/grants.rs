@@ -1,8 +1,9 @@
 //! The `[[workspaces]]` grants: each checked (an absolute path beneath a workspace root, someone
 //! to grant it to) and resolved to its real path, uids and gids.
 
+use super::problem::Problem;
+use super::schema::Config;
 use super::source::Source;
-use super::{Config, Problem};
 use crate::tenants::WorkspaceGrant;
 use std::path::PathBuf;
 
@@ -86,7 +87,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
+    use super::super::schema::Config;
     use std::path::Path;
 
     #[test]

@@ -1,8 +1,9 @@
 //! Reading the configuration: the main file, then one profile per `profiles.d/*.toml` file beside
 //! it; TOML errors located at FILE:LINE; then `validate` and `grants`, every problem at once.
 
+use super::problem::{ConfigError, Problem};
+use super::schema::{Config, Profile};
 use super::source::Source;
-use super::{Config, ConfigError, Problem, Profile};
 use std::path::{Path, PathBuf};
 
 fn toml_problem(src: &Source, e: &toml::de::Error) -> Problem {
@@ -123,7 +124,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
+    use super::super::schema::Config;
     use crate::policy::Network;
     use std::path::Path;
 

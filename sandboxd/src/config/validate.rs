@@ -1,8 +1,9 @@
 //! Every rule the configuration must satisfy beyond its types, checked all at once so one run of
 //! `sandboxd check` names every problem.
 
+use super::problem::Problem;
+use super::schema::Config;
 use super::source::Source;
-use super::{Config, Problem};
 use crate::policy::Network;
 use std::path::Path;
 
@@ -217,7 +218,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
+    use super::super::schema::Config;
     use std::path::Path;
 
     #[test]

@@ -134,7 +134,7 @@ const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
 /// Keys per leaf of the search tree, compared one after another. Two gave the fewest
 /// instructions emulated per syscall number (what attach time grows with) for our policy; see
-/// the `layout_cost` test.
+/// the `layout_cost` test in `seccomp.rs`.
 const LEAF: usize = 2;
 
 /// Instructions with jump targets as labels, resolved into offsets at the end.
@@ -222,7 +222,11 @@ pub fn compile(policy: &SyscallRules) -> Result<BpfProgram, BpfError> {
     }
 }
 
-fn compile_with(policy: &SyscallRules, leaf: usize, short: bool) -> Result<BpfProgram, BpfError> {
+pub(super) fn compile_with(
+    policy: &SyscallRules,
+    leaf: usize,
+    short: bool,
+) -> Result<BpfProgram, BpfError> {
     let mut a = Asm::default();
     // Kill sits right after the two checks, so the 8-bit jumps to it stay short whatever the
     // size of the tree.
@@ -326,7 +330,12 @@ pub fn emulate(prog: &[sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> Opt
 }
 
 /// The answer and the number of instructions executed to reach it.
-fn run(prog: &[sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> Option<(u32, usize)> {
+pub(super) fn run(
+    prog: &[sock_filter],
+    arch: u32,
+    nr: u32,
+    args: &[u64; 6],
+) -> Option<(u32, usize)> {
     let word = |off: u32| -> Option<u32> {
         Some(match off {
             OFF_NR => nr,
@@ -511,35 +520,5 @@ mod tests {
             }],
         );
         assert!(matches!(compile(&p), Err(BpfError::BadArg(6))));
-    }
-}
-
-#[cfg(test)]
-mod layout {
-    use super::*;
-
-    /// Instructions and mean path over native syscall numbers, per leaf size, for the real
-    /// policy. Run with --nocapture to see the figures; asserts the chosen layout is the cheapest
-    /// path.
-    #[test]
-    fn layout_cost() {
-        let p = crate::confine::seccomp::syscall_rules(crate::policy::Network::None);
-        let mut best = (usize::MAX, 0);
-        for leaf in 1..=6 {
-            let prog = compile_with(&p, leaf, true).unwrap();
-            let total: usize = (0..512)
-                .map(|nr| run(&prog, AUDIT_ARCH, nr, &[0; 6]).unwrap().1)
-                .sum();
-            println!(
-                "leaf {leaf}: {} insns, {total} steps over 512 numbers",
-                prog.len()
-            );
-            best = best.min((total, leaf));
-        }
-        let chosen = compile(&p).unwrap();
-        let chosen_total: usize = (0..512)
-            .map(|nr| run(&chosen, AUDIT_ARCH, nr, &[0; 6]).unwrap().1)
-            .sum();
-        assert!(chosen_total <= best.0 + 512, "leaf {} is cheaper", best.1);
     }
 }

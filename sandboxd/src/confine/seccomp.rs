@@ -445,3 +445,34 @@ mod tests {
         assert!(prog.len() < 300, "{} instructions", prog.len());
     }
 }
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use bpf::{compile, compile_with, run, AUDIT_ARCH};
+
+    /// Instructions and mean path over native syscall numbers, per leaf size, for the real
+    /// policy. Run with --nocapture to see the figures; asserts the chosen layout is the cheapest
+    /// path.
+    #[test]
+    fn layout_cost() {
+        let p = syscall_rules(Network::None);
+        let mut best = (usize::MAX, 0);
+        for leaf in 1..=6 {
+            let prog = compile_with(&p, leaf, true).unwrap();
+            let total: usize = (0..512)
+                .map(|nr| run(&prog, AUDIT_ARCH, nr, &[0; 6]).unwrap().1)
+                .sum();
+            println!(
+                "leaf {leaf}: {} insns, {total} steps over 512 numbers",
+                prog.len()
+            );
+            best = best.min((total, leaf));
+        }
+        let chosen = compile(&p).unwrap();
+        let chosen_total: usize = (0..512)
+            .map(|nr| run(&chosen, AUDIT_ARCH, nr, &[0; 6]).unwrap().1)
+            .sum();
+        assert!(chosen_total <= best.0 + 512, "leaf {} is cheaper", best.1);
+    }
+}

@@ -3,11 +3,12 @@
 //! (`similar`).
 
 use super::eol::{restyle, Normalized};
+use super::error::FileError;
+use super::limits::Limits;
 use super::lock::stripe;
 use super::read::{decode, open_text};
 use super::replace::{replace_atomically, target};
 use super::similar::not_found;
-use super::{FileError, Limits};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -137,7 +138,7 @@ fn splits_crlf(text: &str, at: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fileops::closest_region;
+    use crate::fileops::similar::closest_region;
 
     fn edit(text: &str, old: &str, new: &str) -> Result<String, FileError> {
         edit_text(text, old, new, "f")

@@ -1,6 +1,6 @@
 //! A failed syscall's errno → the `FileError` a model can act on.
 
-use super::FileError;
+use super::error::FileError;
 
 pub(super) fn map_errno(errno: i32, path: &str, step: &'static str) -> FileError {
     match errno {

@@ -1,7 +1,8 @@
 //! list_dir: a directory's entries, sorted by name, capped.
 
 use super::errno::{io_err, map_errno};
-use super::{FileError, Limits};
+use super::error::FileError;
+use super::limits::Limits;
 use crate::workspace::open_beneath;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;

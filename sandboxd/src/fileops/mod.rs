@@ -5,18 +5,20 @@
 //! renamed over the target: a crash leaves the old content or the new, never a mix.
 //!
 //! By job: `path` (a requested path → one relative to the workspace, lexically), `error` (what
-//! can go wrong, as the messages a model reads), `errno` (a syscall's errno → that error), `at`
-//! (the raw `*at` syscalls, the only unsafe code here), `lock` (the per-entry lock table),
-//! `replace` (where a write lands and the atomic replace), one file per operation (`read`,
-//! `write`, `edit`, `list`), and for edit: `eol` (line endings) and `similar` (why old_text was
-//! not found: a whitespace-only match or the most similar region). The gRPC codes of the errors
-//! are the API's business: `api/files.rs`.
+//! can go wrong, as the messages a model reads), `errno` (a syscall's errno → that error), `limits`
+//! (the caps from the config), `at` (the raw `*at` syscalls, the only unsafe code here), `lock`
+//! (the per-entry lock table), `replace` (where a write lands and the atomic replace), one file per
+//! operation (`read`, `write`, `edit`, `list`), and for edit: `eol` (line endings) and `similar`
+//! (why old_text was not found: a whitespace-only match or the most similar region). The gRPC codes
+//! of the errors are the API's business: `api/files.rs`. The children use each other directly,
+//! never this file's re-exports, which are for the rest of the crate.
 
 mod at;
 mod edit;
 mod eol;
 mod errno;
 mod error;
+mod limits;
 mod list;
 mod lock;
 mod path;
@@ -27,19 +29,9 @@ mod write;
 
 pub use edit::{edit_file, edit_text};
 pub use error::FileError;
+pub use limits::{Limits, MAX_FILE_BYTES};
 pub use list::{list_dir, Entry};
 pub use path::relative_path;
 pub use read::{read_file, ReadOut};
 pub use similar::closest_region;
 pub use write::{write_file, WriteOut};
-
-/// Caps, from the config.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub read_max_chars: usize,
-    pub write_max_bytes: usize,
-    pub list_max_entries: usize,
-}
-
-/// Files larger than this are never loaded whole; use exec with head/sed/grep instead.
-pub const MAX_FILE_BYTES: u64 = 16 << 20;

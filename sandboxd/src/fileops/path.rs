@@ -1,6 +1,6 @@
 //! A requested path → one relative to the workspace, lexically (the kernel checks it again).
 
-use super::FileError;
+use super::error::FileError;
 use std::path::{Component, Path, PathBuf};
 
 /// Turn a requested path into one relative to the workspace, lexically: `~` is the workspace

@@ -3,8 +3,8 @@
 
 use super::at::file_of;
 use super::errno::{io_err, map_errno};
-use super::error::{line_span, plural};
-use super::{FileError, Limits, MAX_FILE_BYTES};
+use super::error::{line_span, plural, FileError};
+use super::limits::{Limits, MAX_FILE_BYTES};
 use crate::workspace::open_beneath;
 use std::io::Read;
 use std::os::fd::OwnedFd;

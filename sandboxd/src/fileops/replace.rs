@@ -4,7 +4,7 @@
 
 use super::at;
 use super::errno::{io_err, map_errno};
-use super::FileError;
+use super::error::FileError;
 use crate::workspace::open_beneath;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;

@@ -1,8 +1,7 @@
 //! Why old_text was not found: a match once whitespace is ignored (with the exact lines), or the
 //! region of the file most similar to it (never claimed 100% similar).
 
-use super::error::line_span;
-use super::FileError;
+use super::error::{line_span, FileError};
 
 /// Why `old` (normalized) is not in `text` (normalized): whitespace only, or how close it got.
 /// Neither message ever gives a percentage for a miss that is only whitespace or line endings.

@@ -1,8 +1,9 @@
 //! write_file: replace (or create) a file's whole content, atomically.
 
+use super::error::FileError;
+use super::limits::Limits;
 use super::lock::stripe;
 use super::replace::{replace_atomically, target};
-use super::{FileError, Limits};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 

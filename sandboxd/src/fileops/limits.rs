@@ -1,0 +1,12 @@
+//! The file tools' caps: from the config, and the size above which a file is never loaded whole.
+
+/// Caps, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub read_max_chars: usize,
+    pub write_max_bytes: usize,
+    pub list_max_entries: usize,
+}
+
+/// Files larger than this are never loaded whole; use exec with head/sed/grep instead.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
