@@ -83,7 +83,13 @@ pub struct Pumped {
     pub truncated: bool,
     /// The last bytes past the streamed head (at most `TAIL_BYTES`, never more than the cap).
     pub tail: Vec<u8>,
+    /// The stream's last bytes, streamed or not (at most `END_BYTES`): what a shell said last,
+    /// as evidence of how its child ended (`limit_hit`).
+    pub end: Vec<u8>,
 }
+
+/// Most bytes of a stream's very end kept for `Pumped::end`.
+pub const END_BYTES: usize = 256;
 
 /// The end of everything past the cap, in bounded memory: a ring of the last `cap` bytes.
 #[derive(Debug)]
@@ -134,12 +140,14 @@ async fn pump(
     let mut sent: u64 = 0;
     let mut out = Pumped::default();
     let mut tail = Tail::new(TAIL_BYTES.min(usize::try_from(cap).unwrap_or(usize::MAX)));
+    let mut end = Tail::new(END_BYTES);
     loop {
         let n = match rx.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         out.total += n as u64;
+        end.push(&buf[..n]);
         let room = cap.saturating_sub(sent) as usize;
         let keep = n.min(room);
         if n > room {
@@ -160,6 +168,7 @@ async fn pump(
         }
     }
     out.tail = tail.into_vec();
+    out.end = end.into_vec();
     out
 }
 
@@ -320,11 +329,20 @@ pub async fn run(
     r.stderr_truncated = e.as_ref().is_some_and(|p| p.truncated);
     let (o, e) = (o.unwrap_or_default(), e.unwrap_or_default());
     (r.stdout_bytes, r.stdout_tail) = (o.total, o.tail);
+    let stderr_end = e.end;
     (r.stderr_bytes, r.stderr_tail) = (e.total, e.tail);
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
-    LimitHit::set(limit_hit(&r, shell_command(&p.spec.argv).is_some()), &mut r);
+    LimitHit::set(
+        limit_hit(
+            &r,
+            shell_command(&p.spec.argv).is_some(),
+            p.spec.limits.cpu_secs,
+            &stderr_end,
+        ),
+        &mut r,
+    );
     Outcome::Done(Box::new(r))
 }
 
@@ -345,15 +363,35 @@ pub fn shell_command(argv: &[String]) -> Option<&str> {
     }
 }
 
-/// Which profile limit ended or cut the command, when the kernel says so. Under `sh -c` the
-/// signal usually hits a child of the shell, which then exits with 128+N.
-pub fn limit_hit(r: &ExecResult, via_shell: bool) -> Option<LimitHit> {
-    let killed_by = |sig: i32| r.signal == sig || (via_shell && r.exit_code == 128 + sig);
+/// Which profile limit ended or cut the command, only when there is evidence that it did: an exit
+/// status alone is no evidence, since any command can `exit 152` or `kill -XCPU $$`.
+///
+/// - `cpu_secs`: the command died of SIGXCPU (or, under `sh -c`, the shell exited 128+SIGXCPU
+///   for its child) *and* the sandbox's processes used the CPU budget, `cpu_secs` (the kernel
+///   only sends SIGXCPU once a process has used it; 10% or at least 100 ms tolerance for how
+///   the time is accounted).
+/// - `file_size_bytes`: the command itself died of SIGXFSZ, or under `sh -c` the shell exited
+///   128+SIGXFSZ *and* said at the end of stderr (`stderr_end`, the stream's last bytes) that
+///   its child died of it ("File size limit exceeded", as dash and bash report a child killed by
+///   that signal).
+pub fn limit_hit(
+    r: &ExecResult,
+    via_shell: bool,
+    cpu_secs: u64,
+    stderr_end: &[u8],
+) -> Option<LimitHit> {
+    let via_shell_exit = |sig: i32| via_shell && r.signal == 0 && r.exit_code == 128 + sig;
+    let budget_ms = cpu_secs.saturating_mul(1000);
+    let tolerance_ms = (budget_ms / 10).max(100);
+    let used_cpu_budget = cpu_secs > 0 && r.cpu_time_ms.saturating_add(tolerance_ms) >= budget_ms;
+    let shell_said = |words: &[u8]| stderr_end.windows(words.len()).any(|w| w == words);
     if r.timed_out {
         Some(LimitHit::TimeoutSecs)
-    } else if killed_by(libc::SIGXCPU) {
+    } else if (r.signal == libc::SIGXCPU || via_shell_exit(libc::SIGXCPU)) && used_cpu_budget {
         Some(LimitHit::CpuSecs)
-    } else if killed_by(libc::SIGXFSZ) {
+    } else if r.signal == libc::SIGXFSZ
+        || (via_shell_exit(libc::SIGXFSZ) && shell_said(b"File size limit exceeded"))
+    {
         Some(LimitHit::FileSizeBytes)
     } else if r.stdout_truncated || r.stderr_truncated {
         Some(LimitHit::OutputLimitBytes)
@@ -392,27 +430,122 @@ mod tests {
             f(&mut r);
             r
         };
-        assert_eq!(limit_hit(&r(|_| {}), true), None);
+        assert_eq!(limit_hit(&r(|_| {}), true, 1, b""), None);
         let timed_out = r(|r| {
             r.timed_out = true;
             r.stdout_truncated = true;
         });
-        assert_eq!(limit_hit(&timed_out, false), Some(LimitHit::TimeoutSecs));
-        let xcpu = r(|r| r.signal = libc::SIGXCPU);
-        assert_eq!(limit_hit(&xcpu, false), Some(LimitHit::CpuSecs));
-        // Under `sh -c` the shell reports its child's signal as 128+N; an argv command's own
-        // exit code 128+N is just its code.
-        let xfsz_via_shell = r(|r| r.exit_code = 128 + libc::SIGXFSZ);
         assert_eq!(
-            limit_hit(&xfsz_via_shell, true),
+            limit_hit(&timed_out, false, 1, &timed_out.stderr_tail),
+            Some(LimitHit::TimeoutSecs)
+        );
+        // SIGXCPU after the command used its CPU budget (1 s).
+        let xcpu = r(|r| {
+            r.signal = libc::SIGXCPU;
+            r.cpu_time_ms = 1010;
+        });
+        assert_eq!(
+            limit_hit(&xcpu, false, 1, &xcpu.stderr_tail),
+            Some(LimitHit::CpuSecs)
+        );
+        assert_eq!(
+            limit_hit(&xcpu, true, 1, &xcpu.stderr_tail),
+            Some(LimitHit::CpuSecs)
+        );
+        // Under `sh -c` the shell reports its child's signal as 128+N; an argv command's own
+        // exit code 128+N is just its code. The evidence for SIGXFSZ is the shell's own report
+        // of the signal at the end of stderr (here put in `stderr_tail` to be passed as that).
+        let xfsz_via_shell = r(|r| {
+            r.exit_code = 128 + libc::SIGXFSZ;
+            r.stderr_tail = b"File size limit exceeded\n".to_vec();
+        });
+        assert_eq!(
+            limit_hit(&xfsz_via_shell, true, 1, &xfsz_via_shell.stderr_tail),
             Some(LimitHit::FileSizeBytes)
         );
-        assert_eq!(limit_hit(&xfsz_via_shell, false), None);
+        assert_eq!(
+            limit_hit(&xfsz_via_shell, false, 1, &xfsz_via_shell.stderr_tail),
+            None
+        );
         let cut = r(|r| r.stderr_truncated = true);
-        assert_eq!(limit_hit(&cut, false), Some(LimitHit::OutputLimitBytes));
+        assert_eq!(
+            limit_hit(&cut, false, 1, &cut.stderr_tail),
+            Some(LimitHit::OutputLimitBytes)
+        );
         let mut done = cut.clone();
-        LimitHit::set(limit_hit(&cut, false), &mut done);
+        LimitHit::set(limit_hit(&cut, false, 1, &cut.stderr_tail), &mut done);
         assert_eq!(done.limit_hit, "output_limit_bytes");
+    }
+
+    #[test]
+    fn an_exit_status_alone_is_no_limit_hit() {
+        let r = |f: &dyn Fn(&mut ExecResult)| {
+            let mut r = ExecResult::default();
+            f(&mut r);
+            r
+        };
+        // `exit 152`, `exit 153` under sh -c: no signal, no CPU used, nothing said.
+        for code in [128 + libc::SIGXCPU, 128 + libc::SIGXFSZ] {
+            let plain = r(&|r| r.exit_code = code);
+            assert_eq!(
+                limit_hit(&plain, true, 1, &plain.stderr_tail),
+                None,
+                "exit {code}"
+            );
+            // Still nothing when the output was cut: then that is the limit hit.
+            let cut = r(&|r| {
+                r.exit_code = code;
+                r.stdout_truncated = true;
+            });
+            assert_eq!(
+                limit_hit(&cut, true, 1, &cut.stderr_tail),
+                Some(LimitHit::OutputLimitBytes),
+                "exit {code}"
+            );
+        }
+        // `kill -XCPU $$`: the signal, but far from the 60 s budget.
+        let sent = r(&|r| {
+            r.signal = libc::SIGXCPU;
+            r.cpu_time_ms = 3;
+        });
+        assert_eq!(limit_hit(&sent, true, 60, &sent.stderr_tail), None);
+        // ...and `exit 152` after real work that did not reach the budget either.
+        let busy = r(&|r| {
+            r.exit_code = 128 + libc::SIGXCPU;
+            r.cpu_time_ms = 40_000;
+        });
+        assert_eq!(limit_hit(&busy, true, 60, &busy.stderr_tail), None);
+        // The budget, give or take the tolerance (10%, at least 100 ms).
+        for (used, budget, hit) in [
+            (54_000, 60, true),
+            (53_999, 60, false),
+            (900, 1, true),
+            (899, 1, false),
+            (5_000, 0, false),
+        ] {
+            let x = r(&|r| {
+                r.exit_code = 128 + libc::SIGXCPU;
+                r.cpu_time_ms = used;
+            });
+            assert_eq!(
+                limit_hit(&x, true, budget, &x.stderr_tail) == Some(LimitHit::CpuSecs),
+                hit,
+                "{used} ms of {budget} s"
+            );
+        }
+        // A shell that exited 153 without saying its child died of SIGXFSZ.
+        let quiet = r(&|r| {
+            r.exit_code = 128 + libc::SIGXFSZ;
+            r.stderr_tail = b"some other error\n".to_vec();
+        });
+        assert_eq!(limit_hit(&quiet, true, 1, &quiet.stderr_tail), None);
+        // The command itself killed by SIGXFSZ: the kernel's signal (file size is the only
+        // limit that sends it).
+        let xfsz = r(&|r| r.signal = libc::SIGXFSZ);
+        assert_eq!(
+            limit_hit(&xfsz, false, 1, &xfsz.stderr_tail),
+            Some(LimitHit::FileSizeBytes)
+        );
     }
 
     #[test]

@@ -198,6 +198,91 @@ fn read_cap_and_edit_semantics() {
     );
 }
 
+/// Results the model can trust (#13 review): a line longer than the read cap says it was cut and
+/// how to see the rest (the command it names really prints it); an overlapping old_text is not
+/// unique; every whitespace-only candidate is named; counts have thousands separators.
+#[test]
+fn read_and_edit_results_say_what_they_left_out() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let long = format!("{}TAILOFLINE1\nsecond\n", "A".repeat(200_000));
+    std::fs::write(d.ws.join("wide.txt"), &long).unwrap();
+    give(&d.ws.join("wide.txt"));
+    let o = stdout(&tool(&d, &h, "read_file", r#"{"path": "wide.txt"}"#));
+    assert!(!o.contains("TAILOFLINE1"), "the cap cut the line");
+    let note = &o[o.rfind("\n[truncated").expect("a note")..];
+    assert!(
+        note.contains("line 1 is 200,011 characters long")
+            && note.contains("cut after its first 128,000 characters")
+            && note.contains("cannot page within a line")
+            && note.contains("offset=2"),
+        "{note}"
+    );
+    assert!(!note.contains("(line 1 of 2)"), "{note}");
+    // The command the note names prints the rest of the line.
+    let cmd = note.split('`').nth(1).expect("a command in backticks");
+    assert_eq!(cmd, "tail -c +128001 wide.txt | head -c 128000");
+    let o = stdout(&tool(
+        &d,
+        &h,
+        "exec",
+        &serde_json::json!({ "command": cmd }).to_string(),
+    ));
+    assert!(o.contains("TAILOFLINE1\nsecond"), "{o}");
+    // And offset=2 reads on after it.
+    let o = stdout(&tool(
+        &d,
+        &h,
+        "read_file",
+        r#"{"path": "wide.txt", "offset": 2}"#,
+    ));
+    assert!(o.starts_with("second"), "{o}");
+    // Counts with thousands separators.
+    let many: String = (1..=17_957).map(|i| format!("{i}\n")).collect();
+    std::fs::write(d.ws.join("many.txt"), &many).unwrap();
+    give(&d.ws.join("many.txt"));
+    let o = stdout(&tool(
+        &d,
+        &h,
+        "read_file",
+        r#"{"path": "many.txt", "offset": 30000}"#,
+    ));
+    assert!(
+        o.contains("offset 30000 is past the end of the file (17,957 lines)"),
+        "{o}"
+    );
+
+    // Overlapping occurrences are not one occurrence; nothing is written.
+    for (text, old) in [
+        ("x\nx\nx\n", "x\nx"),
+        ("    }\n}\n}\n", "}\n}\n"),
+        ("aaa", "aa"),
+    ] {
+        std::fs::write(d.ws.join("o.txt"), text).unwrap();
+        give(&d.ws.join("o.txt"));
+        let args =
+            serde_json::json!({ "path": "o.txt", "old_text": old, "new_text": "y" }).to_string();
+        let o = stdout(&tool(&d, &h, "edit_file", &args));
+        assert!(
+            o.contains("old_text occurs 2 times") && o.contains("Nothing was written"),
+            "{old:?}: {o}"
+        );
+        assert_eq!(std::fs::read_to_string(d.ws.join("o.txt")).unwrap(), text);
+    }
+
+    // Every place that matches once whitespace is ignored is named.
+    std::fs::write(d.ws.join("w.py"), "if x:\n    a()\nb()\n\nif x:\n\ta()\n").unwrap();
+    give(&d.ws.join("w.py"));
+    let args = serde_json::json!({ "path": "w.py", "old_text": "if x:\n  a()\n", "new_text": "z" })
+        .to_string();
+    let o = stdout(&tool(&d, &h, "edit_file", &args));
+    assert!(
+        o.contains("matches lines 1-2 and lines 5-6 if whitespace is ignored")
+            && o.contains("must match exactly one of them"),
+        "{o}"
+    );
+}
+
 /// A CRLF file edited with a `\n` old_text: once "not found ... (100% similar)", now edited with
 /// its CRLF endings (and mode) kept; whitespace-only misses say so.
 #[test]

@@ -692,6 +692,19 @@ fn a_limit_hit_says_which_limit() {
     let v = json("sleep 5");
     assert_eq!(v["limit_hit"], "timeout_secs", "{v}");
     assert_eq!(v["exit"], 124);
+    // An exit status alone is no limit hit: `exit 152`, `exit 153`, `kill -XCPU $$` did not use
+    // the CPU budget or write past the file size limit.
+    for (cmd, code) in [("exit 152", 152), ("exit 153", 153)] {
+        let v = json(cmd);
+        assert_eq!(
+            (v["exit_code"].as_i64(), v["limit_hit"].as_str()),
+            (Some(code), Some("")),
+            "{v}"
+        );
+    }
+    let v = json("kill -XCPU $$");
+    assert_eq!(v["signal"], libc::SIGXCPU, "{v}");
+    assert_eq!(v["limit_hit"], "", "{v}");
     let v = json("head -c 1000 /dev/zero | tr '\\0' x");
     assert_eq!(v["limit_hit"], "output_limit_bytes", "{v}");
     // And on stderr for people.

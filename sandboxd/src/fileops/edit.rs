@@ -93,8 +93,10 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
     let cr_is_newline = !body.contains('\n') && body.contains('\r');
     let nt = Normalized::new(body, cr_is_newline);
     let no = Normalized::new(old, cr_is_newline).text;
-    let mut found = nt.text.match_indices(no.as_str());
-    let Some((s, _)) = found.next() else {
+    // Overlapping occurrences count: `x\nx` is twice in `x\nx\nx\n`, and replacing the first
+    // would be a guess.
+    let mut found = occurrences(&nt.text, &no);
+    let Some(s) = found.next() else {
         return Err(not_found(&nt.text, &no, shown));
     };
     let count = found.count() + 1;
@@ -103,9 +105,9 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
     } else {
         // Ambiguous once line endings are ignored (a mixed file): the exact bytes may still pick
         // one, as long as that match does not split a "\r\n".
-        let mut exact = body.match_indices(old);
+        let mut exact = occurrences(body, old);
         match (exact.next(), exact.next()) {
-            (Some((s, _)), None) if !splits_crlf(body, s) && !splits_crlf(body, s + old.len()) => {
+            (Some(s), None) if !splits_crlf(body, s) && !splits_crlf(body, s + old.len()) => {
                 (s, s + old.len())
             }
             _ => {
@@ -127,6 +129,17 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
     out.push_str(&replacement);
     out.push_str(&body[end..]);
     Ok(out)
+}
+
+/// The byte offsets of every occurrence of `needle` in `hay`, overlapping ones included: each
+/// search starts one character after the previous match's start.
+fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let at = from + hay.get(from..)?.find(needle)?;
+        from = at + hay[at..].chars().next().map_or(1, char::len_utf8);
+        Some(at)
+    })
 }
 
 /// Whether byte offset `at` falls between the '\r' and the '\n' of a "\r\n".
@@ -438,5 +451,29 @@ mod tests {
             hint: "h",
         };
         assert!(e.to_string().contains("(2 bytes, the limit is 1)"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_occurrences_are_not_unique() {
+        let not_unique = |count| {
+            Err(FileError::NotUnique {
+                path: "f".into(),
+                count,
+            })
+        };
+        // Once each of these replaced the first occurrence ("x\nx\nx\n" became "y\nx\n").
+        assert_eq!(edit("x\nx\nx\n", "x\nx", "y"), not_unique(2));
+        assert_eq!(edit("    }\n}\n}\n", "}\n}\n", "}\n"), not_unique(2));
+        assert_eq!(edit("aaa", "aa", "b"), not_unique(2));
+        assert_eq!(edit("aaaa", "aa", "b"), not_unique(3));
+        assert_eq!(edit("ééé", "éé", "e"), not_unique(2));
+        // In CRLF files too, and the exact bytes do not pick one of overlapping matches.
+        assert_eq!(edit("x\r\nx\r\nx\r\n", "x\nx", "y"), not_unique(2));
+        assert_eq!(edit("x\r\nx\r\nx\n", "x\r\nx", "y"), not_unique(2));
+        // One occurrence, overlapping nothing, still works.
+        assert_eq!(edit("x\nx\ny\n", "x\ny", "z").unwrap(), "x\nz\n");
+        assert_eq!(edit("aab", "ab", "c").unwrap(), "ac");
+        let m = edit("x\nx\nx\n", "x\nx", "y").unwrap_err().to_string();
+        assert!(m.contains("old_text occurs 2 times"), "{m}");
     }
 }

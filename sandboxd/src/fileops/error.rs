@@ -19,7 +19,7 @@ pub enum FileError {
     NotFile(String),
     #[error("{0}: not a directory")]
     NotDir(String),
-    #[error("{path}: too large ({}, the limit is {limit}); {hint}", plural(*.size, "byte"))]
+    #[error("{path}: too large ({}, the limit is {}); {hint}", plural(*.size, "byte"), thousands(*.limit))]
     TooLarge {
         path: String,
         size: u64,
@@ -42,11 +42,15 @@ pub enum FileError {
     BomOnlyOldText,
     #[error("{path}: old_text not found. {closest}")]
     TextNotFound { path: String, closest: String },
-    #[error("{path}: old_text not found exactly, but it matches {} if whitespace is ignored (line endings are already ignored). Nothing was written. {detail}", line_span(*.first, *.last))]
+    #[error("{path}: old_text not found exactly, but it matches {} if whitespace is ignored (line endings are already ignored){}. Nothing was written. {detail}", spans(*.first, *.last, .others, *.more), one_of(.others))]
     WhitespaceOnly {
         path: String,
+        /// The first candidate, whose lines `detail` shows.
         first: usize,
         last: usize,
+        /// The next candidates, (first, last) each, up to a few; `more` counts the rest.
+        others: Vec<(usize, usize)>,
+        more: usize,
         detail: String,
     },
     #[error("{path}: old_text occurs {count} times; include more surrounding lines so it occurs exactly once. Nothing was written.")]
@@ -61,20 +65,113 @@ pub enum FileError {
     },
 }
 
-/// `n` and the noun, singular for one: "1 line", "2 lines".
+/// `22,488,890`: every number in a message the model reads is written this way (a value it
+/// must pass back, like `offset=1200`, is not).
+pub(super) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `n` and the noun, singular for one: "1 line", "2 lines", "17,957 lines".
 pub(super) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
-        format!("{n} {noun}s")
+        format!("{} {noun}s", thousands(n))
     }
 }
 
 /// "line 3" or "lines 3-5".
 pub(super) fn line_span(first: usize, last: usize) -> String {
     if first == last {
-        format!("line {first}")
+        format!("line {}", thousands(first as u64))
     } else {
-        format!("lines {first}-{last}")
+        format!(
+            "lines {}-{}",
+            thousands(first as u64),
+            thousands(last as u64)
+        )
+    }
+}
+
+/// "lines 1-2", "lines 1-2 and 5-6", "lines 1-2, 5-6 and 9-10 and 3 more places".
+fn spans(first: usize, last: usize, others: &[(usize, usize)], more: usize) -> String {
+    let mut s = line_span(first, last);
+    for (i, &(f, l)) in others.iter().enumerate() {
+        s.push_str(if i + 1 == others.len() && more == 0 {
+            " and "
+        } else {
+            ", "
+        });
+        s.push_str(&line_span(f, l));
+    }
+    if more > 0 {
+        let places = if more == 1 { "place" } else { "places" };
+        s.push_str(&format!(" and {} more {places}", thousands(more as u64)));
+    }
+    s
+}
+
+/// For several whitespace-only candidates: that old_text must pick one of them.
+fn one_of(others: &[(usize, usize)]) -> &'static str {
+    if others.is_empty() {
+        ""
+    } else {
+        "; old_text must match exactly one of them, so copy the exact text of the one to change \
+         (with a surrounding line if needed to tell them apart)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(22_488_890), "22,488,890");
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
+        assert_eq!(plural(17_957, "line"), "17,957 lines");
+        assert_eq!(line_span(1, 1163), "lines 1-1,163");
+        let e = FileError::TooLarge {
+            path: "f".into(),
+            size: 22_488_890,
+            limit: 16_777_216,
+            hint: "h",
+        };
+        assert!(
+            e.to_string()
+                .contains("(22,488,890 bytes, the limit is 16,777,216)"),
+            "{e}"
+        );
+        let e = FileError::Offset {
+            path: "f".into(),
+            offset: 30000,
+            lines: 17957,
+        };
+        assert!(
+            e.to_string()
+                .ends_with("offset 30000 is past the end of the file (17,957 lines)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn several_spans_are_all_named() {
+        assert_eq!(spans(1, 2, &[], 0), "lines 1-2");
+        assert_eq!(spans(1, 2, &[(5, 6)], 0), "lines 1-2 and lines 5-6");
+        assert_eq!(
+            spans(1, 2, &[(5, 6), (9, 9)], 2),
+            "lines 1-2, lines 5-6, line 9 and 2 more places"
+        );
     }
 }

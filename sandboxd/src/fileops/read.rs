@@ -99,18 +99,55 @@ pub fn read_file(
         .nth(lim.read_max_chars)
         .map(|(i, _)| i)
         .unwrap_or(selected.len());
-    let cut = match selected[..cut_byte].rfind('\n') {
-        Some(nl) if nl > 0 => nl + 1,
-        _ => cut_byte,
+    let thousands = |n: usize| super::error::thousands(n as u64);
+    let (content, note) = match selected[..cut_byte].rfind('\n') {
+        Some(nl) => {
+            let content = selected[..nl + 1].to_string();
+            let next = first + content.matches('\n').count();
+            let note = format!(
+                "[truncated: showing {} of {} ({} of {}); read on with offset={next}]",
+                plural(content.chars().count() as u64, "character"),
+                thousands(chars),
+                line_span(first, next - 1),
+                thousands(total)
+            );
+            (content, note)
+        }
+        None => {
+            // The window's first line alone is longer than the cap: its rest cannot be paged to
+            // with offset (a line is the unit), so say so, and where exactly the rest starts.
+            let content = selected[..cut_byte].to_string();
+            let line = lines[first - 1];
+            let line_chars = line.strip_suffix('\n').unwrap_or(line).chars().count();
+            let rest_at: usize =
+                lines[..first - 1].iter().map(|l| l.len()).sum::<usize>() + cut_byte;
+            let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,@%=:".contains(c);
+            let path = if !shown.is_empty() && shown.chars().all(safe) && !shown.starts_with('-') {
+                shown.to_string()
+            } else if shown.starts_with('-') {
+                format!("./{}", shown.replace('\'', "'\\''"))
+            } else {
+                format!("'{}'", shown.replace('\'', "'\\''"))
+            };
+            let after = if first < total {
+                format!("read on after it with offset={}", first + 1)
+            } else {
+                "it is the last line".to_string()
+            };
+            let note = format!(
+                "[truncated: line {} is {} long, more than read_file shows at once, and was cut \
+                 after its first {}; read_file cannot page within a line. To see the rest of it, \
+                 use exec: `tail -c +{} {path} | head -c {}` prints the file from where this \
+                 stops; {after}]",
+                thousands(first),
+                plural(line_chars as u64, "character"),
+                plural(content.chars().count() as u64, "character"),
+                rest_at + 1,
+                lim.read_max_chars,
+            );
+            (content, note)
+        }
     };
-    let content = selected[..cut].to_string();
-    let shown_lines = content.matches('\n').count().max(1);
-    let next = first + shown_lines;
-    let note = format!(
-        "[truncated: showing {} of {chars} ({} of {total}); read on with offset={next}]",
-        plural(content.chars().count() as u64, "character"),
-        line_span(first, next - 1)
-    );
     Ok(ReadOut {
         content,
         truncated: true,
