@@ -3,13 +3,14 @@
 
 mod admit;
 pub mod authority;
+pub mod conns;
 mod files;
 mod info;
 mod peer;
 
 pub use admit::{build_spec, resolve_cwd, MAX_CWD_BYTES};
 pub use info::info;
-pub use peer::{authenticate, peer_info, peer_of, PeerConn, PeerInfo};
+pub use peer::{authenticate, peer_info, peer_of, PeerConn, PeerInfo, Refused};
 
 use crate::auth;
 use crate::config::Config;
