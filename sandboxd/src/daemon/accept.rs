@@ -3,7 +3,7 @@
 //! out of file descriptors or memory instead of retrying at once, and closes connections over a
 //! cap as soon as they are accepted.
 
-use crate::api::conns::{Backoff, ConnShared, WarnEvery, WARN_PERIOD};
+use crate::api::conns::{Backoff, Cap, ConnShared, WarnEvery, WARN_PERIOD};
 use crate::api::{PeerConn, Refused};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,7 +104,9 @@ async fn accept_loop(
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     let exhausted = WarnEvery::new(WARN_PERIOD);
     let failed = WarnEvery::new(WARN_PERIOD);
-    let capped = WarnEvery::new(WARN_PERIOD);
+    // One limiter per cap: a flood held by one cap does not hide the other's refusals.
+    let capped_total = WarnEvery::new(WARN_PERIOD);
+    let capped_per_uid = WarnEvery::new(WARN_PERIOD);
     loop {
         let accepted = tokio::select! {
             _ = tx.closed() => return,
@@ -120,7 +122,11 @@ async fn accept_loop(
                         }
                     }
                     Err(Refused { peer, cap }) => {
-                        if let Some(held) = capped.ready(Instant::now()) {
+                        let limiter = match cap {
+                            Cap::Total => &capped_total,
+                            Cap::PerUid => &capped_per_uid,
+                        };
+                        if let Some(held) = limiter.ready(Instant::now()) {
                             let (total, per_uid) =
                                 (shared.limits.max_total, shared.limits.max_per_uid);
                             let uid = peer.map(|p| p.uid);
