@@ -159,10 +159,10 @@ async fn accept_loop(
                     tracing::warn!(
                         error = %e,
                         connections = shared.limits.open(),
-                        open_files = ?nofile(),
+                        open_files = nofile().map(|(soft, _)| soft),
                         retry_ms = delay.as_millis() as u64,
                         more = held,
-                        "accepting a connection {what}: {e}; retrying in {} ms, serving the {} open connections meanwhile ({held} more since the last such warning)",
+                        "accepting a connection {what}: {e}; retrying in {} ms, serving the {} open connections meanwhile; if this recurs, raise LimitNOFILE= or lower max_connections ({held} more since the last such warning)",
                         delay.as_millis(),
                         shared.limits.open()
                     );
