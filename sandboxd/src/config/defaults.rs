@@ -18,7 +18,7 @@ impl Default for Config {
             max_concurrent: 128,
             max_concurrent_per_peer: 96,
             max_connections: 512,
-            max_connections_per_uid: 64,
+            max_connections_per_uid: 128,
             handshake_timeout_secs: 10,
             idle_timeout_secs: 300,
             max_request_bytes: 1 << 20,

@@ -358,7 +358,7 @@ mod tests {
                 c.handshake_timeout_secs,
                 c.idle_timeout_secs
             ),
-            (512, 64, 10, 300)
+            (512, 128, 10, 300)
         );
         let text = "max_connections = 0\n\
                     handshake_timeout_secs = 0\n\
@@ -380,7 +380,7 @@ mod tests {
             "{p:#?}"
         );
         assert!(
-            has("max_connections_per_uid: 64 is more than max_connections (0)"),
+            has("max_connections_per_uid: 128 is more than max_connections (0)"),
             "{p:#?}"
         );
         let e = Config::parse(
