@@ -75,6 +75,8 @@ pub struct AuthorityFix {
     decoder: loona_hpack::Decoder<'static>,
     /// Set once a block was re-encoded: h2's table then follows `encoder`, not the client's.
     encoder: Option<loona_hpack::Encoder<'static>>,
+    /// Set once the preface passed and a first frame header was read: the handshake is done.
+    framed: bool,
 }
 
 impl Default for AuthorityFix {
@@ -87,6 +89,7 @@ impl Default for AuthorityFix {
             block: None,
             decoder,
             encoder: None,
+            framed: false,
         }
     }
 }
@@ -140,7 +143,14 @@ impl AuthorityFix {
         Ok(())
     }
 
+    /// Whether the client sent the whole preface and a first frame header (the HTTP/2
+    /// handshake's share a client owes before the connection counts as established).
+    pub fn handshake_done(&self) -> bool {
+        self.framed
+    }
+
     fn frame_header(&mut self, out: &mut Vec<u8>) -> Result<(), AuthorityError> {
+        self.framed = true;
         let h = &self.buf;
         let len = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
         let kind = h[3];
@@ -488,5 +498,25 @@ mod tests {
         let mut wire = PREFACE.to_vec();
         frame(&mut wire, HEADERS, PADDED | END_HEADERS, 1, &[9, 0x82]);
         assert_eq!(run(&wire, 1), Err(AuthorityError::BadPadding));
+    }
+
+    #[test]
+    fn the_handshake_is_done_after_the_preface_and_a_first_frame_header() {
+        let mut f = AuthorityFix::default();
+        let mut out = vec![];
+        f.feed(&PREFACE[..10], &mut out).unwrap();
+        assert!(!f.handshake_done());
+        f.feed(&PREFACE[10..], &mut out).unwrap();
+        assert!(
+            !f.handshake_done(),
+            "the preface alone is not the handshake"
+        );
+        // An empty SETTINGS frame, its header in two pieces.
+        let settings = [0u8, 0, 0, 4, 0, 0, 0, 0, 0];
+        f.feed(&settings[..5], &mut out).unwrap();
+        assert!(!f.handshake_done());
+        f.feed(&settings[5..], &mut out).unwrap();
+        assert!(f.handshake_done());
+        assert_eq!(out, [PREFACE, &settings[..]].concat());
     }
 }

@@ -4,6 +4,7 @@
 
 mod admit;
 pub mod authority;
+pub mod conns;
 mod files;
 mod info;
 mod peer;
@@ -11,7 +12,7 @@ mod state;
 
 pub use admit::{build_spec, resolve_cwd, MAX_CWD_BYTES};
 pub use info::info;
-pub use peer::{authenticate, peer_info, peer_of, PeerConn, PeerInfo};
+pub use peer::{authenticate, peer_info, peer_of, PeerConn, PeerInfo, Refused};
 pub use state::{ConfigSnapshot, State};
 
 use crate::exec_session::{self, ExecParams, Outcome};

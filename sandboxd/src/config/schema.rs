@@ -36,6 +36,17 @@ pub struct Config {
     pub max_concurrent: usize,
     /// Sandboxes running at once for one peer uid.
     pub max_concurrent_per_peer: usize,
+    /// Connections open at once, over all peers (also at most half the open-file limit).
+    /// Beyond, a new connection is accepted and closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one peer uid.
+    pub max_connections_per_uid: usize,
+    /// A client must send the HTTP/2 preface and a first frame within this many seconds of
+    /// connecting, or its connection is closed.
+    pub handshake_timeout_secs: u64,
+    /// A connection with no request in flight and no bytes either way for this many seconds is
+    /// closed (a running exec, however silent, keeps its connection).
+    pub idle_timeout_secs: u64,
     /// Largest gRPC message accepted, in bytes.
     pub max_request_bytes: usize,
     /// Longest command (or argv, summed) accepted, in bytes.

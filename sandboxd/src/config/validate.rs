@@ -26,6 +26,35 @@ impl Config {
         if self.max_concurrent_per_peer == 0 {
             global("max_concurrent_per_peer", "must be at least 1".into());
         }
+        for (k, v, lo, hi) in [
+            ("max_connections", self.max_connections as u64, 1, 1 << 20),
+            (
+                "max_connections_per_uid",
+                self.max_connections_per_uid as u64,
+                1,
+                1 << 20,
+            ),
+            (
+                "handshake_timeout_secs",
+                self.handshake_timeout_secs,
+                1,
+                3_600,
+            ),
+            ("idle_timeout_secs", self.idle_timeout_secs, 1, 86_400),
+        ] {
+            if v < lo || v > hi {
+                global(k, format!("{v} is out of range {lo}..={hi}"));
+            }
+        }
+        if self.max_connections_per_uid > self.max_connections {
+            global(
+                "max_connections_per_uid",
+                format!(
+                    "{} is more than max_connections ({}): one uid could take every connection",
+                    self.max_connections_per_uid, self.max_connections
+                ),
+            );
+        }
         for (k, v) in [
             ("read_max_chars", self.read_max_chars),
             ("write_max_bytes", self.write_max_bytes),
@@ -318,6 +347,50 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("/etc/passwd is not a socket"), "{e}");
+    }
+
+    #[test]
+    fn connection_keys_are_checked() {
+        let c = Config::parse("", Path::new("x")).unwrap();
+        assert_eq!(
+            (
+                c.max_connections,
+                c.max_connections_per_uid,
+                c.handshake_timeout_secs,
+                c.idle_timeout_secs
+            ),
+            (512, 128, 10, 300)
+        );
+        let text = "max_connections = 0\n\
+                    handshake_timeout_secs = 0\n\
+                    idle_timeout_secs = 100000\n";
+        let p = Config::parse(text, Path::new("/etc/nb.toml"))
+            .unwrap_err()
+            .problems();
+        let has = |s: &str| p.iter().any(|l| l.contains(s));
+        assert!(
+            has("/etc/nb.toml:1: max_connections: 0 is out of range"),
+            "{p:#?}"
+        );
+        assert!(
+            has("/etc/nb.toml:2: handshake_timeout_secs: 0 is out of range"),
+            "{p:#?}"
+        );
+        assert!(
+            has("/etc/nb.toml:3: idle_timeout_secs: 100000 is out of range"),
+            "{p:#?}"
+        );
+        assert!(
+            has("max_connections_per_uid: 128 is more than max_connections (0)"),
+            "{p:#?}"
+        );
+        let e = Config::parse(
+            "max_connections = 10\nmax_connections_per_uid = 20\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("one uid could take every connection"), "{e}");
     }
 
     #[test]

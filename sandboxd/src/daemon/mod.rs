@@ -1,6 +1,7 @@
 //! `sandboxd serve`. Everything up to starting the launcher runs single-threaded: the privilege
 //! drop and the launcher fork must happen before the tokio runtime creates threads.
 
+pub mod accept;
 mod reload;
 mod systemd;
 
@@ -130,6 +131,8 @@ fn bind(path: &Path) -> Result<UnixListener> {
 pub fn serve(a: ServeArgs) -> Result<()> {
     let cfg = load_config(&a)?;
     init_logging(cfg.log_format);
+    // Before anything opens files: systemd's default soft limit (1,024) is easily reached.
+    accept::raise_nofile();
     if cfg.workspace_roots.is_empty() {
         bail!("no workspace root configured: pass --workspace-root DIR or set workspace_roots in the config");
     }
@@ -328,6 +331,30 @@ async fn run(
         .set_serving::<nanobot_proto::pb::sandbox_server::SandboxServer<Service>>()
         .await;
     let intercept = api::authenticate(auth_policy);
+    let soft_nofile = accept::nofile().map(|(soft, _)| soft);
+    let (max_total, max_per_uid) = accept::effective_caps(
+        cfg.max_connections,
+        cfg.max_connections_per_uid,
+        soft_nofile,
+    );
+    if (max_total, max_per_uid) != (cfg.max_connections, cfg.max_connections_per_uid) {
+        tracing::warn!(
+            max_connections = max_total,
+            max_connections_per_uid = max_per_uid,
+            open_files = soft_nofile,
+            "the open-file limit ({}) allows fewer connections than configured: max_connections={max_total} (configured {}), max_connections_per_uid={max_per_uid} (configured {}); raise LimitNOFILE=",
+            soft_nofile.unwrap_or(0),
+            cfg.max_connections,
+            cfg.max_connections_per_uid,
+        );
+    }
+    let conns = api::conns::ConnShared::new(
+        api::conns::ConnLimits::new(max_total, max_per_uid),
+        api::conns::ConnTimeouts {
+            handshake: std::time::Duration::from_secs(cfg.handshake_timeout_secs),
+            idle: std::time::Duration::from_secs(cfg.idle_timeout_secs),
+        },
+    );
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -351,6 +378,10 @@ async fn run(
         landlock_abi = info.landlock_abi,
         layers = ?info.layers_enforced,
         problems = ?info.problems,
+        max_connections = max_total,
+        max_connections_per_uid = max_per_uid,
+        handshake_timeout_secs = cfg.handshake_timeout_secs,
+        idle_timeout_secs = cfg.idle_timeout_secs,
         "sandboxd serving"
     );
     for d in &info.degraded {
@@ -358,16 +389,11 @@ async fn run(
     }
     systemd::notify_ready();
     let serve = tonic::transport::Server::builder()
+        .layer(api::conns::InFlightLayer)
         .layer(tonic::service::InterceptorLayer::new(intercept))
         .add_service(health)
         .add_service(svc)
-        .serve_with_incoming_shutdown(
-            tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::UnixListenerStream::new(listener),
-                |r| r.map(api::PeerConn::new),
-            ),
-            shutdown,
-        );
+        .serve_with_incoming_shutdown(accept::incoming(listener, conns), shutdown);
     let mut rx = shutdown_tx.subscribe();
     tokio::pin!(serve);
     tokio::select! {

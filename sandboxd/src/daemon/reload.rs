@@ -48,6 +48,22 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("allow_gids", old.allow_gids != new.allow_gids),
         ("max_concurrent", old.max_concurrent != new.max_concurrent),
         (
+            "max_connections",
+            old.max_connections != new.max_connections,
+        ),
+        (
+            "max_connections_per_uid",
+            old.max_connections_per_uid != new.max_connections_per_uid,
+        ),
+        (
+            "handshake_timeout_secs",
+            old.handshake_timeout_secs != new.handshake_timeout_secs,
+        ),
+        (
+            "idle_timeout_secs",
+            old.idle_timeout_secs != new.idle_timeout_secs,
+        ),
+        (
             "max_request_bytes",
             old.max_request_bytes != new.max_request_bytes,
         ),
