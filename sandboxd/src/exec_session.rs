@@ -4,8 +4,10 @@
 //! shutdown) makes the sandbox init kill everything it runs. (The command itself is spawned
 //! inside the sandbox, by `init::child`.)
 
+use crate::handover;
 use crate::launcher::Launcher;
 use crate::policy::SandboxSpec;
+use crate::supervisor::Supervisor;
 use crate::vocab::{Layer, LimitHit};
 use crate::wire::{self, Report};
 use nanobot_proto::pb::{exec_event::Event, ExecEvent, ExecResult};
@@ -29,6 +31,8 @@ pub struct ExecParams {
 /// How the exec ended, for the audit log.
 pub enum Outcome {
     Done(Box<ExecResult>),
+    /// No launcher to run it: the message says what happened (gRPC UNAVAILABLE).
+    Unavailable(String),
     ClientGone,
     Shutdown,
 }
@@ -172,22 +176,89 @@ async fn pump(
     out
 }
 
+/// How one attempt at an exec ended.
+enum Attempt {
+    Done(Outcome),
+    /// A prepared sandbox's copy of the host no longer matched the workspace (mounted or
+    /// replaced since it was made). Nothing ran; worth one try in a sandbox created now.
+    Stale(Box<ExecResult>),
+    /// The launcher holding the request died before a sandbox took it. Nothing ran.
+    LauncherLost(Box<ExecResult>, libc::pid_t),
+}
+
+/// One exec: handed to the supervised launcher, retried once from scratch when a prepared
+/// sandbox was stale or the launcher died with the request (in both cases before the command
+/// could start: a sandbox starts it only on the daemon's go, `wire::GO`).
 pub async fn run(
-    launcher: Arc<Launcher>,
+    launchers: Arc<Supervisor>,
     p: ExecParams,
     tx: EventTx,
     mut shutdown: watch::Receiver<bool>,
 ) -> Outcome {
     let t0 = Instant::now();
-    let profile = p.profile.clone();
-    let fail = |layer: Layer, step: &str, e: io::Error| {
-        Outcome::Done(Box::new(refused(
+    let mut launcher = match launchers.current() {
+        Ok(l) => l,
+        Err(why) => return Outcome::Unavailable(why),
+    };
+    let mut tag = handover::TAG_ANY;
+    let mut retried = false;
+    let outcome = loop {
+        match attempt(&launcher, &p, tag, &tx, &mut shutdown).await {
+            Attempt::Done(o) => break o,
+            Attempt::Stale(r) if !retried => {
+                tracing::warn!(workspace = %p.spec.workspace.display(), "{}: the prepared sandbox is discarded; retrying once from scratch", r.refused_reason);
+                tag = handover::TAG_COLD;
+                retried = true;
+            }
+            Attempt::LauncherLost(r, pid) if !retried => match launchers.after_loss(pid).await {
+                Some(Ok(l)) => {
+                    tracing::warn!("the sandbox launcher died holding a request; retrying it once");
+                    launcher = l;
+                    retried = true;
+                }
+                Some(Err(why)) => break Outcome::Unavailable(why),
+                None => break Outcome::Done(r),
+            },
+            Attempt::Stale(r) | Attempt::LauncherLost(r, _) => break Outcome::Done(r),
+        }
+    };
+    match outcome {
+        Outcome::Done(mut r) => {
+            r.duration_ms = t0.elapsed().as_millis() as u64;
+            Outcome::Done(r)
+        }
+        o => o,
+    }
+}
+
+/// Whether a broken launcher socket means the launcher is gone.
+fn launcher_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ECONNREFUSED | libc::ENOTCONN)
+    )
+}
+
+async fn attempt(
+    launcher: &Launcher,
+    p: &ExecParams,
+    tag: u8,
+    tx: &EventTx,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Attempt {
+    let t0 = Instant::now();
+    let profile = p.profile.as_str();
+    let refusal = |layer: Layer, step: &str, e: &io::Error| {
+        Box::new(refused(
             layer,
             step,
             e.raw_os_error().unwrap_or(0),
             e.to_string(),
-            &profile,
-        )))
+            profile,
+        ))
+    };
+    let fail = |layer: Layer, step: &str, e: io::Error| {
+        Attempt::Done(Outcome::Done(refusal(layer, step, &e)))
     };
     let (out_r, out_w) = match pipe() {
         Ok(p) => p,
@@ -214,10 +285,21 @@ pub async fn run(
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return fail(Layer::Launcher, "send spec", e),
     };
-    if let Err(e) = launcher.launch(&status_theirs, &out_w, &err_w, &p.workspace_fd) {
-        return fail(Layer::Launcher, "hand over to launcher", e);
+    let handed = handover::ExecFdsRef {
+        status: &status_theirs,
+        stdout: &out_w,
+        stderr: &err_w,
+        workspace: &p.workspace_fd,
+    };
+    if let Err(e) = launcher.launch(&handed, tag) {
+        let r = refusal(Layer::Launcher, "hand over to launcher", &e);
+        if launcher_gone(&e) {
+            return Attempt::LauncherLost(r, launcher.pid);
+        }
+        return Attempt::Done(Outcome::Done(r));
     }
-    drop((status_theirs, out_w, err_w, p.workspace_fd));
+    // The workspace fd stays with us for a retry.
+    drop((status_theirs, out_w, err_w));
     let mut status = match tokio::net::UnixStream::from_std(status_ours) {
         Ok(s) => s,
         Err(e) => return fail(Layer::Launcher, "register status socket", e),
@@ -233,7 +315,12 @@ pub async fn run(
             message,
         })) = early
         {
-            return Outcome::Done(Box::new(refused(layer, &step, errno, message, &profile)));
+            return Attempt::Done(Outcome::Done(Box::new(refused(
+                layer, &step, errno, message, profile,
+            ))));
+        }
+        if launcher_gone(&e) {
+            return Attempt::LauncherLost(refusal(Layer::Launcher, "send spec", &e), launcher.pid);
         }
         return fail(Layer::Launcher, "send spec", e);
     }
@@ -252,20 +339,41 @@ pub async fn run(
         err.abort();
     };
 
-    // The sandbox enforces its own deadline; this one only guards against a wedged init.
+    // The sandbox enforces its own deadline; this one only guards against a wedged launcher or
+    // init: until the go, for the setup; after it, for the command.
     let guard = Duration::from_millis(p.spec.timeout_ms) + Duration::from_secs(10);
+    let mut deadline = t0 + guard;
+    // Whether the sandbox was told to start the command. Until then nothing runs, and giving up
+    // (closing our end) means it never will.
+    let mut went = false;
     let result: ExecResult;
+    let mut kind: fn(Box<ExecResult>, libc::pid_t) -> Attempt =
+        |r, _| Attempt::Done(Outcome::Done(r));
     let mut degraded = vec![];
     loop {
         let report = tokio::select! {
             r = read_report(&mut status) => r,
-            _ = tx.closed() => { abort(&out_task, &err_task); return Outcome::ClientGone; }
-            _ = shutdown.wait_for(|s| *s) => { abort(&out_task, &err_task); return Outcome::Shutdown; }
-            _ = tokio::time::sleep(guard.saturating_sub(t0.elapsed())) => {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "sandbox init did not report in time"))
+            _ = tx.closed() => { abort(&out_task, &err_task); return Attempt::Done(Outcome::ClientGone); }
+            _ = shutdown.wait_for(|s| *s) => { abort(&out_task, &err_task); return Attempt::Done(Outcome::Shutdown); }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let message = if went {
+                    format!("sandbox init did not report in time ({} s after the go); the sandbox is told to kill the command", guard.as_secs())
+                } else {
+                    format!("sandbox init did not report in time ({} s): the launcher or the sandbox is stuck; the request was given up and the command will not run", guard.as_secs())
+                };
+                result = refused(Layer::Launcher, "sandbox init", libc::ETIMEDOUT, message, profile);
+                break;
             }
         };
         match report {
+            Ok(Report::Ready) => {
+                // The one place the command is let start; a sandbox whose request we gave up on
+                // reads EOF here instead and exits.
+                if status.write_all(&[wire::GO]).await.is_ok() {
+                    went = true;
+                    deadline = Instant::now() + guard;
+                }
+            }
             Ok(Report::Started { pid, degraded: d }) => {
                 degraded = d;
                 let _ = tx
@@ -281,7 +389,10 @@ pub async fn run(
                 errno,
                 message,
             }) => {
-                result = refused(layer, &step, errno, message, &profile);
+                if !went && layer == Layer::Mounts && step == crate::rootfs::VERIFY_WORKSPACE {
+                    kind = |r, _| Attempt::Stale(r);
+                }
+                result = refused(layer, &step, errno, message, profile);
                 break;
             }
             Ok(Report::Exited {
@@ -297,34 +408,49 @@ pub async fn run(
                     timed_out,
                     peak_rss_kb: maxrss_kb,
                     cpu_time_ms: cpu_us / 1000,
-                    profile: profile.clone(),
+                    profile: profile.to_string(),
                     ..Default::default()
                 };
                 break;
             }
             Err(e) => {
+                if !went {
+                    // No sandbox answered: the launcher may have died with the request queued.
+                    kind = Attempt::LauncherLost;
+                }
                 result = refused(
                     Layer::Launcher,
                     "sandbox init",
                     e.raw_os_error().unwrap_or(0),
                     format!("sandbox init ended without a result: {e}"),
-                    &profile,
+                    profile,
                 );
                 break;
             }
         }
     }
+    // Closed before the result is logged or sent: a sandbox still waiting for the go never gets it.
     drop(status);
     let _ = started_tx.send(true);
     let mut r = result;
-    // Every process of the sandbox is dead once init reported, so the pipes reach EOF at once; the
-    // bound only protects against a writer we do not know of.
-    let grace = Duration::from_secs(2);
-    let (o, e) = (
-        tokio::time::timeout(grace, out_task).await,
-        tokio::time::timeout(grace, err_task).await,
-    );
-    let (o, e) = (o.ok().and_then(Result::ok), e.ok().and_then(Result::ok));
+    let (o, e) = if went {
+        // Every process of the sandbox is dead once init reported, so the pipes reach EOF at
+        // once; the bound only protects against a writer we do not know of, and the pumps are
+        // stopped after it: they hold the client's stream open.
+        let grace = Duration::from_secs(2);
+        let (oa, ea) = (out_task.abort_handle(), err_task.abort_handle());
+        let (o, e) = tokio::join!(
+            tokio::time::timeout(grace, out_task),
+            tokio::time::timeout(grace, err_task)
+        );
+        oa.abort();
+        ea.abort();
+        (o.ok().and_then(Result::ok), e.ok().and_then(Result::ok))
+    } else {
+        // The command never started: there is no output, only pipes a stuck process may hold.
+        abort(&out_task, &err_task);
+        (None, None)
+    };
     r.stdout_truncated = o.as_ref().is_some_and(|p| p.truncated);
     r.stderr_truncated = e.as_ref().is_some_and(|p| p.truncated);
     let (o, e) = (o.unwrap_or_default(), e.unwrap_or_default());
@@ -343,7 +469,7 @@ pub async fn run(
         ),
         &mut r,
     );
-    Outcome::Done(Box::new(r))
+    kind(Box::new(r), launcher.pid)
 }
 
 /// The argv a shell command line runs as: `/bin/sh -c -- COMMAND`. The `--` ends the shell's

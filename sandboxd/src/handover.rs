@@ -42,27 +42,37 @@ impl ExecFds {
     }
 }
 
-/// Send one exec's fds (borrowed: the caller keeps its copies) as one batch, in order.
-pub fn send_exec(
-    sock: RawFd,
-    status: &OwnedFd,
-    stdout: &OwnedFd,
-    stderr: &OwnedFd,
-    workspace: &OwnedFd,
-) -> io::Result<()> {
-    let fds = [
-        status.as_raw_fd(),
-        stdout.as_raw_fd(),
-        stderr.as_raw_fd(),
-        workspace.as_raw_fd(),
+/// The byte a batch carries: any sandbox may take it (a prepared one first).
+pub const TAG_ANY: u8 = b'x';
+/// The byte of a batch that must go to a sandbox created now, from the host as it is: a prepared
+/// one was found stale for it (its copy of the host's mounts is older than the workspace). The
+/// launcher discards every prepared sandbox it holds, since they are as old.
+pub const TAG_COLD: u8 = b'c';
+
+/// Send one exec's fds (borrowed: the caller keeps its copies) as one batch, in order, with its
+/// tag (`TAG_ANY` or `TAG_COLD`).
+pub fn send_exec(sock: RawFd, fds: &ExecFdsRef<'_>, tag: u8) -> io::Result<()> {
+    let raw = [
+        fds.status.as_raw_fd(),
+        fds.stdout.as_raw_fd(),
+        fds.stderr.as_raw_fd(),
+        fds.workspace.as_raw_fd(),
     ];
-    send_fds(sock, &fds)
+    send_fds(sock, &raw, tag)
+}
+
+/// One exec's fds, borrowed, in the batch's order (see `ExecFds`).
+pub struct ExecFdsRef<'a> {
+    pub status: &'a OwnedFd,
+    pub stdout: &'a OwnedFd,
+    pub stderr: &'a OwnedFd,
+    pub workspace: &'a OwnedFd,
 }
 
 /// Pass a received batch on unchanged (launcher → warm init).
 pub fn forward(sock: RawFd, fds: &[OwnedFd]) -> io::Result<()> {
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    send_fds(sock, &raw)
+    send_fds(sock, &raw, TAG_ANY)
 }
 
 /// A close-on-exec SOCK_SEQPACKET pair: message boundaries keep one request per fd batch.
@@ -84,8 +94,8 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
 }
 
-fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
-    let byte = [b'x'];
+fn send_fds(sock: RawFd, fds: &[RawFd], tag: u8) -> io::Result<()> {
+    let byte = [tag];
     let mut iov = libc::iovec {
         iov_base: byte.as_ptr() as *mut libc::c_void,
         iov_len: 1,
@@ -119,6 +129,11 @@ fn send_fds(sock: RawFd, fds: &[RawFd]) -> io::Result<()> {
 
 /// Receive one batch: Ok(None) on EOF (the sender is gone).
 pub fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
+    Ok(recv_batch(sock)?.map(|(_, fds)| fds))
+}
+
+/// Receive one batch with its tag (the first byte of the message): Ok(None) on EOF.
+pub fn recv_batch(sock: RawFd) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
     let mut byte = [0u8; 16];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr() as *mut libc::c_void,
@@ -156,7 +171,7 @@ pub fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok(Some(fds))
+    Ok(Some((byte[0], fds)))
 }
 
 #[cfg(test)]
@@ -175,8 +190,15 @@ mod tests {
             .iter()
             .map(|f| f.try_clone().unwrap().into())
             .collect();
-        send_exec(a.as_raw_fd(), &owned[0], &owned[1], &owned[2], &owned[3]).unwrap();
-        let got = recv_fds(b.as_raw_fd()).unwrap().unwrap();
+        let batch = ExecFdsRef {
+            status: &owned[0],
+            stdout: &owned[1],
+            stderr: &owned[2],
+            workspace: &owned[3],
+        };
+        send_exec(a.as_raw_fd(), &batch, TAG_COLD).unwrap();
+        let (tag, got) = recv_batch(b.as_raw_fd()).unwrap().unwrap();
+        assert_eq!(tag, TAG_COLD);
         let fds = ExecFds::from_batch(got).unwrap();
         let ino = |fd: &OwnedFd| {
             use std::os::unix::fs::MetadataExt;

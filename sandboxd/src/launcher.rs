@@ -53,12 +53,16 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    /// Fork the launcher. Must be called while the process is still single-threaded.
+    /// Fork and re-execute the launcher. Safe in a multi-threaded process (the supervisor starts
+    /// a replacement from its own thread, `supervisor.rs`): between fork and execve the child only
+    /// makes async-signal-safe calls on memory prepared before the fork. The forking thread must
+    /// live as long as the launcher should: the launcher's parent-death signal follows it.
     pub fn start(shape: &WarmShape) -> io::Result<Launcher> {
         let warm = serde_json::to_string(shape).map_err(io::Error::other)?;
         let warm =
             std::ffi::CString::new(format!("{WARM_ENV}={warm}")).map_err(io::Error::other)?;
         let (ours, theirs) = handover::seqpacket_pair()?;
+        let theirs_fd = theirs.as_raw_fd();
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
         let exe = c"/proc/self/exe";
@@ -74,16 +78,22 @@ impl Launcher {
         // Only the warm shape; /proc/PID/environ is closed to the sandbox (its init is not
         // dumpable), while /proc/PID/cmdline is not.
         let envp = [warm.as_ptr(), std::ptr::null()];
-        // SAFETY: the caller guarantees we are single-threaded. The child only calls dup2,
-        // close_range and execve on memory prepared before the fork, then _exit on failure.
+        // SAFETY: fork is sound in a multi-threaded process as long as the child makes only
+        // async-signal-safe calls before execve, which is all it does below.
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
-            // SAFETY: in the child of a single-threaded fork: dup2, close_range, execve and _exit
-            // are async-signal-safe, and argv/envp point into memory prepared before the fork.
+            // SAFETY: in the child of the fork: fcntl, dup2, close_range, execve and _exit are
+            // async-signal-safe, and argv/envp point into memory prepared before the fork.
             0 => unsafe {
                 // A fresh image: the sandbox inits cloned from it carry neither the daemon's
-                // command line nor its environment.
-                if libc::dup2(theirs.as_raw_fd(), LAUNCHER_FD) < 0 {
+                // command line nor its environment. Our end is close-on-exec; when it already
+                // is fd 3, dup2 would keep that flag, so clear it instead.
+                let placed = if theirs_fd == LAUNCHER_FD {
+                    libc::fcntl(LAUNCHER_FD, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(theirs_fd, LAUNCHER_FD)
+                };
+                if placed < 0 {
                     libc::_exit(126);
                 }
                 libc::syscall(
@@ -106,25 +116,14 @@ impl Launcher {
         }
     }
 
-    /// Ask for a sandbox. `status` is the sandbox's end of the status socket.
-    pub fn launch(
-        &self,
-        status: &OwnedFd,
-        stdout: &OwnedFd,
-        stderr: &OwnedFd,
-        workspace: &OwnedFd,
-    ) -> io::Result<()> {
+    /// Ask for a sandbox: any (`handover::TAG_ANY`), or one created now (`TAG_COLD`). `fds.status`
+    /// is the sandbox's end of the status socket.
+    pub fn launch(&self, fds: &handover::ExecFdsRef<'_>, tag: u8) -> io::Result<()> {
         let sock = self
             .sock
             .lock()
             .map_err(|_| io::Error::other("launcher lock poisoned"))?;
-        handover::send_exec(sock.as_raw_fd(), status, stdout, stderr, workspace)
-    }
-
-    /// Whether the launcher process is still alive.
-    pub fn alive(&self) -> bool {
-        // SAFETY: kill with signal 0 only checks for existence.
-        unsafe { libc::kill(self.pid, 0) == 0 }
+        handover::send_exec(sock.as_raw_fd(), fds, tag)
     }
 }
 
@@ -166,14 +165,18 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
                 None => break,
             }
         }
-        let fds = match handover::recv_fds(sock_fd) {
-            Ok(Some(fds)) => fds,
+        let (tag, fds) = match handover::recv_batch(sock_fd) {
+            Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(_) => break,
         };
         if fds.len() != FDS_PER_EXEC {
             continue;
+        }
+        // A prepared sandbox was stale for this request: so are all of ours (as old or older).
+        if tag == handover::TAG_COLD {
+            warm.clear();
         }
         // The oldest first (the most likely to be ready); stale ones are dropped (their inits
         // exit when their control socket closes).

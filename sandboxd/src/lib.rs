@@ -20,6 +20,7 @@ pub mod policy;
 pub mod privdrop;
 pub mod rootfs;
 pub mod step;
+pub mod supervisor;
 pub mod tenants;
 pub mod vocab;
 pub mod wire;

@@ -730,10 +730,15 @@ impl Stage {
     }
 }
 
+/// The step of a workspace that is not, in the sandbox, the directory the daemon resolved: a
+/// prepared sandbox older than a mount on the path reports it, so the daemon retries once in a
+/// sandbox created now (`exec_session::run`).
+pub const VERIFY_WORKSPACE: &str = "verify workspace";
+
 fn changed(path: &Path, errno: i32) -> StepError {
     StepError::new(
         Layer::Mounts,
-        "verify workspace",
+        VERIFY_WORKSPACE,
         errno,
         format!(
             "workspace {} changed while the sandbox was being set up ({})",

@@ -1,6 +1,8 @@
 //! Messages between the daemon and a sandbox's init over the per-exec status socket: u32
 //! little-endian length, then JSON. The daemon sends one `SandboxSpec`; the sandbox answers with
-//! `Report`s. Closing the socket from the daemon side kills the sandbox.
+//! `Report`s. Before it starts the command the sandbox reports `Ready` and waits for the daemon's
+//! go (`GO`, one byte): a request the daemon gave up on (it closed its end) never starts. Closing
+//! the socket from the daemon side kills the sandbox.
 
 use crate::vocab::Layer;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -9,8 +11,13 @@ use std::io::{self, Read, Write};
 /// Upper bound for one frame; specs are far smaller (the request size is capped before).
 pub const MAX_FRAME: usize = 4 << 20;
 
+/// The daemon's go, the one byte it sends after the spec: the answer to `Report::Ready`.
+pub const GO: u8 = b'G';
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
+    /// Everything is set up; the command starts on the daemon's `GO`, and never without it.
+    Ready,
     /// The command was executed; `pid` is the host pid of the sandbox's init.
     Started {
         pid: u32,

@@ -264,7 +264,7 @@ pub(super) fn admit(
     let mounts = mount_plan(&snapshot.mounts, &pname)?;
     let (mut spec, output_cap) =
         build_spec(&snapshot.cfg, profile, req, workspace.clone(), cwd, mounts)?;
-    use_warm_mounts(&mut spec, &state.launcher.warm_mounts);
+    use_warm_mounts(&mut spec, state.launcher.warm_mounts());
     let guard = snapshot
         .guards
         .get(&pname)
@@ -297,11 +297,8 @@ pub(super) fn admit(
         state: state.clone(),
         uid: peer.uid,
     };
-    if !state.launcher.alive() {
-        return Err(Status::unavailable(
-            "sandbox launcher process is gone; restart sandboxd",
-        ));
-    }
+    // While the launcher is being replaced (or the daemon is giving up), say what happened.
+    state.launcher.current().map_err(Status::unavailable)?;
     Ok(Admission::Run(Box::new(Admitted {
         spec,
         output_cap,

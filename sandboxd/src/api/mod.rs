@@ -103,6 +103,10 @@ impl Sandbox for Service {
                         }))
                         .await;
                 }
+                Outcome::Unavailable(why) => {
+                    tracing::error!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, duration_ms = ms, "exec not run: {why}");
+                    let _ = tx.send(Err(Status::unavailable(why))).await;
+                }
                 Outcome::ClientGone => {
                     tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, workspace = %ws, profile = %pname, command = %command, duration_ms = ms, "client disconnected; sandbox killed");
                 }

@@ -3,7 +3,7 @@
 use crate::auth;
 use crate::config::Config;
 use crate::confine::mounts::MountPlan;
-use crate::launcher::Launcher;
+use crate::supervisor::Supervisor;
 use crate::tenants::{self, Tenancy};
 use crate::workspace::Roots;
 use std::collections::HashMap;
@@ -71,7 +71,8 @@ pub struct State {
     /// The configuration in force; SIGHUP swaps it whole (`replace`).
     pub snapshot: std::sync::RwLock<Arc<ConfigSnapshot>>,
     pub roots: Roots,
-    pub launcher: Arc<Launcher>,
+    /// The launcher, supervised: the one to use, or why there is none right now.
+    pub launcher: Arc<Supervisor>,
     /// Sandboxes that may run at once over all peers (`max_concurrent`): an exec holds one
     /// permit from admission until its result.
     pub sandbox_slots: Arc<Semaphore>,

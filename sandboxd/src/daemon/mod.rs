@@ -9,6 +9,7 @@ use crate::api::{self, Service, State};
 use crate::cli::config_or_default;
 use crate::config::{Config, LogFormat};
 use crate::launcher::Launcher;
+use crate::supervisor::{Slot, Supervisor};
 use crate::workspace::Roots;
 use crate::{auth, privdrop};
 use anyhow::{bail, Context, Result};
@@ -281,19 +282,48 @@ fn warm_shape(cfg: &Config, roots: &Roots) -> crate::policy::WarmShape {
         .unwrap_or_default()
 }
 
-/// Fork the launcher while still single-threaded.
-fn fork_launcher(cfg: &Config, roots: &Roots) -> Result<Arc<Launcher>> {
+/// Fork the launcher while still single-threaded, and start its supervisor (`supervisor.rs`),
+/// which reaps it and starts the next one from its own thread.
+fn fork_launcher(cfg: &Config, roots: &Roots) -> Result<Arc<Supervisor>> {
     let warm = warm_shape(cfg, roots);
-    Ok(Arc::new(
-        Launcher::start(&warm).context("starting the sandbox launcher")?,
-    ))
+    let first = Launcher::start(&warm).context("starting the sandbox launcher")?;
+    let sup = Supervisor::new(first, warm);
+    sup.spawn()
+        .context("starting the sandbox launcher's supervisor")?;
+    Ok(sup)
+}
+
+/// The health status follows the launcher: NOT_SERVING while there is none.
+async fn follow_launcher(
+    mut slot: tokio::sync::watch::Receiver<Slot>,
+    health: tonic_health::server::HealthReporter,
+) {
+    use tonic_health::ServingStatus;
+    type Svc = nanobot_proto::pb::sandbox_server::SandboxServer<Service>;
+    loop {
+        let up = matches!(*slot.borrow_and_update(), Slot::Up(_));
+        let status = if up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status("", status).await;
+        if up {
+            health.set_serving::<Svc>().await;
+        } else {
+            health.set_not_serving::<Svc>().await;
+        }
+        if slot.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn run(
     cfg: Config,
     reload: Box<dyn Fn() -> Result<Config> + Send>,
     roots: Roots,
-    launcher: Arc<Launcher>,
+    launcher: Arc<Supervisor>,
     listener: UnixListener,
     path: Option<PathBuf>,
 ) -> Result<()> {
@@ -330,6 +360,11 @@ async fn run(
     health_reporter
         .set_serving::<nanobot_proto::pb::sandbox_server::SandboxServer<Service>>()
         .await;
+    tokio::spawn(follow_launcher(
+        state.launcher.subscribe(),
+        health_reporter.clone(),
+    ));
+    let mut launcher_slot = state.launcher.subscribe();
     let intercept = api::authenticate(auth_policy);
     let soft_nofile = accept::nofile().map(|(soft, _)| soft);
     let (max_total, max_per_uid) = accept::effective_caps(
@@ -367,6 +402,8 @@ async fn run(
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => reload::reload_on_hup(&reload_state, &reload),
+                // The supervisor gave up on the launcher (its log line says why): exit non-zero.
+                _ = launcher_slot.wait_for(|s| matches!(s, Slot::Failed(_))) => break,
             }
         }
         tracing::info!("shutting down: no new connections, killing running sandboxes");
@@ -408,6 +445,10 @@ async fn run(
         && t0.elapsed().as_secs() < 3
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if let Err(why) = state.launcher.current() {
+        tracing::error!("sandboxd stopped: {why}");
+        bail!("{why}");
     }
     tracing::info!("sandboxd stopped");
     Ok(())

@@ -8,7 +8,8 @@
 //! a warm root and ruleset; `memory` prefaults pages), then for the request (`init`): read the
 //! spec → `netns` (private network) → `root` (build or reuse the root, bind the workspace, seal)
 //! → `supervise` armed (SIGCHLD signalfd) → `rules` (the Landlock ruleset) → enter the root →
-//! `child` (spawn; the child confines itself and execs) → report Started → `supervise` (wait,
+//! report Ready and wait for the daemon's go (never started without it) → `child` (spawn; the
+//! child confines itself and execs) → report Started → `supervise` (wait,
 //! kill, reap) → report Exited.
 
 mod child;
@@ -115,6 +116,7 @@ fn init(
     drop(new_root);
     prepared.stage.enter()?;
 
+    await_go(status)?;
     let child = child::spawn_command(&child::ChildArgs {
         spec: &spec,
         ruleset: std::cell::Cell::new(ruleset),
@@ -140,6 +142,30 @@ fn init(
     );
     let deadline = started + Duration::from_millis(spec.timeout_ms);
     Ok(supervise::supervise(status, &sigfd, child, deadline, acc))
+}
+
+/// Report `Ready` and wait for the daemon's go. The daemon sends it only while it still waits for
+/// this request; once it has given up (guard timeout, client gone, shutdown) it has closed its
+/// end, and we read EOF: the command is never started.
+fn await_go(status: &mut File) -> Result<(), StepError> {
+    use std::io::Read;
+    wire::write_frame(status, &Report::Ready)
+        .map_err(|e| StepError::io(Layer::Launcher, "report ready", e))?;
+    let mut go = [0u8; 1];
+    loop {
+        match status.read(&mut go) {
+            Ok(1) if go[0] == wire::GO => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => {
+                return Err(StepError::new(
+                    Layer::Launcher,
+                    "wait for the go",
+                    libc::ECANCELED,
+                    "sandboxd gave up on this request before it started; the command was not run",
+                ))
+            }
+        }
+    }
 }
 
 /// The request's spec, from the status socket; a spec naming the launcher's warm mount plan gets
