@@ -6,6 +6,7 @@ mod admit;
 pub mod authority;
 pub mod conns;
 mod files;
+pub mod in_flight;
 mod info;
 mod peer;
 mod state;

@@ -16,7 +16,7 @@ pub struct PeerInfo {
     pub peer: Option<Peer>,
     /// Supplementary groups (SO_PEERGROUPS; /proc as a fallback).
     pub groups: Arc<Vec<u32>>,
-    /// The requests in flight on the connection (kept by `conns::InFlightLayer`).
+    /// The requests in flight on the connection (kept by `in_flight::InFlightLayer`).
     pub activity: Arc<Activity>,
 }
 

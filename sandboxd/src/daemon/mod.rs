@@ -426,7 +426,7 @@ async fn run(
     }
     systemd::notify_ready();
     let serve = tonic::transport::Server::builder()
-        .layer(api::conns::InFlightLayer)
+        .layer(api::in_flight::InFlightLayer)
         .layer(tonic::service::InterceptorLayer::new(intercept))
         .add_service(health)
         .add_service(svc)
