@@ -19,6 +19,7 @@ pub mod permissions;
 pub mod policy;
 pub mod privdrop;
 pub mod rootfs;
+pub mod shown;
 pub mod step;
 pub mod supervisor;
 pub mod tenants;

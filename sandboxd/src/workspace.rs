@@ -232,8 +232,10 @@ impl Roots {
             return Err(WorkspaceError::Nul);
         }
         let path = Path::new(requested);
+        // Echoed in the errors bounded (`crate::shown`): a status message is an HTTP/2 header.
+        let shown = || crate::shown::shown(requested).into_owned();
         if !path.is_absolute() {
-            return Err(WorkspaceError::Relative(requested.into()));
+            return Err(WorkspaceError::Relative(shown()));
         }
         // Longest matching root first, compared by components so /ws2 never matches root /ws.
         let mut best: Option<(&Root, &Path)> = None;
@@ -248,23 +250,23 @@ impl Roots {
         }
         let Some((root, rel)) = best else {
             return Err(WorkspaceError::NotBeneath {
-                path: requested.into(),
+                path: shown(),
                 roots: self.describe(),
             });
         };
         let fd =
             open_beneath(&root.fd, rel, libc::O_PATH | libc::O_DIRECTORY).map_err(|errno| {
                 match errno {
-                    libc::EXDEV | libc::ELOOP => WorkspaceError::Escapes(requested.into()),
-                    libc::ENOENT => WorkspaceError::Missing(requested.into()),
-                    libc::ENOTDIR => WorkspaceError::NotDir(requested.into()),
+                    libc::EXDEV | libc::ELOOP => WorkspaceError::Escapes(shown()),
+                    libc::ENOENT => WorkspaceError::Missing(shown()),
+                    libc::ENOTDIR => WorkspaceError::NotDir(shown()),
                     // Fail closed, and say why: there is no safe path resolution without it.
                     libc::ENOSYS => WorkspaceError::Other {
-                        path: requested.into(),
+                        path: shown(),
                         err: "openat2 is not available (ENOSYS): sandboxd resolves every path with openat2(RESOLVE_BENEATH). Linux 5.6+ is needed, and under systemd RestrictSUIDSGID= must be off for sandboxd.service (systemd answers openat2 with ENOSYS under it)".into(),
                     },
                     e => WorkspaceError::Other {
-                        path: requested.into(),
+                        path: shown(),
                         err: io::Error::from_raw_os_error(e).to_string(),
                     },
                 }
@@ -272,7 +274,7 @@ impl Roots {
         // The kernel's name for what was opened, never the request's spelling: tenants are
         // authorized on it, so without it (no /proc) we fail closed.
         let real = fd_path(&fd).ok_or_else(|| WorkspaceError::Other {
-            path: requested.into(),
+            path: shown(),
             err: "its real path cannot be read from /proc/self/fd".into(),
         })?;
         Ok((real, fd))

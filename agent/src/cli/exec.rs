@@ -156,13 +156,9 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         Err(Failed::Stream(st)) => {
             return Ok(refuse(a.json, "sandbox", "sandbox failed: ", st.message()));
         }
-        Err(Failed::NoResult) => {
-            return Ok(refuse(
-                a.json,
-                "sandbox",
-                "sandbox failed: ",
-                "the stream ended without a result",
-            ));
+        Err(Failed::Gone { started, .. }) => {
+            let sentence = drain::gone(started);
+            return Ok(refuse(a.json, "sandbox", "", sentence));
         }
     };
     let failure = program_failure(&r, program.as_deref());

@@ -30,10 +30,70 @@ pub struct Finished {
 pub enum Failed {
     /// sandboxd refused the request itself (bad workspace or cwd, no slot, …).
     Request(tonic::Status),
-    /// The stream broke before the result.
+    /// sandboxd ended the stream with an error status of its own before the result (it is
+    /// shutting down, …).
     Stream(tonic::Status),
-    /// The stream ended without a result.
-    NoResult,
+    /// The connection to sandboxd broke (it was killed or crashed), or the stream ended without
+    /// a result: `started` says whether `Started` had arrived. `cause` is the transport's own
+    /// words, for logs.
+    Gone { started: bool, cause: String },
+}
+
+/// What the user and the model read when sandboxd went away after `Started`: the sandbox dies
+/// with the daemon.
+pub const GONE_WHILE_RUNNING: &str = "sandboxd went away while the command ran; it was killed";
+/// The same before `Started`.
+pub const GONE_BEFORE_START: &str = "sandboxd went away before the command started; it did not run";
+
+/// The sentence for sandboxd gone, after `Started` or before it.
+pub fn gone(started: bool) -> &'static str {
+    if started {
+        GONE_WHILE_RUNNING
+    } else {
+        GONE_BEFORE_START
+    }
+}
+
+/// Whether a status is the transport's (the connection broke: a reset, a broken pipe, an HTTP/2
+/// error, EOF) rather than one sandboxd sent. tonic attaches the transport error as the source of
+/// the statuses it makes itself; a status read from sandboxd's trailers has none.
+pub fn is_transport(st: &tonic::Status) -> bool {
+    if std::error::Error::source(st).is_some() {
+        return true;
+    }
+    let m = st.message().to_ascii_lowercase();
+    matches!(
+        st.code(),
+        tonic::Code::Unknown
+            | tonic::Code::Unavailable
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled
+    ) && [
+        "h2 protocol error",
+        "transport error",
+        "error reading a body",
+        "broken pipe",
+        "connection reset",
+        "connection closed",
+        "unexpected end of file",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
+/// Classify a failed status: the transport's means sandboxd went away.
+fn failed(st: tonic::Status, started: bool, request: bool) -> Failed {
+    if is_transport(&st) {
+        Failed::Gone {
+            started,
+            cause: st.message().to_string(),
+        }
+    } else if request {
+        Failed::Request(st)
+    } else {
+        Failed::Stream(st)
+    }
 }
 
 /// Send `req` and drain the stream to its result.
@@ -45,14 +105,18 @@ pub async fn run(
     let mut stream = client
         .exec(req)
         .await
-        .map_err(Failed::Request)?
+        .map_err(|st| failed(st, false, true))?
         .into_inner();
     let mut done = Finished::default();
+    let mut started = false;
     let mut result = None;
     loop {
         match stream.message().await {
             Ok(Some(ev)) => match ev.event {
-                Some(Event::Started(s)) => done.pid = s.pid,
+                Some(Event::Started(s)) => {
+                    started = true;
+                    done.pid = s.pid;
+                }
                 Some(Event::Stdout(d)) if output == Output::Collect => done.stdout.extend(d),
                 Some(Event::Stderr(d)) if output == Output::Collect => done.stderr.extend(d),
                 Some(Event::Stdout(d)) => {
@@ -67,9 +131,51 @@ pub async fn run(
                 None => {}
             },
             Ok(None) => break,
-            Err(st) => return Err(Failed::Stream(st)),
+            Err(st) => return Err(failed(st, started, false)),
         }
     }
-    done.result = result.ok_or(Failed::NoResult)?;
+    done.result = result.ok_or(Failed::Gone {
+        started,
+        cause: "the stream ended without a result".into(),
+    })?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_is_sandboxd_gone_a_status_it_sent_is_not() {
+        let h2 = tonic::Status::unknown("h2 protocol error: error reading a body from connection");
+        assert!(is_transport(&h2));
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let st = tonic::Status::from_error(Box::new(io));
+        assert!(is_transport(&st), "{st:?}");
+        let reset = tonic::Status::unavailable("error trying to connect: Connection reset by peer");
+        assert!(is_transport(&reset));
+        // sandboxd's own words stay sandboxd's.
+        let own = tonic::Status::unavailable("sandboxd is shutting down; the command was killed");
+        assert!(!is_transport(&own));
+        assert!(!is_transport(&tonic::Status::invalid_argument(
+            "cwd x does not exist"
+        )));
+        assert!(matches!(
+            failed(h2.clone(), true, false),
+            Failed::Gone { started: true, .. }
+        ));
+        assert!(matches!(
+            failed(h2, false, true),
+            Failed::Gone { started: false, .. }
+        ));
+        assert_eq!(
+            gone(true),
+            "sandboxd went away while the command ran; it was killed"
+        );
+        assert_eq!(
+            gone(false),
+            "sandboxd went away before the command started; it did not run"
+        );
+        assert!(matches!(failed(own, true, false), Failed::Stream(_)));
+    }
 }

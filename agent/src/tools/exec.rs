@@ -71,13 +71,14 @@ async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
             ctx.log_status(&what, &st);
             return Err(err(st.message()));
         }
-        Err(Failed::NoResult) => {
+        Err(Failed::Gone { started, cause }) => {
             let ms = t0.elapsed().as_millis();
+            let sentence = drain::gone(started);
             ctx.log.line(
                 "WARN",
-                &format!("{what} error=\"no result\" duration={ms}ms"),
+                &format!("{what} error={sentence:?} cause={cause:?} duration={ms}ms"),
             );
-            return Err(err("sandboxd ended the exec without a result"));
+            return Err(err(sentence));
         }
     };
     let ms = t0.elapsed().as_millis();

@@ -7,6 +7,7 @@ use crate::auth::Peer;
 use crate::config::{Config, Profile};
 use crate::confine::mounts::MountPlan;
 use crate::policy::SandboxSpec;
+use crate::shown::{shown, status};
 use crate::tenants;
 use crate::vocab::Layer;
 use nanobot_proto::pb::{ExecRequest, ExecResult};
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tonic::Status;
+use tonic::{Code, Status};
 
 /// May this peer use the workspace the kernel resolved to `real`? `gids`: primary and
 /// supplementary. Called after `Roots::resolve`, before anything runs or is written.
@@ -80,24 +81,31 @@ pub fn resolve_cwd(ws_fd: &OwnedFd, workspace: &Path, cwd: &str) -> Result<PathB
     }
     let ws = workspace.display();
     let rel = Path::new(cwd);
+    // Echoed bounded (`crate::shown`): a status message is an HTTP/2 header.
+    let cwd_shown = shown(cwd);
+    let cwd = &*cwd_shown;
     if rel.is_absolute() {
-        return Err(Status::invalid_argument(format!(
-            "cwd {cwd:?} is an absolute path; it must be relative to the workspace {ws}"
-        )));
+        return Err(status(
+            Code::InvalidArgument,
+            format!("cwd {cwd:?} is an absolute path; it must be relative to the workspace {ws}"),
+        ));
     }
     let fd = crate::workspace::open_beneath(ws_fd, rel, libc::O_PATH | libc::O_DIRECTORY).map_err(
         |errno| {
-            Status::invalid_argument(match errno {
-                libc::EXDEV | libc::ELOOP => {
-                    format!("cwd {cwd:?} escapes the workspace {ws} through '..' or a symlink")
-                }
-                libc::ENOENT => format!("cwd {cwd:?} does not exist in the workspace {ws}"),
-                libc::ENOTDIR => format!("cwd {cwd:?} is not a directory"),
-                e => format!(
-                    "cwd {cwd:?} cannot be opened: {}",
-                    std::io::Error::from_raw_os_error(e)
-                ),
-            })
+            status(
+                Code::InvalidArgument,
+                match errno {
+                    libc::EXDEV | libc::ELOOP => {
+                        format!("cwd {cwd:?} escapes the workspace {ws} through '..' or a symlink")
+                    }
+                    libc::ENOENT => format!("cwd {cwd:?} does not exist in the workspace {ws}"),
+                    libc::ENOTDIR => format!("cwd {cwd:?} is not a directory"),
+                    e => format!(
+                        "cwd {cwd:?} cannot be opened: {}",
+                        std::io::Error::from_raw_os_error(e)
+                    ),
+                },
+            )
         },
     )?;
     // The path the kernel found, so PWD names the real directory; the relative path as given
@@ -182,15 +190,23 @@ pub fn build_spec(
     for k in names {
         let v = &req.env[k];
         if !profile.env_pass.contains(k) {
-            return Err(Status::invalid_argument(format!(
-                "environment variable {k} is not allowed by this profile (env_pass: {})",
-                profile.env_pass.join(", ")
-            )));
+            return Err(status(
+                Code::InvalidArgument,
+                format!(
+                    "environment variable {} is not allowed by this profile (env_pass: {})",
+                    shown(k),
+                    profile.env_pass.join(", ")
+                ),
+            ));
         }
         if has_nul(k) || has_nul(v) || k.contains('=') || k.is_empty() {
-            return Err(Status::invalid_argument(format!(
-                "invalid environment variable name or value for {k:?}"
-            )));
+            return Err(status(
+                Code::InvalidArgument,
+                format!(
+                    "invalid environment variable name or value for {:?}",
+                    shown(k)
+                ),
+            ));
         }
         set(k, v);
     }
@@ -245,15 +261,19 @@ pub(super) fn admit(
     let profile = find_profile(&snapshot.cfg, &pname)?;
     if !profile.granted(peer.uid, gids) {
         tracing::warn!(op = "exec", peer_uid = peer.uid, peer_pid = peer.pid, profile = %pname, "Access denied: profile {pname:?} is not granted to uid {}", peer.uid);
-        return Err(Status::permission_denied(format!(
-            "profile {pname:?} is not granted to uid {} (its grant_uids/grant_gids)",
-            peer.uid
-        )));
+        return Err(status(
+            Code::PermissionDenied,
+            format!(
+                "profile {:?} is not granted to uid {} (its grant_uids/grant_gids)",
+                shown(&pname),
+                peer.uid
+            ),
+        ));
     }
     let (workspace, ws_fd) = state
         .roots
         .resolve(&req.workspace)
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(|e| status(Code::InvalidArgument, e.to_string()))?;
     // Whose workspace it is comes first: nothing about another tenant's directories (not
     // even whether a cwd exists there) is answered.
     authorize_workspace(&snapshot, "exec", peer, gids, &workspace)?;
@@ -323,7 +343,10 @@ pub fn profile_name(req: &ExecRequest) -> String {
 pub fn find_profile<'a>(cfg: &'a Config, pname: &str) -> Result<&'a Profile, Status> {
     cfg.profiles.get(pname).ok_or_else(|| {
         let known: Vec<&String> = cfg.profiles.keys().collect();
-        Status::not_found(format!("unknown profile {pname:?}; available: {known:?}"))
+        status(
+            Code::NotFound,
+            format!("unknown profile {:?}; available: {known:?}", shown(pname)),
+        )
     })
 }
 
@@ -358,7 +381,8 @@ pub fn guard_refusal(pname: &str, b: crate::guard::Blocked) -> ExecResult {
         refused: true,
         refused_reason: format!(
             "Command blocked by safety guard: pattern {:?} matched {:?}",
-            b.pattern, b.matched
+            b.pattern,
+            shown(&b.matched)
         ),
         blocked: true,
         blocked_pattern: b.pattern,

@@ -6,43 +6,72 @@ use super::admit::authorize_workspace;
 use super::state::State;
 use crate::auth::Peer;
 use crate::fileops::{self, FileError};
+use crate::shown::shown_max;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tonic::{Code, Response, Status};
 
-/// The gRPC code of a file error: what a model (or a program) can act on. Bad arguments are
-/// `InvalidArgument`, leaving the workspace or lacking permission `PermissionDenied`, a missing
-/// file `NotFound`, a file in the wrong state (a directory, old_text not found or not unique)
-/// `FailedPrecondition`, a size cap `ResourceExhausted`, anything else `Internal`.
+/// The gRPC code of a file error: what a model (or a program) can act on, by the gRPC
+/// conventions (<https://grpc.github.io/grpc/core/md_doc_statuscodes.html>); the proto's comment
+/// on the file calls lists the same table.
+///
+/// - `InvalidArgument`: the request itself is wrong whatever the files hold: NUL or empty path,
+///   a name too long (ENAMETOOLONG), empty old_text; and content the file tools cannot handle
+///   (binary, not UTF-8).
+/// - `OutOfRange`: an offset past the end of the file (it may be fine once the file grows).
+/// - `PermissionDenied`: outside the workspace (a `..`, a symlink, a hard link) or no permission
+///   (EACCES, EPERM).
+/// - `NotFound`, `AlreadyExists` (EEXIST).
+/// - `FailedPrecondition`: the file is not in the state the call needs: a directory, not a
+///   regular file, a parent that is not a directory, old_text not found or not unique, a
+///   read-only filesystem (EROFS), busy (EBUSY, ETXTBSY).
+/// - `ResourceExhausted`: a size cap, a full filesystem (ENOSPC) or quota (EDQUOT), a file too
+///   large for the filesystem (EFBIG): the gRPC doc names "out of space" here, and retrying the
+///   same call will not help until space is made.
+/// - `Unavailable`: transient (EAGAIN, EINTR, EMFILE, ENFILE, ENOMEM): retrying may succeed.
+/// - `Internal`: anything else (EIO, an unexpected errno, a failed worker): sandboxd's fault or
+///   the host's, never the request's.
 pub(super) fn grpc_code(e: &FileError) -> Code {
     match e {
         FileError::Nul
         | FileError::Empty
+        | FileError::NameTooLong(_)
         | FileError::Binary(_)
         | FileError::InvalidUtf8(_)
-        | FileError::Offset { .. }
         | FileError::EmptyOldText
         | FileError::BomOnlyOldText => Code::InvalidArgument,
+        FileError::Offset { .. } => Code::OutOfRange,
         FileError::Outside(_) | FileError::HardLink(_) | FileError::Denied { .. } => {
             Code::PermissionDenied
         }
         FileError::NotFound(_) => Code::NotFound,
+        FileError::Exists { .. } => Code::AlreadyExists,
         FileError::IsDir(_)
         | FileError::NotFile(_)
         | FileError::NotDir(_)
         | FileError::TextNotFound { .. }
         | FileError::WhitespaceOnly { .. }
-        | FileError::NotUnique { .. } => Code::FailedPrecondition,
-        FileError::TooLarge { .. } => Code::ResourceExhausted,
+        | FileError::NotUnique { .. }
+        | FileError::ReadOnly { .. }
+        | FileError::Busy { .. } => Code::FailedPrecondition,
+        FileError::TooLarge { .. } | FileError::NoSpace { .. } | FileError::FileTooBig { .. } => {
+            Code::ResourceExhausted
+        }
+        FileError::Transient { .. } => Code::Unavailable,
         FileError::Io { .. } => Code::Internal,
     }
 }
 
 impl From<FileError> for Status {
+    /// The message bounded for its HTTP/2 header (`crate::shown::message`): an edit miss quotes
+    /// lines of the file, which may be long.
     fn from(e: FileError) -> Self {
-        Status::new(grpc_code(&e), e.to_string())
+        crate::shown::status(grpc_code(&e), e.to_string())
     }
 }
+
+/// Characters of a requested path or workspace the log keeps (PATH_MAX: every real one).
+const LOG_CHARS: usize = 4096;
 
 impl State {
     pub(super) fn limits(&self) -> fileops::Limits {
@@ -59,7 +88,10 @@ impl State {
 pub(super) struct FileOp {
     op: &'static str,
     peer: Peer,
+    /// The requested path, for the log (up to PATH_MAX).
     path: String,
+    /// The requested path as errors show it (bounded).
+    shown: String,
     ws_path: PathBuf,
     ws_fd: std::os::fd::OwnedFd,
     rel: Result<PathBuf, FileError>,
@@ -75,24 +107,28 @@ impl FileOp {
         path: &str,
     ) -> Result<FileOp, Status> {
         let t0 = Instant::now();
+        // Logged up to PATH_MAX, echoed in errors bounded (`crate::shown`).
+        let workspace_log = shown_max(workspace, LOG_CHARS);
+        let path_log = shown_max(path, LOG_CHARS);
         let (ws_path, ws_fd) = state.roots.resolve(workspace).map_err(|e| {
             tracing::warn!(
                 op,
                 peer_uid = peer.uid,
                 peer_pid = peer.pid,
-                workspace,
-                path,
+                workspace = %workspace_log,
+                path = %path_log,
                 outcome = "invalid_workspace",
                 "{op} refused: {e}"
             );
-            Status::invalid_argument(e.to_string())
+            crate::shown::status(Code::InvalidArgument, e.to_string())
         })?;
         authorize_workspace(&state.snapshot(), op, peer, &gids, &ws_path)?;
         let rel = fileops::relative_path(&ws_path, path);
         Ok(FileOp {
             op,
             peer,
-            path: path.to_string(),
+            path: path_log.into_owned(),
+            shown: crate::shown::shown(path).into_owned(),
             ws_path,
             ws_fd,
             rel,
@@ -110,12 +146,13 @@ impl FileOp {
             op,
             peer,
             path,
+            shown,
             ws_path,
             ws_fd,
             rel,
             t0,
         } = self;
-        let shown = path.clone();
+        let shown_err = shown.clone();
         let ws2 = ws_path.clone();
         let res = match rel {
             Err(e) => Err(e),
@@ -123,7 +160,7 @@ impl FileOp {
                 .await
                 .unwrap_or_else(|e| {
                     Err(FileError::Io {
-                        path: path.clone(),
+                        path: shown_err,
                         step: "worker",
                         err: e.to_string(),
                     })
@@ -152,6 +189,204 @@ impl FileOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every variant, and the code it gets. `listed` has no wildcard: a new variant does not
+    /// compile until it is added here.
+    fn table() -> Vec<(FileError, Code)> {
+        let p = || "p".to_string();
+        let step = "write";
+        let v = vec![
+            (FileError::Nul, Code::InvalidArgument),
+            (FileError::Empty, Code::InvalidArgument),
+            (FileError::NameTooLong(p()), Code::InvalidArgument),
+            (FileError::Binary(p()), Code::InvalidArgument),
+            (FileError::InvalidUtf8(p()), Code::InvalidArgument),
+            (FileError::EmptyOldText, Code::InvalidArgument),
+            (FileError::BomOnlyOldText, Code::InvalidArgument),
+            (
+                FileError::Offset {
+                    path: p(),
+                    offset: 9,
+                    lines: 1,
+                },
+                Code::OutOfRange,
+            ),
+            (FileError::Outside(p()), Code::PermissionDenied),
+            (FileError::HardLink(p()), Code::PermissionDenied),
+            (FileError::Denied { path: p() }, Code::PermissionDenied),
+            (FileError::NotFound(p()), Code::NotFound),
+            (FileError::Exists { path: p(), step }, Code::AlreadyExists),
+            (FileError::IsDir(p()), Code::FailedPrecondition),
+            (FileError::NotFile(p()), Code::FailedPrecondition),
+            (FileError::NotDir(p()), Code::FailedPrecondition),
+            (
+                FileError::TextNotFound {
+                    path: p(),
+                    closest: String::new(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                FileError::WhitespaceOnly {
+                    path: p(),
+                    first: 1,
+                    last: 1,
+                    others: vec![],
+                    more: 0,
+                    detail: String::new(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                FileError::NotUnique {
+                    path: p(),
+                    count: 2,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                FileError::ReadOnly { path: p(), step },
+                Code::FailedPrecondition,
+            ),
+            (
+                FileError::Busy { path: p(), step },
+                Code::FailedPrecondition,
+            ),
+            (
+                FileError::TooLarge {
+                    path: p(),
+                    size: 2,
+                    limit: 1,
+                    hint: "h",
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                FileError::NoSpace {
+                    path: p(),
+                    step,
+                    quota: false,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                FileError::NoSpace {
+                    path: p(),
+                    step,
+                    quota: true,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                FileError::FileTooBig { path: p(), step },
+                Code::ResourceExhausted,
+            ),
+            (
+                FileError::Transient {
+                    path: p(),
+                    step,
+                    err: "e".into(),
+                },
+                Code::Unavailable,
+            ),
+            (
+                FileError::Io {
+                    path: p(),
+                    step,
+                    err: "e".into(),
+                },
+                Code::Internal,
+            ),
+        ];
+        for (e, _) in &v {
+            listed(e);
+        }
+        v
+    }
+
+    fn listed(e: &FileError) {
+        match e {
+            FileError::Nul
+            | FileError::Empty
+            | FileError::NameTooLong(_)
+            | FileError::Binary(_)
+            | FileError::InvalidUtf8(_)
+            | FileError::EmptyOldText
+            | FileError::BomOnlyOldText
+            | FileError::Offset { .. }
+            | FileError::Outside(_)
+            | FileError::HardLink(_)
+            | FileError::Denied { .. }
+            | FileError::NotFound(_)
+            | FileError::Exists { .. }
+            | FileError::IsDir(_)
+            | FileError::NotFile(_)
+            | FileError::NotDir(_)
+            | FileError::TextNotFound { .. }
+            | FileError::WhitespaceOnly { .. }
+            | FileError::NotUnique { .. }
+            | FileError::ReadOnly { .. }
+            | FileError::Busy { .. }
+            | FileError::TooLarge { .. }
+            | FileError::NoSpace { .. }
+            | FileError::FileTooBig { .. }
+            | FileError::Transient { .. }
+            | FileError::Io { .. } => {}
+        }
+    }
+
+    #[test]
+    fn every_file_error_has_its_code() {
+        for (e, code) in table() {
+            assert_eq!(grpc_code(&e), code, "{e:?}");
+            let st = Status::from(e.clone());
+            assert_eq!(st.code(), code);
+            assert_eq!(st.message(), e.to_string());
+        }
+    }
+
+    #[test]
+    fn every_errno_a_file_call_can_meet_has_its_code() {
+        let code = |errno| grpc_code(&fileops::map_errno(errno, "p", "write"));
+        let want = [
+            (libc::ENAMETOOLONG, Code::InvalidArgument),
+            (libc::EXDEV, Code::PermissionDenied),
+            (libc::ELOOP, Code::PermissionDenied),
+            (libc::EACCES, Code::PermissionDenied),
+            (libc::EPERM, Code::PermissionDenied),
+            (libc::ENOENT, Code::NotFound),
+            (libc::EEXIST, Code::AlreadyExists),
+            (libc::ENOTDIR, Code::FailedPrecondition),
+            (libc::EISDIR, Code::FailedPrecondition),
+            (libc::EROFS, Code::FailedPrecondition),
+            (libc::EBUSY, Code::FailedPrecondition),
+            (libc::ETXTBSY, Code::FailedPrecondition),
+            (libc::ENOSPC, Code::ResourceExhausted),
+            (libc::EDQUOT, Code::ResourceExhausted),
+            (libc::EFBIG, Code::ResourceExhausted),
+            (libc::EAGAIN, Code::Unavailable),
+            (libc::EINTR, Code::Unavailable),
+            (libc::EMFILE, Code::Unavailable),
+            (libc::ENFILE, Code::Unavailable),
+            (libc::ENOMEM, Code::Unavailable),
+            (libc::EIO, Code::Internal),
+            (libc::EINVAL, Code::Internal),
+        ];
+        for (errno, c) in want {
+            assert_eq!(code(errno), c, "errno {errno}");
+        }
+    }
+
+    #[test]
+    fn a_long_message_is_bounded_for_its_header() {
+        let e = FileError::TextNotFound {
+            path: "p".into(),
+            closest: "x".repeat(100_000),
+        };
+        let st = Status::from(e);
+        assert!(st.message().len() <= crate::shown::MESSAGE_ENCODED_BYTES);
+        assert!(st.message().starts_with("p: old_text not found."));
+    }
 
     #[test]
     fn error_codes_match_what_a_model_can_act_on() {

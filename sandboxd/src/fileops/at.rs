@@ -78,6 +78,16 @@ pub(super) fn unlink_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
     Ok(())
 }
 
+/// `unlinkat(dir, name, AT_REMOVEDIR)`: removes an empty directory (and only an empty one).
+pub(super) fn rmdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: unlinkat with a valid dirfd and a NUL-terminated name.
+    let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `renameat(dir, from, dir, to)`: a rename within one directory.
 pub(super) fn rename_at(dir: &OwnedFd, from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: renameat within one directory fd, both names NUL-terminated single components.

@@ -1,7 +1,7 @@
 //! What can go wrong in a file operation, worded for the model that asked: each message names the
 //! path and, where it can, what to do instead.
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum FileError {
     #[error("path contains a NUL byte")]
     Nul,
@@ -57,6 +57,31 @@ pub enum FileError {
     NotUnique { path: String, count: usize },
     #[error("{path}: permission denied")]
     Denied { path: String },
+    #[error("{0}: a name in the path is too long (at most 255 bytes a name, 4,096 a path)")]
+    NameTooLong(String),
+    #[error("{path}: {step}: {}; nothing was written and the file is as it was", if *.quota { "the disk quota is used up (EDQUOT)" } else { "no space left on the filesystem (ENOSPC)" })]
+    NoSpace {
+        path: String,
+        step: &'static str,
+        /// EDQUOT (the owner's quota) rather than ENOSPC (the filesystem).
+        quota: bool,
+    },
+    #[error("{path}: {step}: the file would be larger than the filesystem or sandboxd's file size limit allows (EFBIG); nothing was written")]
+    FileTooBig { path: String, step: &'static str },
+    #[error("{path}: {step}: the filesystem is read-only (EROFS)")]
+    ReadOnly { path: String, step: &'static str },
+    #[error("{path}: {step}: busy (a mount point or a file in use); nothing was written")]
+    Busy { path: String, step: &'static str },
+    #[error("{path}: {step}: already exists")]
+    Exists { path: String, step: &'static str },
+    /// A condition that passes: sandboxd is short of fds or memory, or the path changed while the
+    /// kernel resolved it (EAGAIN). Retrying may succeed.
+    #[error("{path}: {step}: {err}; try again")]
+    Transient {
+        path: String,
+        step: &'static str,
+        err: String,
+    },
     #[error("{path}: {step}: {err}")]
     Io {
         path: String,

@@ -28,6 +28,7 @@ mod similar;
 mod write;
 
 pub use edit::{edit_file, edit_text};
+pub use errno::map_errno;
 pub use error::FileError;
 pub use limits::{Limits, MAX_FILE_BYTES};
 pub use list::{list_dir, Entry};

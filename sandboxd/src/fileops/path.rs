@@ -19,7 +19,11 @@ pub fn relative_path(workspace: &Path, requested: &str) -> Result<PathBuf, FileE
     } else if req.starts_with('/') {
         match Path::new(req).strip_prefix(workspace) {
             Ok(rel) => rel.to_path_buf(),
-            Err(_) => return Err(FileError::Outside(requested.into())),
+            Err(_) => {
+                return Err(FileError::Outside(
+                    crate::shown::shown(requested).into_owned(),
+                ))
+            }
         }
     } else {
         PathBuf::from(req)
@@ -31,11 +35,15 @@ pub fn relative_path(workspace: &Path, requested: &str) -> Result<PathBuf, FileE
             Component::CurDir => {}
             Component::ParentDir => {
                 if !out.pop() {
-                    return Err(FileError::Outside(requested.into()));
+                    return Err(FileError::Outside(
+                        crate::shown::shown(requested).into_owned(),
+                    ));
                 }
             }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(FileError::Outside(requested.into()))
+                return Err(FileError::Outside(
+                    crate::shown::shown(requested).into_owned(),
+                ))
             }
         }
     }

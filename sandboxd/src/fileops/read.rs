@@ -121,6 +121,14 @@ pub fn read_file(
             let line_chars = line.strip_suffix('\n').unwrap_or(line).chars().count();
             let rest_at: usize =
                 lines[..first - 1].iter().map(|l| l.len()).sum::<usize>() + cut_byte;
+            // The path as requested; the workspace-relative one when errors show it cut.
+            let rel_text;
+            let shown = if crate::shown::was_cut(shown) {
+                rel_text = rel.to_string_lossy();
+                &*rel_text
+            } else {
+                shown
+            };
             let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,@%=:".contains(c);
             let path = if !shown.is_empty() && shown.chars().all(safe) && !shown.starts_with('-') {
                 shown.to_string()

@@ -2,6 +2,7 @@
 //! region of the file most similar to it (never claimed 100% similar).
 
 use super::error::{line_span, FileError};
+use crate::shown::{shown, shown_max};
 
 /// Why `old` (normalized) is not in `text` (normalized): whitespace only, or how close it got.
 /// Neither message ever gives a percentage for a miss that is only whitespace or line endings.
@@ -95,8 +96,10 @@ fn whitespace_detail(text: &str, old: &str, first: usize, last: usize) -> String
         .find(|(_, (f, o))| f != o);
     let mut s = match diff {
         Some((i, (f, o))) => format!(
-            "First difference, line {}: the file has {f:?}, old_text has {o:?}.",
-            first + i
+            "First difference, line {}: the file has {:?}, old_text has {:?}.",
+            first + i,
+            shown(f),
+            shown(o)
         ),
         None => "The lines are the same; old_text differs in blank lines or a final newline."
             .to_string(),
@@ -105,10 +108,14 @@ fn whitespace_detail(text: &str, old: &str, first: usize, last: usize) -> String
     s.push_str(&lone_cr_note(old));
     s.push_str("The file's text there is:\n");
     for (i, l) in region.iter().enumerate() {
-        s.push_str(&format!("{:>6}\t{l}\n", first + i));
+        s.push_str(&format!("{:>6}\t{}\n", first + i, shown_max(l, LINE_CHARS)));
     }
     s
 }
+
+/// Characters of one quoted line of the file kept in a message (the message is an HTTP/2
+/// header; `crate::shown`).
+const LINE_CHARS: usize = 1000;
 
 /// The region of `text` most like `needle`, to show the model what the file really says.
 pub fn closest_region(text: &str, needle: &str) -> String {
@@ -271,7 +278,11 @@ fn closest_region_counted(text: &str, needle: &str) -> (String, Work) {
         line_span(start + 1, end)
     );
     for (i, l) in lines[start..end].iter().enumerate() {
-        s.push_str(&format!("{:>6}\t{l}\n", start + 1 + i));
+        s.push_str(&format!(
+            "{:>6}\t{}\n",
+            start + 1 + i,
+            shown_max(l, LINE_CHARS)
+        ));
     }
     (s, work)
 }

@@ -35,9 +35,52 @@ pub fn write_file(
     let _g = stripe(&t.dir, &t.name)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    replace_atomically(&t, content.as_bytes(), shown)?;
+    let created = t.mode.is_none();
+    if let Err(e) = replace_atomically(&t, content.as_bytes(), shown) {
+        // A failed write leaves no trace: not the temp file, nor the directories made for it.
+        drop(_g);
+        t.created.remove();
+        return Err(e);
+    }
     Ok(WriteOut {
         bytes: content.len() as u64,
-        created: t.mode.is_none(),
+        created,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(name: &str) -> (std::path::PathBuf, OwnedFd) {
+        let d = std::env::temp_dir().join(format!("sandboxd-write-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("old")).unwrap();
+        let fd = std::fs::File::open(&d).unwrap().into();
+        (d, fd)
+    }
+
+    const LIM: Limits = Limits {
+        read_max_chars: 1000,
+        write_max_bytes: 1 << 20,
+        list_max_entries: 100,
+    };
+
+    #[test]
+    fn a_failed_write_removes_the_directories_it_created_and_only_those() {
+        let (d, fd) = ws("mkdirs");
+        // `new/a/b` are made, then the next name is too long (ENAMETOOLONG): all three go again,
+        // `old`, which was there before, stays.
+        let long = "n".repeat(300);
+        let rel = std::path::PathBuf::from(format!("old/new/a/b/{long}/f.txt"));
+        let e = write_file(&fd, &d, &rel, "p", "x", LIM).err();
+        assert_eq!(e, Some(FileError::NameTooLong("p".into())));
+        assert!(d.join("old").is_dir());
+        assert!(!d.join("old/new").exists(), "the created chain is removed");
+        // A file name near NAME_MAX still gets its temp file beside it.
+        let rel = std::path::PathBuf::from(format!("old/new/{}", "m".repeat(250)));
+        write_file(&fd, &d, &rel, "p", "x", LIM).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join(&rel)).unwrap(), "x");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
