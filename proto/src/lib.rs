@@ -9,4 +9,6 @@ pub mod sandbox {
     }
 }
 
+pub mod codec;
+
 pub use sandbox::v1 as pb;

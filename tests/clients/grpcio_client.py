@@ -50,3 +50,18 @@ try:
     sys.exit("reading outside the workspace succeeded")
 except grpc.RpcError as e:
     print("read_file outside: %s" % e.code().name)
+
+# A path that is not UTF-8 (protobuf strings must be): the sender's bad input, not INTERNAL.
+raw = channel.unary_unary(
+    "/nanobot.sandbox.v1.Sandbox/ReadFile",
+    request_serializer=lambda b: b,
+    response_deserializer=lambda b: b,
+)
+ws = workspace.encode()
+message = bytes([0x0A, len(ws)]) + ws + bytes([0x12, 0x02, 0xFF, 0xFE]) if len(ws) < 128 else None
+assert message is not None, "workspace path too long for the hand-made message"
+try:
+    raw(message, timeout=10)
+    sys.exit("a path that is not UTF-8 was accepted")
+except grpc.RpcError as e:
+    print("read_file not UTF-8: %s %s" % (e.code().name, "UTF-8" in e.details()))

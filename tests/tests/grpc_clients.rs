@@ -53,7 +53,8 @@ fn grpcio_with_its_default_authority_calls_health_exec_and_read_file() {
              read_file 0 content='hello\\n'\n\
              read_file 1 content='hello\\n'\n\
              read_file 2 content='hello\\n'\n\
-             read_file outside: PERMISSION_DENIED\n"
+             read_file outside: PERMISSION_DENIED\n\
+             read_file not UTF-8: INVALID_ARGUMENT True\n"
         )
     );
 }
