@@ -18,7 +18,7 @@ pub(super) fn grpc_code(e: &FileError) -> Code {
     match e {
         FileError::Nul
         | FileError::Empty
-        | FileError::Binary(_)
+        | FileError::Binary { .. }
         | FileError::InvalidUtf8(_)
         | FileError::Offset { .. }
         | FileError::EmptyOldText
