@@ -33,6 +33,7 @@ struct Cli {
 enum Cmd {
     /// Run one command in the sandbox: nanobot exec -- 'ls -la' (one argument: a shell command
     /// line) or nanobot exec -- ls -la (several: a program and its arguments, without a shell)
+    #[command(after_help = cli::exec::EXIT_CODES)]
     Exec(cli::exec::ExecArgs),
     /// Run one agent tool and print what the model would see: nanobot tool read_file '{"path":"a.md"}'
     #[command(after_help = cli::tool::EXIT_CODES)]

@@ -902,7 +902,11 @@ fn empty_messages_and_unknown_commands_never_reach_the_model() {
     for m in ["", "   \t"] {
         let o = home.nanobot(&d, &["agent", "-m", m]);
         assert_eq!(o.status.code(), Some(2), "{m:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains("message is empty"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("nanobot: the message is empty"),
+            "{}",
+            stderr(&o)
+        );
     }
     let o = home.nanobot(&d, &["agent", "-m", " /frobnicate "]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -992,6 +996,11 @@ fn only_a_lone_slash_word_is_a_command() {
     let o = home.nanobot(&d, &["agent", "-m", "/help"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("/new"), "{}", stdout(&o));
+    // With -m there is no prompt to leave: the help says what -m does, not exit/quit/Ctrl-D.
+    for not_here in ["quit", ":q", "Ctrl-D"] {
+        assert!(!stdout(&o).contains(not_here), "{}", stdout(&o));
+    }
+    assert!(stdout(&o).contains("/exit"), "{}", stdout(&o));
     let o = home.nanobot(&d, &["agent", "-m", " /exit "]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");

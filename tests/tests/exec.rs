@@ -990,7 +990,15 @@ fn a_truncated_stream_exits_125_and_says_so() {
 
     let o = d.nanobot(&tight, "head -c 1000 /dev/zero | tr '\\0' x");
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert_eq!(o.stdout.len(), 100);
+    // The head, then the tail the daemon kept (#13 second review: once the head alone).
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{}\n... (800 bytes omitted) ...\n{}",
+            "x".repeat(100),
+            "x".repeat(100)
+        )
+    );
     let err = stderr(&o);
     assert!(
         err.contains("nanobot: limit hit: output_limit_bytes: output truncated at the profile's limit (the command wrote 1,000 bytes to stdout, 0 to stderr)"),
@@ -1457,4 +1465,149 @@ fn tool_arguments_are_checked_alike_and_exit_2() {
         "{}",
         stdout(&o)
     );
+}
+
+/// The output of `seq 1 N`, as the test's own shell prints it.
+fn seq(n: u32) -> String {
+    (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+/// A cut stream shows its end when streamed to the terminal (#13 second review): after the head,
+/// the tail the daemon kept, behind a newline and a `... (N bytes omitted) ...` line when bytes
+/// were dropped between them, or continuing the head byte for byte when none were; stderr then
+/// starts on its own line, and the exit code (125) and the note stay.
+#[test]
+fn a_cut_stream_streams_its_tail_after_its_head() {
+    // The review's example, on the default profile: the tail reaches the head, nothing is lost.
+    let d = Daemon::start();
+    let o = d.nanobot(&[], "seq 1 2400; echo FAILED >&2; exit 1");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(stdout(&o), seq(2400));
+    let err = stderr(&o);
+    assert!(err.starts_with("FAILED\n"), "{err}");
+    assert!(
+        err.contains("limit hit: output_limit_bytes") && err.contains("its own exit code was 1"),
+        "{err}"
+    );
+    drop(d);
+
+    // A small limit: head 1,002 bytes, tail 1,002 bytes, the rest omitted and counted.
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.tight]\noutput_limit_bytes = 1002\n".into()),
+        ..Opts::default()
+    });
+    let tight = ["--profile", "tight"];
+    let all = seq(2400);
+    let (head, tail) = (&all[..1002], &all[all.len() - 1002..]);
+    assert!(!head.ends_with('\n'), "the head stops mid-line");
+    let o = d.nanobot(&tight, "seq 1 2400; echo FAILED >&2; exit 1");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{head}\n... ({} bytes omitted) ...\n{tail}",
+            thousands(all.len() - 2004)
+        )
+    );
+    assert!(stdout(&o).ends_with("2399\n2400\n"));
+    assert!(
+        stderr(&o).starts_with("FAILED\nnanobot: limit hit"),
+        "{}",
+        stderr(&o)
+    );
+    // stderr cut the same way, on stderr, before the note.
+    let o = d.nanobot(&tight, "seq 1 2400 >&2");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let err = stderr(&o);
+    let want = format!(
+        "{head}\n... ({} bytes omitted) ...\n{tail}nanobot: limit hit: output_limit_bytes",
+        thousands(all.len() - 2004)
+    );
+    assert!(err.starts_with(&want), "{err}");
+    // Just over the limit: the tail continues the head, no marker, byte for byte.
+    let o = d.nanobot(&tight, "seq 1 300");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(seq(300).len() > 1002);
+    assert_eq!(stdout(&o), seq(300));
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Empty and blank commands are refused in the CLI's own words, 125, everywhere; a program that
+/// cannot be run is no refusal in --json either; `nanobot exec --help` lists the exit codes.
+#[test]
+fn empty_commands_program_failures_and_help_say_it_in_the_clis_terms() {
+    let d = Daemon::start();
+    for cmd in ["", "   ", " \t\n "] {
+        let o = d.nanobot(&[], cmd);
+        assert_eq!(o.status.code(), Some(125), "{cmd:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "nanobot: the command is empty\n", "{cmd:?}");
+        assert_eq!(stdout(&o), "", "{cmd:?}: nothing ran");
+        let o = d.nanobot(&["--json"], cmd);
+        assert_eq!(o.status.code(), Some(125), "{cmd:?}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (&v["refused"], &v["refused_layer"], &v["exit"]),
+            (
+                &serde_json::json!(true),
+                &serde_json::json!("nanobot"),
+                &serde_json::json!(125)
+            ),
+            "{v}"
+        );
+        let (code, out, _) = exec_tool_run(&d, &[], cmd);
+        assert_eq!(code, Some(125), "{cmd:?}: {out}");
+        assert!(out.starts_with("Error: command is empty"), "{out}");
+    }
+    // No protocol field names the CLI user never set.
+    let err = stderr(&d.nanobot(&[], ""));
+    assert!(
+        !err.contains("argv") && !err.contains("sandbox refused"),
+        "{err}"
+    );
+    // A program that cannot be run: the command's own failure, in --json too.
+    for (argv, code, says) in [
+        (["/tmp", "x"], 126, "/tmp: cannot execute"),
+        (["nosuchprog", "x"], 127, "nosuchprog: command not found"),
+    ] {
+        let o = d
+            .nanobot_cmd(&["--json"], argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["refused"], false, "{v}");
+        assert_eq!(v["exit"], code, "{v}");
+        assert!(v["error"].as_str().unwrap_or("").starts_with(says), "{v}");
+    }
+    // A command that ran has no error.
+    let o = d.nanobot(&["--json"], "true");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["error"].is_null(), "{v}");
+    // --help lists the exit codes, in the words of `nanobot tool --help`.
+    let help = |sub: &str| {
+        let o = Command::new(bin("nanobot"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        stdout(&o).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let exec = help("exec");
+    let codes = "the command's own code, 128+N when killed by signal N, 124 on timeout, 125 when \
+                 it did not run";
+    assert!(exec.contains(&format!("Exit codes: {codes}")), "{exec}");
+    assert!(exec.contains("126/127"), "{exec}");
+    assert!(help("tool").contains(codes));
 }

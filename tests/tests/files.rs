@@ -219,15 +219,28 @@ fn read_and_edit_results_say_what_they_left_out() {
         "{note}"
     );
     assert!(!note.contains("(line 1 of 2)"), "{note}");
-    // The command the note names prints the rest of the line.
+    // The command the note names prints the rest of the line in chunks that fit an exec result
+    // (#13 review: once `head -c 128000`, of which the exec result showed 10,000 characters).
     let cmd = note.split('`').nth(1).expect("a command in backticks");
-    assert_eq!(cmd, "tail -c +128001 wide.txt | head -c 128000");
-    let o = stdout(&tool(
-        &d,
-        &h,
-        "exec",
-        &serde_json::json!({ "command": cmd }).to_string(),
-    ));
+    assert_eq!(cmd, "tail -c +128001 wide.txt | head -c 8000");
+    assert!(
+        note.contains("then +136001, +144001 and so on") && note.contains("multi-byte"),
+        "{note}"
+    );
+    let chunk = |from: usize| {
+        let cmd = format!("tail -c +{from} wide.txt | head -c 8000");
+        stdout(&tool(
+            &d,
+            &h,
+            "exec",
+            &serde_json::json!({ "command": cmd }).to_string(),
+        ))
+    };
+    // A chunk arrives whole: no cut, no note.
+    let o = chunk(128_001);
+    assert_eq!(o.trim_end(), "A".repeat(8000), "a whole chunk");
+    // Chunk by chunk, the rest of the line.
+    let o = chunk(128_001 + 9 * 8000);
     assert!(o.contains("TAILOFLINE1\nsecond"), "{o}");
     // And offset=2 reads on after it.
     let o = stdout(&tool(
@@ -280,6 +293,86 @@ fn read_and_edit_results_say_what_they_left_out() {
         o.contains("matches lines 1-2 and lines 5-6 if whitespace is ignored")
             && o.contains("must match exactly one of them"),
         "{o}"
+    );
+}
+
+/// What the file tools say is what was asked (#13 second review): a read with `limit` says the
+/// file goes on and how to read on, an empty file says so; edit_file on a binary file names
+/// edit_file; an empty path is called empty; a bare `\n` in a mixed file takes the ending of the
+/// line it replaces.
+#[test]
+fn file_results_say_what_was_asked_and_what_is_left() {
+    let d = Daemon::start();
+    let h = home(&d);
+    let ten: String = (1..=10).map(|i| format!("{i}\n")).collect();
+    for (name, text) in [
+        ("ten.txt", ten.as_bytes()),
+        ("empty.txt", b"".as_slice()),
+        ("bin.dat", b"a\x00b\n".as_slice()),
+        ("mixed.txt", b"a\r\nb\r\nc\nd\ne\n".as_slice()),
+    ] {
+        std::fs::write(d.ws.join(name), text).unwrap();
+        give(&d.ws.join(name));
+    }
+    let read = |json: &str| stdout(&tool(&d, &h, "read_file", json));
+    assert_eq!(
+        read(r#"{"path": "ten.txt", "limit": 2}"#),
+        "1\n2\n\n[showing lines 1-2 of 10; read on with offset=3]\n"
+    );
+    assert_eq!(
+        read(r#"{"path": "ten.txt", "offset": 3, "limit": 1}"#),
+        "3\n\n[showing line 3 of 10; read on with offset=4]\n"
+    );
+    // Reading on to the end, or the whole file: nothing added.
+    assert_eq!(
+        read(r#"{"path": "ten.txt", "offset": 9, "limit": 5}"#),
+        "9\n10\n\n"
+    );
+    assert_eq!(read(r#"{"path": "ten.txt"}"#), format!("{ten}\n"));
+    assert_eq!(read(r#"{"path": "empty.txt"}"#), "(empty file)\n");
+    // Binary: the operation called is named.
+    let o = stdout(&tool(
+        &d,
+        &h,
+        "edit_file",
+        r#"{"path": "bin.dat", "old_text": "a", "new_text": "b"}"#,
+    ));
+    assert!(
+        o.contains("bin.dat: binary file") && o.contains("edit_file only works on UTF-8 text"),
+        "{o}"
+    );
+    assert!(!o.contains("read_file"), "{o}");
+    assert!(read(r#"{"path": "bin.dat"}"#).contains("read_file only works on UTF-8 text"));
+    // An empty path is empty, not ": is a directory".
+    for (name, json) in [
+        (
+            "edit_file",
+            r#"{"path": "", "old_text": "a", "new_text": "b"}"#,
+        ),
+        ("read_file", r#"{"path": ""}"#),
+        ("write_file", r#"{"path": "", "content": "x"}"#),
+    ] {
+        let o = tool(&d, &h, name, json);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(
+            stdout(&o).starts_with("Error: path is empty"),
+            "{name}: {}",
+            stdout(&o)
+        );
+    }
+    // A directory is still called one.
+    assert!(read(r#"{"path": "."}"#).contains(".: is a directory"));
+    // Mixed endings: `b` lies in a CRLF line, so the new lines are CRLF.
+    let o = tool(
+        &d,
+        &h,
+        "edit_file",
+        r#"{"path": "mixed.txt", "old_text": "b", "new_text": "1\n2"}"#,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read(d.ws.join("mixed.txt")).unwrap(),
+        b"a\r\n1\r\n2\r\nc\nd\ne\n"
     );
 }
 

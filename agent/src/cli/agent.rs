@@ -27,6 +27,10 @@ pub struct AgentArgs {
 
 pub const HELP: &str = "Commands:\n  /new   start a new session (the history file keeps the old one)\n  /help  this list\n  exit, quit, /exit, :q or Ctrl-D  leave\n  Ctrl-C  cancel the running turn (at an empty prompt: leave)";
 
+/// The commands with `agent -m`, where the message is one of them or text for the model: no
+/// prompt to leave, so no `exit`/`quit`/Ctrl-D (`-m exit` is a message).
+pub const HELP_ONE_SHOT: &str = "Commands (as the whole -m message; anything else goes to the model):\n  /new   start a new session (the history file keeps the old one)\n  /help  this list\n  /exit  do nothing and exit 0\n  Ctrl-C  stop the running message (exit 130)";
+
 /// Exit code of `agent -m` when the message is refused locally (empty, unknown command).
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code of `agent -m` when `maxToolIterations` ran out before a final answer.
@@ -74,7 +78,7 @@ pub fn classify(line: &str) -> Local<'_> {
     Local::Send(text)
 }
 
-pub const EMPTY_MESSAGE: &str = "The message is empty: nothing was sent to the model.";
+pub const EMPTY_MESSAGE: &str = "the message is empty: nothing was sent to the model.";
 
 /// The guide says never to run nanobot as root; NANOBOT_ALLOW_ROOT=1 overrides, with a warning.
 pub fn refuse_root() -> Result<()> {
@@ -124,7 +128,9 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
                 return Ok(EXIT_USAGE);
             }
             Local::Unknown(c) => {
-                eprintln!("nanobot: unknown command {c}: nothing was sent to the model.\n{HELP}");
+                eprintln!(
+                    "nanobot: unknown command {c}: nothing was sent to the model.\n{HELP_ONE_SHOT}"
+                );
                 return Ok(EXIT_USAGE);
             }
             Local::New => {
@@ -133,7 +139,7 @@ pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
                 return Ok(0);
             }
             Local::Help => {
-                println!("{HELP}");
+                println!("{HELP_ONE_SHOT}");
                 return Ok(0);
             }
             Local::Exit => return Ok(0),
@@ -214,7 +220,12 @@ async fn interactive(
         let text = match classify(&line) {
             Local::Empty => {
                 if !line.is_empty() {
-                    println!("{EMPTY_MESSAGE}");
+                    // A sentence of its own here: capitalised.
+                    println!(
+                        "{}{}",
+                        EMPTY_MESSAGE[..1].to_uppercase(),
+                        &EMPTY_MESSAGE[1..]
+                    );
                 }
                 continue;
             }

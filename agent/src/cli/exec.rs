@@ -1,7 +1,7 @@
 //! `nanobot exec`: run one command through sandboxd and mirror its result in our exit code.
 
 use crate::cli::globals::Globals;
-use crate::sandbox::drain::{self, Failed, Finished};
+use crate::sandbox::drain::{self, Failed, Finished, Mirrored};
 use crate::sandbox::outcome::{exit_code, program_failure, truncated, EXIT_REFUSED};
 use crate::sandbox::socket;
 use crate::sandbox::vocab;
@@ -10,7 +10,16 @@ use crate::text::{count, invalid_utf8_bytes, thousands};
 use crate::tools::exec_format::Stream;
 use anyhow::Result;
 use nanobot_proto::pb::{ExecRequest, ExecResult, LimitHit};
+use std::io::Write;
 use std::path::PathBuf;
+
+/// The exit codes, for `nanobot exec --help` (the same list as `nanobot tool --help` and the
+/// README).
+pub const EXIT_CODES: &str = concat!(
+    "Exit codes: ",
+    crate::sandbox::outcome::exec_exit_codes!(),
+    ". With --json, `exit` is this code and `exit_code` the command's own."
+);
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -26,7 +35,8 @@ pub struct ExecArgs {
     /// Print one JSON result object instead of streaming output; also when the command did not
     /// run (`refused` true, `refused_layer` "request" when sandboxd refused the request, "sandbox"
     /// when it failed without a result, "nanobot" when nanobot could not ask; `refused_reason`;
-    /// `exit` 125)
+    /// `exit` 125). A program that could not be run (argv mode) is the command's own failure:
+    /// `refused` false, the message in `error`, `exit` 126 or 127
     #[arg(long)]
     pub json: bool,
     /// Directory to run in: relative to the workspace, or an absolute path inside it. It never
@@ -71,6 +81,35 @@ pub fn command_or_argv(a: &ExecArgs) -> (String, Vec<String>) {
     }
 }
 
+/// Why the command is empty, in the CLI's terms, if it is: a shell command line that is empty or
+/// only whitespace (it would run nothing), or an empty program name.
+pub fn empty_command(command: &str, argv: &[String]) -> Option<&'static str> {
+    match argv.first() {
+        None if command.trim().is_empty() => Some("the command is empty"),
+        Some(p) if p.is_empty() => {
+            Some("the command is empty: the program (the first argument) is an empty string")
+        }
+        _ => None,
+    }
+}
+
+/// What to write to a stream after its streamed head when the daemon cut it: the kept tail, so
+/// the end of the output is seen. Where bytes were dropped between head and tail, first a newline
+/// (if the head did not end with one) and a `... (N bytes omitted) ...` line with the daemon's
+/// count; where none were, the tail alone, which continues the head byte for byte.
+pub fn after_cut(head: Mirrored, tail: &[u8], total: u64) -> Vec<u8> {
+    let gap = total.saturating_sub(head.bytes + tail.len() as u64);
+    let mut out = vec![];
+    if gap > 0 {
+        if head.last.is_some_and(|b| b != b'\n') {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(format!("... ({} omitted) ...\n", count(gap, "byte")).as_bytes());
+    }
+    out.extend_from_slice(tail);
+    out
+}
+
 /// Lossy text of `b`, and how many invalid UTF-8 bytes were replaced.
 fn lossy(b: &[u8]) -> (String, usize) {
     (
@@ -101,7 +140,7 @@ fn refuse(json: bool, layer: &str, prefix: &str, reason: &str) -> i32 {
             refused_reason: reason.into(),
             ..Default::default()
         };
-        println!("{}", json_result(&[], &[], &r, 0, EXIT_REFUSED));
+        println!("{}", json_result(&[], &[], &r, 0, EXIT_REFUSED, None));
     }
     EXIT_REFUSED
 }
@@ -115,6 +154,10 @@ pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
 }
 
 async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
+    let (command, argv) = command_or_argv(a);
+    if let Some(why) = empty_command(&command, &argv) {
+        return Ok(refuse(a.json, "nanobot", "", why));
+    }
     let cfg = g.load()?.config;
     let workspace = g.workspace(&cfg)?;
     let cwd = match relative_cwd(&workspace, a.cwd.as_deref().unwrap_or(""), "--cwd") {
@@ -123,7 +166,6 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     };
     let (_socket, mut client) =
         socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;
-    let (command, argv) = command_or_argv(a);
     let program = argv.first().cloned();
     let req = ExecRequest {
         workspace: workspace.to_string_lossy().into_owned(),
@@ -147,6 +189,7 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         pid,
         stdout: out,
         stderr: err,
+        mirrored,
         result: r,
     } = match drain::run(&mut client, req, output).await {
         Ok(f) => f,
@@ -164,12 +207,29 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     let failure = program_failure(&r, program.as_deref());
     let code = exit_code(&r, program.as_deref());
     if a.json {
-        println!("{}", json_result(&out, &err, &r, pid, code));
+        let error = failure.map(|(_, msg)| msg);
+        println!(
+            "{}",
+            json_result(&out, &err, &r, pid, code, error.as_deref())
+        );
     } else if let Some((_, msg)) = failure {
         eprintln!("nanobot: {msg}");
     } else if r.refused {
         eprintln!("nanobot: {}", r.refused_reason);
     } else {
+        // The end of a cut stream, after its head, on the same stream.
+        if r.stdout_truncated {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(&after_cut(mirrored[0], &r.stdout_tail, r.stdout_bytes));
+            let _ = o.flush();
+        }
+        if r.stderr_truncated {
+            let _ = std::io::stderr().write_all(&after_cut(
+                mirrored[1],
+                &r.stderr_tail,
+                r.stderr_bytes,
+            ));
+        }
         for d in &r.degraded {
             eprintln!("nanobot: warning: sandbox ran DEGRADED, without {d}");
         }
@@ -198,8 +258,17 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
 }
 
 /// The `--json` result object: the command's result, its output as text (invalid UTF-8 replaced
-/// and said so) and `exit`, the code nanobot exits with.
-fn json_result(out: &[u8], err: &[u8], r: &ExecResult, pid: u32, code: i32) -> serde_json::Value {
+/// and said so) and `exit`, the code nanobot exits with. `error` is a program that could not be
+/// run (argv mode): the command's own failure, so not `refused`, whatever the daemon's result
+/// says; its message goes in `error`.
+fn json_result(
+    out: &[u8],
+    err: &[u8],
+    r: &ExecResult,
+    pid: u32,
+    code: i32,
+    error: Option<&str>,
+) -> serde_json::Value {
     let ((stdout, stdout_bad), (stdout_tail, stdout_tail_bad)) =
         stream_text(out, &r.stdout_tail, r.stdout_bytes);
     let ((stderr, stderr_bad), (stderr_tail, stderr_tail_bad)) =
@@ -218,6 +287,14 @@ fn json_result(out: &[u8], err: &[u8], r: &ExecResult, pid: u32, code: i32) -> s
             ));
         }
     }
+    let (refused, refused_layer, refused_reason) = match error {
+        Some(_) => (false, "", ""),
+        None => (
+            r.refused,
+            r.refused_layer.as_str(),
+            r.refused_reason.as_str(),
+        ),
+    };
     serde_json::json!({
         "exit_code": r.exit_code, "signal": r.signal, "timed_out": r.timed_out,
         "stdout": stdout, "stderr": stderr,
@@ -228,8 +305,8 @@ fn json_result(out: &[u8], err: &[u8], r: &ExecResult, pid: u32, code: i32) -> s
         "stderr_invalid_utf8_bytes": stderr_bad + stderr_tail_bad,
         "notes": notes,
         "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
-        "profile": r.profile, "refused": r.refused, "refused_layer": r.refused_layer,
-        "refused_reason": r.refused_reason, "failed_step": r.failed_step, "errno": r.errno,
+        "profile": r.profile, "refused": refused, "refused_layer": refused_layer,
+        "refused_reason": refused_reason, "error": error, "failed_step": r.failed_step, "errno": r.errno,
         "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,
     })
 }
@@ -260,6 +337,73 @@ pub fn truncation_note(r: &ExecResult, code: i32) -> String {
 mod tests {
     use super::*;
     use crate::sandbox::outcome::EXIT_TIMEOUT;
+
+    #[test]
+    fn a_cut_streams_tail_follows_its_head() {
+        let head = |bytes, last| Mirrored {
+            bytes,
+            last: Some(last),
+        };
+        // Bytes dropped: a newline (the head stopped mid-line), the real count, the tail.
+        assert_eq!(
+            after_cut(head(10_240, b'2'), b"99\n2400\n", 10_893),
+            b"\n... (645 bytes omitted) ...\n99\n2400\n"
+        );
+        // The head ended a line: no extra newline; one byte: singular.
+        assert_eq!(
+            after_cut(head(4, b'\n'), b"z\n", 7),
+            b"... (1 byte omitted) ...\nz\n"
+        );
+        // Nothing dropped: the tail continues the head byte for byte.
+        assert_eq!(after_cut(head(10_240, b'2'), b"2\n", 10_242), b"2\n");
+        // Nothing streamed (an older daemon, say): no newline before the marker.
+        assert_eq!(
+            after_cut(Mirrored::default(), b"", 1_500),
+            b"... (1,500 bytes omitted) ...\n"
+        );
+    }
+
+    #[test]
+    fn empty_and_blank_commands_are_empty_in_the_clis_words() {
+        let empty = |c: &str, argv: &[&str]| {
+            empty_command(c, &argv.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(empty("", &[]), Some("the command is empty"));
+        assert_eq!(empty("  \t\n", &[]), Some("the command is empty"));
+        assert!(empty("", &["", "x"]).is_some_and(|m| m.starts_with("the command is empty")));
+        assert_eq!(empty("true", &[]), None);
+        assert_eq!(
+            empty("", &["  ", "x"]),
+            None,
+            "a program named by spaces runs (127)"
+        );
+    }
+
+    #[test]
+    fn a_program_that_cannot_run_is_no_refusal_in_json() {
+        let r = ExecResult {
+            exit_code: -1,
+            refused: true,
+            refused_layer: "exec".into(),
+            refused_reason: "execve /tmp: Permission denied".into(),
+            failed_step: "execve /tmp".into(),
+            errno: libc::EACCES,
+            ..Default::default()
+        };
+        let (code, msg) = program_failure(&r, Some("/tmp")).unwrap();
+        let v = json_result(&[], &[], &r, 1, code, Some(&msg));
+        assert_eq!(v["refused"], false);
+        assert_eq!(v["refused_layer"], "");
+        assert_eq!(v["exit"], 126);
+        assert!(v["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/tmp: cannot execute"));
+        // A real refusal stays one, with no error.
+        let v = json_result(&[], &[], &r, 1, EXIT_REFUSED, None);
+        assert_eq!(v["refused"], true);
+        assert!(v["error"].is_null());
+    }
 
     #[test]
     fn a_truncated_output_exits_125_whatever_the_commands_own_code() {

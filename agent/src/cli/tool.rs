@@ -30,16 +30,15 @@ pub struct ToolArgs {
 }
 
 /// The exit codes, for `nanobot tool --help`.
-pub const EXIT_CODES: &str = "Exit codes: 2 for every tool when its arguments are wrong: not \
-valid JSON, not a JSON object, a required argument missing or an argument of the wrong type (the \
-error is printed; the tool did not run), and for an unknown tool. Otherwise exec exits as \
-`nanobot exec` would for the same command: the command's own code, 128+N when killed by signal \
-N, 124 on timeout, 125 when it did not run (the sandbox refused or failed, the command was \
-blocked or empty, nanobot could not use the config, the workspace or the sandbox) or when the \
-sandbox cut its output at the profile's output_limit_bytes (the result is incomplete), 126/127 \
-from the shell when a program is not executable / not found. The other tools exit 0 on success, \
-1 when the tool returned an error, 2 when nanobot could not use the config, the workspace or the \
-sandbox.";
+pub const EXIT_CODES: &str = concat!(
+    "Exit codes: 2 for every tool when its arguments are wrong: not valid JSON, not a JSON \
+     object, a required argument missing or an argument of the wrong type (the error is printed; \
+     the tool did not run), and for an unknown tool. Otherwise exec exits as `nanobot exec` would \
+     for the same command: ",
+    crate::sandbox::outcome::exec_exit_codes!(),
+    ". The other tools exit 0 on success, 1 when the tool returned an error, 2 when nanobot could \
+     not use the config, the workspace or the sandbox."
+);
 
 pub async fn run(g: &Globals, a: ToolArgs) -> Result<i32> {
     let Some(tool) = tools::find(&a.name) else {

@@ -15,6 +15,20 @@ pub enum Output {
     Mirror,
 }
 
+/// With `Output::Mirror`: how many bytes of a stream were copied, and the last of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Mirrored {
+    pub bytes: u64,
+    pub last: Option<u8>,
+}
+
+impl Mirrored {
+    fn add(&mut self, d: &[u8]) {
+        self.bytes += d.len() as u64;
+        self.last = d.last().copied().or(self.last);
+    }
+}
+
 /// An exec that ran to its result (which may still say refused, blocked or timed out).
 #[derive(Debug, Default)]
 pub struct Finished {
@@ -22,6 +36,8 @@ pub struct Finished {
     /// Empty with `Output::Mirror`.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// What `Output::Mirror` copied of stdout and stderr.
+    pub mirrored: [Mirrored; 2],
     pub result: ExecResult,
 }
 
@@ -120,11 +136,13 @@ pub async fn run(
                 Some(Event::Stdout(d)) if output == Output::Collect => done.stdout.extend(d),
                 Some(Event::Stderr(d)) if output == Output::Collect => done.stderr.extend(d),
                 Some(Event::Stdout(d)) => {
+                    done.mirrored[0].add(&d);
                     let mut o = std::io::stdout().lock();
                     let _ = o.write_all(&d);
                     let _ = o.flush();
                 }
                 Some(Event::Stderr(d)) => {
+                    done.mirrored[1].add(&d);
                     let _ = std::io::stderr().write_all(&d);
                 }
                 Some(Event::Result(r)) => result = Some(r),

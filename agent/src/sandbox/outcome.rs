@@ -4,6 +4,19 @@
 
 use nanobot_proto::pb::{ExecResult, Layer};
 
+/// The exit codes of `nanobot exec` (and of `nanobot tool exec`), as `--help` words them; a
+/// macro so `concat!` can build each `--help` text from it.
+macro_rules! exec_exit_codes {
+    () => {
+        "the command's own code, 128+N when killed by signal N, 124 on timeout, 125 when it did \
+         not run (the sandbox refused or failed, the command was blocked or empty, nanobot could \
+         not use the config, the workspace or the sandbox) or when the sandbox cut its output at \
+         the profile's output_limit_bytes (the result is incomplete), 126/127 from the shell when \
+         a program is not executable / not found"
+    };
+}
+pub(crate) use exec_exit_codes;
+
 pub const EXIT_TIMEOUT: i32 = 124;
 pub const EXIT_REFUSED: i32 = 125;
 /// The program was found but could not be executed (EACCES, ENOEXEC), as in the shell.

@@ -28,8 +28,9 @@ pub async fn run(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
 async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
     let command = arg(args, "command")?.to_string();
     let wd = opt_arg(args, "working_dir")?.unwrap_or("");
-    // In the model's own terms: sandboxd's answer names `argv`, which the model cannot set.
-    if command.is_empty() {
+    // In the model's own terms: sandboxd's answer names `argv`, which the model cannot set. A
+    // command of only whitespace runs nothing: empty too, not a silent success.
+    if command.trim().is_empty() {
         return Err(err(
             "command is empty: give the shell command to run in 'command'",
         ));

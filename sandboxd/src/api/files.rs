@@ -36,7 +36,7 @@ pub(super) fn grpc_code(e: &FileError) -> Code {
         FileError::Nul
         | FileError::Empty
         | FileError::NameTooLong(_)
-        | FileError::Binary(_)
+        | FileError::Binary { .. }
         | FileError::InvalidUtf8(_)
         | FileError::EmptyOldText
         | FileError::BomOnlyOldText => Code::InvalidArgument,
@@ -199,7 +199,13 @@ mod tests {
             (FileError::Nul, Code::InvalidArgument),
             (FileError::Empty, Code::InvalidArgument),
             (FileError::NameTooLong(p()), Code::InvalidArgument),
-            (FileError::Binary(p()), Code::InvalidArgument),
+            (
+                FileError::Binary {
+                    path: p(),
+                    op: "read_file",
+                },
+                Code::InvalidArgument,
+            ),
             (FileError::InvalidUtf8(p()), Code::InvalidArgument),
             (FileError::EmptyOldText, Code::InvalidArgument),
             (FileError::BomOnlyOldText, Code::InvalidArgument),
@@ -309,7 +315,7 @@ mod tests {
             FileError::Nul
             | FileError::Empty
             | FileError::NameTooLong(_)
-            | FileError::Binary(_)
+            | FileError::Binary { .. }
             | FileError::InvalidUtf8(_)
             | FileError::EmptyOldText
             | FileError::BomOnlyOldText

@@ -27,7 +27,7 @@ pub fn edit_file(
         return Err(FileError::EmptyOldText);
     }
     if rel.as_os_str().is_empty() {
-        return Err(FileError::IsDir(shown.into()));
+        return Err(super::path::not_a_file(shown));
     }
     let t = target(ws, ws_path, rel, shown, false)?;
     if t.mode.is_none() {
@@ -37,7 +37,11 @@ pub fn edit_file(
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     // Read under the lock, through the resolved directory, so the text we edit is what we replace.
-    let text = decode(open_text(&t.dir, Path::new(&t.name), shown)?, shown)?;
+    let text = decode(
+        open_text(&t.dir, Path::new(&t.name), shown)?,
+        shown,
+        "edit_file",
+    )?;
     let out = edit_text(&text, old, new, shown)?;
     if out.len() > lim.write_max_bytes.max(text.len()) {
         return Err(FileError::TooLarge {
@@ -122,7 +126,7 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
         Some(rest) if old_bom || (!bom.is_empty() && start == 0) => rest,
         _ => new,
     };
-    let replacement = restyle(body, &body[start..end], old, new, cr_is_newline);
+    let replacement = restyle(body, (start, end), old, new, cr_is_newline);
     let mut out = String::with_capacity(text.len() - (end - start) + replacement.len());
     out.push_str(bom);
     out.push_str(&body[..start]);
@@ -220,16 +224,34 @@ mod tests {
     }
 
     #[test]
-    fn mixed_files_follow_the_region_then_the_majority() {
+    fn mixed_files_follow_the_region_then_its_lines_then_the_majority() {
         // Region has CRLF: the new lines are CRLF.
         let text = "a\r\nb\r\nc\nd\n";
         assert_eq!(edit(text, "a\nb", "1\n2").unwrap(), "1\r\n2\r\nc\nd\n");
         // Region has LF: the new lines are LF.
         assert_eq!(edit(text, "c\nd", "3\n4").unwrap(), "a\r\nb\r\n3\n4\n");
-        // No line ending in the region: the file's majority (a tie goes to LF).
+        // No line ending in the region: the ending of the line it lies in (#13 review: once the
+        // file's majority, which put LF inside a CRLF block).
         assert_eq!(edit(text, "c", "5\n6").unwrap(), "a\r\nb\r\n5\n6\nd\n");
         let text = "a\r\nb\r\nc\n";
-        assert_eq!(edit(text, "c", "5\n6").unwrap(), "a\r\nb\r\n5\r\n6\n");
+        assert_eq!(edit(text, "c", "5\n6").unwrap(), "a\r\nb\r\n5\n6\n");
+        let text = "a\r\nb\r\nc\nd\ne\n";
+        assert_eq!(edit(text, "b", "1\n2").unwrap(), "a\r\n1\r\n2\r\nc\nd\ne\n");
+        assert_eq!(edit(text, "d", "1\n2").unwrap(), "a\r\nb\r\nc\n1\n2\ne\n");
+        // Inside a line, on either side of a kept part, and over two lines that tie.
+        assert_eq!(
+            edit("x\nab\r\ny\n", "b", "B\nC").unwrap(),
+            "x\naB\r\nC\r\ny\n"
+        );
+        assert_eq!(
+            edit("p\r\nq\nr\nk\r\n", "q\nr\nk", "q\nr\nK\nL").unwrap(),
+            "p\r\nq\nr\nK\r\nL\r\n"
+        );
+        // A last line without an ending decides nothing: the region, then the file.
+        assert_eq!(
+            edit("a\r\nb\r\nc\nz", "z", "1\n2").unwrap(),
+            "a\r\nb\r\nc\n1\r\n2"
+        );
         // Ambiguous once endings are ignored, but the exact bytes pick one.
         let text = "x\r\ny\nx\ny\n";
         assert_eq!(edit(text, "x\ny", "z").unwrap(), "x\r\ny\nz\n");

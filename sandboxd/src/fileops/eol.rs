@@ -45,9 +45,10 @@ impl Normalized {
 }
 
 /// The line ending a bare `\n` of `new_text` is written with: a classic-Mac file gets `\r`;
-/// otherwise the style of the first of `scopes` (narrowest first: the lines actually replaced,
-/// the whole matched region, the file) that has more of one ending than the other, so editing
-/// the CRLF part of a mixed file keeps it CRLF; when none decides, `\n`.
+/// otherwise the style of the first of `scopes` (narrowest first: the text actually replaced,
+/// the whole lines of the file it lies in, the whole matched region, the file) that has more of
+/// one ending than the other, so editing the CRLF part of a mixed file keeps it CRLF, even when
+/// the replaced text is inside one line; when none decides, `\n`.
 fn line_ending_for(scopes: &[&str], cr_is_newline: bool) -> &'static str {
     if cr_is_newline {
         return "\r";
@@ -61,6 +62,18 @@ fn line_ending_for(scopes: &[&str], cr_is_newline: bool) -> &'static str {
         }
     }
     "\n"
+}
+
+/// The whole lines of `file` that bytes `from..to` (not empty) lie in, each with its ending: from
+/// the start of the first one's line to the end of the last one's line ending.
+fn enclosing_lines(file: &str, from: usize, to: usize) -> &str {
+    let start = file[..from].rfind('\n').map_or(0, |i| i + 1);
+    let end = if file.as_bytes()[to - 1] == b'\n' {
+        to
+    } else {
+        file[to..].find('\n').map_or(file.len(), |i| to + i + 1)
+    };
+    &file[start..end]
 }
 
 /// One line of some text: its content and its line ending (`""` for a last line without one).
@@ -121,26 +134,28 @@ fn same_line(old: &Line, new: &Line, crlf_chosen: bool) -> bool {
         }
 }
 
-/// The bytes that replace `region` (the file's matched text, as it is in the file; `old` is how
-/// the caller wrote it, equal to `region` once line endings are normalized): `new`, with line
-/// endings decided line by line.
+/// The bytes that replace `region`, bytes `start..end` of `file` (the matched text, as it is in
+/// the file; `old` is how the caller wrote it, equal to `region` once line endings are
+/// normalized): `new`, with line endings decided line by line.
 ///
 /// * Lines at the start and end of `new` that the caller left as they were in `old` (see
 ///   [`same_line`]) are written as the region's own bytes: an edit changes only the lines it
 ///   really changes, so in a mixed file every untouched line keeps its ending.
 /// * In the lines that do change, a bare `\n` (what a model writes when it does not think about
-///   line endings) takes the style of the lines it replaces, else of the whole region, else of
-///   the file ([`line_ending_for`]). A `\r\n` is the caller's choice, written as it is, when
+///   line endings) takes the style of the text it replaces, else of the file's lines that text
+///   lies in (so replacing a word inside a CRLF line gives CRLF), else of the whole region, else
+///   of the file ([`line_ending_for`]). A `\r\n` is the caller's choice, written as it is, when
 ///   `old` has no `\r\n`; when `old` was itself written with `\r\n`, the caller was only writing
 ///   in the style they assumed, and it is treated like a bare `\n`. A lone `\r` is a line ending
 ///   only in a classic-Mac file (and then already the file's style); elsewhere it is text.
 pub(super) fn restyle(
     file: &str,
-    region: &str,
+    (start, end): (usize, usize),
     old: &str,
     new: &str,
     cr_is_newline: bool,
 ) -> String {
+    let region = &file[start..end];
     let crlf_chosen = !old.contains("\r\n");
     let region_lines = split_lines(region, cr_is_newline);
     let old_lines = split_lines(old, cr_is_newline);
@@ -171,7 +186,14 @@ pub(super) fn restyle(
         .map(Line::len)
         .sum();
     let replaced = &region[head_bytes..region.len() - tail_bytes];
-    let style = line_ending_for(&[replaced, region, file], cr_is_newline);
+    // The file's lines the replaced text lies in; none when nothing is replaced (new lines
+    // inserted between kept ones follow the region).
+    let lines = if replaced.is_empty() {
+        ""
+    } else {
+        enclosing_lines(file, start + head_bytes, end - tail_bytes)
+    };
+    let style = line_ending_for(&[replaced, lines, region, file], cr_is_newline);
     let mut out = String::with_capacity(region.len() + new.len() * 2);
     out.push_str(&region[..head_bytes]);
     for l in &new_lines[head..new_lines.len() - tail] {

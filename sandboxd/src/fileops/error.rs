@@ -5,7 +5,7 @@
 pub enum FileError {
     #[error("path contains a NUL byte")]
     Nul,
-    #[error("path is empty")]
+    #[error("path is empty: give the path of a file in the workspace")]
     Empty,
     #[error("{0}: outside the workspace")]
     Outside(String),
@@ -26,8 +26,8 @@ pub enum FileError {
         limit: u64,
         hint: &'static str,
     },
-    #[error("{0}: binary file (contains NUL bytes); read_file only reads UTF-8 text")]
-    Binary(String),
+    #[error("{path}: binary file (contains NUL bytes); {op} only works on UTF-8 text")]
+    Binary { path: String, op: &'static str },
     #[error("{0}: not valid UTF-8 text")]
     InvalidUtf8(String),
     #[error("{path}: offset {offset} is past the end of the file ({})", plural(*.lines as u64, "line"))]

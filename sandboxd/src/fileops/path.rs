@@ -50,6 +50,16 @@ pub fn relative_path(workspace: &Path, requested: &str) -> Result<PathBuf, FileE
     Ok(out)
 }
 
+/// The error for a file operation whose path names the workspace itself: an empty path says it is
+/// empty (not ": is a directory"), `.` or `~` that it is a directory.
+pub(super) fn not_a_file(shown: &str) -> FileError {
+    if shown.trim().is_empty() {
+        FileError::Empty
+    } else {
+        FileError::IsDir(shown.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +87,13 @@ mod tests {
             );
         }
         assert_eq!(relative_path(ws, "a\0b"), Err(FileError::Nul));
+    }
+
+    #[test]
+    fn an_empty_path_is_called_empty_not_a_directory() {
+        assert_eq!(not_a_file(""), FileError::Empty);
+        assert_eq!(not_a_file("  "), FileError::Empty);
+        assert_eq!(not_a_file("."), FileError::IsDir(".".into()));
+        assert!(!FileError::Empty.to_string().starts_with(':'));
     }
 }

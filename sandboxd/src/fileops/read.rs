@@ -42,12 +42,21 @@ pub(super) fn open_text(ws: &OwnedFd, rel: &Path, shown: &str) -> Result<Vec<u8>
     Ok(buf)
 }
 
-pub(super) fn decode(buf: Vec<u8>, shown: &str) -> Result<String, FileError> {
+/// The file as text; `op` (read_file, edit_file) is named when it is binary.
+pub(super) fn decode(buf: Vec<u8>, shown: &str, op: &'static str) -> Result<String, FileError> {
     if buf[..buf.len().min(8192)].contains(&0) {
-        return Err(FileError::Binary(shown.into()));
+        return Err(FileError::Binary {
+            path: shown.into(),
+            op,
+        });
     }
     String::from_utf8(buf).map_err(|_| FileError::InvalidUtf8(shown.into()))
 }
+
+/// Bytes per `tail -c +N | head -c` chunk the long-line note suggests: well inside what one exec
+/// result shows (10,000 characters) and the default profile's output limit (10,240 bytes), so
+/// each chunk arrives whole. Bytes, not characters: `head -c` counts bytes.
+const CHUNK: usize = 8000;
 
 pub struct ReadOut {
     pub content: String,
@@ -65,9 +74,9 @@ pub fn read_file(
     lim: Limits,
 ) -> Result<ReadOut, FileError> {
     if rel.as_os_str().is_empty() {
-        return Err(FileError::IsDir(shown.into()));
+        return Err(super::path::not_a_file(shown));
     }
-    let text = decode(open_text(ws, rel, shown)?, shown)?;
+    let text = decode(open_text(ws, rel, shown)?, shown, "read_file")?;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let total = lines.len();
     let first = offset.max(1) as usize;
@@ -145,13 +154,16 @@ pub fn read_file(
             let note = format!(
                 "[truncated: line {} is {} long, more than read_file shows at once, and was cut \
                  after its first {}; read_file cannot page within a line. To see the rest of it, \
-                 use exec: `tail -c +{} {path} | head -c {}` prints the file from where this \
-                 stops; {after}]",
+                 use exec in chunks that fit its result: `tail -c +{} {path} | head -c {CHUNK}` \
+                 prints the next {} bytes from where this stops, then +{}, +{} and so on (a \
+                 multi-byte character may be split at a chunk's edge); {after}]",
                 thousands(first),
                 plural(line_chars as u64, "character"),
                 plural(content.chars().count() as u64, "character"),
                 rest_at + 1,
-                lim.read_max_chars,
+                thousands(CHUNK),
+                rest_at + 1 + CHUNK,
+                rest_at + 1 + 2 * CHUNK,
             );
             (content, note)
         }
@@ -162,4 +174,20 @@ pub fn read_file(
         note,
         total_lines: total as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_file_names_the_operation_called() {
+        for op in ["read_file", "edit_file"] {
+            let e = decode(vec![b'a', 0, b'b'], "b.dat", op).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("b.dat: binary file (contains NUL bytes); {op} only works on UTF-8 text")
+            );
+        }
+    }
 }

@@ -29,7 +29,7 @@ pub fn write_file(
         });
     }
     if rel.as_os_str().is_empty() {
-        return Err(FileError::IsDir(shown.into()));
+        return Err(super::path::not_a_file(shown));
     }
     let t = target(ws, ws_path, rel, shown, true)?;
     let _g = stripe(&t.dir, &t.name)
