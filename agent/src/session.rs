@@ -187,11 +187,18 @@ mod tests {
     fn dir() -> PathBuf {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        std::env::temp_dir().join(format!(
-            "nanobot-sess-{}-{}",
+        // A pid recurs across runs (and containers): start from an empty directory, and make
+        // the name unlikely to recur at all.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let d = std::env::temp_dir().join(format!(
+            "nanobot-sess-{}-{}-{nanos}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
-        ))
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
     }
 
     #[test]
