@@ -709,7 +709,7 @@ fn a_limit_hit_says_which_limit() {
     let v = json("head -c 1000 /dev/zero | tr '\\0' x");
     assert_eq!(v["limit_hit"], "output_limit_bytes", "{v}");
     // And on stderr for people.
-    let o = d.nanobot(&["--profile", "tight"], "sleep 5");
+    let o = d.nanobot(&["--profile", "tight"], "sleep 30");
     assert!(
         stderr(&o).contains("limit hit: timeout_secs"),
         "{}",
