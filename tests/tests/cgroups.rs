@@ -286,3 +286,38 @@ fn check_validates_and_explain_shows_the_ceilings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the cgroup costs per exec: the median of sequential `true` execs with and without.
+/// Printed for the record; the bound only catches a gross regression (a cgroup v1 move can wait
+/// for an RCU grace period).
+#[test]
+fn the_cgroup_costs_little_per_exec() {
+    let Some(with) = start() else { return };
+    let without = Daemon::start_with(Opts {
+        config: Some("cgroups = \"off\"\n".into()),
+        ..Opts::default()
+    });
+    let rt = grpc::rt();
+    let median = |d: &Daemon| {
+        rt.block_on(async {
+            let mut c = grpc::client(&d.socket).await;
+            let mut ms = vec![];
+            for i in 0..25 {
+                let t0 = Instant::now();
+                let run = grpc::exec(&mut c, req(&d.ws, "true")).await.unwrap();
+                assert_eq!(run.result.unwrap().exit_code, 0);
+                if i >= 5 {
+                    ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            ms[ms.len() / 2]
+        })
+    };
+    let (a, b) = (median(&without), median(&with));
+    eprintln!(
+        "median exec of `true`: {a:.2} ms without a cgroup, {b:.2} ms with (+{:.2} ms)",
+        b - a
+    );
+    assert!(b - a < 25.0, "{a:.2} ms without, {b:.2} ms with");
+}
