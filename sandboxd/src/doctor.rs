@@ -1,6 +1,7 @@
 //! `sandboxd doctor`: is this host ready to run sandboxes? Each check tries the real thing (in a
 //! throwaway child process where it changes process state) and says what to do when it fails.
 
+use crate::confine::cgroup::CgroupMode;
 use crate::host;
 use serde::Serialize;
 
@@ -52,7 +53,35 @@ fn resolve_unix(abi: i32) -> Check {
     )
 }
 
-pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
+/// Which mechanism bounds a sandbox's memory and processes as a whole. Critical only when the
+/// config requires cgroups (the daemon then refuses to start without them).
+fn cgroups_check(mode: CgroupMode, a: &crate::cgroups::Available) -> Check {
+    use crate::cgroups::Available;
+    let (ok, detail) = match (mode, a) {
+        (CgroupMode::Off, _) => (
+            false,
+            crate::cgroups::degraded_note("off in the config (cgroups = \"off\")"),
+        ),
+        (_, Available::V2 { own }) => (
+            true,
+            format!("cgroup v2, delegated: each sandbox gets its own cgroup under {}/sandboxes with its profile's memory_bytes, pids and cpu_weight", own.display()),
+        ),
+        (_, Available::V1 { memory, pids }) => (
+            true,
+            format!("cgroup v1 memory and pids controllers: each sandbox gets its own cgroup under {}/sandboxd and {}/sandboxd with its profile's memory_bytes and pids (sandboxd serve prepares them as root, then drops; cpu_weight needs cgroup v2)", memory.display(), pids.display()),
+        ),
+        (_, Available::None(why)) => (false, crate::cgroups::degraded_note(why)),
+    };
+    check(
+        "cgroups",
+        ok,
+        mode == CgroupMode::Required,
+        detail,
+        "start sandboxd as root with --user (it prepares its cgroup subtree, then drops), with Delegate=yes in sandboxd.service on a cgroup v2 host; or mount the v1 memory and pids controllers",
+    )
+}
+
+pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
     let mut out = vec![];
     match host::landlock_abi() {
         Ok(v) => {
@@ -101,32 +130,7 @@ pub fn checks(min_landlock_abi: u32) -> Vec<Check> {
     let fix = sysctls.fix();
     out.push(check("user namespaces", ns.is_ok(), true, detail, fix));
 
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let own = host::read("/proc/self/cgroup").and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("0::").map(String::from))
-    });
-    let writable = own.as_ref().is_some_and(|p| {
-        let dir = format!("/sys/fs/cgroup{p}");
-        std::ffi::CString::new(dir)
-            // SAFETY: access with a valid C string.
-            .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
-            .unwrap_or(false)
-    });
-    out.push(check(
-        "cgroup v2 delegation",
-        v2 && writable,
-        false,
-        match (v2, &own) {
-            (false, _) => "cgroup v2 is not mounted".into(),
-            (true, Some(p)) => format!(
-                "cgroup {p} is {}delegated to this user",
-                if writable { "" } else { "not " }
-            ),
-            (true, None) => "own cgroup unknown".into(),
-        },
-        "optional today (limits use rlimits); under systemd set Delegate=yes for per-sandbox memory accounting",
-    ));
+    out.push(cgroups_check(mode, &crate::cgroups::probe()));
 
     let status = host::read("/proc/self/status").unwrap_or_default();
     let field = |k: &str| {
@@ -163,7 +167,7 @@ mod tests {
     #[test]
     fn this_host_has_the_layers() {
         // The development and CI machines have Landlock ABI 7, seccomp and user namespaces.
-        let c = super::checks(3);
+        let c = super::checks(3, super::CgroupMode::Auto);
         for name in ["Landlock", "seccomp"] {
             let x = c.iter().find(|c| c.name == name).unwrap();
             assert!(x.ok, "{x:?}");
@@ -175,6 +179,29 @@ mod tests {
         let abi = crate::confine::landlock::kernel_abi().unwrap();
         assert_eq!(r.ok, abi >= 9, "{r:?}");
         assert!(!r.critical);
+    }
+
+    #[test]
+    fn cgroups_are_reported_never_silently() {
+        use super::CgroupMode;
+        use crate::cgroups::Available;
+        let none = Available::None("cgroup v2 is not mounted".into());
+        let c = super::cgroups_check(CgroupMode::Auto, &none);
+        assert!(
+            !c.ok && !c.critical && c.detail.contains("per process only"),
+            "{c:?}"
+        );
+        assert!(super::cgroups_check(CgroupMode::Required, &none).critical);
+        let v1 = Available::V1 {
+            memory: "/sys/fs/cgroup/memory".into(),
+            pids: "/sys/fs/cgroup/pids".into(),
+        };
+        assert!(super::cgroups_check(CgroupMode::Auto, &v1).ok);
+        let off = super::cgroups_check(CgroupMode::Off, &v1);
+        assert!(
+            !off.ok && off.detail.contains("off in the config"),
+            "{off:?}"
+        );
     }
 
     #[test]

@@ -628,6 +628,65 @@ fn describe_root(mp: &MountPlan, p: &Profile) -> String {
     s
 }
 
+/// The sandbox-wide ceilings: the mechanism this host offers (`cgroups::probe`) and the control
+/// files the profile's limits become (`confine::cgroup::plan`), or that there are none.
+pub fn describe_cgroup(
+    mode: crate::confine::cgroup::CgroupMode,
+    available: &crate::cgroups::Available,
+    l: &crate::policy::Limits,
+) -> String {
+    use crate::cgroups::Available;
+    use crate::confine::cgroup::{plan, CgroupMode, Version};
+    let version = match (mode, available) {
+        (CgroupMode::Off, _) => Err("off in the config (cgroups = \"off\")".to_string()),
+        (_, Available::V2 { .. }) => Ok(Version::V2),
+        (_, Available::V1 { .. }) => Ok(Version::V1),
+        (_, Available::None(why)) => Err(why.clone()),
+    };
+    let mut s = format!(
+        "  whole sandbox: memory {}, {} processes, CPU weight {}\n",
+        size(l.memory_bytes),
+        l.pids,
+        l.cpu_weight
+    );
+    match version {
+        Ok(v) => {
+            s.push_str(&format!(
+                "  cgroup ({}): its own per sandbox, removed with it; the OOM killer acts at the memory ceiling (limit_hit: memory), fork fails with EAGAIN at the process ceiling (limit_hit: pids):\n",
+                match v {
+                    Version::V1 => "v1 memory and pids controllers; the CPU weight needs v2",
+                    Version::V2 => "v2, delegated",
+                }
+            ));
+            for w in plan(l, v).writes {
+                s.push_str(&format!(
+                    "    {} = {}  (limits.{}{})\n",
+                    w.file,
+                    w.value,
+                    w.from,
+                    if w.optional {
+                        ", where the kernel has it"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        Err(why) => {
+            let why = if mode == CgroupMode::Required {
+                format!("{why}; cgroups = \"required\": sandboxd serve refuses to start")
+            } else {
+                why
+            };
+            s.push_str(&format!(
+                "  cgroup: NONE — {}\n",
+                crate::cgroups::degraded_note(&why)
+            ));
+        }
+    }
+    s
+}
+
 /// The whole profile in plain words.
 pub fn describe(
     cfg: &Config,
@@ -722,6 +781,7 @@ pub fn describe(
         p.timeout_secs, p.max_timeout_secs, size(p.output_limit_bytes), l.cpu_secs,
         size(l.address_space_bytes), size(l.file_size_bytes), l.open_files, l.processes
     ));
+    s.push_str(&describe_cgroup(cfg.cgroups, &crate::cgroups::probe(), l));
     let set: Vec<String> = p.env_set.iter().map(|(k, v)| format!("{k}={v}")).collect();
     s.push_str(&format!(
         "  environment: PATH, HOME and PWD (the workspace), LANG, TERM{}; requests may pass: {}\n",
@@ -798,6 +858,29 @@ mod tests {
             user: Some((65534, 65534)),
         };
         path(&sb, q, w)
+    }
+
+    #[test]
+    fn the_cgroup_plan_or_its_absence_is_shown() {
+        use crate::cgroups::Available;
+        use crate::confine::cgroup::CgroupMode;
+        let l = crate::policy::Limits {
+            memory_bytes: 128 << 20,
+            pids: 32,
+            ..Default::default()
+        };
+        let v1 = Available::V1 {
+            memory: "/m".into(),
+            pids: "/p".into(),
+        };
+        let s = describe_cgroup(CgroupMode::Auto, &v1, &l);
+        assert!(s.contains("memory.limit_in_bytes = 134217728"), "{s}");
+        assert!(s.contains("pids.max = 32  (limits.pids)"), "{s}");
+        let s = describe_cgroup(CgroupMode::Off, &v1, &l);
+        assert!(s.contains("NONE") && s.contains("per process only"), "{s}");
+        let none = Available::None("nothing mounted".into());
+        let s = describe_cgroup(CgroupMode::Required, &none, &l);
+        assert!(s.contains("refuses to start"), "{s}");
     }
 
     #[test]

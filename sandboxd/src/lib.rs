@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cgroups;
 pub mod cli;
 pub mod config;
 pub mod confine;

@@ -31,7 +31,9 @@ impl Network {
     ];
 }
 
-/// Resource limits applied with setrlimit to the command (and inherited by its children).
+/// Resource limits: applied with setrlimit to the command (and inherited by its children), and
+/// for the whole sandbox through its cgroup (`memory_bytes`, `pids`, `cpu_weight`:
+/// `confine::cgroup`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -43,6 +45,15 @@ pub struct Limits {
     pub processes: u64,
     /// Size of the private /tmp and /dev/shm (each).
     pub tmp_size_bytes: u64,
+    /// Memory of the whole sandbox (every process, page cache and tmpfs included), through its
+    /// cgroup: beyond it the kernel's OOM killer acts in the sandbox (`limit_hit: memory`).
+    pub memory_bytes: u64,
+    /// Processes and threads of the whole sandbox, through its cgroup: beyond it fork fails with
+    /// EAGAIN (`limit_hit: pids`).
+    pub pids: u64,
+    /// CPU weight of the sandbox against the others (cgroup v2 `cpu.weight`, 1..=10000; 100 is
+    /// an even share).
+    pub cpu_weight: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +65,9 @@ impl Default for Limits {
             open_files: 1024,
             processes: 256,
             tmp_size_bytes: 256 << 20,
+            memory_bytes: 2 << 30,
+            pids: 256,
+            cpu_weight: 100,
         }
     }
 }

@@ -126,23 +126,32 @@ pub enum LimitHit {
     FileSizeBytes,
     /// The daemon cut stdout or stderr at the profile's output limit.
     OutputLimitBytes,
+    /// The OOM killer acted in the sandbox's cgroup (`limits.memory_bytes`).
+    Memory,
+    /// A fork was refused at the sandbox cgroup's process ceiling (`limits.pids`).
+    Pids,
 }
 
 impl LimitHit {
-    pub const ALL: [LimitHit; 4] = [
+    pub const ALL: [LimitHit; 6] = [
         LimitHit::TimeoutSecs,
         LimitHit::CpuSecs,
         LimitHit::FileSizeBytes,
         LimitHit::OutputLimitBytes,
+        LimitHit::Memory,
+        LimitHit::Pids,
     ];
 
-    /// The string the daemon sends for it (`limit_hit`): the profile key of the limit.
+    /// The string the daemon sends for it (`limit_hit`): the profile key of the limit (for the
+    /// sandbox-wide ceilings, the resource: "memory", "pids").
     pub fn as_str(self) -> &'static str {
         match self {
             LimitHit::TimeoutSecs => "timeout_secs",
             LimitHit::CpuSecs => "cpu_secs",
             LimitHit::FileSizeBytes => "file_size_bytes",
             LimitHit::OutputLimitBytes => "output_limit_bytes",
+            LimitHit::Memory => "memory",
+            LimitHit::Pids => "pids",
         }
     }
 
@@ -153,6 +162,8 @@ impl LimitHit {
             LimitHit::CpuSecs => pb::LimitHit::CpuSecs,
             LimitHit::FileSizeBytes => pb::LimitHit::FileSizeBytes,
             LimitHit::OutputLimitBytes => pb::LimitHit::OutputLimitBytes,
+            LimitHit::Memory => pb::LimitHit::Memory,
+            LimitHit::Pids => pb::LimitHit::Pids,
         }
     }
 
@@ -226,6 +237,8 @@ mod tests {
             "cpu_secs",
             "file_size_bytes",
             "output_limit_bytes",
+            "memory",
+            "pids",
         ];
         assert_eq!(LimitHit::ALL.map(LimitHit::as_str), sent);
         for h in LimitHit::ALL {

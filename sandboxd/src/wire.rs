@@ -17,7 +17,9 @@ pub const GO: u8 = b'G';
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
     /// Everything is set up; the command starts on the daemon's `GO`, and never without it.
-    Ready,
+    /// `pid`: the host pid of the sandbox's init, which the daemon moves into the sandbox's
+    /// cgroup before the go (`crate::cgroups`).
+    Ready { pid: u32 },
     /// The command was executed; `pid` is the host pid of the sandbox's init.
     Started {
         pid: u32,

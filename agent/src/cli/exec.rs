@@ -249,6 +249,12 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
             LimitHit::FileSizeBytes => eprintln!(
                 "nanobot: limit hit: file_size_bytes: the command wrote past the largest file allowed (SIGXFSZ)"
             ),
+            LimitHit::Memory => eprintln!(
+                "nanobot: limit hit: memory: the sandbox reached its memory ceiling (limits.memory_bytes) and the kernel's OOM killer killed a process in it"
+            ),
+            LimitHit::Pids => eprintln!(
+                "nanobot: limit hit: pids: the sandbox reached its process ceiling (limits.pids); a fork failed with EAGAIN"
+            ),
         }
         if truncated(&r) {
             eprintln!("nanobot: {}", truncation_note(&r, code));

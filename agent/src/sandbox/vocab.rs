@@ -29,6 +29,8 @@ pub fn limit_name(l: LimitHit) -> &'static str {
         LimitHit::CpuSecs => "cpu_secs",
         LimitHit::FileSizeBytes => "file_size_bytes",
         LimitHit::OutputLimitBytes => "output_limit_bytes",
+        LimitHit::Memory => "memory",
+        LimitHit::Pids => "pids",
     }
 }
 
@@ -38,6 +40,8 @@ fn limit_named(s: &str) -> LimitHit {
         LimitHit::CpuSecs,
         LimitHit::FileSizeBytes,
         LimitHit::OutputLimitBytes,
+        LimitHit::Memory,
+        LimitHit::Pids,
     ]
     .into_iter()
     .find(|l| limit_name(*l) == s)

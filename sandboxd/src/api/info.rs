@@ -5,7 +5,7 @@ use crate::host;
 use nanobot_proto::pb::{self, InfoResponse};
 
 /// What this host and configuration enforce.
-pub fn info(cfg: &Config) -> InfoResponse {
+pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
     let mut layers = vec!["rlimits".to_string(), "no_new_privs".to_string()];
     let mut problems = vec![];
     let mut degraded = vec![];
@@ -32,6 +32,11 @@ pub fn info(cfg: &Config) -> InfoResponse {
         layers.push("namespaces".into());
     } else {
         problems.push("namespaces: user.max_user_namespaces is 0".into());
+    }
+    // Not a failure (execs run), but never silent: without them the limits are per process.
+    match cgroups.degraded() {
+        Some(d) => degraded.push(d),
+        None => layers.push("cgroups".into()),
     }
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };

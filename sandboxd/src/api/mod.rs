@@ -79,6 +79,7 @@ impl Sandbox for Service {
                 workspace_fd: ws_fd,
                 output_cap,
                 profile: pname.clone(),
+                cgroups: state.cgroups.clone(),
             };
             let outcome = exec_session::run(
                 state.launcher.clone(),
@@ -206,6 +207,6 @@ impl Sandbox for Service {
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(info(&self.0.snapshot().cfg)))
+        Ok(Response::new(info(&self.0.snapshot().cfg, &self.0.cgroups)))
     }
 }

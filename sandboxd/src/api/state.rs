@@ -70,6 +70,8 @@ impl ConfigSnapshot {
 pub struct State {
     /// The configuration in force; SIGHUP swaps it whole (`replace`).
     pub snapshot: std::sync::RwLock<Arc<ConfigSnapshot>>,
+    /// The sandboxes' cgroups, prepared at start (fixed until a restart).
+    pub cgroups: Arc<crate::cgroups::Cgroups>,
     pub roots: Roots,
     /// The launcher, supervised: the one to use, or why there is none right now.
     pub launcher: Arc<Supervisor>,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct DoctorArgs {
-    /// Config file (for min_landlock_abi). Default: /etc/nanobot/sandboxd.toml when it exists
+    /// Config file (for min_landlock_abi and cgroups). Default: /etc/nanobot/sandboxd.toml when it exists
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// One JSON object instead of ✓/✗ lines
@@ -15,8 +15,8 @@ pub struct DoctorArgs {
 }
 
 pub fn doctor(a: DoctorArgs) -> Result<i32> {
-    let min = config_or_default(a.config.as_deref())?.min_landlock_abi;
-    let checks = crate::doctor::checks(min);
+    let cfg = config_or_default(a.config.as_deref())?;
+    let checks = crate::doctor::checks(cfg.min_landlock_abi, cfg.cgroups);
     let ok = checks.iter().all(|c| c.ok || !c.critical);
     if a.json {
         println!(

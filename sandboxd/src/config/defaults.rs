@@ -26,6 +26,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             min_landlock_abi: 3,
             allow_degraded: vec![],
+            cgroups: crate::confine::cgroup::CgroupMode::Auto,
             guard_defaults: true,
             deny_patterns: vec![],
             allow_patterns: vec![],

@@ -58,6 +58,11 @@ pub struct Config {
     /// so. Empty (the default) means every layer is required. Only "landlock" can be listed; the
     /// other layers are what the sandbox is built from.
     pub allow_degraded: Vec<String>,
+    /// Each sandbox in its own cgroup with the profile's `memory_bytes`, `pids` and `cpu_weight`:
+    /// "auto" (where the host offers cgroup v2 delegation or the v1 memory and pids controllers;
+    /// elsewhere rlimits only, said in every result), "required" (refuse to start without) or
+    /// "off" (rlimits only, said in every result).
+    pub cgroups: crate::confine::cgroup::CgroupMode,
     /// The command guard's built-in deny patterns (the security guide's list) are on.
     pub guard_defaults: bool,
     /// Extra command-guard patterns (see docs/guard.md); a match blocks the exec.

@@ -139,6 +139,14 @@ impl Config {
                 ("open_files", l.open_files, 16, 1 << 20),
                 ("processes", l.processes, 1, 1 << 16),
                 ("tmp_size_bytes", l.tmp_size_bytes, 1 << 20, 1 << 40),
+                ("memory_bytes", l.memory_bytes, 16 << 20, 1 << 50),
+                ("pids", l.pids, 4, 1 << 22),
+                (
+                    "cpu_weight",
+                    l.cpu_weight,
+                    1,
+                    crate::confine::cgroup::CPU_WEIGHT_MAX,
+                ),
             ] {
                 if v < lo || v > hi {
                     bad("limits", key, format!("{v} is out of range {lo}..={hi}"));

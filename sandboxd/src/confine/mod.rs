@@ -2,6 +2,7 @@
 //! and an `apply` used by the sandboxed child.
 
 pub mod bpf;
+pub mod cgroup;
 pub mod landlock;
 pub mod mounts;
 pub mod rlimits;

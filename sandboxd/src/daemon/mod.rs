@@ -145,6 +145,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         (Some(t), None) => Some(bind_as_root(&cfg, t, socket_gid)?),
         _ => None,
     };
+    // While still root: the sandboxes' cgroup subtree, given to the user we drop to.
+    let cgroups = Arc::new(
+        crate::cgroups::Cgroups::prepare(cfg.cgroups, target.as_ref().map(|t| (t.uid, t.gid)))
+            .map_err(anyhow::Error::msg)?,
+    );
     drop_privileges(target.as_ref())?;
     let (listener, owned_path) = listener(&cfg, activated, bound, socket_gid)?;
     let launcher = fork_launcher(&cfg, &roots)?;
@@ -160,7 +165,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         launcher,
         listener,
         owned_path.clone(),
+        cgroups.clone(),
     ));
+    cgroups.cleanup();
     if let Some(p) = owned_path {
         let _ = std::fs::remove_file(p);
     }
@@ -326,6 +333,7 @@ async fn run(
     launcher: Arc<Supervisor>,
     listener: UnixListener,
     path: Option<PathBuf>,
+    cgroups: Arc<crate::cgroups::Cgroups>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     listener.set_nonblocking(true)?;
@@ -339,7 +347,7 @@ async fn run(
         daemon_uid,
         daemon_userns: auth::userns_of("self"),
     };
-    let info = api::info(&cfg);
+    let info = api::info(&cfg, &cgroups);
     let snapshot =
         api::ConfigSnapshot::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
     let state = Arc::new(State {
@@ -351,6 +359,7 @@ async fn run(
         launcher,
         max_concurrent: cfg.max_concurrent,
         snapshot: std::sync::RwLock::new(Arc::new(snapshot)),
+        cgroups: cgroups.clone(),
     });
     let max = cfg.max_request_bytes;
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))
@@ -421,8 +430,9 @@ async fn run(
         idle_timeout_secs = cfg.idle_timeout_secs,
         "sandboxd serving"
     );
+    tracing::info!(cgroups = %cgroups.describe(), "sandbox cgroups");
     for d in &info.degraded {
-        tracing::warn!(layer = %d, "running DEGRADED: commands run without {d} (allowed by allow_degraded)");
+        tracing::warn!(layer = %d, "running DEGRADED: commands run without {d}");
     }
     systemd::notify_ready();
     let serve = tonic::transport::Server::builder()

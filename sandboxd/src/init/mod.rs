@@ -116,7 +116,7 @@ fn init(
     drop(new_root);
     prepared.stage.enter()?;
 
-    await_go(status)?;
+    await_go(status, prepared.host_pid)?;
     let child = child::spawn_command(&child::ChildArgs {
         spec: &spec,
         ruleset: std::cell::Cell::new(ruleset),
@@ -145,11 +145,12 @@ fn init(
 }
 
 /// Report `Ready` and wait for the daemon's go. The daemon sends it only while it still waits for
-/// this request; once it has given up (guard timeout, client gone, shutdown) it has closed its
-/// end, and we read EOF: the command is never started.
-fn await_go(status: &mut File) -> Result<(), StepError> {
+/// this request (and has moved us into the sandbox's cgroup, so every process forked from here on
+/// is in it); once it has given up (guard timeout, client gone, shutdown) it has closed its end,
+/// and we read EOF: the command is never started.
+fn await_go(status: &mut File, pid: u32) -> Result<(), StepError> {
     use std::io::Read;
-    wire::write_frame(status, &Report::Ready)
+    wire::write_frame(status, &Report::Ready { pid })
         .map_err(|e| StepError::io(Layer::Launcher, "report ready", e))?;
     let mut go = [0u8; 1];
     loop {

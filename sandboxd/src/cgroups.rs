@@ -1,0 +1,563 @@
+//! The sandboxes' cgroups on the host: which interface this host offers (`probe`), the daemon's
+//! subtree prepared while it is still root (`prepare`), and one cgroup per sandbox created with the
+//! profile's plan (`confine::cgroup::plan`), the sandbox's init moved into it before the command
+//! starts, read after the command ended and removed with the sandbox (`SandboxCgroup`).
+//!
+//! Layout. v1 (the `memory` and `pids` hierarchies): `<own>/sandboxd/d<daemon pid>/sb-<init pid>`
+//! in each, `<own>` being the daemon's cgroup in that hierarchy; `sandboxd/` is root's and
+//! `d<pid>` the daemon user's, so the dropped daemon creates and removes its sandboxes' cgroups
+//! and nothing above them. A `d<pid>` whose daemon is gone is removed at the next start. v2 (a
+//! delegated subtree, systemd `Delegate=yes`): the daemon moves itself to `<own>/daemon` (a
+//! cgroup with children may hold no process) and creates its sandboxes in `<own>/sandboxes`.
+
+use crate::confine::cgroup::{self, CgroupMode, Controller, Usage, Version};
+use crate::policy::Limits;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// What the host offers, before anything is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Available {
+    /// cgroup v2 with the memory and pids controllers in the daemon's own cgroup, delegated.
+    V2 { own: PathBuf },
+    /// The v1 memory and pids hierarchies: the daemon's own cgroup in each.
+    V1 { memory: PathBuf, pids: PathBuf },
+    /// Neither: why.
+    None(String),
+}
+
+/// The mechanism in force for this daemon's sandboxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    /// The directory sandboxes are created in.
+    V2 { base: PathBuf },
+    /// The directories sandboxes are created in, one per hierarchy.
+    V1 { memory: PathBuf, pids: PathBuf },
+    /// No per-sandbox cgroup: why (rlimits only).
+    None(String),
+}
+
+/// The daemon's cgroups, prepared at start.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    pub mode: CgroupMode,
+    pub mechanism: Mechanism,
+}
+
+/// Where a mounted hierarchy's root is, and which part of the cgroup tree it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub root: String,
+    pub mountpoint: PathBuf,
+}
+
+/// The cgroup mounts of a mountinfo text: v2 (`cgroup2`), and each v1 hierarchy by controller.
+pub fn parse_mounts(mountinfo: &str) -> (Option<Mount>, Vec<(Vec<String>, Mount)>) {
+    let mut v2 = None;
+    let mut v1 = vec![];
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let g: Vec<&str> = post.split(' ').collect();
+        if f.len() < 5 || g.len() < 3 {
+            continue;
+        }
+        let m = Mount {
+            root: unescape(f[3]),
+            mountpoint: PathBuf::from(unescape(f[4])),
+        };
+        match g[0] {
+            "cgroup2" if v2.is_none() => v2 = Some(m),
+            "cgroup" => {
+                let ctl = g[2].split(',').map(String::from).collect();
+                v1.push((ctl, m));
+            }
+            _ => {}
+        }
+    }
+    (v2, v1)
+}
+
+/// Mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(digits, 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The process's cgroup path in the v2 hierarchy and in the v1 hierarchy of `controller`, from
+/// a /proc/PID/cgroup text.
+pub fn own_path(proc_cgroup: &str, controller: Option<&str>) -> Option<String> {
+    proc_cgroup.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctl, path) = (it.next()?, it.next()?, it.next()?);
+        let hit = match controller {
+            None => ctl.is_empty(),
+            Some(c) => ctl.split(',').any(|x| x == c),
+        };
+        hit.then(|| path.to_string())
+    })
+}
+
+/// The directory of cgroup `path` under a mount (None: the mount does not show it).
+pub fn dir_of(m: &Mount, path: &str) -> Option<PathBuf> {
+    let rel = if m.root == "/" {
+        path
+    } else {
+        path.strip_prefix(m.root.as_str())?
+    };
+    let rel = rel.trim_start_matches('/');
+    Some(if rel.is_empty() {
+        m.mountpoint.clone()
+    } else {
+        m.mountpoint.join(rel)
+    })
+}
+
+/// Which interface this host offers the daemon (as seen by the calling process).
+pub fn probe() -> Available {
+    let (Some(mountinfo), Some(own)) = (
+        crate::host::read("/proc/self/mountinfo"),
+        crate::host::read("/proc/self/cgroup"),
+    ) else {
+        return Available::None("/proc/self/mountinfo or /proc/self/cgroup is unreadable".into());
+    };
+    let (v2, v1) = parse_mounts(&mountinfo);
+    let mut why_not_v2 = "cgroup v2 is not mounted".to_string();
+    if let (Some(m), Some(p)) = (&v2, own_path(&own, None)) {
+        if let Some(dir) = dir_of(m, &p) {
+            let ctl = crate::host::read(&dir.join("cgroup.controllers").to_string_lossy())
+                .unwrap_or_default();
+            let has = |c: &str| ctl.split_whitespace().any(|x| x == c);
+            if !(has("memory") && has("pids")) {
+                why_not_v2 = format!(
+                    "cgroup v2 at {} offers no memory and pids controllers here",
+                    dir.display()
+                );
+            } else if !delegated(&dir) {
+                why_not_v2 = format!("cgroup v2 {} is not delegated to sandboxd (systemd: Delegate=yes on sandboxd.service)", dir.display());
+            } else {
+                return Available::V2 { own: dir };
+            }
+        }
+    }
+    let find = |c: &str| {
+        let (_, m) = v1.iter().find(|(ctl, _)| ctl.iter().any(|x| x == c))?;
+        dir_of(m, &own_path(&own, Some(c))?)
+    };
+    match (find("memory"), find("pids")) {
+        (Some(memory), Some(pids)) => Available::V1 { memory, pids },
+        (m, p) => Available::None(format!(
+            "{why_not_v2}, and the cgroup v1 {} hierarchy is not mounted",
+            match (m, p) {
+                (None, None) => "memory and pids",
+                (None, _) => "memory",
+                _ => "pids",
+            }
+        )),
+    }
+}
+
+/// Whether the v2 cgroup `dir` was delegated to us: systemd marks a delegated cgroup with the
+/// `trusted.delegate` (or, for user managers, `user.delegate`) xattr; without systemd, a
+/// cgroup owned by a non-root daemon was given to it.
+fn delegated(dir: &Path) -> bool {
+    let has_xattr = |name: &std::ffi::CStr| {
+        let Ok(p) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: both are valid C strings; a null buffer of size 0 only asks for the length.
+        unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+    };
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    has_xattr(c"trusted.delegate")
+        || has_xattr(c"user.delegate")
+        || (euid != 0
+            && std::fs::metadata(dir)
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == euid)
+                .unwrap_or(false))
+}
+
+fn ctx(what: &str, p: &Path, e: io::Error) -> String {
+    format!("{what} {}: {e}", p.display())
+}
+
+fn mkdir(p: &Path) -> Result<(), String> {
+    match std::fs::create_dir(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(ctx("creating", p, e)),
+    }
+}
+
+fn chown(p: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
+    match owner {
+        Some((u, g)) => {
+            std::os::unix::fs::chown(p, Some(u), Some(g)).map_err(|e| ctx("chown", p, e))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Remove the sandbox cgroups (`sb-*`) under `dir` that hold no process, then `dir` itself
+/// when `and_dir`. What still holds processes stays (EBUSY).
+fn remove_empty(dir: &Path, and_dir: bool) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().as_bytes().starts_with(b"sb-") {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+    if and_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// The per-daemon directory of a v1 hierarchy: `<own>/sandboxd/d<pid>`, made while root and
+/// given to `owner`; the leftovers of daemons that are gone are removed first.
+fn prepare_v1(own: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    let base = own.join("sandboxd");
+    mkdir(&base)?;
+    if let Ok(rd) = std::fs::read_dir(&base) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('d'))
+                .and_then(|n| n.parse::<libc::pid_t>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only checks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            // SAFETY: getpid has no preconditions.
+            if !alive || pid == unsafe { libc::getpid() } {
+                remove_empty(&e.path(), true);
+            }
+        }
+    }
+    // SAFETY: getpid has no preconditions.
+    let mine = base.join(format!("d{}", unsafe { libc::getpid() }));
+    mkdir(&mine)?;
+    chown(&mine, owner)?;
+    Ok(mine)
+}
+
+/// The v2 layout in a delegated cgroup: ourselves in `<own>/daemon`, the controllers enabled
+/// for `<own>/sandboxes` and its children, both given to `owner` with `<own>/cgroup.procs` (a
+/// move between two cgroups needs write access to their common parent's).
+fn prepare_v2(own: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    let leaf = own.join("daemon");
+    mkdir(&leaf)?;
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() }.to_string();
+    write(&leaf.join("cgroup.procs"), &me)?;
+    let ctl =
+        crate::host::read(&own.join("cgroup.controllers").to_string_lossy()).unwrap_or_default();
+    let mut enable = vec!["+memory", "+pids"];
+    if ctl.split_whitespace().any(|c| c == "cpu") {
+        enable.push("+cpu");
+    }
+    let enable = enable.join(" ");
+    write(&own.join("cgroup.subtree_control"), &enable)?;
+    let base = own.join("sandboxes");
+    mkdir(&base)?;
+    remove_empty(&base, false);
+    write(&base.join("cgroup.subtree_control"), &enable)?;
+    for p in [
+        base.clone(),
+        base.join("cgroup.procs"),
+        base.join("cgroup.subtree_control"),
+        own.join("cgroup.procs"),
+        leaf.join("cgroup.procs"),
+    ] {
+        chown(&p, owner)?;
+    }
+    Ok(base)
+}
+
+fn write(p: &Path, v: &str) -> Result<(), String> {
+    std::fs::write(p, v).map_err(|e| ctx(&format!("writing {v:?} to"), p, e))
+}
+
+impl Cgroups {
+    /// Prepare the daemon's subtree (while still root when started as root; `owner` is the user
+    /// it drops to). `Required` without a mechanism is an error: the daemon does not start.
+    pub fn prepare(mode: CgroupMode, owner: Option<(u32, u32)>) -> Result<Cgroups, String> {
+        let mechanism = match mode {
+            CgroupMode::Off => Mechanism::None("off in the config (cgroups = \"off\")".into()),
+            _ => match probe() {
+                Available::V2 { own } => match prepare_v2(&own, owner) {
+                    Ok(base) => Mechanism::V2 { base },
+                    Err(e) => Mechanism::None(format!("preparing the cgroup v2 subtree: {e}")),
+                },
+                Available::V1 { memory, pids } => {
+                    match (prepare_v1(&memory, owner), prepare_v1(&pids, owner)) {
+                        (Ok(memory), Ok(pids)) => Mechanism::V1 { memory, pids },
+                        (Err(e), _) | (_, Err(e)) => Mechanism::None(format!(
+                            "preparing the cgroup v1 subtree: {e}{}",
+                            if owner.is_none() {
+                                " (start sandboxd as root with --user, or delegate a cgroup v2 subtree)"
+                            } else {
+                                ""
+                            }
+                        )),
+                    }
+                }
+                Available::None(why) => Mechanism::None(why),
+            },
+        };
+        if let (CgroupMode::Required, Mechanism::None(why)) = (mode, &mechanism) {
+            return Err(format!(
+                "cgroups = \"required\" but sandboxes cannot get their own cgroup: {why}"
+            ));
+        }
+        Ok(Cgroups { mode, mechanism })
+    }
+
+    /// No cgroups at all (tests, and the daemon before `prepare`).
+    pub fn none(why: &str) -> Cgroups {
+        Cgroups {
+            mode: CgroupMode::Off,
+            mechanism: Mechanism::None(why.into()),
+        }
+    }
+
+    pub fn version(&self) -> Option<Version> {
+        match self.mechanism {
+            Mechanism::V1 { .. } => Some(Version::V1),
+            Mechanism::V2 { .. } => Some(Version::V2),
+            Mechanism::None(_) => None,
+        }
+    }
+
+    /// One line for logs, `Info` and `doctor`.
+    pub fn describe(&self) -> String {
+        match &self.mechanism {
+            Mechanism::V2 { base } => format!(
+                "cgroup v2: one cgroup per sandbox under {} (memory, pids, cpu weight)",
+                base.display()
+            ),
+            Mechanism::V1 { memory, pids } => format!(
+                "cgroup v1: one cgroup per sandbox under {} and {} (memory, pids)",
+                memory.display(),
+                pids.display()
+            ),
+            Mechanism::None(why) => format!("none: {why}"),
+        }
+    }
+
+    /// The `degraded` entry every result carries when sandboxes get no cgroup.
+    pub fn degraded(&self) -> Option<String> {
+        match &self.mechanism {
+            Mechanism::None(why) => Some(degraded_note(why)),
+            _ => None,
+        }
+    }
+
+    /// Remove this daemon's own directories (at exit; what still holds processes stays).
+    pub fn cleanup(&self) {
+        match &self.mechanism {
+            Mechanism::V1 { memory, pids } => {
+                remove_empty(memory, true);
+                remove_empty(pids, true);
+            }
+            Mechanism::V2 { base } => remove_empty(base, false),
+            Mechanism::None(_) => {}
+        }
+    }
+
+    /// Create the cgroup of the sandbox whose init is host pid `pid`, write the profile's limits
+    /// and move the init into it. On error nothing is left behind; the error names the step.
+    pub fn create(
+        &self,
+        pid: u32,
+        limits: &Limits,
+    ) -> Result<Option<SandboxCgroup>, (String, io::Error)> {
+        let (version, dirs) = match &self.mechanism {
+            Mechanism::None(_) => return Ok(None),
+            Mechanism::V2 { base } => (Version::V2, vec![(None, base.join(format!("sb-{pid}")))]),
+            Mechanism::V1 { memory, pids } => (
+                Version::V1,
+                vec![
+                    (Some(Controller::Memory), memory.join(format!("sb-{pid}"))),
+                    (Some(Controller::Pids), pids.join(format!("sb-{pid}"))),
+                ],
+            ),
+        };
+        let cg = SandboxCgroup {
+            version,
+            dirs: vec![],
+        };
+        let mut cg = cg;
+        for (c, d) in dirs {
+            if let Err(e) = std::fs::create_dir(&d) {
+                // A leftover of a sandbox whose init had the same pid: it is empty by now.
+                if e.kind() != io::ErrorKind::AlreadyExists
+                    || std::fs::remove_dir(&d).is_err()
+                    || std::fs::create_dir(&d).is_err()
+                {
+                    cg.remove();
+                    return Err((format!("cgroup: mkdir {}", d.display()), e));
+                }
+            }
+            cg.dirs.push((c, d));
+        }
+        let plan = cgroup::plan(limits, version);
+        for w in &plan.writes {
+            let Some(dir) = cg.dir(w.controller) else {
+                continue; // v1: no cpu hierarchy is used
+            };
+            let path = dir.join(w.file);
+            if let Err(e) = std::fs::write(&path, &w.value) {
+                if w.optional && e.kind() == io::ErrorKind::NotFound {
+                    continue;
+                }
+                cg.remove();
+                return Err((
+                    format!("cgroup: write {} to {}", w.value, path.display()),
+                    e,
+                ));
+            }
+        }
+        for (_, d) in &cg.dirs {
+            let path = d.join("cgroup.procs");
+            if let Err(e) = std::fs::write(&path, pid.to_string()) {
+                let step = format!("cgroup: move the sandbox's init into {}", path.display());
+                cg.remove();
+                return Err((step, e));
+            }
+        }
+        Ok(Some(cg))
+    }
+}
+
+/// The `degraded` entry for a sandbox without a cgroup.
+pub fn degraded_note(why: &str) -> String {
+    format!("cgroups: {why}; memory and processes are limited per process only (rlimits address_space_bytes, processes), not for the sandbox as a whole")
+}
+
+/// One sandbox's cgroup (a directory per v1 hierarchy, one on v2).
+#[derive(Debug)]
+pub struct SandboxCgroup {
+    version: Version,
+    dirs: Vec<(Option<Controller>, PathBuf)>,
+}
+
+impl SandboxCgroup {
+    /// The directory holding `c`'s files (None: not used on this version).
+    fn dir(&self, c: Controller) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(k, _)| k.is_none() || *k == Some(c))
+            .map(|(_, d)| d.as_path())
+    }
+
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(_, d)| d.as_path())
+    }
+
+    /// What the kernel counted for the sandbox.
+    pub fn usage(&self) -> Usage {
+        let [a, b, c] = cgroup::usage_files(self.version).map(|(ctl, f)| {
+            self.dir(ctl)
+                .and_then(|d| std::fs::read_to_string(d.join(f)).ok())
+        });
+        Usage::parse(a.as_deref(), b.as_deref(), c.as_deref())
+    }
+
+    /// Remove the cgroup; false while a process is still in it (the init is exiting).
+    pub fn remove(&mut self) -> bool {
+        self.dirs.retain(|(_, d)| match std::fs::remove_dir(d) {
+            Ok(()) => false,
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
+        });
+        self.dirs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+33 30 0:29 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+";
+
+    const PROC_CGROUP: &str = "\
+8:pids:/
+4:memory:/process_api/abc
+1:cpu,cpuacct:/
+0::/
+";
+
+    #[test]
+    fn the_hierarchies_and_our_place_in_them_are_read_from_proc() {
+        let (v2, v1) = parse_mounts(MOUNTINFO);
+        let v2 = v2.unwrap();
+        assert_eq!(v2.mountpoint, Path::new("/sys/fs/cgroup/unified"));
+        let mem = &v1
+            .iter()
+            .find(|(c, _)| c.contains(&"memory".into()))
+            .unwrap()
+            .1;
+        assert_eq!(
+            dir_of(mem, &own_path(PROC_CGROUP, Some("memory")).unwrap()).unwrap(),
+            Path::new("/sys/fs/cgroup/memory/process_api/abc")
+        );
+        let cpu = &v1
+            .iter()
+            .find(|(c, _)| c.contains(&"cpuacct".into()))
+            .unwrap()
+            .1;
+        assert_eq!(cpu.mountpoint, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(own_path(PROC_CGROUP, Some("pids")).as_deref(), Some("/"));
+        assert_eq!(own_path(PROC_CGROUP, Some("cpuacct")).as_deref(), Some("/"));
+        assert_eq!(own_path(PROC_CGROUP, None).as_deref(), Some("/"));
+        assert_eq!(own_path(PROC_CGROUP, Some("blkio")), None);
+        // A mount of a subtree (as in a container) shows only what is beneath its root.
+        let sub = Mount {
+            root: "/a".into(),
+            mountpoint: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(dir_of(&sub, "/a/b").unwrap(), Path::new("/sys/fs/cgroup/b"));
+        assert_eq!(dir_of(&sub, "/a").unwrap(), Path::new("/sys/fs/cgroup"));
+        assert_eq!(dir_of(&sub, "/c"), None);
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn without_cgroups_every_result_says_so() {
+        let c = Cgroups::none("off in the config");
+        let d = c.degraded().unwrap();
+        assert!(
+            d.starts_with("cgroups: off in the config") && d.contains("rlimits"),
+            "{d}"
+        );
+        assert_eq!(c.version(), None);
+        assert!(c.create(1, &Limits::default()).unwrap().is_none());
+    }
+}
