@@ -26,8 +26,8 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-async fn connect(socket: &PathBuf) -> Result<Client, String> {
-    let p = socket.clone();
+async fn connect(socket: &std::path::Path) -> Result<Client, String> {
+    let p = socket.to_path_buf();
     let ch = Endpoint::from_static("http://sandboxd.invalid")
         .connect_with_connector(tower::service_fn(move |_| {
             let p = p.clone();
