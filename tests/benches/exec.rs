@@ -2,7 +2,8 @@
 //! of `/bin/true` measured in the same run, plus throughput at 1, 2 and 8 concurrent clients and
 //! the daemon's memory. Run with `./scripts/bench.sh` (it builds the release binaries first).
 //!
-//! Environment: BENCH_ITERS (default 400), BENCH_SECS per throughput level (default 3).
+//! Environment: BENCH_ITERS (default 400), BENCH_SECS per throughput level (default 3),
+//! BENCH_CONFIG (sandboxd.toml text added to the daemon's config).
 
 use nanobot_e2e::{grpc, Daemon, Opts};
 use nanobot_proto::pb::ExecRequest;
@@ -71,7 +72,11 @@ fn rss_kb(pid: i32, field: &str) -> u64 {
 fn main() {
     let iters = env_num("BENCH_ITERS", 400) as usize;
     let secs = env_num("BENCH_SECS", 3);
-    let d = Daemon::start_with(Opts::default());
+    // BENCH_CONFIG: extra sandboxd.toml text, to measure one layer's cost (`cgroups = "off"`).
+    let d = Daemon::start_with(Opts {
+        config: std::env::var("BENCH_CONFIG").ok(),
+        ..Opts::default()
+    });
     let rt = grpc::rt();
 
     // Warm up both paths (page cache, the daemon's first connection).
