@@ -350,6 +350,7 @@ async fn attempt(
     let mut kind: fn(Box<ExecResult>, libc::pid_t) -> Attempt =
         |r, _| Attempt::Done(Outcome::Done(r));
     let mut degraded = vec![];
+    let mut disk_over = false;
     loop {
         let report = tokio::select! {
             r = read_report(&mut status) => r,
@@ -401,7 +402,13 @@ async fn attempt(
                 timed_out,
                 maxrss_kb,
                 cpu_us,
+                disk_over: over,
+                written_bytes,
             }) => {
+                if over {
+                    tracing::warn!(workspace = %p.spec.workspace.display(), written_bytes, budget = p.spec.write_budget_bytes, "sandbox killed: it wrote more than its write budget (limit_hit disk)");
+                }
+                disk_over = over;
                 result = ExecResult {
                     exit_code: code,
                     signal,
@@ -460,15 +467,17 @@ async fn attempt(
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
-    LimitHit::set(
+    let hit = if disk_over {
+        Some(LimitHit::Disk)
+    } else {
         limit_hit(
             &r,
             shell_command(&p.spec.argv).is_some(),
             p.spec.limits.cpu_secs,
             &stderr_end,
-        ),
-        &mut r,
-    );
+        )
+    };
+    LimitHit::set(hit, &mut r);
     kind(Box::new(r), launcher.pid)
 }
 

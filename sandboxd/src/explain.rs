@@ -722,6 +722,7 @@ pub fn describe(
         p.timeout_secs, p.max_timeout_secs, size(p.output_limit_bytes), l.cpu_secs,
         size(l.address_space_bytes), size(l.file_size_bytes), l.open_files, l.processes
     ));
+    s.push_str(&disk_line(workspace, l.workspace_bytes));
     let set: Vec<String> = p.env_set.iter().map(|(k, v)| format!("{k}={v}")).collect();
     s.push_str(&format!(
         "  environment: PATH, HOME and PWD (the workspace), LANG, TERM{}; requests may pass: {}\n",
@@ -743,6 +744,18 @@ pub fn describe(
         cfg.allow_patterns
     ));
     s
+}
+
+/// The workspace's byte ceiling (`limits.workspace_bytes`) and the mechanism that holds it for
+/// this workspace (`disk.rs`).
+fn disk_line(workspace: &Path, workspace_bytes: u64) -> String {
+    let fs = crate::disk::probe_path(workspace);
+    format!(
+        "  workspace ceiling: workspace_bytes {}; in force for {}: {}\n",
+        size(workspace_bytes),
+        workspace.display(),
+        crate::disk::decide(&fs, workspace_bytes)
+    )
 }
 
 #[cfg(test)]

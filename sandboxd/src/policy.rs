@@ -43,6 +43,10 @@ pub struct Limits {
     pub processes: u64,
     /// Size of the private /tmp and /dev/shm (each).
     pub tmp_size_bytes: u64,
+    /// The workspace's byte ceiling: a btrfs qgroup limit of the workspace's subvolume at most
+    /// this large is the ceiling; elsewhere it is the write budget of one sandbox, accounted and
+    /// enforced by its init (`disk.rs`, `init/budget.rs`).
+    pub workspace_bytes: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +58,7 @@ impl Default for Limits {
             open_files: 1024,
             processes: 256,
             tmp_size_bytes: 256 << 20,
+            workspace_bytes: 1 << 30,
         }
     }
 }
@@ -130,6 +135,10 @@ pub struct SandboxSpec {
     /// `mounts` then leaves out: most requests need no plan parsed on their way.
     #[serde(default)]
     pub mounts_warm: bool,
+    /// Bytes the sandbox's processes may write to storage in total before its init kills it
+    /// (`limit_hit: disk`); 0: none, the workspace's filesystem holds the ceiling (`disk.rs`).
+    #[serde(default)]
+    pub write_budget_bytes: u64,
 }
 
 /// Where the private temporary directories live inside the sandbox.

@@ -126,14 +126,18 @@ pub enum LimitHit {
     FileSizeBytes,
     /// The daemon cut stdout or stderr at the profile's output limit.
     OutputLimitBytes,
+    /// The sandbox's processes wrote more than `workspace_bytes` (the write budget): its init
+    /// killed it.
+    Disk,
 }
 
 impl LimitHit {
-    pub const ALL: [LimitHit; 4] = [
+    pub const ALL: [LimitHit; 5] = [
         LimitHit::TimeoutSecs,
         LimitHit::CpuSecs,
         LimitHit::FileSizeBytes,
         LimitHit::OutputLimitBytes,
+        LimitHit::Disk,
     ];
 
     /// The string the daemon sends for it (`limit_hit`): the profile key of the limit.
@@ -143,6 +147,7 @@ impl LimitHit {
             LimitHit::CpuSecs => "cpu_secs",
             LimitHit::FileSizeBytes => "file_size_bytes",
             LimitHit::OutputLimitBytes => "output_limit_bytes",
+            LimitHit::Disk => "disk",
         }
     }
 
@@ -153,6 +158,7 @@ impl LimitHit {
             LimitHit::CpuSecs => pb::LimitHit::CpuSecs,
             LimitHit::FileSizeBytes => pb::LimitHit::FileSizeBytes,
             LimitHit::OutputLimitBytes => pb::LimitHit::OutputLimitBytes,
+            LimitHit::Disk => pb::LimitHit::Disk,
         }
     }
 
@@ -226,6 +232,7 @@ mod tests {
             "cpu_secs",
             "file_size_bytes",
             "output_limit_bytes",
+            "disk",
         ];
         assert_eq!(LimitHit::ALL.map(LimitHit::as_str), sent);
         for h in LimitHit::ALL {

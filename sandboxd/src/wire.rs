@@ -40,6 +40,13 @@ pub enum Report {
         timed_out: bool,
         maxrss_kb: u64,
         cpu_us: u64,
+        /// The sandbox went over its write budget (`SandboxSpec::write_budget_bytes`): killed
+        /// for it, or over by the time it ended.
+        #[serde(default)]
+        disk_over: bool,
+        /// Bytes its processes wrote to storage, when a write budget was accounted.
+        #[serde(default)]
+        written_bytes: u64,
     },
 }
 

@@ -249,6 +249,9 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
             LimitHit::FileSizeBytes => eprintln!(
                 "nanobot: limit hit: file_size_bytes: the command wrote past the largest file allowed (SIGXFSZ)"
             ),
+            LimitHit::Disk => eprintln!(
+                "nanobot: limit hit: disk: the sandbox wrote more than its profile's workspace_bytes and was killed"
+            ),
         }
         if truncated(&r) {
             eprintln!("nanobot: {}", truncation_note(&r, code));

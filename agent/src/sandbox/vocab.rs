@@ -29,6 +29,7 @@ pub fn limit_name(l: LimitHit) -> &'static str {
         LimitHit::CpuSecs => "cpu_secs",
         LimitHit::FileSizeBytes => "file_size_bytes",
         LimitHit::OutputLimitBytes => "output_limit_bytes",
+        LimitHit::Disk => "disk",
     }
 }
 
@@ -38,6 +39,7 @@ fn limit_named(s: &str) -> LimitHit {
         LimitHit::CpuSecs,
         LimitHit::FileSizeBytes,
         LimitHit::OutputLimitBytes,
+        LimitHit::Disk,
     ]
     .into_iter()
     .find(|l| limit_name(*l) == s)
@@ -78,6 +80,7 @@ mod tests {
             LimitHit::CpuSecs,
             LimitHit::FileSizeBytes,
             LimitHit::OutputLimitBytes,
+            LimitHit::Disk,
         ] {
             assert_eq!(limit_named(limit_name(l)), l);
         }

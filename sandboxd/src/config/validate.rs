@@ -139,6 +139,7 @@ impl Config {
                 ("open_files", l.open_files, 16, 1 << 20),
                 ("processes", l.processes, 1, 1 << 16),
                 ("tmp_size_bytes", l.tmp_size_bytes, 1 << 20, 1 << 40),
+                ("workspace_bytes", l.workspace_bytes, 1 << 20, 1 << 50),
             ] {
                 if v < lo || v > hi {
                     bad("limits", key, format!("{v} is out of range {lo}..={hi}"));

@@ -1,0 +1,152 @@
+//! The sandbox's write budget (`SandboxSpec::write_budget_bytes`, chosen by `disk.rs` where the
+//! workspace's filesystem holds no ceiling): the bytes its processes wrote to storage, as the
+//! kernel accounts them (`write_bytes` in `/proc/PID/io`: pages dirtied in page cache, counted
+//! when written, not when flushed; tmpfs, pipes and sockets do not count, the private /tmp has its
+//! own size). `supervise` samples the sum over the sandbox's own /proc (its PID namespace) while
+//! the command runs and kills the sandbox when it is over.
+//!
+//! A process's `io` includes every child it reaped (the kernel adds a reaped child's counters to
+//! its parent's), and the init reaps every orphan, so the sum over the live (and zombie) processes
+//! is the sandbox's total, and the init's own `io` is the total once everything is reaped. A child
+//! reaped between reading it and reading its parent can be counted twice in one sample: the
+//! budget errs towards killing early, never towards letting more through.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+/// How often the sum is sampled; faster once half the budget is used.
+pub(super) const SAMPLE: Duration = Duration::from_millis(50);
+pub(super) const SAMPLE_NEAR: Duration = Duration::from_millis(10);
+
+pub(super) struct Budget {
+    limit: u64,
+    /// The init's own count before the command started (the budget is the command's).
+    base: u64,
+    /// The last sample, for the cadence.
+    last: u64,
+}
+
+impl Budget {
+    /// The budget for `limit` bytes (None for 0: the filesystem holds the ceiling). Read once the
+    /// init is in the sandbox's root, whose /proc is the sandbox's PID namespace.
+    pub(super) fn new(limit: u64) -> Option<Budget> {
+        (limit > 0).then(|| Budget {
+            limit,
+            base: own_written(),
+            last: 0,
+        })
+    }
+
+    /// How long until the next sample.
+    pub(super) fn interval(&self) -> Duration {
+        if self.last.saturating_mul(2) >= self.limit {
+            SAMPLE_NEAR
+        } else {
+            SAMPLE
+        }
+    }
+
+    /// The bytes written so far, summed over every process of the sandbox, and whether that is
+    /// over the budget. A process whose counters cannot be read (other than by having exited)
+    /// fails closed: it counts as over.
+    pub(super) fn sample(&mut self) -> (u64, bool) {
+        match sum_written(Path::new("/proc")) {
+            Ok(total) => {
+                self.last = total.saturating_sub(self.base);
+                (self.last, self.last > self.limit)
+            }
+            Err(_) => (self.last, true),
+        }
+    }
+
+    /// The final count once every process is reaped (the init's own counters hold them all).
+    pub(super) fn finish(&mut self) -> (u64, bool) {
+        let total = own_written().saturating_sub(self.base).max(self.last);
+        self.last = total;
+        (total, total > self.limit)
+    }
+}
+
+/// `write_bytes` of the init itself (with everything it reaped); 0 when unreadable.
+fn own_written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| write_bytes(&s))
+        .unwrap_or(0)
+}
+
+/// The `write_bytes` line of a `/proc/PID/io`.
+fn write_bytes(io: &str) -> Option<u64> {
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `write_bytes` summed over every process in `proc`. Processes that exit while it is read are
+/// skipped (their parent's counters get them); any other failure is an error.
+fn sum_written(proc: &Path) -> io::Result<u64> {
+    let mut total = 0u64;
+    for e in std::fs::read_dir(proc)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        match std::fs::read_to_string(e.path().join("io")) {
+            Ok(s) => {
+                let v = write_bytes(&s).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "no write_bytes in io")
+                })?;
+                total = total.saturating_add(v);
+            }
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_bytes_is_read_from_an_io_file() {
+        let io = "rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 1\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n";
+        assert_eq!(write_bytes(io), Some(4096));
+        assert_eq!(write_bytes("rchar: 1\n"), None);
+    }
+
+    #[test]
+    fn a_fake_proc_is_summed_and_gone_processes_are_skipped() {
+        let d = std::env::temp_dir().join(format!("nanobot-budget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for (pid, wb) in [("1", 100u64), ("42", 4096)] {
+            std::fs::create_dir_all(d.join(pid)).unwrap();
+            std::fs::write(d.join(pid).join("io"), format!("write_bytes: {wb}\n")).unwrap();
+        }
+        // A process that exited between readdir and open: its directory has no io.
+        std::fs::create_dir_all(d.join("77")).unwrap();
+        std::fs::create_dir_all(d.join("self")).unwrap();
+        std::fs::write(d.join("uptime"), "1").unwrap();
+        assert_eq!(sum_written(&d).unwrap(), 4196);
+        std::fs::write(d.join("42").join("io"), "garbage\n").unwrap();
+        assert!(sum_written(&d).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_cadence_quickens_past_half_the_budget() {
+        let mut b = Budget {
+            limit: 100,
+            base: 0,
+            last: 10,
+        };
+        assert_eq!(b.interval(), SAMPLE);
+        b.last = 50;
+        assert_eq!(b.interval(), SAMPLE_NEAR);
+        assert!(Budget::new(0).is_none());
+    }
+}
