@@ -404,8 +404,11 @@ async fn attempt(
                 cpu_us,
                 disk_over: over,
                 written_bytes,
+                disk_unreadable,
             }) => {
-                if over {
+                if let Some(why) = disk_unreadable {
+                    tracing::warn!(workspace = %p.spec.workspace.display(), "sandbox killed: its write counters could not be read, so its write budget fails closed (limit_hit disk): {why}");
+                } else if over {
                     tracing::warn!(workspace = %p.spec.workspace.display(), written_bytes, budget = p.spec.write_budget_bytes, "sandbox killed: it wrote more than its write budget (limit_hit disk)");
                 }
                 disk_over = over;

@@ -47,6 +47,10 @@ pub enum Report {
         /// Bytes its processes wrote to storage, when a write budget was accounted.
         #[serde(default)]
         written_bytes: u64,
+        /// Why the write counters could not be read, when they could not (`disk_over` is set:
+        /// the budget fails closed).
+        #[serde(default)]
+        disk_unreadable: Option<String>,
     },
 }
 

@@ -6,10 +6,13 @@
 //! the command runs and kills the sandbox when it is over.
 //!
 //! A process's `io` includes every child it reaped (the kernel adds a reaped child's counters to
-//! its parent's), and the init reaps every orphan, so the sum over the live (and zombie) processes
-//! is the sandbox's total, and the init's own `io` is the total once everything is reaped. A child
-//! reaped between reading it and reading its parent can be counted twice in one sample: the
-//! budget errs towards killing early, never towards letting more through.
+//! its parent's), and the init reaps every orphan: the sandbox's total is the sum over its live
+//! (and zombie) processes plus what the init reaped. The init reads the latter from its own
+//! `getrusage(RUSAGE_CHILDREN).ru_oublock` (the same counter in 512-byte units): its own
+//! `/proc/1/io` is closed to it, since it is not dumpable. A child reaped between reading it and
+//! reading its parent can be counted twice in one sample: the budget errs towards killing early,
+//! never towards letting more through. A process of the command that made itself non-dumpable
+//! has unreadable counters: the budget fails closed and kills the sandbox.
 
 use std::io;
 use std::path::Path;
@@ -25,6 +28,8 @@ pub(super) struct Budget {
     base: u64,
     /// The last sample, for the cadence.
     last: u64,
+    /// Why the counters could not be read, when they could not (the sandbox was killed for it).
+    pub(super) unreadable: Option<String>,
 }
 
 impl Budget {
@@ -35,6 +40,7 @@ impl Budget {
             limit,
             base: own_written(),
             last: 0,
+            unreadable: None,
         })
     }
 
@@ -52,11 +58,15 @@ impl Budget {
     /// fails closed: it counts as over.
     pub(super) fn sample(&mut self) -> (u64, bool) {
         match sum_written(Path::new("/proc")) {
-            Ok(total) => {
+            Ok(live) => {
+                let total = live.saturating_add(own_written());
                 self.last = total.saturating_sub(self.base);
                 (self.last, self.last > self.limit)
             }
-            Err(_) => (self.last, true),
+            Err(e) => {
+                self.unreadable = Some(e.to_string());
+                (self.last, true)
+            }
         }
     }
 
@@ -68,12 +78,15 @@ impl Budget {
     }
 }
 
-/// `write_bytes` of the init itself (with everything it reaped); 0 when unreadable.
+/// What the processes the init reaped wrote (with everything they reaped in turn).
 fn own_written() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|s| write_bytes(&s))
-        .unwrap_or(0)
+    // SAFETY: rusage is plain integers; getrusage writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a local rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0;
+    }
+    (ru.ru_oublock.max(0) as u64).saturating_mul(512)
 }
 
 /// The `write_bytes` line of a `/proc/PID/io`.
@@ -83,18 +96,22 @@ fn write_bytes(io: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `write_bytes` summed over every process in `proc`. Processes that exit while it is read are
-/// skipped (their parent's counters get them); any other failure is an error.
+/// `write_bytes` summed over every process in `proc` but the caller (whose reaped children
+/// `own_written` counts). Processes that exit while it is read are skipped (their parent's
+/// counters get them); any other failure is an error.
 fn sum_written(proc: &Path) -> io::Result<u64> {
+    let me = std::process::id().to_string();
     let mut total = 0u64;
-    for e in std::fs::read_dir(proc)? {
-        let e = e?;
+    let list = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", proc.display()));
+    for e in std::fs::read_dir(proc).map_err(list)? {
+        let e = e.map_err(list)?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
             continue;
         }
-        match std::fs::read_to_string(e.path().join("io")) {
+        let path = e.path().join("io");
+        match std::fs::read_to_string(&path) {
             Ok(s) => {
                 let v = write_bytes(&s).ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidData, "no write_bytes in io")
@@ -102,7 +119,12 @@ fn sum_written(proc: &Path) -> io::Result<u64> {
                 total = total.saturating_add(v);
             }
             Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
-            Err(err) => return Err(err),
+            Err(err) => {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("{}: {err}", path.display()),
+                ))
+            }
         }
     }
     Ok(total)
@@ -143,6 +165,7 @@ mod tests {
             limit: 100,
             base: 0,
             last: 10,
+            unreadable: None,
         };
         assert_eq!(b.interval(), SAMPLE);
         b.last = 50;

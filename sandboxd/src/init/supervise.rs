@@ -110,6 +110,7 @@ pub(super) fn supervise(
         cpu_us: acc.cpu_us,
         disk_over: disk_over || over_at_end,
         written_bytes,
+        disk_unreadable: budget.and_then(|b| b.unreadable),
     }
 }
 
