@@ -132,6 +132,8 @@ pub fn probe_path(p: &Path) -> FsProbe {
 }
 
 /// The filesystem of an open directory (an O_PATH fd is fine: it is reopened for the ioctls).
+// `f_type` and the magic constants are i64 here but of other widths on other targets.
+#[allow(clippy::unnecessary_cast)]
 pub fn probe(dir: BorrowedFd<'_>) -> FsProbe {
     // SAFETY: statfs is plain integers; fstatfs writes into it.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -156,6 +158,7 @@ pub fn probe(dir: BorrowedFd<'_>) -> FsProbe {
     }
 }
 
+#[allow(clippy::unnecessary_cast)]
 fn fs_name(magic: i64) -> String {
     let known = [
         (libc::EXT4_SUPER_MAGIC as i64, "ext4"),

@@ -3,6 +3,7 @@
 //!   init kills a sandbox that writes more than `workspace_bytes`, with `limit_hit: disk`;
 //! - a btrfs qgroup limit on the workspace's subvolume (a loop-mounted btrfs this test makes, as
 //!   root): writes beyond it fail with EDQUOT, and explain/doctor name the qgroup.
+//!
 //! Each ceiling is preceded by the same writes succeeding under a higher one.
 
 use nanobot_e2e::*;

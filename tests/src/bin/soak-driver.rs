@@ -13,7 +13,7 @@
 use hyper_util::rt::TokioIo;
 use nanobot_proto::pb::{exec_event::Event, sandbox_client::SandboxClient, ExecRequest};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +26,8 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-async fn connect(socket: &PathBuf) -> Result<Client, String> {
-    let p = socket.clone();
+async fn connect(socket: &Path) -> Result<Client, String> {
+    let p = socket.to_path_buf();
     let ch = Endpoint::from_static("http://sandboxd.invalid")
         .connect_with_connector(tower::service_fn(move |_| {
             let p = p.clone();
