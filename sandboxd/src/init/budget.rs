@@ -11,8 +11,10 @@
 //! `getrusage(RUSAGE_CHILDREN).ru_oublock` (the same counter in 512-byte units): its own
 //! `/proc/1/io` is closed to it, since it is not dumpable. A child reaped between reading it and
 //! reading its parent can be counted twice in one sample: the budget errs towards killing early,
-//! never towards letting more through. A process of the command that made itself non-dumpable
-//! has unreadable counters: the budget fails closed and kills the sandbox.
+//! never towards letting more through. A process whose counters are closed to the init (it is not
+//! dumpable: for an instant while it execs, or for good once it asks `PR_SET_DUMPABLE 0`) is
+//! left out of a sample; closed in `STRIKES` samples in a row, the budget fails closed and kills
+//! the sandbox.
 
 use std::io;
 use std::path::Path;
@@ -21,6 +23,8 @@ use std::time::Duration;
 /// How often the sum is sampled; faster once half the budget is used.
 pub(super) const SAMPLE: Duration = Duration::from_millis(50);
 pub(super) const SAMPLE_NEAR: Duration = Duration::from_millis(10);
+/// Samples in a row with a process whose counters are closed before the budget fails closed.
+pub(super) const STRIKES: u32 = 5;
 
 pub(super) struct Budget {
     limit: u64,
@@ -30,6 +34,8 @@ pub(super) struct Budget {
     last: u64,
     /// Why the counters could not be read, when they could not (the sandbox was killed for it).
     pub(super) unreadable: Option<String>,
+    /// Samples in a row that could not read every process.
+    strikes: u32,
 }
 
 impl Budget {
@@ -41,6 +47,7 @@ impl Budget {
             base: own_written(),
             last: 0,
             unreadable: None,
+            strikes: 0,
         })
     }
 
@@ -58,9 +65,19 @@ impl Budget {
     /// fails closed: it counts as over.
     pub(super) fn sample(&mut self) -> (u64, bool) {
         match sum_written(Path::new("/proc")) {
-            Ok(live) => {
+            Ok((live, closed)) => {
                 let total = live.saturating_add(own_written());
                 self.last = total.saturating_sub(self.base);
+                match closed {
+                    Some(why) => {
+                        self.strikes += 1;
+                        if self.strikes >= STRIKES {
+                            self.unreadable = Some(why);
+                            return (self.last, true);
+                        }
+                    }
+                    None => self.strikes = 0,
+                }
                 (self.last, self.last > self.limit)
             }
             Err(e) => {
@@ -98,8 +115,10 @@ fn write_bytes(io: &str) -> Option<u64> {
 
 /// `write_bytes` summed over every process in `proc` but the caller (whose reaped children
 /// `own_written` counts). Processes that exit while it is read are skipped (their parent's
-/// counters get them); any other failure is an error.
-fn sum_written(proc: &Path) -> io::Result<u64> {
+/// counters get them); processes whose counters are closed (EACCES) are left out and the last
+/// of them named; any other failure is an error.
+fn sum_written(proc: &Path) -> io::Result<(u64, Option<String>)> {
+    let mut closed = None;
     let me = std::process::id().to_string();
     let mut total = 0u64;
     let list = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", proc.display()));
@@ -119,6 +138,9 @@ fn sum_written(proc: &Path) -> io::Result<u64> {
                 total = total.saturating_add(v);
             }
             Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                closed = Some(format!("{}: {err}", path.display()));
+            }
             Err(err) => {
                 return Err(io::Error::new(
                     err.kind(),
@@ -127,7 +149,7 @@ fn sum_written(proc: &Path) -> io::Result<u64> {
             }
         }
     }
-    Ok(total)
+    Ok((total, closed))
 }
 
 #[cfg(test)]
@@ -153,7 +175,7 @@ mod tests {
         std::fs::create_dir_all(d.join("77")).unwrap();
         std::fs::create_dir_all(d.join("self")).unwrap();
         std::fs::write(d.join("uptime"), "1").unwrap();
-        assert_eq!(sum_written(&d).unwrap(), 4196);
+        assert_eq!(sum_written(&d).unwrap(), (4196, None));
         std::fs::write(d.join("42").join("io"), "garbage\n").unwrap();
         assert!(sum_written(&d).is_err());
         std::fs::remove_dir_all(&d).unwrap();
@@ -166,6 +188,7 @@ mod tests {
             base: 0,
             last: 10,
             unreadable: None,
+            strikes: 0,
         };
         assert_eq!(b.interval(), SAMPLE);
         b.last = 50;
