@@ -13,8 +13,8 @@
 //! reading its parent can be counted twice in one sample: the budget errs towards killing early,
 //! never towards letting more through. A process whose counters are closed to the init (it is not
 //! dumpable: for an instant while it execs, or for good once it asks `PR_SET_DUMPABLE 0`) is
-//! left out of a sample; closed in `STRIKES` samples in a row, the budget fails closed and kills
-//! the sandbox.
+//! left out of a sample (new and exiting processes of a fork storm are, too); the same process
+//! closed in `STRIKES` samples in a row makes the budget fail closed and kill the sandbox.
 
 use std::io;
 use std::path::Path;
@@ -23,7 +23,7 @@ use std::time::Duration;
 /// How often the sum is sampled; faster once half the budget is used.
 pub(super) const SAMPLE: Duration = Duration::from_millis(50);
 pub(super) const SAMPLE_NEAR: Duration = Duration::from_millis(10);
-/// Samples in a row with a process whose counters are closed before the budget fails closed.
+/// Samples in a row in which one process's counters are closed before the budget fails closed.
 pub(super) const STRIKES: u32 = 5;
 
 pub(super) struct Budget {
@@ -34,8 +34,9 @@ pub(super) struct Budget {
     last: u64,
     /// Why the counters could not be read, when they could not (the sandbox was killed for it).
     pub(super) unreadable: Option<String>,
-    /// Samples in a row that could not read every process.
-    strikes: u32,
+    /// The processes whose counters were closed in the last sample, with how many samples in a
+    /// row they have been.
+    strikes: Vec<(u32, u32)>,
 }
 
 impl Budget {
@@ -47,7 +48,7 @@ impl Budget {
             base: own_written(),
             last: 0,
             unreadable: None,
-            strikes: 0,
+            strikes: vec![],
         })
     }
 
@@ -68,15 +69,14 @@ impl Budget {
             Ok((live, closed)) => {
                 let total = live.saturating_add(own_written());
                 self.last = total.saturating_sub(self.base);
-                match closed {
-                    Some(why) => {
-                        self.strikes += 1;
-                        if self.strikes >= STRIKES {
-                            self.unreadable = Some(why);
-                            return (self.last, true);
-                        }
+                let before = std::mem::take(&mut self.strikes);
+                for (pid, why) in closed {
+                    let n = before.iter().find(|(p, _)| *p == pid).map_or(0, |s| s.1) + 1;
+                    if n >= STRIKES {
+                        self.unreadable = Some(why);
+                        return (self.last, true);
                     }
-                    None => self.strikes = 0,
+                    self.strikes.push((pid, n));
                 }
                 (self.last, self.last > self.limit)
             }
@@ -115,10 +115,10 @@ fn write_bytes(io: &str) -> Option<u64> {
 
 /// `write_bytes` summed over every process in `proc` but the caller (whose reaped children
 /// `own_written` counts). Processes that exit while it is read are skipped (their parent's
-/// counters get them); processes whose counters are closed (EACCES) are left out and the last
-/// of them named; any other failure is an error.
-fn sum_written(proc: &Path) -> io::Result<(u64, Option<String>)> {
-    let mut closed = None;
+/// counters get them); processes whose counters are closed (EACCES) are left out and returned
+/// (pid, why); any other failure is an error.
+fn sum_written(proc: &Path) -> io::Result<(u64, Vec<(u32, String)>)> {
+    let mut closed = vec![];
     let me = std::process::id().to_string();
     let mut total = 0u64;
     let list = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", proc.display()));
@@ -139,7 +139,9 @@ fn sum_written(proc: &Path) -> io::Result<(u64, Option<String>)> {
             }
             Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
             Err(err) if matches!(err.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
-                closed = Some(format!("{}: {err}", path.display()));
+                if let Ok(pid) = name.parse() {
+                    closed.push((pid, format!("{}: {err}", path.display())));
+                }
             }
             Err(err) => {
                 return Err(io::Error::new(
@@ -175,7 +177,7 @@ mod tests {
         std::fs::create_dir_all(d.join("77")).unwrap();
         std::fs::create_dir_all(d.join("self")).unwrap();
         std::fs::write(d.join("uptime"), "1").unwrap();
-        assert_eq!(sum_written(&d).unwrap(), (4196, None));
+        assert_eq!(sum_written(&d).unwrap(), (4196, vec![]));
         std::fs::write(d.join("42").join("io"), "garbage\n").unwrap();
         assert!(sum_written(&d).is_err());
         std::fs::remove_dir_all(&d).unwrap();
@@ -188,7 +190,7 @@ mod tests {
             base: 0,
             last: 10,
             unreadable: None,
-            strikes: 0,
+            strikes: vec![],
         };
         assert_eq!(b.interval(), SAMPLE);
         b.last = 50;
