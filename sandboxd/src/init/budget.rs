@@ -14,7 +14,11 @@
 //! never towards letting more through. A process whose counters are closed to the init (it is not
 //! dumpable: for an instant while it execs, or for good once it asks `PR_SET_DUMPABLE 0`) is
 //! left out of a sample (new and exiting processes of a fork storm are, too); the same process
-//! closed in `STRIKES` samples in a row makes the budget fail closed and kill the sandbox.
+//! closed in `STRIKES` samples in a row makes the budget fail closed and kill the sandbox. A
+//! zombie's counters are always closed (the kernel gives a process without memory to root): it
+//! counts with what it had written when last read alive, until its parent reaps it and has its
+//! counters. What a process writes after its last sample and before it exits is therefore not
+//! counted while it stays an unreaped zombie (at most `limits.processes` of them).
 
 use std::io;
 use std::path::Path;
@@ -37,6 +41,8 @@ pub(super) struct Budget {
     /// The processes whose counters were closed in the last sample, with how many samples in a
     /// row they have been.
     strikes: Vec<(u32, u32)>,
+    /// Every process's counter as last read, for when it is a zombie.
+    seen: std::collections::HashMap<u32, u64>,
 }
 
 impl Budget {
@@ -49,6 +55,7 @@ impl Budget {
             last: 0,
             unreadable: None,
             strikes: vec![],
+            seen: Default::default(),
         })
     }
 
@@ -65,7 +72,7 @@ impl Budget {
     /// over the budget. A process whose counters cannot be read (other than by having exited)
     /// fails closed: it counts as over.
     pub(super) fn sample(&mut self) -> (u64, bool) {
-        match sum_written(Path::new("/proc")) {
+        match sum_written(Path::new("/proc"), &mut self.seen) {
             Ok((live, closed)) => {
                 let total = live.saturating_add(own_written());
                 self.last = total.saturating_sub(self.base);
@@ -117,7 +124,10 @@ fn write_bytes(io: &str) -> Option<u64> {
 /// `own_written` counts). Processes that exit while it is read are skipped (their parent's
 /// counters get them); processes whose counters are closed (EACCES) are left out and returned
 /// (pid, why); any other failure is an error.
-fn sum_written(proc: &Path) -> io::Result<(u64, Vec<(u32, String)>)> {
+fn sum_written(
+    proc: &Path,
+    seen: &mut std::collections::HashMap<u32, u64>,
+) -> io::Result<(u64, Vec<(u32, String)>)> {
     let mut closed = vec![];
     let me = std::process::id().to_string();
     let mut total = 0u64;
@@ -129,17 +139,23 @@ fn sum_written(proc: &Path) -> io::Result<(u64, Vec<(u32, String)>)> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
             continue;
         }
+        let Ok(pid) = name.parse::<u32>() else {
+            continue;
+        };
         let path = e.path().join("io");
         match std::fs::read_to_string(&path) {
             Ok(s) => {
                 let v = write_bytes(&s).ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidData, "no write_bytes in io")
                 })?;
+                seen.insert(pid, v);
                 total = total.saturating_add(v);
             }
             Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
             Err(err) if matches!(err.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
-                if let Ok(pid) = name.parse() {
+                if zombie(&e.path()) {
+                    total = total.saturating_add(seen.get(&pid).copied().unwrap_or(0));
+                } else {
                     closed.push((pid, format!("{}: {err}", path.display())));
                 }
             }
@@ -152,6 +168,17 @@ fn sum_written(proc: &Path) -> io::Result<(u64, Vec<(u32, String)>)> {
         }
     }
     Ok((total, closed))
+}
+
+/// Whether the process of a `/proc/PID` directory is a zombie (`stat` is open to all).
+fn zombie(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -177,9 +204,15 @@ mod tests {
         std::fs::create_dir_all(d.join("77")).unwrap();
         std::fs::create_dir_all(d.join("self")).unwrap();
         std::fs::write(d.join("uptime"), "1").unwrap();
-        assert_eq!(sum_written(&d).unwrap(), (4196, vec![]));
+        let mut seen = Default::default();
+        assert_eq!(sum_written(&d, &mut seen).unwrap(), (4196, vec![]));
+        assert_eq!(seen.get(&42), Some(&4096));
+        std::fs::write(d.join("1").join("stat"), "1 (a) b) Z 0\n").unwrap();
+        assert!(zombie(&d.join("1")));
+        std::fs::write(d.join("1").join("stat"), "1 (a) S 0\n").unwrap();
+        assert!(!zombie(&d.join("1")));
         std::fs::write(d.join("42").join("io"), "garbage\n").unwrap();
-        assert!(sum_written(&d).is_err());
+        assert!(sum_written(&d, &mut seen).is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -191,6 +224,7 @@ mod tests {
             last: 10,
             unreadable: None,
             strikes: vec![],
+            seen: Default::default(),
         };
         assert_eq!(b.interval(), SAMPLE);
         b.last = 50;
