@@ -162,6 +162,25 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
     out
 }
 
+/// The mechanism holding each workspace's byte ceiling (`disk.rs`) for a profile's
+/// `workspace_bytes`. Never critical: where the filesystem offers no ceiling, the sandbox's write
+/// budget holds it.
+pub fn disk_checks(workspaces: &[std::path::PathBuf], workspace_bytes: u64) -> Vec<Check> {
+    workspaces
+        .iter()
+        .map(|w| {
+            let c = crate::disk::decide(&crate::disk::probe_path(w), workspace_bytes);
+            check(
+                "workspace ceiling",
+                true,
+                false,
+                format!("{}: {c}", w.display()),
+                "",
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

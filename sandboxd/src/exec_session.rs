@@ -357,6 +357,7 @@ async fn attempt(
     // The sandbox's cgroup, made on Ready (the init's pid), before the go; removed once the
     // sandbox is gone, whichever way this function returns.
     let mut cg = CgroupGuard(None);
+    let mut disk_over = false;
     loop {
         let report = tokio::select! {
             r = read_report(&mut status) => r,
@@ -423,7 +424,16 @@ async fn attempt(
                 timed_out,
                 maxrss_kb,
                 cpu_us,
+                disk_over: over,
+                written_bytes,
+                disk_unreadable,
             }) => {
+                if let Some(why) = disk_unreadable {
+                    tracing::warn!(workspace = %p.spec.workspace.display(), "sandbox killed: its write counters could not be read, so its write budget fails closed (limit_hit disk): {why}");
+                } else if over {
+                    tracing::warn!(workspace = %p.spec.workspace.display(), written_bytes, budget = p.spec.write_budget_bytes, "sandbox killed: it wrote more than its write budget (limit_hit disk)");
+                }
+                disk_over = over;
                 result = ExecResult {
                     exit_code: code,
                     signal,
@@ -489,6 +499,7 @@ async fn attempt(
     r.peak_memory_bytes = usage.and_then(|u| u.peak_bytes).unwrap_or(0);
     let hit = match usage.and_then(cgroup_hit) {
         Some(h) if !r.timed_out => Some(h),
+        _ if disk_over => Some(LimitHit::Disk),
         _ => limit_hit(
             &r,
             shell_command(&p.spec.argv).is_some(),

@@ -782,6 +782,7 @@ pub fn describe(
         size(l.address_space_bytes), size(l.file_size_bytes), l.open_files, l.processes
     ));
     s.push_str(&describe_cgroup(cfg.cgroups, &crate::cgroups::probe(), l));
+    s.push_str(&disk_line(workspace, l.workspace_bytes));
     let set: Vec<String> = p.env_set.iter().map(|(k, v)| format!("{k}={v}")).collect();
     s.push_str(&format!(
         "  environment: PATH, HOME and PWD (the workspace), LANG, TERM{}; requests may pass: {}\n",
@@ -803,6 +804,18 @@ pub fn describe(
         cfg.allow_patterns
     ));
     s
+}
+
+/// The workspace's byte ceiling (`limits.workspace_bytes`) and the mechanism that holds it for
+/// this workspace (`disk.rs`).
+fn disk_line(workspace: &Path, workspace_bytes: u64) -> String {
+    let fs = crate::disk::probe_path(workspace);
+    format!(
+        "  workspace ceiling: workspace_bytes {}; in force for {}: {}\n",
+        size(workspace_bytes),
+        workspace.display(),
+        crate::disk::decide(&fs, workspace_bytes)
+    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod confine;
 pub mod daemon;
+pub mod disk;
 pub mod doctor;
 pub mod exec_session;
 pub mod explain;

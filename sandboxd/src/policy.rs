@@ -54,6 +54,10 @@ pub struct Limits {
     /// CPU weight of the sandbox against the others (cgroup v2 `cpu.weight`, 1..=10000; 100 is
     /// an even share).
     pub cpu_weight: u64,
+    /// The workspace's byte ceiling: a btrfs qgroup limit of the workspace's subvolume at most
+    /// this large is the ceiling; elsewhere it is the write budget of one sandbox, accounted and
+    /// enforced by its init (`disk.rs`, `init/budget.rs`).
+    pub workspace_bytes: u64,
 }
 
 impl Default for Limits {
@@ -68,6 +72,7 @@ impl Default for Limits {
             memory_bytes: 2 << 30,
             pids: 256,
             cpu_weight: 100,
+            workspace_bytes: 1 << 30,
         }
     }
 }
@@ -144,6 +149,10 @@ pub struct SandboxSpec {
     /// `mounts` then leaves out: most requests need no plan parsed on their way.
     #[serde(default)]
     pub mounts_warm: bool,
+    /// Bytes the sandbox's processes may write to storage in total before its init kills it
+    /// (`limit_hit: disk`); 0: none, the workspace's filesystem holds the ceiling (`disk.rs`).
+    #[serde(default)]
+    pub write_budget_bytes: u64,
 }
 
 /// Where the private temporary directories live inside the sandbox.

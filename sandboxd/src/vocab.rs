@@ -130,16 +130,20 @@ pub enum LimitHit {
     Memory,
     /// A fork was refused at the sandbox cgroup's process ceiling (`limits.pids`).
     Pids,
+    /// The sandbox's processes wrote more than `workspace_bytes` (the write budget): its init
+    /// killed it.
+    Disk,
 }
 
 impl LimitHit {
-    pub const ALL: [LimitHit; 6] = [
+    pub const ALL: [LimitHit; 7] = [
         LimitHit::TimeoutSecs,
         LimitHit::CpuSecs,
         LimitHit::FileSizeBytes,
         LimitHit::OutputLimitBytes,
         LimitHit::Memory,
         LimitHit::Pids,
+        LimitHit::Disk,
     ];
 
     /// The string the daemon sends for it (`limit_hit`): the profile key of the limit (for the
@@ -152,6 +156,7 @@ impl LimitHit {
             LimitHit::OutputLimitBytes => "output_limit_bytes",
             LimitHit::Memory => "memory",
             LimitHit::Pids => "pids",
+            LimitHit::Disk => "disk",
         }
     }
 
@@ -164,6 +169,7 @@ impl LimitHit {
             LimitHit::OutputLimitBytes => pb::LimitHit::OutputLimitBytes,
             LimitHit::Memory => pb::LimitHit::Memory,
             LimitHit::Pids => pb::LimitHit::Pids,
+            LimitHit::Disk => pb::LimitHit::Disk,
         }
     }
 
@@ -239,6 +245,7 @@ mod tests {
             "output_limit_bytes",
             "memory",
             "pids",
+            "disk",
         ];
         assert_eq!(LimitHit::ALL.map(LimitHit::as_str), sent);
         for h in LimitHit::ALL {

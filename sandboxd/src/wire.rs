@@ -42,6 +42,17 @@ pub enum Report {
         timed_out: bool,
         maxrss_kb: u64,
         cpu_us: u64,
+        /// The sandbox went over its write budget (`SandboxSpec::write_budget_bytes`): killed
+        /// for it, or over by the time it ended.
+        #[serde(default)]
+        disk_over: bool,
+        /// Bytes its processes wrote to storage, when a write budget was accounted.
+        #[serde(default)]
+        written_bytes: u64,
+        /// Why the write counters could not be read, when they could not (`disk_over` is set:
+        /// the budget fails closed).
+        #[serde(default)]
+        disk_unreadable: Option<String>,
     },
 }
 

@@ -255,6 +255,9 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
             LimitHit::Pids => eprintln!(
                 "nanobot: limit hit: pids: the sandbox reached its process ceiling (limits.pids); a fork failed with EAGAIN"
             ),
+            LimitHit::Disk => eprintln!(
+                "nanobot: limit hit: disk: the sandbox wrote more than its profile's workspace_bytes and was killed"
+            ),
         }
         if truncated(&r) {
             eprintln!("nanobot: {}", truncation_note(&r, code));

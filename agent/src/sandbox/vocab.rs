@@ -31,6 +31,7 @@ pub fn limit_name(l: LimitHit) -> &'static str {
         LimitHit::OutputLimitBytes => "output_limit_bytes",
         LimitHit::Memory => "memory",
         LimitHit::Pids => "pids",
+        LimitHit::Disk => "disk",
     }
 }
 
@@ -42,6 +43,7 @@ fn limit_named(s: &str) -> LimitHit {
         LimitHit::OutputLimitBytes,
         LimitHit::Memory,
         LimitHit::Pids,
+        LimitHit::Disk,
     ]
     .into_iter()
     .find(|l| limit_name(*l) == s)
@@ -82,6 +84,7 @@ mod tests {
             LimitHit::CpuSecs,
             LimitHit::FileSizeBytes,
             LimitHit::OutputLimitBytes,
+            LimitHit::Disk,
         ] {
             assert_eq!(limit_named(limit_name(l)), l);
         }

@@ -217,7 +217,13 @@ pub fn format_exec(stdout: &Stream, stderr: &Stream, end: &Ending) -> String {
         LimitHit::TimeoutSecs | LimitHit::OutputLimitBytes
     ) && !end.limit_hit.is_empty()
     {
-        ending.push(format!("Limit hit: {}", end.limit_hit));
+        ending.push(if end.limit == LimitHit::Disk {
+            "Limit hit: disk (the sandbox wrote more than its workspace ceiling and was killed; \
+             remove files or write less)"
+                .to_string()
+        } else {
+            format!("Limit hit: {}", end.limit_hit)
+        });
     }
     let show_err = !stderr.is_blank();
     let assemble = |out: &Rendered, err: &Rendered| {
@@ -417,6 +423,14 @@ mod tests {
             format_exec(&plain(""), &plain(""), &end),
             "Killed by signal 24\nLimit hit: cpu_secs"
         );
+        let end = Ending {
+            signal: 9,
+            limit_hit: "disk".into(),
+            limit: LimitHit::Disk,
+            ..Default::default()
+        };
+        assert!(format_exec(&plain(""), &plain(""), &end)
+            .starts_with("Killed by signal 9\nLimit hit: disk (the sandbox wrote more"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::tenants;
 use crate::vocab::Layer;
 use nanobot_proto::pb::{ExecRequest, ExecResult};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tonic::{Code, Status};
@@ -224,6 +224,7 @@ pub fn build_spec(
         connect_ports: profile.connect_ports.clone(),
         min_landlock_abi: cfg.min_landlock_abi,
         allow_degraded: cfg.allow_degraded.clone(),
+        write_budget_bytes: profile.limits.workspace_bytes,
     };
     Ok((spec, output_cap))
 }
@@ -285,6 +286,12 @@ pub(super) fn admit(
     let (mut spec, output_cap) =
         build_spec(&snapshot.cfg, profile, req, workspace.clone(), cwd, mounts)?;
     use_warm_mounts(&mut spec, state.launcher.warm_mounts());
+    // The workspace's filesystem may hold its byte ceiling; else the sandbox's write budget does.
+    spec.write_budget_bytes = crate::disk::decide(
+        &crate::disk::probe(ws_fd.as_fd()),
+        profile.limits.workspace_bytes,
+    )
+    .write_budget();
     let guard = snapshot
         .guards
         .get(&pname)

@@ -12,11 +12,25 @@ pub struct DoctorArgs {
     /// One JSON object instead of ✓/✗ lines
     #[arg(long)]
     pub json: bool,
+    /// Also say which mechanism holds this workspace's byte ceiling (repeatable; the config's
+    /// workspace roots and `[[workspaces]]` are always reported)
+    #[arg(long)]
+    pub workspace: Vec<PathBuf>,
 }
 
 pub fn doctor(a: DoctorArgs) -> Result<i32> {
     let cfg = config_or_default(a.config.as_deref())?;
-    let checks = crate::doctor::checks(cfg.min_landlock_abi, cfg.cgroups);
+    let mut checks = crate::doctor::checks(cfg.min_landlock_abi, cfg.cgroups);
+    let mut workspaces = a.workspace.clone();
+    workspaces.extend(cfg.workspace_roots.iter().cloned());
+    workspaces.extend(cfg.workspaces.iter().map(|w| w.path.clone()));
+    let workspace_bytes = cfg
+        .profiles
+        .get("default")
+        .map_or(crate::policy::Limits::default().workspace_bytes, |p| {
+            p.limits.workspace_bytes
+        });
+    checks.extend(crate::doctor::disk_checks(&workspaces, workspace_bytes));
     let ok = checks.iter().all(|c| c.ok || !c.critical);
     if a.json {
         println!(

@@ -147,6 +147,7 @@ impl Config {
                     1,
                     crate::confine::cgroup::CPU_WEIGHT_MAX,
                 ),
+                ("workspace_bytes", l.workspace_bytes, 1 << 20, 1 << 50),
             ] {
                 if v < lo || v > hi {
                     bad("limits", key, format!("{v} is out of range {lo}..={hi}"));
@@ -413,5 +414,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.profiles["p"].connect_ports, vec![443]);
+    }
+
+    #[test]
+    fn workspace_bytes_defaults_below_2_gib_and_is_range_checked() {
+        let c = Config::parse("", Path::new("x.toml")).unwrap();
+        let w = c.profiles["default"].limits.workspace_bytes;
+        assert!(w > 0 && w < 2 << 30, "{w}");
+        let c = Config::parse(
+            "[profiles.big.limits]\nworkspace_bytes = 8589934592\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.profiles["big"].limits.workspace_bytes, 8 << 30);
+        let e = Config::parse(
+            "[profiles.p.limits]\nworkspace_bytes = 4096\n",
+            Path::new("/etc/nb.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            e.problems().iter().any(|l| l.contains(
+                "/etc/nb.toml:2: profiles.p.limits.workspace_bytes: 4096 is out of range"
+            )),
+            "{:#?}",
+            e.problems()
+        );
     }
 }

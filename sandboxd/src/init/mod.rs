@@ -12,6 +12,7 @@
 //! child confines itself and execs) → report Started → `supervise` (wait,
 //! kill, reap) → report Exited.
 
+mod budget;
 mod child;
 mod memory;
 mod netns;
@@ -116,6 +117,8 @@ fn init(
     drop(new_root);
     prepared.stage.enter()?;
 
+    // The write budget counts from here: the init is in the root, whose /proc is the sandbox's.
+    let budget = budget::Budget::new(spec.write_budget_bytes);
     await_go(status, prepared.host_pid)?;
     let child = child::spawn_command(&child::ChildArgs {
         spec: &spec,
@@ -141,7 +144,9 @@ fn init(
         },
     );
     let deadline = started + Duration::from_millis(spec.timeout_ms);
-    Ok(supervise::supervise(status, &sigfd, child, deadline, acc))
+    Ok(supervise::supervise(
+        status, &sigfd, child, deadline, acc, budget,
+    ))
 }
 
 /// Report `Ready` and wait for the daemon's go. The daemon sends it only while it still waits for

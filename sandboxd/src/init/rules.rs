@@ -106,6 +106,7 @@ mod tests {
             allow_degraded: vec![],
             mounts: Default::default(),
             mounts_warm: false,
+            write_budget_bytes: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! PID 1's watch over the command: SIGCHLD through a signalfd, the deadline, the daemon's end of
 //! the status socket; then every process of the namespace killed and reaped, with its usage.
 
+use super::budget::Budget;
 use crate::step::{check, StepError};
 use crate::vocab::Layer;
 use crate::wire::Report;
@@ -28,23 +29,34 @@ pub(super) fn sigchld_fd() -> Result<OwnedFd, StepError> {
     Ok(sigfd)
 }
 
-/// Wait for the command until it exits, the deadline passes or the daemon closes (or writes on)
-/// the status socket; then kill everything left in the namespace, reap it all and say how the
-/// command ended.
+/// Wait for the command until it exits, the deadline passes, the sandbox goes over its write
+/// budget or the daemon closes (or writes on) the status socket; then kill everything left in
+/// the namespace, reap it all and say how the command ended.
 pub(super) fn supervise(
     status: &File,
     sigfd: &OwnedFd,
     child: libc::pid_t,
     deadline: Instant,
     mut acc: Usage,
+    mut budget: Option<Budget>,
 ) -> Report {
     let mut timed_out = false;
+    let mut disk_over = false;
     let mut cmd_status: Option<libc::c_int> = None;
     while cmd_status.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(b) = budget.as_mut() {
+            if b.sample().1 {
+                disk_over = true;
+                break;
+            }
+        }
+        let mut left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             timed_out = true;
             break;
+        }
+        if let Some(b) = &budget {
+            left = left.min(b.interval());
         }
         let mut pfd = [
             libc::pollfd {
@@ -88,12 +100,17 @@ pub(super) fn supervise(
     }
     reap_all(&mut acc);
     let (code, signal) = exit_of(cmd_status.unwrap_or(libc::SIGKILL));
+    // Everything is reaped: the init's own counters hold every process's writes.
+    let (written_bytes, over_at_end) = budget.as_mut().map_or((0, false), Budget::finish);
     Report::Exited {
         code,
         signal,
         timed_out,
         maxrss_kb: acc.maxrss_kb,
         cpu_us: acc.cpu_us,
+        disk_over: disk_over || over_at_end,
+        written_bytes,
+        disk_unreadable: budget.and_then(|b| b.unreadable),
     }
 }
 

@@ -13,7 +13,7 @@
 use hyper_util::rt::TokioIo;
 use nanobot_proto::pb::{exec_event::Event, sandbox_client::SandboxClient, ExecRequest};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-async fn connect(socket: &std::path::Path) -> Result<Client, String> {
+async fn connect(socket: &Path) -> Result<Client, String> {
     let p = socket.to_path_buf();
     let ch = Endpoint::from_static("http://sandboxd.invalid")
         .connect_with_connector(tower::service_fn(move |_| {

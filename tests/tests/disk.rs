@@ -1,0 +1,255 @@
+//! The workspace's byte ceiling (`limits.workspace_bytes`, issue #14 §4), both mechanisms:
+//! - the write budget (the workspace's filesystem, ext4 here, holds no ceiling): the sandbox's
+//!   init kills a sandbox that writes more than `workspace_bytes`, with `limit_hit: disk`;
+//! - a btrfs qgroup limit on the workspace's subvolume (a loop-mounted btrfs this test makes, as
+//!   root): writes beyond it fail with EDQUOT, and explain/doctor name the qgroup.
+//!
+//! Each ceiling is preceded by the same writes succeeding under a higher one.
+
+use nanobot_e2e::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Three 8 MiB files, one after another, with a pause after each (the init samples the budget
+/// every 50 ms; the pause keeps the test from racing the last sample against the exit).
+const WRITE_24M: &str = "for i in 1 2 3; do dd if=/dev/zero of=f$i bs=1M count=8 status=none || exit $?; sleep 0.3; done; echo wrote all";
+
+fn file_bytes(dir: &Path) -> u64 {
+    ["f1", "f2", "f3"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), stderr(o)))
+}
+
+#[test]
+fn the_write_budget_kills_a_sandbox_that_writes_more_than_workspace_bytes() {
+    let config = "[profiles.default.limits]\nworkspace_bytes = 16777216\n\
+                  [profiles.roomy.limits]\nworkspace_bytes = 1073741824\n";
+    let d = Daemon::start_with(Opts {
+        config: Some(config.into()),
+        ..Opts::default()
+    });
+    // Positive control: the same writes under a 1 GiB ceiling.
+    let o = d.nanobot(&["--json", "--profile", "roomy"], WRITE_24M);
+    let v = json(&o);
+    assert_eq!(v["exit_code"], 0, "{v} {}", d.log_text());
+    assert_eq!(v["stdout"], "wrote all\n", "{v}");
+    assert_eq!(v["limit_hit"], "", "{v}");
+    assert_eq!(file_bytes(&d.ws), 24 << 20);
+    for f in ["f1", "f2", "f3"] {
+        std::fs::remove_file(d.ws.join(f)).unwrap();
+    }
+
+    // 16 MiB: killed during the third file or the pause after it.
+    let o = d.nanobot(&["--json"], WRITE_24M);
+    let v = json(&o);
+    assert_eq!(v["limit_hit"], "disk", "{v}");
+    assert_eq!(v["signal"], 9, "{v}");
+    assert_ne!(v["stdout"], "wrote all\n", "{v}");
+    // At most the ceiling and one sample's worth of writes (one file here).
+    let held = file_bytes(&d.ws);
+    assert!(held <= (16 << 20) + (8 << 20), "{held}");
+    assert!(d.log_text().contains("more than its write budget"));
+    for f in ["f1", "f2", "f3"] {
+        let _ = std::fs::remove_file(d.ws.join(f));
+    }
+    // Without --json: the exit code of a kill, and the limit said in words.
+    let o = d.nanobot(&[], WRITE_24M);
+    assert_eq!(o.status.code(), Some(128 + 9), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("limit hit: disk: the sandbox wrote more than its profile's workspace_bytes"),
+        "{}",
+        stderr(&o)
+    );
+    // Small writes stay well inside it.
+    let o = d.nanobot(&["--json"], "echo hi > small && cat small");
+    assert_eq!(json(&o)["stdout"], "hi\n");
+
+    // explain and doctor say the mechanism.
+    let cfg = d.dir.join("sandboxd.toml");
+    let o = Command::new(bin("sandboxd"))
+        .args(["explain", "default", "--config"])
+        .arg(&cfg)
+        .arg("--workspace")
+        .arg(&d.ws)
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(
+        s.contains("workspace ceiling: workspace_bytes 16 MiB")
+            && s.contains("write budget per sandbox: 16.0 MiB, accounted by the sandbox's init")
+            && s.contains("ext4 offers no ceiling"),
+        "{s}"
+    );
+    let o = Command::new(bin("sandboxd"))
+        .args(["doctor", "--config"])
+        .arg(&cfg)
+        .arg("--workspace")
+        .arg(&d.ws)
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(
+        s.contains("workspace ceiling: ") && s.contains("write budget per sandbox: 16.0 MiB"),
+        "{s}"
+    );
+}
+
+/// A loop-mounted btrfs for one test, unmounted (and its loop device released) even when the
+/// test fails.
+struct Btrfs {
+    dir: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Btrfs {
+    fn make() -> Btrfs {
+        let dir = PathBuf::from(format!("/var/tmp/nanobot-btrfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let img = dir.join("img");
+        let b = Btrfs { dir, mnt };
+        run("truncate", &["-s", "300M", img.to_str().unwrap()]);
+        run("mkfs.btrfs", &["-q", "-f", img.to_str().unwrap()]);
+        run(
+            "mount",
+            &["-o", "loop", img.to_str().unwrap(), b.mnt.to_str().unwrap()],
+        );
+        std::fs::set_permissions(&b.mnt, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        b
+    }
+
+    /// A subvolume owned by the sandbox's user.
+    fn subvolume(&self, name: &str) -> PathBuf {
+        let p = self.mnt.join(name);
+        run("btrfs", &["-q", "subvolume", "create", p.to_str().unwrap()]);
+        let (uid, gid) = test_ids();
+        chown(&p, uid, gid);
+        p
+    }
+}
+
+impl Drop for Btrfs {
+    fn drop(&mut self) {
+        // Lazy: the daemon may still hold the workspace root open; the loop device is released
+        // (autoclear) once the last reference is gone.
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(prog: &str, args: &[&str]) {
+    let o = Command::new(prog).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_btrfs_qgroup_limit_is_the_workspace_ceiling() {
+    if !is_root() || !have("mkfs.btrfs") || !have("btrfs") {
+        eprintln!("skipped: needs root and btrfs-progs (.ci/run installs them)");
+        return;
+    }
+    let fs = Btrfs::make();
+    let ws = fs.subvolume("ws");
+    let free = fs.subvolume("free");
+    let m = fs.mnt.to_str().unwrap();
+    run("btrfs", &["quota", "enable", m]);
+    run("btrfs", &["qgroup", "limit", "16M", ws.to_str().unwrap()]);
+    let mut extra = vec!["--workspace-root".to_string(), m.to_string()];
+    for user in ["root", "nanobot-e2e"] {
+        extra.push("--grant".into());
+        extra.push(format!("{user}:{}", free.display()));
+    }
+    let d = Daemon::start_with(Opts {
+        extra_args: extra,
+        ..Opts::default()
+    });
+    let exec = |w: &Path| {
+        let o = Command::new(bin("nanobot"))
+            .args(["exec", "--json", "--socket"])
+            .arg(&d.socket)
+            .arg("--workspace")
+            .arg(w)
+            .args(["--", WRITE_24M])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        json(&o)
+    };
+    // Positive control: a subvolume of the same filesystem without a limit.
+    let v = exec(&free);
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert_eq!(v["stdout"], "wrote all\n", "{v}");
+    assert_eq!(file_bytes(&free), 24 << 20);
+
+    // The limited subvolume: the filesystem refuses the write past 16 MiB.
+    let v = exec(&ws);
+    assert_ne!(v["exit_code"], 0, "{v}");
+    assert!(
+        v["stderr"]
+            .as_str()
+            .is_some_and(|s| s.contains("Disk quota exceeded")),
+        "{v}"
+    );
+    assert_eq!(
+        v["limit_hit"], "",
+        "the filesystem, not the init, held it: {v}"
+    );
+    let held = file_bytes(&ws);
+    assert!(held <= 16 << 20, "{held}");
+    assert!(held >= 8 << 20, "{held}");
+
+    // explain and doctor name the qgroup for ws, the write budget for free.
+    let explain = |w: &Path| {
+        let o = Command::new(bin("sandboxd"))
+            .args(["explain", "default", "--workspace"])
+            .arg(w)
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    let s = explain(&ws);
+    assert!(
+        s.contains("btrfs qgroup 0/") && s.contains("limit 16.0 MiB (the filesystem refuses"),
+        "{s}"
+    );
+    let s = explain(&free);
+    assert!(
+        s.contains("write budget per sandbox: 1.0 GiB") && s.contains("has no limit"),
+        "{s}"
+    );
+    let o = Command::new(bin("sandboxd"))
+        .args(["doctor", "--workspace"])
+        .arg(&ws)
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(
+        s.contains(&format!(
+            "workspace ceiling: {}: btrfs qgroup 0/",
+            ws.display()
+        )),
+        "{s}"
+    );
+    drop(d);
+}
