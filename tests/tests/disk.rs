@@ -253,3 +253,34 @@ fn a_btrfs_qgroup_limit_is_the_workspace_ceiling() {
     );
     drop(d);
 }
+
+/// A process that makes itself non-dumpable (as ssh, ssh-agent and gpg-agent do) would hide its
+/// I/O counters from the init: `prctl(PR_SET_DUMPABLE, 0)` succeeds without effect in the
+/// sandbox, so such a process runs and its writes still count against the budget.
+#[test]
+fn a_process_that_asks_to_be_non_dumpable_runs_and_still_counts() {
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.default.limits]\nworkspace_bytes = 16777216\n".into()),
+        ..Opts::default()
+    });
+    // prctl(PR_SET_DUMPABLE=4, 0) then PR_GET_DUMPABLE=3, then write `n` MiB in 1 MiB chunks.
+    let py = |mib: u32, pause: f32| {
+        format!(
+            "/usr/bin/python3 -c \"import ctypes,time\nlibc=ctypes.CDLL(None)\n\
+             print(libc.prctl(4,0,0,0,0), libc.prctl(3,0,0,0,0), flush=True)\n\
+             f=open('nd','wb')\nfor i in range({mib}):\n    f.write(b'x'*1048576); f.flush(); time.sleep({pause})\n\
+             print('wrote', flush=True)\""
+        )
+    };
+    // Long enough (0.6 s) for the init to sample it many times.
+    let o = d.nanobot(&["--json"], &py(2, 0.3));
+    let v = json(&o);
+    assert_eq!(v["stdout"], "0 1\nwrote\n", "{v} {}", d.log_text());
+    assert_eq!(v["limit_hit"], "", "{v}");
+    let o = d.nanobot(&["--json"], &py(48, 0.02));
+    let v = json(&o);
+    assert_eq!(v["limit_hit"], "disk", "{v}");
+    assert_ne!(v["stdout"], "0 1\nwrote\n", "{v}");
+    let held = std::fs::metadata(d.ws.join("nd")).map_or(0, |m| m.len());
+    assert!(held <= 24 << 20, "{held}");
+}

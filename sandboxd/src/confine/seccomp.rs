@@ -120,6 +120,26 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
         libc::SYS_clone3 as u32,
         always(Action::Errno(libc::ENOSYS as u16)),
     );
+    // `prctl(PR_SET_DUMPABLE, 0)` succeeds without effect (errno 0): a non-dumpable process's
+    // /proc/PID/io is unreadable to the init, whose write budget must count every process
+    // (init/budget.rs); ssh, ssh-agent and gpg-agent make themselves non-dumpable and would
+    // otherwise end the sandbox. Every process that could ptrace it is the same sandbox's.
+    p.rules.insert(
+        libc::SYS_prctl as u32,
+        vec![Rule {
+            when: vec![
+                Cond {
+                    arg: 0,
+                    cmp: Cmp::Eq(libc::PR_SET_DUMPABLE as u32),
+                },
+                Cond {
+                    arg: 1,
+                    cmp: Cmp::Eq(0),
+                },
+            ],
+            action: Action::Errno(0),
+        }],
+    );
     let no_af = Action::Errno(libc::EAFNOSUPPORT as u16);
     let unix_only = || {
         vec![Rule {
