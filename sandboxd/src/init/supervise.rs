@@ -43,11 +43,17 @@ pub(super) fn supervise(
     let mut timed_out = false;
     let mut disk_over = false;
     let mut cmd_status: Option<libc::c_int> = None;
+    // The first sample waits one interval: a command that ends sooner (most do) costs no walk
+    // of /proc, and what it wrote is counted from its rusage when it is reaped (`finish`).
+    let mut next_sample = budget.as_ref().map(|b| Instant::now() + b.interval());
     while cmd_status.is_none() {
-        if let Some(b) = budget.as_mut() {
-            if b.sample().1 {
-                disk_over = true;
-                break;
+        if let (Some(b), Some(due)) = (budget.as_mut(), next_sample.as_mut()) {
+            if Instant::now() >= *due {
+                if b.sample().1 {
+                    disk_over = true;
+                    break;
+                }
+                *due = Instant::now() + b.interval();
             }
         }
         let mut left = deadline.saturating_duration_since(Instant::now());
@@ -55,8 +61,8 @@ pub(super) fn supervise(
             timed_out = true;
             break;
         }
-        if let Some(b) = &budget {
-            left = left.min(b.interval());
+        if let Some(due) = next_sample {
+            left = left.min(due.saturating_duration_since(Instant::now()));
         }
         let mut pfd = [
             libc::pollfd {
