@@ -378,4 +378,31 @@ fn file_calls_cannot_fill_the_workspace_past_workspace_bytes() {
         write_file(&d, "f3", &six).map_err(|s| s.to_string()),
         Ok(6 << 20)
     );
+    // edit_file is held to the same ceiling (12 MiB + 5 bytes held now).
+    assert_eq!(
+        write_file(&d, "e", "marker").map_err(|s| s.to_string()),
+        Ok(6)
+    );
+    let e = edit_file(&d, "e", "marker", &"w".repeat(5 * MIB)).unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("would exceed it"), "{e:?}");
+    assert_eq!(std::fs::read_to_string(d.ws.join("e")).unwrap(), "marker");
+    assert_eq!(
+        edit_file(&d, "e", "marker", &"w".repeat(3 * MIB)).map_err(|s| s.to_string()),
+        Ok(3 << 20)
+    );
+}
+
+fn edit_file(d: &Daemon, path: &str, old: &str, new: &str) -> Result<u64, tonic::Status> {
+    grpc::rt().block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        c.edit_file(nanobot_proto::pb::EditFileRequest {
+            workspace: d.ws.to_string_lossy().into_owned(),
+            path: path.into(),
+            old_text: old.into(),
+            new_text: new.into(),
+        })
+        .await
+        .map(|r| r.into_inner().bytes_written)
+    })
 }
