@@ -34,7 +34,15 @@ pub enum Slot {
 pub struct Supervisor {
     slot: watch::Sender<Slot>,
     shape: WarmShape,
+    /// How many times the health status has been set NOT_SERVING for a dead launcher
+    /// (`published_down`); a restart waits for it, so that the window without a launcher is
+    /// recorded even when the replacement is up a millisecond later.
+    down_published: std::sync::Mutex<u64>,
+    down_cv: std::sync::Condvar,
 }
+
+/// How long a restart waits for the health status to say NOT_SERVING before going on anyway.
+const PUBLISH_WAIT: Duration = Duration::from_secs(1);
 
 impl Supervisor {
     /// Supervise `first`, started with `shape` (replacements get the same shape, so a spec made
@@ -43,6 +51,8 @@ impl Supervisor {
         Arc::new(Supervisor {
             slot: watch::Sender::new(Slot::Up(Arc::new(first))),
             shape,
+            down_published: std::sync::Mutex::new(0),
+            down_cv: std::sync::Condvar::new(),
         })
     }
 
@@ -71,6 +81,41 @@ impl Supervisor {
 
     pub fn subscribe(&self) -> watch::Receiver<Slot> {
         self.slot.subscribe()
+    }
+
+    /// The health status now says NOT_SERVING for the launcher's absence.
+    pub fn published_down(&self) {
+        let mut n = self
+            .down_published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        self.down_cv.notify_all();
+    }
+
+    fn down_count(&self) -> u64 {
+        *self
+            .down_published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait (at most `PUBLISH_WAIT`) until `published_down` has been called more than `seen` times.
+    fn wait_published(&self, seen: u64) {
+        let guard = self
+            .down_published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (_g, t) = self
+            .down_cv
+            .wait_timeout_while(guard, PUBLISH_WAIT, |n| *n <= seen)
+            .unwrap_or_else(|e| e.into_inner());
+        if t.timed_out() {
+            tracing::warn!(
+                "the health status did not turn NOT_SERVING within {} ms; restarting the launcher anyway",
+                PUBLISH_WAIT.as_millis()
+            );
+        }
     }
 
     /// After a request lost launcher `pid` (its socket broke): wait, briefly, until the
@@ -124,7 +169,10 @@ impl Supervisor {
             }
             let msg = format!("the sandbox launcher died ({why}); restarting it");
             tracing::error!(launcher_pid = pid, "{msg}");
+            let seen = self.down_count();
             self.slot.send_replace(Slot::Restarting(msg));
+            // Health watchers see NOT_SERVING before the replacement makes it SERVING again.
+            self.wait_published(seen);
             match Launcher::start(&self.shape) {
                 Ok(l) => {
                     tracing::info!(

@@ -284,3 +284,125 @@ fn a_process_that_asks_to_be_non_dumpable_runs_and_still_counts() {
     let held = std::fs::metadata(d.ws.join("nd")).map_or(0, |m| m.len());
     assert!(held <= 24 << 20, "{held}");
 }
+
+/// write_file over gRPC: the response's bytes_written, or the status.
+fn write_file(d: &Daemon, path: &str, content: &str) -> Result<u64, tonic::Status> {
+    grpc::rt().block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        c.write_file(nanobot_proto::pb::WriteFileRequest {
+            workspace: d.ws.to_string_lossy().into_owned(),
+            path: path.into(),
+            content: content.into(),
+        })
+        .await
+        .map(|r| r.into_inner().bytes_written)
+    })
+}
+
+fn ceiling_daemon(workspace_bytes: u64) -> Daemon {
+    let config = format!(
+        "write_max_bytes = 10485760\nmax_request_bytes = 16777216\n\
+         [profiles.default.limits]\nworkspace_bytes = {workspace_bytes}\n"
+    );
+    Daemon::start_with(Opts {
+        config: Some(config),
+        ..Opts::default()
+    })
+}
+
+const MIB: usize = 1 << 20;
+
+#[test]
+fn file_calls_cannot_fill_the_workspace_past_workspace_bytes() {
+    let six = "x".repeat(6 * MIB);
+    // Positive control: a higher ceiling takes all three.
+    let d = ceiling_daemon(64 << 20);
+    for f in ["f1", "f2", "f3"] {
+        assert_eq!(
+            write_file(&d, f, &six).map_err(|s| s.to_string()),
+            Ok(6 << 20)
+        );
+    }
+    drop(d);
+
+    let d = ceiling_daemon(16 << 20);
+    assert_eq!(
+        write_file(&d, "f1", &six).map_err(|s| s.to_string()),
+        Ok(6 << 20)
+    );
+    assert_eq!(
+        write_file(&d, "f2", &six).map_err(|s| s.to_string()),
+        Ok(6 << 20)
+    );
+    let e = write_file(&d, "f3", &six).unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message().contains(&format!(
+            "the workspace holds {} bytes of its {}-byte ceiling (workspace_bytes); this write of {} bytes would exceed it",
+            12 << 20,
+            16 << 20,
+            6 << 20
+        )),
+        "{}",
+        e.message()
+    );
+    assert!(!d.ws.join("f3").exists(), "the refused write left a file");
+    // Nothing else was left either (no temp file).
+    let names: Vec<_> = std::fs::read_dir(&d.ws)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // Overwriting counts only the difference: f2 (6 MiB) may become 8 MiB (14 MiB in all)...
+    let eight = "y".repeat(8 * MIB);
+    assert_eq!(
+        write_file(&d, "f2", &eight).map_err(|s| s.to_string()),
+        Ok(8 << 20)
+    );
+    // ...and f1 may be rewritten at its size, or grown to the ceiling exactly, not past it.
+    assert_eq!(
+        write_file(&d, "f1", &six).map_err(|s| s.to_string()),
+        Ok(6 << 20)
+    );
+    let e = write_file(&d, "f1", &"z".repeat(9 * MIB)).unwrap_err();
+    assert!(e.message().contains("would exceed it"), "{e:?}");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert_eq!(std::fs::metadata(d.ws.join("f1")).unwrap().len(), 6 << 20);
+    // Shrinking always works.
+    assert_eq!(
+        write_file(&d, "f2", "small").map_err(|s| s.to_string()),
+        Ok(5)
+    );
+    assert_eq!(
+        write_file(&d, "f3", &six).map_err(|s| s.to_string()),
+        Ok(6 << 20)
+    );
+    // edit_file is held to the same ceiling (12 MiB + 5 bytes held now).
+    assert_eq!(
+        write_file(&d, "e", "marker").map_err(|s| s.to_string()),
+        Ok(6)
+    );
+    let e = edit_file(&d, "e", "marker", &"w".repeat(5 * MIB)).unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("would exceed it"), "{e:?}");
+    assert_eq!(std::fs::read_to_string(d.ws.join("e")).unwrap(), "marker");
+    assert_eq!(
+        edit_file(&d, "e", "marker", &"w".repeat(3 * MIB)).map_err(|s| s.to_string()),
+        Ok(3 << 20)
+    );
+}
+
+fn edit_file(d: &Daemon, path: &str, old: &str, new: &str) -> Result<u64, tonic::Status> {
+    grpc::rt().block_on(async {
+        let mut c = grpc::client(&d.socket).await;
+        c.edit_file(nanobot_proto::pb::EditFileRequest {
+            workspace: d.ws.to_string_lossy().into_owned(),
+            path: path.into(),
+            old_text: old.into(),
+            new_text: new.into(),
+        })
+        .await
+        .map(|r| r.into_inner().bytes_written)
+    })
+}

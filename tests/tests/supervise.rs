@@ -335,3 +335,115 @@ fn a_workspace_that_differs_every_time_is_refused_cleanly() {
     );
     assert!(log.contains("exec refused"), "{log}");
 }
+
+const SERVICES: [&str; 2] = ["", "nanobot.sandbox.v1.Sandbox"];
+
+type Watch = tonic::Streaming<tonic_health::pb::HealthCheckResponse>;
+
+/// Open a `grpc.health.v1.Health/Watch` stream for every service in `SERVICES`.
+async fn watch_all(d: &Daemon) -> Vec<Watch> {
+    let mut h = HealthClient::new(grpc::channel(&d.socket).await);
+    let mut v = vec![];
+    for service in SERVICES {
+        let s = h
+            .watch(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        v.push(s);
+    }
+    v
+}
+
+/// The next status a watch stream reports (None: the stream ended), within 10 s.
+async fn next_status(s: &mut Watch) -> Option<ServingStatus> {
+    tokio::time::timeout(Duration::from_secs(10), s.message())
+        .await
+        .expect("no health status within 10 s")
+        .ok()
+        .flatten()
+        .map(|r| r.status())
+}
+
+#[test]
+fn health_watchers_see_not_serving_while_the_launcher_is_replaced() {
+    let d = Daemon::start();
+    let old = launcher_of(&d);
+    grpc::rt().block_on(async {
+        let mut streams = watch_all(&d).await;
+        for s in &mut streams {
+            assert_eq!(next_status(s).await, Some(ServingStatus::Serving));
+        }
+        signal(old, libc::SIGKILL);
+        for (s, service) in streams.iter_mut().zip(SERVICES) {
+            assert_eq!(
+                next_status(s).await,
+                Some(ServingStatus::NotServing),
+                "service {service:?}"
+            );
+            assert_eq!(
+                next_status(s).await,
+                Some(ServingStatus::Serving),
+                "service {service:?}"
+            );
+        }
+    });
+    wait_log(&d, "the sandbox launcher died (signal 9); restarting it");
+    assert_ne!(launcher_of(&d), old);
+    assert_eq!(health(&d), vec![ServingStatus::Serving; 2]);
+    let o = d.nanobot(&[], "echo back");
+    assert_eq!(stdout(&o), "back\n", "{}", stderr(&o));
+}
+
+#[test]
+fn health_watchers_see_not_serving_when_the_daemon_gives_up() {
+    let mut d = Daemon::start();
+    let rt = grpc::rt();
+    let mut streams = rt.block_on(watch_all(&d));
+    for s in &mut streams {
+        assert_eq!(rt.block_on(next_status(s)), Some(ServingStatus::Serving));
+    }
+    let t0 = Instant::now();
+    // Kill every launcher as soon as it appears, until the daemon gives up.
+    while d
+        .child
+        .as_mut()
+        .and_then(|c| c.try_wait().ok())
+        .flatten()
+        .is_none()
+    {
+        assert!(t0.elapsed() < Duration::from_secs(20), "{}", d.log_text());
+        if let [l] = launcher_children(d.pid())[..] {
+            // SAFETY: a launcher under our own daemon; it may already be gone.
+            unsafe { libc::kill(l, libc::SIGKILL) };
+            while stat(l).is_some_and(|(s, _)| s != 'Z') {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = d.child.as_mut().and_then(|c| c.wait().ok());
+    assert!(st.is_some_and(|s| !s.success()), "{st:?}");
+    // What each watcher saw after the first SERVING: NOT_SERVING with every death, SERVING with
+    // every restart, and NOT_SERVING last, before its connection closed.
+    for (s, service) in streams.iter_mut().zip(SERVICES) {
+        let mut seen = vec![];
+        while let Some(x) = rt.block_on(next_status(s)) {
+            seen.push(x);
+        }
+        assert_eq!(
+            seen.last(),
+            Some(&ServingStatus::NotServing),
+            "service {service:?}: {seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .filter(|x| **x == ServingStatus::NotServing)
+                .count()
+                >= 2,
+            "service {service:?}: {seen:?}"
+        );
+    }
+}

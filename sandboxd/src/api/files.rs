@@ -54,9 +54,11 @@ pub(super) fn grpc_code(e: &FileError) -> Code {
         | FileError::NotUnique { .. }
         | FileError::ReadOnly { .. }
         | FileError::Busy { .. } => Code::FailedPrecondition,
-        FileError::TooLarge { .. } | FileError::NoSpace { .. } | FileError::FileTooBig { .. } => {
-            Code::ResourceExhausted
-        }
+        FileError::TooLarge { .. }
+        | FileError::NoSpace { .. }
+        | FileError::FileTooBig { .. }
+        | FileError::WorkspaceFull { .. }
+        | FileError::UsageUnknown { .. } => Code::ResourceExhausted,
         FileError::Transient { .. } => Code::Unavailable,
         FileError::Io { .. } => Code::Internal,
     }
@@ -80,7 +82,38 @@ impl State {
             read_max_chars: snapshot.cfg.read_max_chars,
             write_max_bytes: snapshot.cfg.write_max_bytes,
             list_max_entries: snapshot.cfg.list_max_entries,
+            workspace_ceiling: None,
         }
+    }
+
+    /// `limits` for a write in workspace `ws`: with the default profile's `workspace_bytes`
+    /// when the write budget holds that workspace's ceiling (file calls name no profile; the
+    /// filesystem refuses by itself under a btrfs qgroup). Blocking: it asks the filesystem.
+    pub(super) fn write_limits(
+        lim: fileops::Limits,
+        workspace_bytes: Option<u64>,
+        ws: &std::os::fd::OwnedFd,
+    ) -> fileops::Limits {
+        use std::os::fd::AsFd;
+        let ceiling = workspace_bytes.and_then(|b| {
+            match crate::disk::decide(&crate::disk::probe(ws.as_fd()), b) {
+                crate::disk::Ceiling::Qgroup { .. } => None,
+                crate::disk::Ceiling::WriteBudget { bytes, .. } => Some(bytes),
+            }
+        });
+        fileops::Limits {
+            workspace_ceiling: ceiling,
+            ..lim
+        }
+    }
+
+    /// The default profile's `workspace_bytes` (None: no default profile).
+    pub(super) fn default_workspace_bytes(&self) -> Option<u64> {
+        self.snapshot()
+            .cfg
+            .profiles
+            .get("default")
+            .map(|p| p.limits.workspace_bytes)
     }
 }
 
@@ -259,6 +292,22 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (
+                FileError::WorkspaceFull {
+                    path: p(),
+                    holds: 2,
+                    ceiling: 3,
+                    size: 2,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                FileError::UsageUnknown {
+                    path: p(),
+                    why: "w".into(),
+                },
+                Code::ResourceExhausted,
+            ),
+            (
                 FileError::TooLarge {
                     path: p(),
                     size: 2,
@@ -334,6 +383,8 @@ mod tests {
             | FileError::ReadOnly { .. }
             | FileError::Busy { .. }
             | FileError::TooLarge { .. }
+            | FileError::WorkspaceFull { .. }
+            | FileError::UsageUnknown { .. }
             | FileError::NoSpace { .. }
             | FileError::FileTooBig { .. }
             | FileError::Transient { .. }

@@ -152,7 +152,9 @@ impl Sandbox for Service {
         let (peer, r) = split(req);
         let op = FileOp::start(&self.0, "write_file", peer, &r.workspace, &r.path)?;
         let lim = self.0.limits();
+        let ws_bytes = self.0.default_workspace_bytes();
         op.run(move |ws, ws_path, rel, shown| {
+            let lim = State::write_limits(lim, ws_bytes, ws);
             let o = fileops::write_file(ws, ws_path, rel, shown, &r.content, lim)?;
             Ok(WriteFileResponse {
                 bytes_written: o.bytes,
@@ -170,7 +172,9 @@ impl Sandbox for Service {
         let (peer, r) = split(req);
         let op = FileOp::start(&self.0, "edit_file", peer, &r.workspace, &r.path)?;
         let lim = self.0.limits();
+        let ws_bytes = self.0.default_workspace_bytes();
         op.run(move |ws, ws_path, rel, shown| {
+            let lim = State::write_limits(lim, ws_bytes, ws);
             let n = fileops::edit_file(ws, ws_path, rel, shown, &r.old_text, &r.new_text, lim)?;
             Ok(EditFileResponse {
                 path: rel.display().to_string(),

@@ -2,6 +2,7 @@
 //! drop and the launcher fork must happen before the tokio runtime creates threads.
 
 pub mod accept;
+mod health;
 mod reload;
 mod systemd;
 
@@ -300,25 +301,16 @@ fn fork_launcher(cfg: &Config, roots: &Roots) -> Result<Arc<Supervisor>> {
     Ok(sup)
 }
 
-/// The health status follows the launcher: NOT_SERVING while there is none.
-async fn follow_launcher(
-    mut slot: tokio::sync::watch::Receiver<Slot>,
-    health: tonic_health::server::HealthReporter,
-) {
-    use tonic_health::ServingStatus;
-    type Svc = nanobot_proto::pb::sandbox_server::SandboxServer<Service>;
+/// The health status follows the launcher: NOT_SERVING while there is none. A restart waits
+/// until NOT_SERVING is published (`Supervisor::published_down`), so every watcher
+/// (`grpc.health.v1.Health/Watch`) sees it even when the replacement is up a millisecond later.
+async fn follow_launcher(sup: Arc<Supervisor>, health: health::Health) {
+    let mut slot = sup.subscribe();
     loop {
         let up = matches!(*slot.borrow_and_update(), Slot::Up(_));
-        let status = if up {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        health.set_service_status("", status).await;
-        if up {
-            health.set_serving::<Svc>().await;
-        } else {
-            health.set_not_serving::<Svc>().await;
+        health.set(up);
+        if !up {
+            sup.published_down();
         }
         if slot.changed().await.is_err() {
             return;
@@ -365,14 +357,9 @@ async fn run(
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(4 << 20);
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<nanobot_proto::pb::sandbox_server::SandboxServer<Service>>()
-        .await;
-    tokio::spawn(follow_launcher(
-        state.launcher.subscribe(),
-        health_reporter.clone(),
-    ));
+    let health = health::Health::new(shutdown_tx.subscribe());
+    tokio::spawn(follow_launcher(state.launcher.clone(), health.clone()));
+    let shutdown_health = health.clone();
     let mut launcher_slot = state.launcher.subscribe();
     let intercept = api::authenticate(auth_policy);
     let soft_nofile = accept::nofile().map(|(soft, _)| soft);
@@ -416,6 +403,8 @@ async fn run(
             }
         }
         tracing::info!("shutting down: no new connections, killing running sandboxes");
+        // Watchers learn it before their connections close.
+        shutdown_health.set(false);
         let _ = tx.send(true);
     };
     tracing::info!(
@@ -438,7 +427,7 @@ async fn run(
     let serve = tonic::transport::Server::builder()
         .layer(api::in_flight::InFlightLayer)
         .layer(tonic::service::InterceptorLayer::new(intercept))
-        .add_service(health)
+        .add_service(health.server())
         .add_service(svc)
         .serve_with_incoming_shutdown(accept::incoming(listener, conns), shutdown);
     let mut rx = shutdown_tx.subscribe();

@@ -98,6 +98,24 @@ pub(super) fn rename_at(dir: &OwnedFd, from: &CStr, to: &CStr) -> io::Result<()>
     Ok(())
 }
 
+/// The subdirectory `name` of `dir`, opened for reading; a symlink is not followed (ELOOP or
+/// ENOTDIR).
+pub(super) fn open_subdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: openat with a valid dirfd and a NUL-terminated single-component name.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd just opened; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// The directory itself, opened for reading (an `O_PATH` fd cannot be fsynced).
 pub(super) fn open_dir_at(dir: &OwnedFd) -> io::Result<File> {
     // SAFETY: openat of "." relative to a valid dirfd.

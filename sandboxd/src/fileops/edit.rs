@@ -51,6 +51,10 @@ pub fn edit_file(
             hint: "the edited file would exceed the write limit",
         });
     }
+    if let Some(ceiling) = lim.workspace_ceiling {
+        let old = super::write::old_size(&t);
+        super::usage::check(ws, ceiling, old, out.len() as u64, shown)?;
+    }
     replace_atomically(&t, out.as_bytes(), shown)?;
     Ok(out.len() as u64)
 }

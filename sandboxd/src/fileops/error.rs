@@ -66,6 +66,15 @@ pub enum FileError {
         /// EDQUOT (the owner's quota) rather than ENOSPC (the filesystem).
         quota: bool,
     },
+    #[error("{path}: the workspace holds {holds} bytes of its {ceiling}-byte ceiling (workspace_bytes); this write of {size} bytes would exceed it; nothing was written")]
+    WorkspaceFull {
+        path: String,
+        holds: u64,
+        ceiling: u64,
+        size: u64,
+    },
+    #[error("{path}: the workspace's usage could not be determined ({why}), so a write that grows it is refused under its ceiling (workspace_bytes); nothing was written")]
+    UsageUnknown { path: String, why: String },
     #[error("{path}: {step}: the file would be larger than the filesystem or sandboxd's file size limit allows (EFBIG); nothing was written")]
     FileTooBig { path: String, step: &'static str },
     #[error("{path}: {step}: the filesystem is read-only (EROFS)")]

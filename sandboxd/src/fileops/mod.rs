@@ -7,7 +7,7 @@
 //! By job: `path` (a requested path → one relative to the workspace, lexically), `error` (what
 //! can go wrong, as the messages a model reads), `errno` (a syscall's errno → that error), `limits`
 //! (the caps from the config), `at` (the raw `*at` syscalls, the only unsafe code here), `lock`
-//! (the per-entry lock table), `replace` (where a write lands and the atomic replace), one file per
+//! (the per-entry lock table), `usage` (the workspace's bytes against its ceiling), `replace` (where a write lands and the atomic replace), one file per
 //! operation (`read`, `write`, `edit`, `list`), and for edit: `eol` (line endings) and `similar`
 //! (why old_text was not found: a whitespace-only match or the most similar region). The gRPC codes
 //! of the errors are the API's business: `api/files.rs`. The children use each other directly,
@@ -25,6 +25,7 @@ mod path;
 mod read;
 mod replace;
 mod similar;
+mod usage;
 mod write;
 
 pub use edit::{edit_file, edit_text};

@@ -36,7 +36,13 @@ pub fn write_file(
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let created = t.mode.is_none();
-    if let Err(e) = replace_atomically(&t, content.as_bytes(), shown) {
+    let room = match lim.workspace_ceiling {
+        Some(ceiling) => {
+            super::usage::check(ws, ceiling, old_size(&t), content.len() as u64, shown)
+        }
+        None => Ok(()),
+    };
+    if let Err(e) = room.and_then(|()| replace_atomically(&t, content.as_bytes(), shown)) {
         // A failed write leaves no trace: not the temp file, nor the directories made for it.
         drop(_g);
         t.created.remove();
@@ -46,6 +52,17 @@ pub fn write_file(
         bytes: content.len() as u64,
         created,
     })
+}
+
+/// The size of the file a write replaces (0: none).
+pub(super) fn old_size(t: &super::replace::Target) -> u64 {
+    if t.mode.is_none() {
+        return 0;
+    }
+    std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(t.name.as_os_str()))
+        .ok()
+        .and_then(|n| super::at::lstat_at(&t.dir, &n).ok())
+        .map_or(0, |st| st.st_size.max(0) as u64)
 }
 
 #[cfg(test)]
@@ -61,6 +78,7 @@ mod tests {
     }
 
     const LIM: Limits = Limits {
+        workspace_ceiling: None,
         read_max_chars: 1000,
         write_max_bytes: 1 << 20,
         list_max_entries: 100,
