@@ -1,20 +1,41 @@
 //! The sandboxes' cgroups on the host: which interface this host offers (`probe`), the daemon's
 //! subtree prepared while it is still root (`prepare`), and one cgroup per sandbox created with the
 //! profile's plan (`confine::cgroup::plan`), the sandbox's init moved into it before the command
-//! starts, read after the command ended and removed with the sandbox (`SandboxCgroup`).
+//! starts, read after the command ended and removed with the sandbox, or on v1 emptied and kept
+//! for the next one (`SandboxCgroup`, `Pool`).
 //!
-//! Layout. v1 (the `memory` and `pids` hierarchies): `<own>/sandboxd/d<daemon pid>/sb-<init pid>`
-//! in each, `<own>` being the daemon's cgroup in that hierarchy; `sandboxd/` is root's and
+//! Layout. v1 (the `memory` and `pids` hierarchies): `<own>/sandboxd/d<daemon pid>/slot-<n>` in
+//! each, `<own>` being the daemon's cgroup in that hierarchy; `sandboxd/` is root's and
 //! `d<pid>` the daemon user's, so the dropped daemon creates and removes its sandboxes' cgroups
 //! and nothing above them. A `d<pid>` whose daemon is gone is removed at the next start. v2 (a
 //! delegated subtree, systemd `Delegate=yes`): the daemon moves itself to `<own>/daemon` (a
-//! cgroup with children may hold no process) and creates its sandboxes in `<own>/sandboxes`.
+//! cgroup with children may hold no process) and creates its sandboxes in `<own>/sandboxes`
+//! (`sb-<init pid>`).
+//!
+//! Reuse (v1). Making and removing a memcg is most of what a per-sandbox cgroup costs, so on v1
+//! a sandbox's cgroups (`slot-<n>`) are not removed when it ended but kept, emptied and reset, for
+//! the next sandbox with the same plan (`Pool`, at most `POOL_MAX` idle). Reset: the peak
+//! (`memory.max_usage_in_bytes`) and `memory.failcnt` are zeroed; `oom_kill` and pids `max`
+//! cannot be, so they are recorded and each sandbox is told the difference. Memory still charged
+//! to the cgroup (page cache of earlier sandboxes) is reclaimed with `memory.force_empty` when
+//! above `RESIDUE_MAX`; a slot still above it, or with any process in it, or any file that
+//! cannot be read or written, is removed instead (and a fresh one made for the next sandbox).
+//! v2's `memory.peak` is reset per open file only, so v2 sandboxes keep a cgroup each.
 
 use crate::confine::cgroup::{self, CgroupMode, Controller, Usage, Version};
 use crate::policy::Limits;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Idle reusable sandbox cgroups kept at most (more are removed).
+pub const POOL_MAX: usize = 8;
+
+/// Memory (bytes) still charged to an emptied cgroup that a reused one may carry: above it the
+/// cgroup is emptied with `memory.force_empty`, and removed if that does not bring it below.
+pub const RESIDUE_MAX: u64 = 1 << 20;
 
 /// What the host offers, before anything is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +64,35 @@ pub enum Mechanism {
 pub struct Cgroups {
     pub mode: CgroupMode,
     pub mechanism: Mechanism,
+    /// The idle v1 sandbox cgroups, ready for reuse.
+    pool: Arc<Pool>,
+}
+
+/// Reusable (v1) sandbox cgroups not in use, and the number the next new one gets.
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<Vec<SandboxCgroup>>,
+    next: AtomicU64,
+}
+
+impl Pool {
+    /// An idle cgroup whose limits are `writes` (the most recently returned one).
+    fn take(&self, writes: &[cgroup::Write]) -> Option<SandboxCgroup> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let i = idle.iter().rposition(|c| c.writes == writes)?;
+        Some(idle.remove(i))
+    }
+
+    /// Keep `c` for reuse; the oldest idle one is given back when the pool is full, to be removed.
+    fn put(&self, c: SandboxCgroup) -> Option<SandboxCgroup> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push(c);
+        (idle.len() > POOL_MAX).then(|| idle.remove(0))
+    }
+
+    fn drain(&self) -> Vec<SandboxCgroup> {
+        std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Where a mounted hierarchy's root is, and which part of the cgroup tree it shows.
@@ -216,12 +266,13 @@ fn chown(p: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
     }
 }
 
-/// Remove the sandbox cgroups (`sb-*`) under `dir` that hold no process, then `dir` itself
-/// when `and_dir`. What still holds processes stays (EBUSY).
+/// Remove the sandbox cgroups (`sb-*`, and the reusable `slot-*`) under `dir` that hold no
+/// process, then `dir` itself when `and_dir`. What still holds processes stays (EBUSY).
 fn remove_empty(dir: &Path, and_dir: bool) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            if e.file_name().as_bytes().starts_with(b"sb-") {
+            let n = e.file_name();
+            if n.as_bytes().starts_with(b"sb-") || n.as_bytes().starts_with(b"slot-") {
                 let _ = std::fs::remove_dir(e.path());
             }
         }
@@ -331,7 +382,11 @@ impl Cgroups {
                 "cgroups = \"required\" but sandboxes cannot get their own cgroup: {why}"
             ));
         }
-        Ok(Cgroups { mode, mechanism })
+        Ok(Cgroups {
+            mode,
+            mechanism,
+            pool: Arc::default(),
+        })
     }
 
     /// No cgroups at all (tests, and the daemon before `prepare`).
@@ -339,6 +394,7 @@ impl Cgroups {
         Cgroups {
             mode: CgroupMode::Off,
             mechanism: Mechanism::None(why.into()),
+            pool: Arc::default(),
         }
     }
 
@@ -376,6 +432,10 @@ impl Cgroups {
 
     /// Remove this daemon's own directories (at exit; what still holds processes stays).
     pub fn cleanup(&self) {
+        for mut c in self.pool.drain() {
+            c.pool = None;
+            c.remove();
+        }
         match &self.mechanism {
             Mechanism::V1 { memory, pids } => {
                 remove_empty(memory, true);
@@ -393,22 +453,40 @@ impl Cgroups {
         pid: u32,
         limits: &Limits,
     ) -> Result<Option<SandboxCgroup>, (String, io::Error)> {
-        let (version, dirs) = match &self.mechanism {
+        let version = match self.mechanism {
             Mechanism::None(_) => return Ok(None),
-            Mechanism::V2 { base } => (Version::V2, vec![(None, base.join(format!("sb-{pid}")))]),
-            Mechanism::V1 { memory, pids } => (
-                Version::V1,
-                vec![
-                    (Some(Controller::Memory), memory.join(format!("sb-{pid}"))),
-                    (Some(Controller::Pids), pids.join(format!("sb-{pid}"))),
-                ],
-            ),
+            Mechanism::V2 { .. } => Version::V2,
+            Mechanism::V1 { .. } => Version::V1,
         };
-        let cg = SandboxCgroup {
+        let plan = cgroup::plan(limits, version);
+        if version == Version::V1 {
+            while let Some(mut c) = self.pool.take(&plan.writes) {
+                if c.enter(pid).is_ok() {
+                    c.pool = Some(self.pool.clone());
+                    return Ok(Some(c));
+                }
+                // Fail closed: a slot that does not take the init is not used again.
+                c.remove();
+            }
+        }
+        let dirs = match &self.mechanism {
+            Mechanism::None(_) => return Ok(None),
+            Mechanism::V2 { base } => vec![(None, base.join(format!("sb-{pid}")))],
+            Mechanism::V1 { memory, pids } => {
+                let n = format!("slot-{}", self.pool.next.fetch_add(1, Ordering::Relaxed));
+                vec![
+                    (Some(Controller::Memory), memory.join(&n)),
+                    (Some(Controller::Pids), pids.join(&n)),
+                ]
+            }
+        };
+        let mut cg = SandboxCgroup {
             version,
             dirs: vec![],
+            writes: vec![],
+            base: Usage::default(),
+            pool: None,
         };
-        let mut cg = cg;
         for (c, d) in dirs {
             if let Err(e) = std::fs::create_dir(&d) {
                 // A leftover of a sandbox whose init had the same pid: it is empty by now.
@@ -422,7 +500,6 @@ impl Cgroups {
             }
             cg.dirs.push((c, d));
         }
-        let plan = cgroup::plan(limits, version);
         for w in &plan.writes {
             let Some(dir) = cg.dir(w.controller) else {
                 continue; // v1: no cpu hierarchy is used
@@ -439,13 +516,14 @@ impl Cgroups {
                 ));
             }
         }
-        for (_, d) in &cg.dirs {
-            let path = d.join("cgroup.procs");
-            if let Err(e) = std::fs::write(&path, pid.to_string()) {
-                let step = format!("cgroup: move the sandbox's init into {}", path.display());
-                cg.remove();
-                return Err((step, e));
-            }
+        if let Err((path, e)) = cg.enter(pid) {
+            let step = format!("cgroup: move the sandbox's init into {}", path.display());
+            cg.remove();
+            return Err((step, e));
+        }
+        cg.writes = plan.writes;
+        if version == Version::V1 {
+            cg.pool = Some(self.pool.clone());
         }
         Ok(Some(cg))
     }
@@ -461,6 +539,34 @@ pub fn degraded_note(why: &str) -> String {
 pub struct SandboxCgroup {
     version: Version,
     dirs: Vec<(Option<Controller>, PathBuf)>,
+    /// The limits written (a reused cgroup serves only a sandbox with the same).
+    writes: Vec<cgroup::Write>,
+    /// The counters that cannot be reset, as they were when the sandbox got the cgroup.
+    base: Usage,
+    /// Where the emptied cgroup goes back to (None: removed instead).
+    pool: Option<Arc<Pool>>,
+}
+
+/// Why an emptied cgroup is not reused, from its files' text (None: it may be).
+pub fn unfit(
+    procs: &[Option<String>],
+    pids_current: Option<&str>,
+    usage: Option<u64>,
+) -> Option<String> {
+    if let Some(p) = procs
+        .iter()
+        .find(|p| p.as_deref().is_none_or(|t| !t.trim().is_empty()))
+    {
+        return Some(format!("processes in it: {p:?}"));
+    }
+    match pids_current.and_then(|s| s.trim().parse::<u64>().ok()) {
+        Some(0) => {}
+        n => return Some(format!("pids.current {n:?}")),
+    }
+    match usage {
+        Some(u) if u <= RESIDUE_MAX => None,
+        u => Some(format!("memory still charged to it: {u:?}")),
+    }
 }
 
 impl SandboxCgroup {
@@ -476,17 +582,94 @@ impl SandboxCgroup {
         self.dirs.iter().map(|(_, d)| d.as_path())
     }
 
-    /// What the kernel counted for the sandbox.
-    pub fn usage(&self) -> Usage {
-        let [a, b, c] = cgroup::usage_files(self.version).map(|(ctl, f)| {
-            self.dir(ctl)
-                .and_then(|d| std::fs::read_to_string(d.join(f)).ok())
-        });
+    fn read(&self, c: Controller, file: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir(c)?.join(file)).ok()
+    }
+
+    /// What the kernel counted, including what earlier sandboxes in a reused cgroup left.
+    fn counters(&self) -> Usage {
+        let [a, b, c] = cgroup::usage_files(self.version).map(|(ctl, f)| self.read(ctl, f));
         Usage::parse(a.as_deref(), b.as_deref(), c.as_deref())
     }
 
-    /// Remove the cgroup; false while a process is still in it (the init is exiting).
+    /// What the kernel counted for the sandbox.
+    pub fn usage(&self) -> Usage {
+        self.counters().since(self.base)
+    }
+
+    /// Move `pid` into the cgroup (every hierarchy's).
+    fn enter(&self, pid: u32) -> Result<(), (PathBuf, io::Error)> {
+        for (_, d) in &self.dirs {
+            let path = d.join("cgroup.procs");
+            std::fs::write(&path, pid.to_string()).map_err(|e| (path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Make an emptied v1 cgroup like a new one with the same limits: the peak and failure
+    /// count zeroed, memory still charged to it reclaimed, the counters that cannot be reset
+    /// recorded. Err: why it is not fit for reuse.
+    fn reset(&mut self, procs: &[Option<String>]) -> Result<(), String> {
+        let usage = || {
+            self.read(Controller::Memory, "memory.usage_in_bytes")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        let pids = self.read(Controller::Pids, "pids.current");
+        let mut u = usage();
+        if u.is_some_and(|u| u > RESIDUE_MAX) {
+            let _ = self.write(Controller::Memory, "memory.force_empty", "0");
+            u = usage();
+        }
+        if let Some(why) = unfit(procs, pids.as_deref(), u) {
+            return Err(why);
+        }
+        self.write(Controller::Memory, "memory.max_usage_in_bytes", "0")?;
+        self.write(Controller::Memory, "memory.failcnt", "0")?;
+        self.base = self.counters();
+        Ok(())
+    }
+
+    fn write(&self, c: Controller, file: &str, v: &str) -> Result<(), String> {
+        let d = self.dir(c).ok_or_else(|| format!("no {c:?} directory"))?;
+        write(&d.join(file), v)
+    }
+
+    /// Done with the cgroup: back to the pool when it is empty and fit for reuse, else removed;
+    /// false while a process is still in it (the init is exiting).
     pub fn remove(&mut self) -> bool {
+        if let Some(pool) = self.pool.clone() {
+            let procs: Vec<_> = self
+                .dirs
+                .iter()
+                .map(|(_, d)| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+                .collect();
+            if procs.iter().flatten().any(|t| !t.trim().is_empty()) {
+                return false; // the init is exiting
+            }
+            self.pool = None;
+            match self.reset(&procs) {
+                Ok(()) => {
+                    let c = SandboxCgroup {
+                        version: self.version,
+                        dirs: std::mem::take(&mut self.dirs),
+                        writes: std::mem::take(&mut self.writes),
+                        base: self.base,
+                        pool: None,
+                    };
+                    if let Some(mut old) = pool.put(c) {
+                        old.remove();
+                    }
+                    return true;
+                }
+                Err(why) => {
+                    tracing::debug!(dirs = ?self.dirs, "a sandbox cgroup is removed rather than reused: {why}")
+                }
+            }
+        }
+        self.remove_dirs()
+    }
+
+    fn remove_dirs(&mut self) -> bool {
         self.dirs.retain(|(_, d)| match std::fs::remove_dir(d) {
             Ok(()) => false,
             Err(e) => e.kind() != io::ErrorKind::NotFound,
@@ -547,6 +730,128 @@ mod tests {
         assert_eq!(dir_of(&sub, "/a").unwrap(), Path::new("/sys/fs/cgroup"));
         assert_eq!(dir_of(&sub, "/c"), None);
         assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    /// A v1 sandbox cgroup of plain files in a temporary directory, as an emptied one reads.
+    fn fake(name: &str, usage: &str) -> (PathBuf, SandboxCgroup, Arc<Pool>) {
+        let root = std::env::temp_dir().join(format!("sbd-cg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (m, p) = (root.join("memory"), root.join("pids"));
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::create_dir_all(&p).unwrap();
+        for (d, f, v) in [
+            (&m, "cgroup.procs", ""),
+            (&p, "cgroup.procs", ""),
+            (&p, "pids.current", "0\n"),
+            (&m, "memory.usage_in_bytes", usage),
+            (&m, "memory.max_usage_in_bytes", "9999\n"),
+            (&m, "memory.failcnt", "3\n"),
+            (
+                &m,
+                "memory.oom_control",
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+            ),
+            (&p, "pids.events", "max 5\n"),
+        ] {
+            std::fs::write(d.join(f), v).unwrap();
+        }
+        let pool = Arc::new(Pool::default());
+        let cg = SandboxCgroup {
+            version: Version::V1,
+            dirs: vec![(Some(Controller::Memory), m), (Some(Controller::Pids), p)],
+            writes: cgroup::plan(&Limits::default(), Version::V1).writes,
+            base: Usage::default(),
+            pool: Some(pool.clone()),
+        };
+        (root, cg, pool)
+    }
+
+    #[test]
+    fn an_emptied_v1_cgroup_is_reset_and_reused_and_reports_only_the_new_counts() {
+        let (root, mut cg, pool) = fake("reuse", "4096\n");
+        // Still holding the exiting init: not yet.
+        std::fs::write(root.join("memory/cgroup.procs"), "42\n").unwrap();
+        assert!(!cg.remove());
+        assert!(cg.pool.is_some() && pool.idle.lock().unwrap().is_empty());
+        std::fs::write(root.join("memory/cgroup.procs"), "").unwrap();
+        assert!(cg.remove());
+        let m = root.join("memory");
+        let read = |f: &str| std::fs::read_to_string(m.join(f)).unwrap();
+        assert_eq!(
+            (
+                read("memory.max_usage_in_bytes").as_str(),
+                read("memory.failcnt").as_str()
+            ),
+            ("0", "0")
+        );
+        // Only a sandbox with the same limits gets it.
+        let other = Limits {
+            pids: 7,
+            ..Limits::default()
+        };
+        assert!(pool
+            .take(&cgroup::plan(&other, Version::V1).writes)
+            .is_none());
+        let c = pool
+            .take(&cgroup::plan(&Limits::default(), Version::V1).writes)
+            .unwrap();
+        assert_eq!((c.base.oom_kills, c.base.pids_max_hits), (2, 5));
+        // The counters that cannot be reset count from where the sandbox found them.
+        std::fs::write(m.join("memory.oom_control"), "oom_kill 3\n").unwrap();
+        std::fs::write(m.join("memory.max_usage_in_bytes"), "8192\n").unwrap();
+        let u = c.usage();
+        assert_eq!(
+            (u.peak_bytes, u.oom_kills, u.pids_max_hits),
+            (Some(8192), 1, 0)
+        );
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_cgroup_with_memory_still_charged_or_a_process_is_not_reused() {
+        // force_empty (a plain file here) reclaims nothing: removed, not pooled.
+        let (root, mut cg, pool) = fake("residue", "2097152\n");
+        cg.remove();
+        assert!(cg.pool.is_none() && pool.idle.lock().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(root);
+        let empty = [Some(String::new()), Some("\n".into())];
+        assert_eq!(unfit(&empty, Some("0\n"), Some(RESIDUE_MAX)), None);
+        assert!(unfit(&empty, Some("0"), Some(RESIDUE_MAX + 1)).is_some());
+        assert!(unfit(&empty, Some("0"), None).is_some());
+        assert!(unfit(&empty, Some("1"), Some(0)).is_some());
+        assert!(unfit(&empty, None, Some(0)).is_some());
+        assert!(unfit(
+            &[Some("7\n".into()), Some(String::new())],
+            Some("0"),
+            Some(0)
+        )
+        .is_some());
+        assert!(unfit(&[None, Some(String::new())], Some("0"), Some(0)).is_some());
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_pool_max_idle_cgroups_the_oldest_given_back() {
+        let pool = Pool::default();
+        let w = cgroup::plan(&Limits::default(), Version::V1).writes;
+        let mk = |i: usize| SandboxCgroup {
+            version: Version::V1,
+            dirs: vec![(None, PathBuf::from(format!("/nonexistent/slot-{i}")))],
+            writes: w.clone(),
+            base: Usage::default(),
+            pool: None,
+        };
+        for i in 0..POOL_MAX {
+            assert!(pool.put(mk(i)).is_none());
+        }
+        let out = pool.put(mk(POOL_MAX)).unwrap();
+        assert_eq!(out.dirs[0].1, Path::new("/nonexistent/slot-0"));
+        // The most recently returned is handed out first.
+        let c = pool.take(&w).unwrap();
+        assert_eq!(
+            c.dirs[0].1,
+            PathBuf::from(format!("/nonexistent/slot-{POOL_MAX}"))
+        );
+        assert_eq!(pool.drain().len(), POOL_MAX - 1);
     }
 
     #[test]

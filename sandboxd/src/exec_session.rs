@@ -511,9 +511,9 @@ async fn attempt(
     kind(Box::new(r), launcher.pid)
 }
 
-/// A sandbox's cgroup until it is removed: the init exits just after its last report, and the
-/// cgroup can go once it has; dropped while the init still runs, it is removed in the
-/// background as soon as it can be.
+/// A sandbox's cgroup until it is removed (or, v1, reset and pooled for reuse:
+/// `SandboxCgroup::remove`): the init exits just after its last report, and the cgroup can go
+/// once it has; dropped while the init still runs, it goes in the background as soon as it can.
 struct CgroupGuard(Option<SandboxCgroup>);
 
 impl CgroupGuard {

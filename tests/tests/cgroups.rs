@@ -147,7 +147,7 @@ fn process_ceiling_is_for_the_whole_sandbox_and_reported() {
 }
 
 #[test]
-fn the_peak_is_what_was_allocated_and_the_cgroup_goes_with_the_sandbox() {
+fn the_peak_is_what_was_allocated_and_the_cgroup_is_emptied_with_the_sandbox() {
     let Some(d) = start() else { return };
     let (mem, pids) = (own_v1("memory"), own_v1("pids"));
     let mine = |h: &PathBuf| h.join("sandboxd").join(format!("d{}", d.pid()));
@@ -165,15 +165,16 @@ fn the_peak_is_what_was_allocated_and_the_cgroup_goes_with_the_sandbox() {
     assert_eq!(res.exit_code, 0, "{res:?}");
     let out = String::from_utf8_lossy(&r.stdout).into_owned();
     // The command ran in its sandbox's own cgroup, in both hierarchies...
-    let sb = format!("sb-{}", r.pid);
-    for ctl in ["memory", "pids"] {
-        assert!(
-            out.lines()
-                .any(|l| l.contains(&format!(":{ctl}:"))
-                    && l.ends_with(&format!("/d{}/{sb}", d.pid()))),
-            "{out}"
-        );
-    }
+    let in_ctl = |ctl: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!(":{ctl}:")))
+            .and_then(|l| l.rsplit_once(&format!("/d{}/", d.pid())))
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| panic!("{ctl}: {out}"))
+    };
+    let sb = in_ctl("memory");
+    assert!(sb.starts_with("slot-"), "{out}");
+    assert_eq!(in_ctl("pids"), sb, "{out}");
     // ...whose files it cannot reach: there is no cgroupfs in its root.
     assert!(!out.contains("cgroupfs visible"), "{out}");
     // 96 MiB touched, plus python itself.
@@ -183,15 +184,36 @@ fn the_peak_is_what_was_allocated_and_the_cgroup_goes_with_the_sandbox() {
         res.peak_memory_bytes / MIB
     );
     assert!(res.peak_rss_kb > 0);
-    // Gone with the sandbox (removed before the result; allow a moment for a slow exit).
+    // Emptied with the sandbox, and either removed or reset for reuse with (almost) nothing
+    // still charged to it (allow a moment for a slow exit).
+    let read = |h: &PathBuf, f: &str| std::fs::read_to_string(mine(h).join(&sb).join(f)).ok();
     let t0 = Instant::now();
-    while [&mem, &pids].iter().any(|h| mine(h).join(&sb).exists()) {
+    let reset = |h: &PathBuf| match read(h, "cgroup.procs") {
+        None => true,
+        Some(p) => {
+            p.trim().is_empty()
+                && (h != &mem
+                    || read(h, "memory.max_usage_in_bytes")
+                        .and_then(|u| u.trim().parse::<u64>().ok())
+                        .is_some_and(|u| u <= MIB))
+        }
+    };
+    while ![&mem, &pids].iter().all(|h| reset(h)) {
         assert!(
             t0.elapsed() < Duration::from_secs(2),
-            "{sb} is still there after the exec"
+            "{sb} is still in use after the exec"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The next sandbox's peak is its own, not the 96 MiB of the one before in the same cgroup.
+    let (_, res) = run(&d, "default", "true");
+    assert_eq!(res.exit_code, 0, "{res:?}");
+    assert!(
+        res.peak_memory_bytes < 32 * MIB,
+        "peak {} MiB",
+        res.peak_memory_bytes / MIB
+    );
+    assert_eq!(res.limit_hit, "", "{res:?}");
 }
 
 #[test]

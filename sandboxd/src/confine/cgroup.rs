@@ -158,6 +158,18 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// What was counted since `base` (a reused cgroup's counts when this sandbox got it); the
+    /// peak is reset on reuse and is taken as read.
+    pub fn since(self, base: Usage) -> Usage {
+        Usage {
+            peak_bytes: self.peak_bytes,
+            oom_kills: self.oom_kills.saturating_sub(base.oom_kills),
+            pids_max_hits: self.pids_max_hits.saturating_sub(base.pids_max_hits),
+        }
+    }
+}
+
 /// The value of `key` in a flat-keyed cgroup file (`key value` lines).
 pub fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
@@ -256,5 +268,25 @@ mod tests {
             Usage::parse(Some("x"), Some(""), Some("max x")),
             Usage::default()
         );
+        // A reused cgroup: oom_kill and pids max count on from its earlier sandboxes.
+        let now = Usage {
+            peak_bytes: Some(10),
+            oom_kills: 3,
+            pids_max_hits: 5,
+        };
+        let base = Usage {
+            peak_bytes: Some(99),
+            oom_kills: 2,
+            pids_max_hits: 5,
+        };
+        assert_eq!(
+            now.since(base),
+            Usage {
+                peak_bytes: Some(10),
+                oom_kills: 1,
+                pids_max_hits: 0
+            }
+        );
+        assert_eq!(base.since(now).oom_kills, 0);
     }
 }
