@@ -507,6 +507,19 @@ async fn attempt(
             &stderr_end,
         ),
     };
+    // The OOM killer may pick the init itself (tmpfs pages stay charged once the command's
+    // processes are gone, and those prefer to die: oom_score_adj 1000): the command ran, so this
+    // is the memory ceiling, not a refusal a client could take for "never ran".
+    if r.refused && went && hit == Some(LimitHit::Memory) {
+        r.refused = false;
+        r.refused_layer.clear();
+        r.refused_layer_kind = 0;
+        r.refused_reason.clear();
+        r.failed_step.clear();
+        r.errno = 0;
+        r.exit_code = -1;
+        r.signal = libc::SIGKILL;
+    }
     LimitHit::set(hit, &mut r);
     kind(Box::new(r), launcher.pid)
 }

@@ -343,3 +343,27 @@ fn the_cgroup_costs_little_per_exec() {
     );
     assert!(b - a < 25.0, "{a:.2} ms without, {b:.2} ms with");
 }
+
+/// Memory that outlives the command's processes (tmpfs pages in /tmp and /dev/shm stay charged
+/// to the sandbox) fills the ceiling: the OOM killer must take the command's processes (they
+/// run at oom_score_adj 1000), and even if it takes the init the result is the memory ceiling,
+/// never a refusal (which a client reads as "never ran": this command did run).
+#[test]
+fn tmpfs_memory_at_the_ceiling_is_a_memory_hit_not_a_refusal() {
+    let Some(d) = start() else { return };
+    let cmd = "head -c 100000000 /dev/zero > /tmp/a; head -c 100000000 /dev/zero > /dev/shm/b; \
+               echo wrote; sleep 1";
+    // Positive control: under 4 GiB both files fit and the command ends normally.
+    let (_, ok) = run(&d, "roomy", cmd);
+    assert_eq!(
+        (ok.exit_code, ok.limit_hit.as_str(), ok.refused),
+        (0, "", false),
+        "{ok:?}"
+    );
+    let (_, hit) = run(&d, "tight", cmd);
+    assert_eq!(hit.limit_hit, "memory", "{hit:?}");
+    assert!(!hit.refused, "{hit:?}");
+    // The command's own processes run with oom_score_adj 1000.
+    let (run_, adj) = run(&d, "roomy", "cat /proc/self/oom_score_adj");
+    assert_eq!(String::from_utf8_lossy(&run_.stdout), "1000\n", "{adj:?}");
+}

@@ -406,3 +406,42 @@ fn edit_file(d: &Daemon, path: &str, old: &str, new: &str) -> Result<u64, tonic:
         .map(|r| r.into_inner().bytes_written)
     })
 }
+
+/// fallocate takes disk blocks without writing a page, out of the write budget's sight: in the
+/// sandbox it is "not supported", and glibc's posix_fallocate then writes the blocks, which the
+/// budget counts.
+#[test]
+fn fallocate_cannot_take_space_past_the_write_budget() {
+    let d = Daemon::start_with(Opts {
+        config: Some("[profiles.default.limits]\nworkspace_bytes = 16777216\n".into()),
+        ..Opts::default()
+    });
+    // Positive control: outside the sandbox, on the same filesystem, fallocate works.
+    let outside = d.ws.join("outside-control");
+    let o = Command::new("fallocate")
+        .args(["-l", "32M"])
+        .arg(&outside)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_file(&outside).unwrap();
+    let o = d.nanobot(&["--json"], "fallocate -l 1G big; echo rc=$?");
+    let v = json(&o);
+    assert_eq!(v["stdout"], "rc=1\n", "{v}");
+    assert!(
+        v["stderr"]
+            .as_str()
+            .is_some_and(|e| e.contains("Operation not supported")),
+        "{v}"
+    );
+    assert!(std::fs::metadata(d.ws.join("big")).map_or(0, |m| m.len()) == 0);
+    // posix_fallocate falls back to writing the blocks: counted, and stopped at the budget.
+    let o = d.nanobot(
+        &["--json"],
+        "/usr/bin/python3 -c \"import os\nfd=os.open('pf', os.O_WRONLY|os.O_CREAT)\n\
+         os.posix_fallocate(fd, 0, 256 << 20)\nprint('allocated')\"",
+    );
+    let v = json(&o);
+    assert_eq!(v["limit_hit"], "disk", "{v}");
+    assert_ne!(v["stdout"], "allocated\n", "{v}");
+}

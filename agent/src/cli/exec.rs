@@ -313,7 +313,7 @@ fn json_result(
         "stdout_invalid_utf8_bytes": stdout_bad + stdout_tail_bad,
         "stderr_invalid_utf8_bytes": stderr_bad + stderr_tail_bad,
         "notes": notes,
-        "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "cpu_time_ms": r.cpu_time_ms,
+        "duration_ms": r.duration_ms, "peak_rss_kb": r.peak_rss_kb, "peak_memory_bytes": r.peak_memory_bytes, "cpu_time_ms": r.cpu_time_ms,
         "profile": r.profile, "refused": refused, "refused_layer": refused_layer,
         "refused_reason": refused_reason, "error": error, "failed_step": r.failed_step, "errno": r.errno,
         "degraded": r.degraded, "timeout_secs": r.timeout_secs, "limit_hit": r.limit_hit, "pid": pid, "exit": code,

@@ -73,6 +73,10 @@ pub fn exit_code(r: &ExecResult, program: Option<&str>) -> i32 {
         EXIT_REFUSED
     } else if r.signal != 0 {
         128 + r.signal
+    } else if r.exit_code == 0 && super::vocab::limit_hit(r) == nanobot_proto::pb::LimitHit::Disk {
+        // The write budget caught writes of processes that had already ended: the command
+        // "succeeded", but the workspace went past its ceiling; a script must not read success.
+        EXIT_REFUSED
     } else {
         r.exit_code
     }
@@ -91,6 +95,20 @@ mod tests {
             errno,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_disk_limit_hit_after_the_command_ended_is_no_success() {
+        let mut r = ExecResult {
+            limit_hit: "disk".into(),
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&r, None), EXIT_REFUSED);
+        r.signal = libc::SIGKILL;
+        assert_eq!(exit_code(&r, None), 128 + libc::SIGKILL);
+        r.signal = 0;
+        r.exit_code = 3;
+        assert_eq!(exit_code(&r, None), 3);
     }
 
     #[test]

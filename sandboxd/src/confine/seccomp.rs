@@ -120,6 +120,13 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
         libc::SYS_clone3 as u32,
         always(Action::Errno(libc::ENOSYS as u16)),
     );
+    // fallocate takes disk blocks without writing a page, so the write budget (init/budget.rs)
+    // would never see them: it is "not supported", and glibc's posix_fallocate falls back to
+    // writing the blocks, which counts.
+    p.rules.insert(
+        libc::SYS_fallocate as u32,
+        always(Action::Errno(libc::EOPNOTSUPP as u16)),
+    );
     // `prctl(PR_SET_DUMPABLE, 0)` succeeds without effect (errno 0): a non-dumpable process's
     // /proc/PID/io is unreadable to the init, whose write budget must count every process
     // (init/budget.rs); ssh, ssh-agent and gpg-agent make themselves non-dumpable and would

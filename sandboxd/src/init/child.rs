@@ -196,6 +196,21 @@ fn confine_and_exec(
         check(libc::dup2(stdout.as_raw_fd(), 1), Layer::Fds, "dup2 stdout")?;
         check(libc::dup2(stderr.as_raw_fd(), 2), Layer::Fds, "dup2 stderr")?;
         check(libc::fchdir(cwd.as_raw_fd()), Layer::Fds, "fchdir cwd")?;
+        // At the sandbox's memory ceiling the OOM killer must pick the command's processes, not
+        // the init, whose death would lose the result (and read as "never ran"). Raising one's
+        // own oom_score_adj needs no privilege and children inherit it. Best effort: without
+        // /proc the init may be picked, and the result then still says `limit_hit: memory`.
+        // The init's credential changes left this process non-dumpable, so its /proc files
+        // belong to root; execve makes it dumpable again anyway (same credentials).
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        let adj = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if adj >= 0 {
+            libc::write(adj, b"1000".as_ptr().cast(), 4);
+            libc::close(adj);
+        }
     }
     confine::rlimits::apply(&spec.limits).map_err(|(name, errno)| StepError {
         layer: Layer::Rlimits,
