@@ -28,7 +28,11 @@ pub fn was_cut(s: &str) -> bool {
 pub fn shown_max(s: &str, max_chars: usize) -> Cow<'_, str> {
     match s.char_indices().nth(max_chars) {
         None => Cow::Borrowed(s),
-        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &s[..cut], thousands(s.len()))),
+        Some((cut, _)) => Cow::Owned(format!(
+            "{}… ({} bytes)",
+            &s[..cut],
+            thousands(s.len() as u64)
+        )),
     }
 }
 
@@ -44,7 +48,7 @@ pub fn message(s: &str) -> Cow<'_, str> {
             return Cow::Owned(format!(
                 "{}… (message cut: {} bytes in all)",
                 &s[..i],
-                thousands(s.len())
+                thousands(s.len() as u64)
             ));
         }
     }
@@ -66,7 +70,8 @@ fn encoded_len(c: char) -> usize {
     }
 }
 
-fn thousands(n: usize) -> String {
+/// `22,488,890`: a count as every message sandboxd writes for people and models spells it.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -114,7 +119,7 @@ mod tests {
             assert!(
                 m.ends_with(&format!(
                     "… (message cut: {} bytes in all)",
-                    thousands(big.len())
+                    thousands(big.len() as u64)
                 )),
                 "{unit}"
             );

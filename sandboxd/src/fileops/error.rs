@@ -101,17 +101,7 @@ pub enum FileError {
 
 /// `22,488,890`: every number in a message the model reads is written this way (a value it
 /// must pass back, like `offset=1200`, is not).
-pub(super) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(super) use crate::shown::thousands;
 
 /// `n` and the noun, singular for one: "1 line", "2 lines", "17,957 lines".
 pub(super) fn plural(n: u64, noun: &str) -> String {
