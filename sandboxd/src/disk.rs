@@ -16,7 +16,7 @@
 //!   `limit_hit: disk` when over (`init/budget.rs`). Project quotas (ext4, XFS) are not used.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
 /// What the workspace's filesystem offers, as probed.
@@ -203,19 +203,7 @@ struct FsInfoArgs {
 /// The fsid (as sysfs names it) and the subvolume id of a directory on btrfs.
 fn btrfs_ids(dir: BorrowedFd<'_>) -> std::io::Result<(String, u64)> {
     // An O_PATH fd takes no ioctl: open the directory itself.
-    // SAFETY: a valid dirfd and a NUL-terminated path.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c".".as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::workspace::reopen_dir(dir)?;
     let mut lookup = InoLookupArgs {
         treeid: 0,
         objectid: 256,

@@ -44,6 +44,24 @@ pub const RESOLVE_BENEATH: u64 = 0x08;
 /// Resolve as if the dirfd were `/` (absolute symlinks included): paths inside a root being built.
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
+/// The directory `dir` names, opened for reading: an `O_PATH` fd (as workspaces are held) can be
+/// neither fsynced nor given an ioctl.
+pub fn reopen_dir(dir: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: openat of "." relative to a valid dirfd.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// openat2 beneath `dir`; errors are the raw errno.
 pub fn open_beneath(dir: &OwnedFd, rel: &Path, flags: i32) -> Result<OwnedFd, i32> {
     open_beneath_with(dir, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)

@@ -118,17 +118,5 @@ pub(super) fn open_subdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> 
 
 /// The directory itself, opened for reading (an `O_PATH` fd cannot be fsynced).
 pub(super) fn open_dir_at(dir: &OwnedFd) -> io::Result<File> {
-    // SAFETY: openat of "." relative to a valid dirfd.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c".".as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd just opened; nobody else owns it.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    crate::workspace::reopen_dir(std::os::fd::AsFd::as_fd(dir)).map(File::from)
 }
