@@ -21,33 +21,24 @@ pub fn limit_hit(r: &ExecResult) -> LimitHit {
     }
 }
 
-/// The name operators and docs use for a limit (the profile's key), as the daemon spells it.
-pub fn limit_name(l: LimitHit) -> &'static str {
+/// The name operators and docs use for a limit (the profile's key), as the daemon spells it: the
+/// proto name without its `LIMIT_HIT_` prefix, lower-cased (as for layers, `layer_named`).
+pub fn limit_name(l: LimitHit) -> String {
     match l {
-        LimitHit::Unspecified => "",
-        LimitHit::TimeoutSecs => "timeout_secs",
-        LimitHit::CpuSecs => "cpu_secs",
-        LimitHit::FileSizeBytes => "file_size_bytes",
-        LimitHit::OutputLimitBytes => "output_limit_bytes",
-        LimitHit::Memory => "memory",
-        LimitHit::Pids => "pids",
-        LimitHit::Disk => "disk",
+        LimitHit::Unspecified => String::new(),
+        l => l
+            .as_str_name()
+            .trim_start_matches("LIMIT_HIT_")
+            .to_ascii_lowercase(),
     }
 }
 
 fn limit_named(s: &str) -> LimitHit {
-    [
-        LimitHit::TimeoutSecs,
-        LimitHit::CpuSecs,
-        LimitHit::FileSizeBytes,
-        LimitHit::OutputLimitBytes,
-        LimitHit::Memory,
-        LimitHit::Pids,
-        LimitHit::Disk,
-    ]
-    .into_iter()
-    .find(|l| limit_name(*l) == s)
-    .unwrap_or(LimitHit::Unspecified)
+    if s.is_empty() {
+        return LimitHit::Unspecified;
+    }
+    LimitHit::from_str_name(&format!("LIMIT_HIT_{}", s.to_ascii_uppercase()))
+        .unwrap_or(LimitHit::Unspecified)
 }
 
 /// The daemon's string for a layer is the proto name without its `LAYER_` prefix, lower-cased.
@@ -84,10 +75,26 @@ mod tests {
             LimitHit::CpuSecs,
             LimitHit::FileSizeBytes,
             LimitHit::OutputLimitBytes,
+            LimitHit::Memory,
+            LimitHit::Pids,
             LimitHit::Disk,
         ] {
-            assert_eq!(limit_named(limit_name(l)), l);
+            assert_eq!(limit_named(&limit_name(l)), l);
         }
+        // The strings sandboxd sends (sandboxd/src/vocab.rs), read to the enum and back.
+        for s in [
+            "timeout_secs",
+            "cpu_secs",
+            "file_size_bytes",
+            "output_limit_bytes",
+            "memory",
+            "pids",
+            "disk",
+        ] {
+            assert_eq!(limit_name(limit_named(s)), s);
+        }
+        assert_eq!(limit_name(LimitHit::Unspecified), "");
+        assert_eq!(limit_named("nosuch"), LimitHit::Unspecified);
         for s in [
             "guard",
             "launcher",

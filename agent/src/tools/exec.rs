@@ -118,7 +118,7 @@ async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
     let limit = vocab::limit_hit(&r);
     let limit_hit = match limit {
         LimitHit::Unspecified => r.limit_hit.clone(),
-        l => vocab::limit_name(l).into(),
+        l => vocab::limit_name(l),
     };
     let text = format_exec(
         &Stream::new(out, r.stdout_tail, r.stdout_bytes),
