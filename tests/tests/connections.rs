@@ -403,13 +403,15 @@ fn an_idle_connection_is_closed_but_never_one_with_a_silent_exec_running() {
     );
     // A command silent for three idle timeouts keeps its connection to the end.
     let o = d.nanobot(&[], "sleep 3; echo done");
-    assert_eq!(stdout(&o), "done\n", "{}", stderr(&o));
+    assert_eq!(stdout(&o), "done\n", "{}{}", stderr(&o), d.log_text());
     assert!(o.status.success());
     grpc::rt().block_on(async {
         let mut c = grpc::client(&d.socket).await;
         let run = grpc::exec(&mut c, grpc::req(&d.ws, "sleep 3"))
             .await
-            .expect("a silent exec over one connection");
+            .unwrap_or_else(|e| {
+                panic!("a silent exec over one connection: {e:?}\n{}", d.log_text())
+            });
         let r = run.result.expect("a result");
         assert_eq!((r.exit_code, r.refused), (0, false), "{r:?}");
     });

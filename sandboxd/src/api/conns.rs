@@ -114,6 +114,10 @@ impl Drop for ConnSlot {
 #[derive(Debug, Default)]
 pub struct Activity {
     in_flight: AtomicUsize,
+    /// When a request last ended: the idle clock starts from there, not from the connection's
+    /// last byte (a silent exec writes nothing for a long time, and its result may still sit in
+    /// the connection's buffers when its guard is dropped).
+    last_ended: Mutex<Option<Instant>>,
 }
 
 /// One request in flight; the count goes down when it is dropped.
@@ -129,10 +133,17 @@ impl Activity {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
+
+    pub fn last_ended(&self) -> Option<Instant> {
+        self.last_ended.lock().ok().and_then(|t| *t)
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if let Ok(mut t) = self.0.last_ended.lock() {
+            *t = Some(Instant::now());
+        }
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -288,6 +299,18 @@ impl ConnShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_of_a_request_restarts_the_idle_clock() {
+        let a = Arc::new(Activity::default());
+        assert_eq!(a.last_ended(), None);
+        let before = Instant::now();
+        let g = a.begin();
+        assert_eq!((a.in_flight(), a.last_ended()), (1, None));
+        drop(g);
+        assert_eq!(a.in_flight(), 0);
+        assert!(a.last_ended().is_some_and(|t| t >= before));
+    }
 
     #[test]
     fn caps_count_in_total_and_per_uid_and_free_on_drop() {

@@ -93,6 +93,9 @@ impl PeerConn {
         for _ in 0..4 {
             let now = Instant::now();
             let in_flight = self.info.activity.in_flight();
+            if let Some(ended) = self.info.activity.last_ended() {
+                self.deadlines.last_activity = self.deadlines.last_activity.max(ended);
+            }
             match self.deadlines.check(&self.shared.timeouts, in_flight, now) {
                 Verdict::Close(why) => return Some(self.close(why, now)),
                 Verdict::Wait(at) => {
