@@ -322,6 +322,13 @@ fn connections_are_capped_per_uid_and_in_total() {
         "{}",
         stderr(&o)
     );
+    // The client is told why (an HTTP/2 GOAWAY), not "Broken pipe".
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sandboxd refused the connection: too many open connections"),
+        "{}",
+        stderr(&o)
+    );
     assert!(
         d.log_text().contains(&format!(
             "closed a new connection from uid {uid}: max_connections reached"

@@ -98,9 +98,43 @@ pub fn is_transport(st: &tonic::Status) -> bool {
     .any(|w| m.contains(w))
 }
 
-/// Classify a failed status: the transport's means sandboxd went away.
+/// What the user and the model read when sandboxd refused the connection at one of its caps
+/// (it sends HTTP/2 GOAWAY with ENHANCE_YOUR_CALM; the reason it adds is in its log).
+pub const OVER_CAP: &str = "sandboxd refused the connection: too many open connections \
+    (its max_connections or max_connections_per_uid cap); close idle clients and retry, or ask \
+    the operator to raise the cap; it did not run";
+
+/// Whether sandboxd refused the connection at a cap: a GOAWAY from the server with
+/// ENHANCE_YOUR_CALM somewhere in the status's causes.
+pub fn over_cap(st: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(st);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away()
+                && h2.is_remote()
+                && h2.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM);
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// A failed call's status in words for the user and the model: sandboxd's own message, or
+/// `OVER_CAP` when it refused the connection.
+pub fn words(st: &tonic::Status) -> String {
+    if over_cap(st) {
+        OVER_CAP.to_string()
+    } else {
+        st.message().to_string()
+    }
+}
+
+/// Classify a failed status: the transport's means sandboxd went away, unless it refused the
+/// connection at a cap (a refusal: nothing ran).
 fn failed(st: tonic::Status, started: bool, request: bool) -> Failed {
-    if is_transport(&st) {
+    if over_cap(&st) {
+        Failed::Request(tonic::Status::resource_exhausted(OVER_CAP))
+    } else if is_transport(&st) {
         Failed::Gone {
             started,
             cause: st.message().to_string(),

@@ -39,7 +39,7 @@ pub async fn read_file(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
         }
         Err(st) => {
             ctx.log_status(&format!("read_file path={path}"), &st);
-            Err(err(st.message()))
+            Err(err(crate::sandbox::drain::words(&st)))
         }
     }
 }
@@ -96,7 +96,7 @@ pub async fn write_file(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
         }
         Err(st) => {
             ctx.log_status(&format!("write_file path={path}"), &st);
-            Err(err(st.message()))
+            Err(err(crate::sandbox::drain::words(&st)))
         }
     }
 }
@@ -116,7 +116,7 @@ pub async fn edit_file(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
         }
         Err(st) => {
             ctx.log_status(&format!("edit_file path={path}"), &st);
-            Err(err(st.message()))
+            Err(err(crate::sandbox::drain::words(&st)))
         }
     }
 }
@@ -153,7 +153,7 @@ pub async fn list_dir(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
         }
         Err(st) => {
             ctx.log_status(&format!("list_dir path={path}"), &st);
-            Err(err(st.message()))
+            Err(err(crate::sandbox::drain::words(&st)))
         }
     }
 }

@@ -42,11 +42,13 @@ pub struct PeerConn {
 pub struct Refused {
     pub peer: Option<Peer>,
     pub cap: Cap,
+    /// The connection, for the caller to tell the client why before closing it.
+    pub stream: tokio::net::UnixStream,
 }
 
 impl PeerConn {
     /// Take a place under the caps for a connection just accepted, or say which cap refuses it
-    /// (the stream is then dropped, which closes it). Needs a tokio runtime (the deadline timer).
+    /// (and hand the stream back). Needs a tokio runtime (the deadline timer).
     pub fn new(
         inner: tokio::net::UnixStream,
         shared: &Arc<ConnShared>,
@@ -57,10 +59,16 @@ impl PeerConn {
             gid: c.gid(),
             pid: c.pid().unwrap_or(0),
         });
-        let slot = shared
-            .limits
-            .try_take(peer.map(|p| p.uid))
-            .map_err(|cap| Refused { peer, cap })?;
+        let slot = match shared.limits.try_take(peer.map(|p| p.uid)) {
+            Ok(slot) => slot,
+            Err(cap) => {
+                return Err(Refused {
+                    peer,
+                    cap,
+                    stream: inner,
+                })
+            }
+        };
         let groups = auth::peer_groups(inner.as_raw_fd())
             .or_else(|| peer.map(|p| auth::groups_of(p.pid)))
             .unwrap_or_default();

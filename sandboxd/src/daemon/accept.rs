@@ -121,7 +121,16 @@ async fn accept_loop(
                             return;
                         }
                     }
-                    Err(Refused { peer, cap }) => {
+                    Err(Refused { peer, cap, stream }) => {
+                        super::goaway::refuse(
+                            stream,
+                            &super::goaway::reason(
+                                cap,
+                                peer.map(|p| p.uid),
+                                shared.limits.max_total,
+                                shared.limits.max_per_uid,
+                            ),
+                        );
                         let limiter = match cap {
                             Cap::Total => &capped_total,
                             Cap::PerUid => &capped_per_uid,
@@ -221,12 +230,19 @@ mod tests {
         }
         let a = inc.next().await.unwrap().unwrap();
         let b = inc.next().await.unwrap().unwrap();
-        // The third is over the per-uid cap of 2: closed, never handed on.
-        let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(Duration::from_secs(5), clients[2].read(&mut buf))
+        // The third is over the per-uid cap of 2: told why (SETTINGS + GOAWAY), closed, never
+        // handed on.
+        let mut got = vec![];
+        tokio::time::timeout(Duration::from_secs(5), clients[2].read_to_end(&mut got))
             .await
-            .expect("the over-cap connection is closed at once");
-        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+            .expect("the over-cap connection is closed at once")
+            .unwrap();
+        assert_eq!(got[12], 0x7, "a GOAWAY follows the SETTINGS frame: {got:?}");
+        assert!(
+            String::from_utf8_lossy(&got).contains("max_connections_per_uid=2"),
+            "{got:?}"
+        );
+        let mut buf = [0u8; 1];
         assert_eq!(shared.limits.open(), 2);
         // The held ones are still open.
         let r = tokio::time::timeout(Duration::from_millis(200), clients[0].read(&mut buf)).await;

@@ -2,6 +2,7 @@
 //! drop and the launcher fork must happen before the tokio runtime creates threads.
 
 pub mod accept;
+mod goaway;
 mod health;
 mod reload;
 mod systemd;
