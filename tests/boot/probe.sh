@@ -37,6 +37,11 @@ runuser -u mallory -- env HOME=/home/mallory nanobot exec --socket "$sock" --wor
 echo $? >"$R/mallory_rc"
 # sandboxd explains itself and the host passes its doctor (inside this container).
 sandboxd doctor >"$R/doctor" 2>&1; echo $? >"$R/doctor_rc"
+# The docs' host examples, as an operator types them; then the services as they were.
+(cd /root && /usr/local/bin/nanobot-doc-examples) >"$R/doc_examples" 2>"$R/doc_examples.err"
+echo $? >"$R/doc_examples_rc"
+systemctl start sandboxd.socket nanobot.service
+sleep 1
 # A long command is running when the service stops: nothing of it may survive.
 runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- \
   'sleep 300; echo never' >"$R/long_out" 2>&1 &

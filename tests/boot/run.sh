@@ -15,13 +15,16 @@ cache=${NANOBOT_BOOT_CACHE:-/var/cache/nanobot-boot}
 work=$(mktemp -d /var/tmp/nanobot-boot.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$cache"
-if [ ! -d "$cache/rootfs" ]; then
+# sudo: the docs' host examples are written as an operator types them.
+include=systemd,systemd-sysv,dbus,passwd,adduser,sudo
+if [ ! -d "$cache/rootfs" ] || [ "$(cat "$cache/rootfs.include" 2>/dev/null)" != "$include" ]; then
     echo "== debootstrap bookworm into $cache/rootfs (cached for the next run)"
-    rm -rf "$cache/rootfs.tmp"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,passwd,adduser \
+    rm -rf "$cache/rootfs.tmp" "$cache/rootfs"
+    debootstrap --variant=minbase --include="$include" \
         bookworm "$cache/rootfs.tmp" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
         || { tail -20 "$work/debootstrap.log"; exit 1; }
     mv "$cache/rootfs.tmp" "$cache/rootfs"
+    echo "$include" >"$cache/rootfs.include"
 fi
 
 echo "== build the .deb"
@@ -34,7 +37,7 @@ cp -a "$cache/rootfs" "$root"
 cp "$deb" "$root/opt/nanobot.deb"
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
 echo "== install it"
-"${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory'
+"${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory && useradd -m bob'
 # The gateway's config: a Telegram channel and a model endpoint that do not answer (nothing may
 # leave this test), so the service starts, connects to sandboxd and keeps polling.
 cat >"$root/var/lib/nanobot-agent/.nanobot/config.json" <<'JSON'
@@ -59,6 +62,9 @@ echo "== systemd-analyze verify and security (exposure must be <= 2.0)"
         systemd-analyze security --offline=yes --threshold=20 "/lib/systemd/system/$u" | tail -1
     done'
 install -m 755 tests/boot/probe.sh "$root/usr/local/bin/nanobot-probe"
+# The docs' `sh host` examples, run by the probe as written (tests/src/docs.rs).
+cargo run -q -p nanobot-e2e --bin doc-examples -- host /root >"$root/usr/local/bin/nanobot-doc-examples"
+chmod 755 "$root/usr/local/bin/nanobot-doc-examples"
 install -m 644 tests/boot/probe.service "$root/etc/systemd/system/nanobot-probe.service"
 ln -sf /etc/systemd/system/nanobot-probe.service "$root/etc/systemd/system/multi-user.target.wants/"
 
@@ -82,7 +88,7 @@ echo "== boot"
 results="$work/results"
 mkdir -p "$results"
 # nspawn's own seccomp filter blocks the Landlock syscalls unless told otherwise.
-timeout 180 "${nspawn[@]}" --boot --bind="$results:/results" \
+timeout 300 "${nspawn[@]}" --boot --bind="$results:/results" \
     --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self' \
     >"$work/boot.log" 2>&1 || true
 
@@ -113,6 +119,7 @@ expect gateway_active '^active$' "nanobot.service (the gateway) is active"
 expect gateway_user '^nanobot$' "the gateway runs as nanobot"
 expect gateway_status '^CapEff:[[:space:]]+0+$' "the gateway has no capabilities"
 expect gateway_journal 'nanobot gateway: channels telegram' "the gateway reached sandboxd and serves telegram"
+expect doc_examples_rc '^0$' "the docs' host examples run as written (doc_examples)"
 expect mallory_rc '^125$' "a user outside the group is refused"
 expect mallory_err '(Permission denied|Access denied)' "and told why"
 expect before_stop 'sleep 300' "a long command was running before the stop"
@@ -122,6 +129,7 @@ else
     echo "ok   systemctl stop leaves no sandboxed process"
 fi
 if [ "$fail" != 0 ]; then
+    echo "== docs' host examples"; cat "$results/doc_examples" 2>/dev/null || true
     echo "== probe log"; tail -40 "$results/probe.log" || true
     echo "== journal"; tail -40 "$results/journal" || true
     echo "== boot log"; tail -20 "$work/boot.log"

@@ -370,6 +370,7 @@ pub fn as_user(c: &mut Command, uid: u32, gid: u32) {
     c.uid(uid).gid(gid);
 }
 
+pub mod docs;
 pub mod llm;
 pub mod grpc {
     use hyper_util::rt::TokioIo;

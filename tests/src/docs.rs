@@ -1,0 +1,299 @@
+//! The shell examples of README.md and docs/*.md, and the bash scripts that run them as written.
+//!
+//! Every fenced block whose info string starts with `sh` is an example. The word after `sh` says
+//! where it runs (each place has a test that runs all of its blocks):
+//! - `sh` — a user's shell on a machine with the built binaries on PATH: an unprivileged user with
+//!   a fresh HOME as the working directory (tests/tests/docs.rs);
+//! - `sh checkout` — root in a source checkout: the repository is the working directory, the built
+//!   binaries on PATH (tests/tests/docs.rs);
+//! - `sh host` — root on a systemd host with the .deb installed and users alice (in group nanobot)
+//!   and bob (not in it) (tests/boot/run.sh runs them in the booted container);
+//! - `sh container` — root on a host with Docker, in a source checkout (tests/docker/run.sh).
+//!
+//! Each command must exit 0, or with the code its comment gives as `[exit N]`. A command
+//! starting `sandboxd serve` runs in the background until the block ends, after its socket
+//! appears. A command marked `[until Ctrl-C]` (`journalctl -f`, `tail -f`) must still be running
+//! after 3 s; it then gets SIGINT, as from Ctrl-C. Lines starting with `#` are comments; a line ending in `\` continues on the next.
+//! The README's test command (`./scripts/test.sh`) is the one line not run here: CI runs it.
+
+use std::path::Path;
+
+/// Where a block runs (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    User,
+    Checkout,
+    Host,
+    Container,
+}
+
+impl Place {
+    pub fn parse(info: &str) -> Option<Place> {
+        let mut words = info.split_whitespace();
+        if words.next() != Some("sh") {
+            return None;
+        }
+        match words.next() {
+            None => Some(Place::User),
+            Some("checkout") => Some(Place::Checkout),
+            Some("host") => Some(Place::Host),
+            Some("container") => Some(Place::Container),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::User => "user",
+            Place::Checkout => "checkout",
+            Place::Host => "host",
+            Place::Container => "container",
+        }
+    }
+}
+
+/// One command of a block: its text (continuation lines joined as written), where it is, and
+/// the exit code it must end with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub file: String,
+    pub line: usize,
+    pub text: String,
+    pub exit: i32,
+}
+
+/// A fenced `sh…` block: its place, or the info string that names none.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub file: String,
+    pub line: usize,
+    pub info: String,
+    pub place: Option<Place>,
+    pub examples: Vec<Example>,
+}
+
+/// The README's test command: run by CI (.ci/run), not by the tests it starts.
+pub const TEST_COMMAND: &str = "./scripts/test.sh";
+
+/// The `sh…` blocks of one markdown file.
+pub fn blocks(file: &str, text: &str) -> Vec<Block> {
+    let mut out = vec![];
+    let mut lines = text.lines().enumerate();
+    while let Some((i, l)) = lines.next() {
+        let Some(info) = l.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        let info = info.trim();
+        let fenced_sh = info == "sh" || info.starts_with("sh ") || info == "bash";
+        let mut body = vec![];
+        for (j, l) in lines.by_ref() {
+            if l.trim_start().starts_with("```") {
+                break;
+            }
+            body.push((j + 1, l));
+        }
+        if !fenced_sh {
+            continue;
+        }
+        out.push(Block {
+            file: file.to_string(),
+            line: i + 1,
+            info: info.to_string(),
+            place: Place::parse(info),
+            examples: examples(file, &body),
+        });
+    }
+    out
+}
+
+fn examples(file: &str, body: &[(usize, &str)]) -> Vec<Example> {
+    let mut out = vec![];
+    let mut pending: Option<(usize, String)> = None;
+    for &(n, l) in body {
+        if pending.is_none() && (l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            continue;
+        }
+        let (start, mut text) = pending.take().unwrap_or((n, String::new()));
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(l);
+        if l.trim_end().ends_with('\\') {
+            pending = Some((start, text));
+            continue;
+        }
+        let exit = expected_exit(&text);
+        out.push(Example {
+            file: file.to_string(),
+            line: start,
+            text,
+            exit,
+        });
+    }
+    if let Some((start, text)) = pending {
+        let exit = expected_exit(&text);
+        out.push(Example {
+            file: file.to_string(),
+            line: start,
+            text,
+            exit,
+        });
+    }
+    out
+}
+
+/// `[exit N]` in a command's comment, else 0.
+fn expected_exit(text: &str) -> i32 {
+    let Some(i) = text.find("[exit ") else {
+        return 0;
+    };
+    text[i + 6..]
+        .split(']')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every `sh…` block of README.md and docs/*.md under `root`, in file order.
+pub fn all(root: &Path) -> Vec<Block> {
+    let mut files = vec![root.join("README.md")];
+    if let Ok(rd) = std::fs::read_dir(root.join("docs")) {
+        let mut md: Vec<_> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        md.sort();
+        files.extend(md);
+    }
+    let mut out = vec![];
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let name = f
+            .strip_prefix(root)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .into_owned();
+        out.extend(blocks(&name, &text));
+    }
+    out
+}
+
+/// The socket a `sandboxd serve` command line listens on (`--socket PATH`), if it names one.
+fn serve_socket(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .iter()
+        .position(|w| *w == "--socket")
+        .and_then(|i| words.get(i + 1))
+        .map(|s| s.to_string())
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A bash script that runs the examples of `place`'s blocks, each from `start` (the working
+/// directory), and prints `ok FILE:LINE` or `FAIL FILE:LINE: …` per command and a last line
+/// `examples: P passed, F failed`; it exits 1 when any failed. Background daemons are killed
+/// at the end of their block.
+pub fn script(blocks: &[Block], place: Place, start: &str) -> String {
+    let mut s = String::from(
+        "#!/bin/bash\n# Generated from the docs' examples (tests/src/docs.rs).\nset -u\npassed=0; failed=0\n\
+         report() { # where, want, rc, log\n  if [ \"$3\" = \"$2\" ]; then passed=$((passed+1)); echo \"ok   $1\"; \
+         else failed=$((failed+1)); echo \"FAIL $1: exit $3, want $2; output:\"; tail -n 30 \"$4\" | sed 's/^/     /'; fi\n}\n\
+         log=$(mktemp)\n",
+    );
+    s.push_str(&format!("cd {} || exit 1\n", quote(start)));
+    for b in blocks.iter().filter(|b| b.place == Some(place)) {
+        s.push_str(&format!("# {}:{}\nbg=()\n", b.file, b.line));
+        for e in &b.examples {
+            let at = format!("{}:{}", e.file, e.line);
+            s.push_str(&format!("echo {} >&2\n", quote(&format!("== {at}: {}", e.text))));
+            if e.text.trim() == TEST_COMMAND {
+                s.push_str(&format!("echo {}\n", quote(&format!("skip {at}: CI runs it"))));
+                continue;
+            }
+            if e.text.trim_start().starts_with("export ") {
+                s.push_str(&format!("{}\nreport {} 0 $? /dev/null\n", e.text, quote(&at)));
+                continue;
+            }
+            if e.text.contains("[until Ctrl-C]") {
+                // Job control gives the command a process group of its own to interrupt.
+                s.push_str(&format!(
+                    "set -m\n( {}\n) </dev/null >\"$log\" 2>&1 &\npg=$!\nset +m\nsleep 3\n\
+                     if kill -0 $pg 2>/dev/null; then kill -INT -- -$pg; wait $pg 2>/dev/null; report {at} 0 0 \"$log\"; \
+                     else wait $pg; report {at} running $? \"$log\"; fi\n",
+                    e.text,
+                    at = quote(&at)
+                ));
+                continue;
+            }
+            if e.text.trim_start().starts_with("sandboxd serve") {
+                let sock = serve_socket(&e.text).unwrap_or_default();
+                s.push_str(&format!(
+                    "( {} ) </dev/null >\"$log.serve\" 2>&1 &\nbg+=($!)\n\
+                     for _ in $(seq 100); do [ -S {sock} ] && break; kill -0 $! 2>/dev/null || break; sleep 0.1; done\n\
+                     if [ -S {sock} ]; then report {at} 0 0 \"$log.serve\"; else report {at} 0 1 \"$log.serve\"; fi\n",
+                    e.text,
+                    sock = quote(&sock),
+                    at = quote(&at)
+                ));
+                continue;
+            }
+            s.push_str(&format!(
+                "( {}\n) </dev/null >\"$log\" 2>&1\nreport {} {} $? \"$log\"\ncd {} || exit 1\n",
+                e.text,
+                quote(&at),
+                e.exit,
+                quote(start)
+            ));
+        }
+        s.push_str("for p in \"${bg[@]}\"; do kill \"$p\" 2>/dev/null; wait \"$p\" 2>/dev/null; done\n");
+    }
+    s.push_str(
+        "rm -f \"$log\" \"$log.serve\"\necho \"examples: $passed passed, $failed failed\"\n[ \"$failed\" = 0 ]\n",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_commands_continuations_and_exit_codes() {
+        let md = "text\n```sh\n# comment\nnanobot status   # what\n\nsandboxd serve --socket /s \\\n  --user u\nfalse  # no [exit 1]\n```\n```json\n{}\n```\n```sh host\nls\n```\n```sh nowhere\nls\n```\n";
+        let b = blocks("x.md", md);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[0].place, Some(Place::User));
+        assert_eq!(b[0].line, 2);
+        let e = &b[0].examples;
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!((e[0].line, e[0].exit), (4, 0));
+        assert_eq!(e[1].text, "sandboxd serve --socket /s \\\n  --user u");
+        assert_eq!(serve_socket(&e[1].text).as_deref(), Some("/s"));
+        assert_eq!((e[2].line, e[2].exit), (8, 1));
+        assert_eq!(b[1].place, Some(Place::Host));
+        assert_eq!(b[2].place, None, "an unknown place is reported, not guessed");
+    }
+
+    #[test]
+    fn the_script_checks_each_exit_code() {
+        let md = "```sh\ntrue\nfalse # [exit 1]\nexit 3\nsleep 30 # [until Ctrl-C]\ntrue # [until Ctrl-C]\n```\n";
+        let s = script(&blocks("x.md", md), Place::User, "/");
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&s)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("ok   x.md:2") && text.contains("ok   x.md:3"), "{text}");
+        assert!(text.contains("FAIL x.md:4: exit 3, want 0"), "{text}");
+        assert!(text.contains("ok   x.md:5"), "{text}");
+        assert!(text.contains("FAIL x.md:6: exit 0, want running"), "{text}");
+        assert!(text.contains("examples: 3 passed, 2 failed"), "{text}");
+        assert!(!out.status.success());
+    }
+}
