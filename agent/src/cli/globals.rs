@@ -32,9 +32,13 @@ impl Globals {
             .unwrap_or_else(config::default_dir)
     }
 
-    /// Load the config; print its warnings (unknown keys, loose modes) on stderr.
+    /// Load the config; print its warnings (unknown keys, loose modes, `${VAR}` references every
+    /// command uses) on stderr. A file named with -c must exist; the default one may be missing.
     pub fn load(&self) -> Result<Loaded> {
         let path = self.config_path();
+        if let Some(named) = &self.config {
+            missing_named_config(named)?;
+        }
         let loaded = match config::load(&path) {
             // The default path under a HOME this user cannot read (sudo -u without -H): say so
             // and go on with the defaults. A config named with -c must be readable.
@@ -65,9 +69,34 @@ impl Globals {
     }
 }
 
-/// Everything the operator should hear when a command starts.
+/// A config named with -c that does not exist is an error saying so, not a quiet fall back to the
+/// defaults (which then fails for want of a provider).
+pub fn missing_named_config(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "config file {} does not exist (given with -c); check the path, or create it with: \
+             {}",
+            path.display(),
+            onboard_command(path)
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The command that writes this config: `nanobot onboard`, with `-c PATH` for another file.
+pub fn onboard_command(path: &Path) -> String {
+    if path == config::default_path() {
+        "nanobot onboard".into()
+    } else {
+        format!("nanobot -c {} onboard", path.display())
+    }
+}
+
+/// Everything the operator should hear when a command starts. `${VAR}` references in providers
+/// and channels are left to the commands that use them (`cli::provider`).
 pub fn warnings(loaded: &Loaded, home: &Path) -> Vec<String> {
     let mut w = loaded.warnings.clone();
+    w.extend(loaded.unset_everywhere().map(|r| r.to_string()));
     w.extend(config::mode_warnings(home, &loaded.path));
     if loaded.config.agents.defaults.restrict_to_workspace == Some(false) {
         w.push(

@@ -92,7 +92,8 @@ pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
         }
         Err(e) => {
             eprintln!(
-                "nanobot: warning: starter files not written, sandboxd is not reachable: {e:#}"
+                "nanobot: warning: starter files not written, sandboxd is not reachable: {}",
+                crate::errors::anyhow_chain(&e)
             )
         }
     }

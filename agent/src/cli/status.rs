@@ -24,16 +24,10 @@ pub async fn run(g: &Globals, a: StatusArgs) -> Result<i32> {
             " (missing: defaults)"
         }
     );
-    match crate::provider::select(cfg) {
-        Ok(p) => println!(
-            "provider:   {} ({})\nmodel:      {}",
-            p.name, p.base, p.model
-        ),
-        Err(e) => println!("provider:   none — {e}"),
-    }
+    println!("{}", crate::cli::provider::describe(&loaded));
     match g.workspace(cfg) {
         Ok(w) => println!("workspace:  {}", w.display()),
-        Err(e) => println!("workspace:  {e:#}"),
+        Err(e) => println!("workspace:  {}", crate::errors::anyhow_chain(&e)),
     }
     let (tried, found) = socket::locate(a.socket, cfg.sandbox.socket.as_deref()).await;
     match &found {
