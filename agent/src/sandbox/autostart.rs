@@ -79,6 +79,12 @@ pub fn announcement(s: &Started, created_user: bool) -> String {
         Some(u) => format!(", as the system user {u}, who owns them"),
         None => String::new(),
     };
+    // Root's home is closed to that user: root's default workspace is a link to ROOT_WORKSPACE.
+    let who = if s.roots.iter().any(|r| r == Path::new(ROOT_WORKSPACE)) {
+        format!("{who} (root's ~/.nanobot/workspace links there)")
+    } else {
+        who
+    };
     format!(
         "nanobot: started sandboxd for you (pid {}) on {}, serving workspaces under {}{who}; log {}; stop it with: nanobot sandbox stop",
         s.pid,
