@@ -48,7 +48,7 @@ pub async fn run(g: &Globals, a: StatusArgs) -> Result<i32> {
             None => println!("sandboxd:   {} answers but Info failed", s.display()),
         },
         None => println!(
-            "sandboxd:   not running (tried {}); `nanobot agent` starts a per-user one",
+            "sandboxd:   not running (tried {}); the next `nanobot exec` or `nanobot agent` starts one for you",
             tried
                 .iter()
                 .map(|p| p.display().to_string())
