@@ -74,6 +74,35 @@ pub fn reach_fix(
     }
 }
 
+/// How to run sandboxd here: `sandboxd` when PATH finds it, else its full path.
+fn sandboxd_command(binary: Option<&Path>) -> String {
+    let in_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join("sandboxd").is_file());
+    match binary {
+        Some(b) if !in_path => b.display().to_string(),
+        _ => "sandboxd".into(),
+    }
+}
+
+/// How to stop running nanobot as root (pure): back to the user sudo came from, else the
+/// `nanobot` user when it exists, else create one.
+pub fn root_fix(sudo_user: Option<String>, nanobot_user: bool) -> String {
+    match (sudo_user, nanobot_user) {
+        (Some(u), _) => format!("run nanobot as {u}, without sudo"),
+        (None, true) => "sudo -u nanobot -H nanobot doctor".into(),
+        (None, false) => "useradd --create-home nanobot && sudo -u nanobot -H nanobot onboard \
+             (or run nanobot from your own unprivileged account)"
+            .into(),
+    }
+}
+
+fn user_exists(name: &str) -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .is_ok_and(|p| p.lines().any(|l| l.split(':').next() == Some(name)))
+}
+
 /// Whether the packaged systemd socket unit is installed.
 fn system_unit_installed() -> bool {
     [
@@ -139,7 +168,12 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             // SAFETY: geteuid has no preconditions.
             format!("uid {}", unsafe { libc::geteuid() })
         },
-        "run nanobot as an unprivileged user, e.g. sudo -u nanobot nanobot agent".into(),
+        root_fix(
+            std::env::var("SUDO_USER")
+                .ok()
+                .filter(|u| !u.is_empty() && u != "root"),
+            user_exists("nanobot"),
+        ),
     ));
     let open: Vec<&String> = cfg
         .channels
@@ -260,6 +294,7 @@ fn sandbox_checks(
     info: Option<&InfoResponse>,
     fix: String,
     autostarted: bool,
+    sandboxd: &str,
 ) -> Vec<Check> {
     let shown: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     let mut out = vec![check(
@@ -283,14 +318,14 @@ fn sandbox_checks(
             } else {
                 format!("not enforced: {}", i.problems.join("; "))
             },
-            "see `sandboxd doctor`; Landlock needs Linux 5.13+ and lsm=landlock".into(),
+            format!("{sandboxd} doctor says why; Landlock needs Linux 5.13+ and lsm=landlock"),
         ));
         out.push(check(
             "sandboxd enforces seccomp",
             has("seccomp"),
             true,
             i.layers_enforced.join(", "),
-            "see `sandboxd doctor`".into(),
+            format!("{sandboxd} doctor says why"),
         ));
         out.push(check(
             "sandboxd not degraded",
@@ -302,14 +337,16 @@ fn sandbox_checks(
                 format!("running without: {}", i.degraded.join(", "))
             },
             if autostarted {
-                "the sandboxd nanobot started for you runs as you, without root, and so without \
-                 those layers: run sandboxd as root with --user (see `sandboxd doctor` and the \
-                 operator section of the README), then `nanobot sandbox stop`"
-                    .into()
+                format!(
+                    "the sandboxd nanobot started for you runs as you, without root, and so \
+                     without those layers: run sandboxd as root with --user (see `{sandboxd} \
+                     doctor` and the operator section of the README), then `nanobot sandbox stop`"
+                )
             } else {
-                "see `sandboxd doctor`; remove allow_degraded from sandboxd.toml once the host \
-                 supports every layer"
-                    .into()
+                format!(
+                    "{sandboxd} doctor says why; remove allow_degraded from sandboxd.toml once \
+                     the host supports every layer"
+                )
             },
         ));
     }
@@ -380,6 +417,7 @@ pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
         inf.as_ref(),
         fix,
         autostarted,
+        &sandboxd_command(binary.as_deref().ok()),
     ));
     let ok = checks.iter().all(|c| c.ok || !c.critical);
     if a.json {
@@ -450,16 +488,37 @@ mod tests {
             layers_enforced: vec!["landlock".into(), "seccomp".into()],
             ..Default::default()
         };
-        let c = sandbox_checks(&[], Some(Path::new("/s")), Some(&i), String::new(), false);
+        let c = sandbox_checks(
+            &[],
+            Some(Path::new("/s")),
+            Some(&i),
+            String::new(),
+            false,
+            "sandboxd",
+        );
         assert!(c.iter().all(|c| c.ok), "{c:?}");
         let i = InfoResponse {
             layers_enforced: vec!["seccomp".into()],
             degraded: vec!["landlock".into()],
             ..Default::default()
         };
-        let c = sandbox_checks(&[], Some(Path::new("/s")), Some(&i), String::new(), false);
+        let c = sandbox_checks(
+            &[],
+            Some(Path::new("/s")),
+            Some(&i),
+            String::new(),
+            false,
+            "sandboxd",
+        );
         assert_eq!(c.iter().filter(|c| !c.ok).count(), 2);
-        let c = sandbox_checks(&[PathBuf::from("/x")], None, None, "f".into(), false);
+        let c = sandbox_checks(
+            &[PathBuf::from("/x")],
+            None,
+            None,
+            "f".into(),
+            false,
+            "sandboxd",
+        );
         assert!(!c[0].ok && c[0].detail.contains("/x"));
     }
 
@@ -508,5 +567,15 @@ mod tests {
             "{f:?}"
         );
         assert_eq!(f.fix, "nanobot -c /nonexistent/c.json onboard");
+    }
+
+    #[test]
+    fn the_root_fix_names_a_user_that_exists() {
+        assert_eq!(
+            root_fix(Some("alice".into()), true),
+            "run nanobot as alice, without sudo"
+        );
+        assert_eq!(root_fix(None, true), "sudo -u nanobot -H nanobot doctor");
+        assert!(root_fix(None, false).starts_with("useradd --create-home nanobot && "));
     }
 }

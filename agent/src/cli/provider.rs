@@ -22,13 +22,25 @@ pub fn pick(loaded: &Loaded) -> Result<Provider> {
 
 /// The unset `${VAR}` references of the enabled channels, as warnings: what `gateway` uses.
 pub fn warn_unset_channels(loaded: &Loaded) {
-    for (name, c) in &loaded.config.channels {
-        if c.enabled {
-            for r in loaded.unset_under(&format!("channels.{name}")) {
-                eprintln!("nanobot: warning: {r}");
-            }
-        }
+    for w in channel_warnings(loaded) {
+        eprintln!("nanobot: warning: {w}");
     }
+}
+
+/// [`warn_unset_channels`]' lines (pure): a disabled channel's references stay quiet.
+pub fn channel_warnings(loaded: &Loaded) -> Vec<String> {
+    loaded
+        .config
+        .channels
+        .iter()
+        .filter(|(_, c)| c.enabled)
+        .flat_map(|(name, _)| {
+            loaded
+                .unset_under(&format!("channels.{name}"))
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Warnings for the chosen provider (pure): its own unset `${VAR}` references, and a choice made
@@ -252,5 +264,18 @@ mod tests {
         let p = provider::select(&l.config).unwrap();
         assert_eq!(p.name, "custom");
         assert!(warnings(&l, &p).is_empty());
+    }
+
+    #[test]
+    fn only_enabled_channels_warn_about_their_references() {
+        let (_d, l) = load(
+            r#"{"channels": {"telegram": {"enabled": true, "token": "${TG_TOKEN}", "allowFrom": ["1"]},
+                             "email": {"enabled": false, "password": "${MAIL_PASSWORD}"}}}"#,
+            &[],
+        );
+        assert_eq!(
+            channel_warnings(&l),
+            vec!["channels.telegram.token refers to ${TG_TOKEN}, which is not set in the environment"]
+        );
     }
 }

@@ -255,4 +255,36 @@ mod tests {
             vec![p("/run/user/1000/nanobot/sandboxd.sock"), p(SYSTEM_SOCKET)]
         );
     }
+
+    /// The example of issue 16: tonic's `transport error: No such file or directory (os error 2):
+    /// No such file or directory (os error 2)` becomes one sentence with a hint.
+    #[test]
+    fn an_unreachable_socket_is_one_sentence() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let missing = p("/nonexistent/nanobot-test/sandboxd.sock");
+        let e = rt.block_on(client::connect(&missing)).unwrap_err();
+        let s = ConnectError::from_transport(&missing, &e).to_string();
+        assert!(
+            s.starts_with(
+                "cannot reach sandboxd: /nonexistent/nanobot-test/sandboxd.sock does not exist; "
+            ),
+            "{s}"
+        );
+        assert!(
+            !s.contains("os error") && !s.contains("transport error"),
+            "{s}"
+        );
+        // A socket file nobody listens on.
+        let dir = std::env::temp_dir().join(format!("nanobot-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stale = dir.join("s.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let e = rt.block_on(client::connect(&stale)).unwrap_err();
+        let s = ConnectError::from_transport(&stale, &e).to_string();
+        assert!(s.contains("is there but nothing listens on it"), "{s}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
