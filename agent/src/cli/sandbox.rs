@@ -139,8 +139,14 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
         // `sandboxd serve` on this socket, not a recycled one.
         if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
             let e = std::io::Error::last_os_error();
+            let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                "; nanobot started it for another user (root): stop it as that user, e.g. sudo \
+                 nanobot sandbox stop"
+            } else {
+                ""
+            };
             eprintln!(
-                "nanobot: cannot stop sandboxd (pid {pid}) on {}: {}",
+                "nanobot: cannot stop sandboxd (pid {pid}) on {}: {}{hint}",
                 s.display(),
                 crate::errors::plain_io(&e)
             );

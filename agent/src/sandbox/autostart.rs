@@ -240,7 +240,9 @@ pub async fn start(socket: &Path, workspace: &Path) -> Result<Started> {
     )
 }
 
-/// Write the state file (0600, replaced atomically).
+/// Write the state file, replaced atomically. 0644: it holds no secret, and a user who reaches
+/// root's auto-started daemon should hear that nanobot started it (and that stopping it takes
+/// root), not that it is a service.
 fn record(s: &Started) -> Result<()> {
     let path = state_path(&s.socket);
     let tmp = path.with_extension("tmp");
@@ -249,7 +251,7 @@ fn record(s: &Started) -> Result<()> {
         .create(true)
         .truncate(true)
         .write(true)
-        .mode(0o600)
+        .mode(0o644)
         .open(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
