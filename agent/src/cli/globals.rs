@@ -69,10 +69,10 @@ impl Globals {
     }
 }
 
-/// A config named with -c that does not exist is an error saying so, not a quiet fall back to the
-/// defaults (which then fails for want of a provider).
+/// A config named with -c that does not exist (or is a link to nothing) is an error saying so,
+/// not a quiet fall back to the defaults (which then fails for want of a provider).
 pub fn missing_named_config(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
+    match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
             "config file {} does not exist (given with -c); check the path, or create it with: \
              {}",
