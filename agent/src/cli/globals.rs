@@ -108,3 +108,30 @@ pub fn warnings(loaded: &Loaded, home: &Path) -> Vec<String> {
     }
     w
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// -c to a missing file, or to a link to nothing, says the file does not exist and how to
+    /// create it; an existing file passes.
+    #[test]
+    fn a_named_config_must_exist() {
+        let dir = std::env::temp_dir().join(format!("nanobot-globals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("none.json");
+        let e = missing_named_config(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("config file {} does not exist", missing.display()))
+                && e.contains(&format!("nanobot -c {} onboard", missing.display())),
+            "{e}"
+        );
+        let link = dir.join("link.json");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&missing, &link).unwrap();
+        assert!(missing_named_config(&link).is_err());
+        std::fs::write(&missing, "{}").unwrap();
+        assert!(missing_named_config(&link).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
