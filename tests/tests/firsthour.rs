@@ -209,7 +209,8 @@ fn the_provider_is_explicit_and_status_says_why() {
     assert_eq!(stdout(&o), "from custom\n", "{}", show(&o));
     assert_eq!(server.recorded().len(), 1);
 
-    // No agents.defaults.provider: the documented fallback, said on stderr and in status.
+    // No agents.defaults.provider: the documented fallback, said in status (the agent would
+    // warn the same way, but it would then call openrouter: not from a test).
     home.write_config(&cfg(None));
     let o = home.run(&["status", "-w", &ws]);
     assert!(

@@ -52,12 +52,10 @@ pub fn warnings(loaded: &Loaded, p: &Provider) -> Vec<String> {
         .collect();
     if !p.passed_over.is_empty() {
         out.push(format!(
-            "using provider {} ({}); set agents.defaults.provider in {} to choose one of {}, {}",
+            "using provider {}, because {}; set agents.defaults.provider in {} to choose",
             p.name,
             p.why,
-            loaded.path.display(),
-            p.name,
-            p.passed_over.join(", ")
+            loaded.path.display()
         ));
     }
     out
@@ -154,8 +152,14 @@ pub fn describe(loaded: &Loaded) -> String {
                 "provider:   {} ({}), because {}\nmodel:      {}",
                 p.name, p.base, p.why, p.model
             );
-            for w in warnings(loaded, &p) {
-                s.push_str(&format!("\n            note: {w}"));
+            for r in loaded.unset_under(&format!("providers.{}", p.name)) {
+                s.push_str(&format!("\n            note: {r}"));
+            }
+            if !p.passed_over.is_empty() {
+                s.push_str(&format!(
+                    "\n            note: set agents.defaults.provider in {} to choose",
+                    loaded.path.display()
+                ));
             }
             s
         }

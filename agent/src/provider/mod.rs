@@ -241,9 +241,13 @@ pub fn choose(cfg: &Config) -> Result<Choice, ProviderError> {
             name: n.to_string(),
             model,
             why: format!(
-                "agents.defaults.provider is not set and {} have a key or apiBase: {} is the fallback",
-                configured.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                if n.as_str() == "openrouter" { "openrouter" } else { "the first by name" }
+                "agents.defaults.provider is not set and several providers have a key or apiBase \
+                 ({}): {n} comes first",
+                configured
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             passed_over: configured
                 .iter()
