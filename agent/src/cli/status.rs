@@ -1,7 +1,7 @@
 //! `nanobot status`: the config, provider, model, workspace and sandboxd this instance would use.
 
 use crate::cli::globals::Globals;
-use crate::sandbox::{client, socket};
+use crate::sandbox::{autostart, client, socket};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -55,6 +55,12 @@ pub async fn run(g: &Globals, a: StatusArgs) -> Result<i32> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+    if found
+        .as_deref()
+        .is_some_and(|s| autostart::started(s).is_some())
+    {
+        println!("            started for you by nanobot: `nanobot sandbox status` for more, `nanobot sandbox stop` stops it");
     }
     println!(
         "exec:       timeout {} s, profile {}",

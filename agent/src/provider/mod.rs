@@ -229,7 +229,7 @@ pub fn choose(cfg: &Config) -> Result<Choice, ProviderError> {
         return Ok(pick(
             only,
             model,
-            "the only provider with a key or apiBase".into(),
+            "it is the only provider with a key or apiBase".into(),
         ));
     }
     let first = configured
@@ -504,7 +504,7 @@ mod tests {
             (ch.name.as_str(), ch.model.as_str()),
             ("openrouter", "anthropic/claude-opus-4-5")
         );
-        assert_eq!(ch.why, "the only provider with a key or apiBase");
+        assert_eq!(ch.why, "it is the only provider with a key or apiBase");
         assert!(ch.passed_over.is_empty());
     }
 
