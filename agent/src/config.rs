@@ -203,6 +203,52 @@ pub struct Loaded {
     pub path: PathBuf,
     pub exists: bool,
     pub warnings: Vec<String>,
+    /// `${VAR}` references to unset variables. Not warnings by themselves: only the command that
+    /// uses the key they sit in warns about them (a template's unused provider stays quiet).
+    pub unset_refs: Vec<UnsetRef>,
+}
+
+/// A `${VAR}` reference whose variable is not set: the key it sits in (`providers.openrouter.apiKey`)
+/// and the variable's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsetRef {
+    pub key: String,
+    pub var: String,
+}
+
+impl std::fmt::Display for UnsetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} refers to ${{{}}}, which is not set in the environment",
+            self.key, self.var
+        )
+    }
+}
+
+/// Sections whose keys only some commands use: an unset reference in them concerns only the
+/// command that uses that provider or channel.
+pub const SECTIONS_USED_ON_DEMAND: &[&str] = &["providers", "channels"];
+
+impl Loaded {
+    /// The unset references in `section` (`providers.openrouter`) and below.
+    pub fn unset_under<'a>(&'a self, section: &'a str) -> impl Iterator<Item = &'a UnsetRef> + 'a {
+        self.unset_refs.iter().filter(move |r| {
+            r.key == section
+                || r.key
+                    .strip_prefix(section)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    }
+
+    /// The unset references every command uses (outside `providers` and `channels`).
+    pub fn unset_everywhere(&self) -> impl Iterator<Item = &UnsetRef> + '_ {
+        self.unset_refs.iter().filter(|r| {
+            !SECTIONS_USED_ON_DEMAND
+                .iter()
+                .any(|s| r.key.starts_with(&format!("{s}.")))
+        })
+    }
 }
 
 /// Load `path` (a missing file gives the defaults) and apply the environment.
@@ -268,7 +314,8 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Loaded, Co
             });
         }
     }
-    expand_env_refs(&mut value, "", env, &mut warnings);
+    let mut unset_refs = vec![];
+    expand_env_refs(&mut value, "", env, &mut unset_refs);
     let config: Config =
         serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Type {
             path: shown.clone(),
@@ -282,6 +329,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Loaded, Co
         path: path.to_path_buf(),
         exists,
         warnings,
+        unset_refs,
     })
 }
 
@@ -421,8 +469,8 @@ fn set_path(v: &mut Value, keys: &[String], raw: &str) {
     set_value(v, keys, parsed.unwrap_or_else(|| Value::String(raw.into())));
 }
 
-/// Replace `${VAR}` in every string. An unset variable becomes empty, with a warning naming it.
-fn expand_env_refs(v: &mut Value, at: &str, env: &[(String, String)], warnings: &mut Vec<String>) {
+/// Replace `${VAR}` in every string. An unset variable becomes empty and is recorded in `unset`.
+fn expand_env_refs(v: &mut Value, at: &str, env: &[(String, String)], unset: &mut Vec<UnsetRef>) {
     match v {
         Value::String(s) if s.contains("${") => {
             let mut out = String::new();
@@ -435,9 +483,10 @@ fn expand_env_refs(v: &mut Value, at: &str, env: &[(String, String)], warnings: 
                         let name = &after[..j];
                         match env.iter().find(|(k, _)| k == name) {
                             Some((_, val)) => out.push_str(val),
-                            None => warnings.push(format!(
-                                "{at} refers to ${{{name}}}, which is not set in the environment"
-                            )),
+                            None => unset.push(UnsetRef {
+                                key: at.to_string(),
+                                var: name.to_string(),
+                            }),
                         }
                         rest = &after[j + 1..];
                     }
@@ -457,12 +506,12 @@ fn expand_env_refs(v: &mut Value, at: &str, env: &[(String, String)], warnings: 
                 } else {
                     format!("{at}.{k}")
                 };
-                expand_env_refs(child, &p, env, warnings);
+                expand_env_refs(child, &p, env, unset);
             }
         }
         Value::Array(a) => {
             for (i, child) in a.iter_mut().enumerate() {
-                expand_env_refs(child, &format!("{at}[{i}]"), env, warnings);
+                expand_env_refs(child, &format!("{at}[{i}]"), env, unset);
             }
         }
         _ => {}
@@ -724,7 +773,43 @@ mod tests {
             Some("sk-ds")
         );
         assert_eq!(l.config.agents.defaults.max_tool_iterations, 7);
-        assert!(l.warnings.iter().any(|w| w.contains("${MISSING}")));
+        assert_eq!(
+            l.unset_refs,
+            vec![UnsetRef {
+                key: "providers.groq.apiKey".into(),
+                var: "MISSING".into()
+            }]
+        );
+        // Not a warning by itself: only a command using providers.groq hears of it.
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn unset_refs_belong_to_the_section_they_sit_in() {
+        let (_d, p) = write(
+            r#"{"providers": {"openrouter": {"apiKey": "${OR}"}, "open": {"apiKey": "${OPEN}"}},
+                "channels": {"telegram": {"token": "${TG}"}},
+                "sandbox": {"profile": "${PROFILE}"}}"#,
+        );
+        let l = load_with_env(&p, &[]).unwrap();
+        let vars = |it: Vec<&UnsetRef>| it.iter().map(|r| r.var.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            vars(l.unset_under("providers.open").collect()),
+            vec!["OPEN"]
+        );
+        assert_eq!(
+            vars(l.unset_under("providers.openrouter").collect()),
+            vec!["OR"]
+        );
+        assert_eq!(
+            vars(l.unset_under("channels.telegram").collect()),
+            vec!["TG"]
+        );
+        assert_eq!(vars(l.unset_everywhere().collect()), vec!["PROFILE"]);
+        assert_eq!(
+            l.unset_refs[0].to_string(),
+            "channels.telegram.token refers to ${TG}, which is not set in the environment"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ mod audit;
 mod channels;
 mod cli;
 mod config;
+mod errors;
+mod logging;
 mod provider;
 mod sandbox;
 mod session;
@@ -48,20 +50,15 @@ enum Cmd {
     Doctor(cli::doctor::DoctorArgs),
     /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
+    /// The sandboxd this user's commands reach: status, or stop the one nanobot started
+    #[command(subcommand)]
+    Sandbox(cli::sandbox::SandboxCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
-    // Library warnings (provider retries) go to stderr; NANOBOT_LOG=debug for more.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NANOBOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
+    // Library warnings (provider retries) go to stderr as plain lines; NANOBOT_LOG=debug for more.
+    logging::init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,9 +80,10 @@ fn main() {
             Cmd::Status(a) => (cli::status::run(&g, a).await, 1),
             Cmd::Doctor(a) => (cli::doctor::run(&g, a).await, 1),
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
+            Cmd::Sandbox(c) => (cli::sandbox::run(&g, c).await, 1),
         };
         r.unwrap_or_else(|e| {
-            eprintln!("nanobot: {e:#}");
+            eprintln!("nanobot: {}", errors::anyhow_chain(&e));
             on_error
         })
     });

@@ -595,6 +595,61 @@ fn a_spinner_says_what_runs_on_a_terminal() {
     assert!(out.contains("finished"), "{out:?}");
 }
 
+/// Warnings are coloured on a terminal only, and never with NO_COLOR set (into a file they never
+/// are: `provider_retries_are_plain_lines_and_the_error_keeps_its_cause` in firsthour.rs).
+#[test]
+fn warnings_are_coloured_on_a_terminal_unless_no_color() {
+    if !Path::new("/usr/bin/script").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "script(1) is needed for a pseudo-terminal"
+        );
+        eprintln!("skipped: needs script(1) for a pseudo-terminal");
+        return;
+    }
+    let d = Daemon::start();
+    let home = Home::new("colour");
+    let run = |no_color: Option<&str>| {
+        let server = Server::start(vec![
+            llm::status(429, &[("Retry-After", "0")], "{\"error\": \"slow down\"}"),
+            llm::openai_text("fine"),
+        ]);
+        home.config(&d, "custom", &server.base(), "m");
+        let cmd = format!(
+            "{} agent -w {} -m hi --quiet",
+            bin("nanobot").display(),
+            d.ws.display()
+        );
+        let (uid, gid) = test_ids();
+        let mut c = Command::new("script");
+        c.args(["-qfec", &cmd, "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home.dir)
+            .env("TEST_LLM_KEY", "k")
+            .stdin(Stdio::null());
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        let o = c.output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let coloured = run(None);
+    assert!(
+        coloured.contains("nanobot: \x1b[33mwarning\x1b[0m: custom: HTTP 429"),
+        "{coloured:?}"
+    );
+    let plain = run(Some("1"));
+    assert!(
+        plain.contains("nanobot: warning: custom: HTTP 429") && !plain.contains("\x1b[33m"),
+        "{plain:?}"
+    );
+    assert!(plain.contains("fine"), "{plain:?}");
+}
+
 #[test]
 fn gateway_answers_allowed_telegram_users_and_ignores_others() {
     let d = Daemon::start();

@@ -337,6 +337,21 @@ fn autostart_for_a_user_without_setup() {
     assert!(!socket.exists());
     let o = run("id -u; pwd; echo hello > made");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Started for the user, and said so in one line: where, what it serves, its log, the stop.
+    let said: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with("nanobot: started sandboxd for you"))
+        .map(String::from)
+        .collect();
+    assert_eq!(said.len(), 1, "{}", stderr(&o));
+    for want in [
+        format!("on {}", socket.display()),
+        format!("serving workspaces under {}", home.display()),
+        format!("log {}", home.join(".nanobot/logs/sandboxd.log").display()),
+        "stop it with: nanobot sandbox stop".into(),
+    ] {
+        assert!(said[0].contains(&want), "{want:?} in {}", said[0]);
+    }
     let ws = home.join(".nanobot/workspace");
     assert_eq!(
         stdout(&o),
@@ -358,6 +373,7 @@ fn autostart_for_a_user_without_setup() {
     );
     let o = run("cat made");
     assert_eq!(stdout(&o), "hello\n");
+    assert!(!stderr(&o).contains("started sandboxd"), "{}", stderr(&o));
     assert_eq!(pids_with(&socket.display().to_string()), daemons);
     // Confined like any other exec: the home around the workspace is not readable.
     std::fs::write(home.join("secret"), "TOPSECRET").unwrap();
@@ -401,8 +417,30 @@ fn autostart_for_root_runs_commands_as_a_system_user() {
             .unwrap()
     };
     let marker = format!("made-{}", std::process::id());
+    let existed = lookup("nanobot-sandbox").is_some();
     let o = run(&format!("id -un; id -u; pwd; touch {marker}"));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Root hears what was set up for it: the system user (created, if it was), the workspace
+    // under /var/lib and its link, the socket under /run, the log and how to stop it.
+    let said = stderr(&o)
+        .lines()
+        .find(|l| l.starts_with("nanobot: started sandboxd for you"))
+        .unwrap_or_else(|| panic!("no announcement in {}", stderr(&o)))
+        .to_string();
+    for want in [
+        "on /run/nanobot/sandboxd.sock",
+        "serving workspaces under /var/lib/nanobot/workspace",
+        "as the system user nanobot-sandbox",
+        "root's ~/.nanobot/workspace links there",
+        "stop it with: nanobot sandbox stop",
+    ] {
+        assert!(said.contains(want), "{want:?} in {said}");
+    }
+    assert_eq!(
+        said.contains("just created with useradd"),
+        !existed,
+        "{said}"
+    );
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "nanobot-sandbox", "{out}");
@@ -439,6 +477,18 @@ fn autostart_for_root_runs_commands_as_a_system_user() {
     let o = run("id -un");
     assert_eq!(stdout(&o), "nanobot-sandbox\n");
     assert_eq!(pids_with(&socket.display().to_string()), daemons);
+    // `nanobot sandbox stop` stops it, as the line said.
+    let o = Command::new(bin("nanobot"))
+        .args(["sandbox", "stop"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("stopped sandboxd"), "{}", stdout(&o));
+    assert!(!Path::new("/run/nanobot/sandboxd.autostart.json").exists());
     let _ = std::fs::remove_file(made);
     let _ = std::fs::remove_dir_all(&home);
 }

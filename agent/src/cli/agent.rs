@@ -103,8 +103,8 @@ pub fn refuse_root() -> Result<()> {
 pub async fn run(g: &Globals, a: AgentArgs) -> Result<i32> {
     refuse_root()?;
     let loaded = g.load()?;
+    let provider = crate::cli::provider::pick(&loaded)?;
     let cfg = loaded.config;
-    let provider = crate::provider::select(&cfg)?;
     let workspace = g.workspace(&cfg)?;
     let (_socket, client) =
         socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;

@@ -3,7 +3,7 @@
 
 use crate::cli::globals::Globals;
 use crate::config::{self, Loaded};
-use crate::sandbox::{client, socket};
+use crate::sandbox::{autostart, client, socket};
 use anyhow::Result;
 use nanobot_proto::pb::InfoResponse;
 use serde::Serialize;
@@ -40,6 +40,81 @@ fn check(name: &str, ok: bool, critical: bool, detail: String, fix: String) -> C
     }
 }
 
+/// How to get a sandboxd answering, on this machine (pure): with a socket named (flag,
+/// environment, config) the daemon behind it must be started; otherwise nanobot starts one
+/// itself, which needs the sandboxd binary.
+pub fn reach_fix(
+    named: Option<&Path>,
+    binary: Result<&Path, &str>,
+    system_unit: bool,
+    config_flag: Option<&Path>,
+) -> String {
+    let nanobot = match config_flag {
+        Some(c) => format!("nanobot -c {}", c.display()),
+        None => "nanobot".into(),
+    };
+    let systemd = |s: &Path| system_unit && s == Path::new(socket::SYSTEM_SOCKET);
+    match (named, binary) {
+        (Some(s), _) if systemd(s) => "systemctl start sandboxd.socket".into(),
+        (Some(s), Ok(_)) => format!(
+            "start the sandboxd that listens on {}, or name no socket (drop --socket, unset \
+             NANOBOT_SANDBOX_SOCKET, remove sandbox.socket from the config) and run `{nanobot} \
+             exec -- true` to have one started for you",
+            s.display()
+        ),
+        (Some(s), Err(_)) => format!("start the sandboxd that listens on {}", s.display()),
+        (None, Ok(_)) if system_unit => format!(
+            "systemctl start sandboxd.socket, or run `{nanobot} exec -- true` to start a per-user one"
+        ),
+        (None, Ok(_)) => format!("{nanobot} exec -- true"),
+        (None, Err(why)) => format!(
+            "install sandboxd ({why}): `cargo build --release` in the nanobot source tree puts \
+             it next to nanobot, the nanobot .deb installs both; then run `{nanobot} exec -- true`"
+        ),
+    }
+}
+
+/// How to run sandboxd here: `sandboxd` when PATH finds it, else its full path.
+fn sandboxd_command(binary: Option<&Path>) -> String {
+    let in_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join("sandboxd").is_file());
+    match binary {
+        Some(b) if !in_path => b.display().to_string(),
+        _ => "sandboxd".into(),
+    }
+}
+
+/// How to stop running nanobot as root (pure): back to the user sudo came from, else the
+/// `nanobot` user when it exists, else create one.
+pub fn root_fix(sudo_user: Option<String>, nanobot_user: bool) -> String {
+    match (sudo_user, nanobot_user) {
+        (Some(u), _) => format!("run nanobot as {u}, without sudo"),
+        (None, true) => "sudo -u nanobot -H nanobot doctor".into(),
+        (None, false) => "useradd --create-home nanobot && sudo -u nanobot -H nanobot onboard \
+             (or run nanobot from your own unprivileged account)"
+            .into(),
+    }
+}
+
+fn user_exists(name: &str) -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .is_ok_and(|p| p.lines().any(|l| l.split(':').next() == Some(name)))
+}
+
+/// Whether the packaged systemd socket unit is installed.
+fn system_unit_installed() -> bool {
+    [
+        "/etc/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("sandboxd.socket").is_file())
+        && Path::new("/run/systemd/system").is_dir()
+}
+
 /// Checks on the config alone (pure; unit-tested).
 pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
     use std::os::unix::fs::PermissionsExt;
@@ -63,7 +138,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             false,
             true,
             format!("{} does not exist", home.display()),
-            "nanobot onboard".into(),
+            crate::cli::globals::onboard_command(&loaded.path),
         )),
     }
     match mode(&loaded.path) {
@@ -79,7 +154,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             false,
             true,
             format!("{} does not exist", loaded.path.display()),
-            "nanobot onboard".into(),
+            crate::cli::globals::onboard_command(&loaded.path),
         )),
     }
     let root = crate::user::is_root();
@@ -93,7 +168,12 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             // SAFETY: geteuid has no preconditions.
             format!("uid {}", unsafe { libc::geteuid() })
         },
-        "run nanobot as an unprivileged user, e.g. sudo -u nanobot nanobot agent".into(),
+        root_fix(
+            std::env::var("SUDO_USER")
+                .ok()
+                .filter(|u| !u.is_empty() && u != "root"),
+            user_exists("nanobot"),
+        ),
     ));
     let open: Vec<&String> = cfg
         .channels
@@ -165,10 +245,13 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
         provider.is_ok(),
         true,
         match &provider {
-            Ok(p) => format!("{} via {} ({})", p.model, p.name, p.base),
-            Err(e) => e.to_string(),
+            Ok(p) => format!("{} via {} ({}), because {}", p.model, p.name, p.base, p.why),
+            Err(e) => crate::cli::provider::explain(loaded, e),
         },
-        "set providers.<name>.apiKey in the config".into(),
+        match &provider {
+            Ok(_) => String::new(),
+            Err(e) => crate::cli::provider::fix(loaded, e),
+        },
     ));
     out
 }
@@ -209,6 +292,9 @@ fn sandbox_checks(
     tried: &[PathBuf],
     found: Option<&Path>,
     info: Option<&InfoResponse>,
+    fix: String,
+    autostarted: bool,
+    sandboxd: &str,
 ) -> Vec<Check> {
     let shown: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     let mut out = vec![check(
@@ -219,7 +305,7 @@ fn sandbox_checks(
             Some(s) => s.display().to_string(),
             None => format!("no answer on {}", shown.join(", ")),
         },
-        "start it (systemctl start sandboxd.socket), or run `nanobot exec -- true` to start a per-user one".into(),
+        fix,
     )];
     if let Some(i) = info {
         let has = |l: &str| i.layers_enforced.iter().any(|x| x == l);
@@ -232,14 +318,14 @@ fn sandbox_checks(
             } else {
                 format!("not enforced: {}", i.problems.join("; "))
             },
-            "see `sandboxd doctor`; Landlock needs Linux 5.13+ and lsm=landlock".into(),
+            format!("{sandboxd} doctor says why; Landlock needs Linux 5.13+ and lsm=landlock"),
         ));
         out.push(check(
             "sandboxd enforces seccomp",
             has("seccomp"),
             true,
             i.layers_enforced.join(", "),
-            "see `sandboxd doctor`".into(),
+            format!("{sandboxd} doctor says why"),
         ));
         out.push(check(
             "sandboxd not degraded",
@@ -250,7 +336,18 @@ fn sandbox_checks(
             } else {
                 format!("running without: {}", i.degraded.join(", "))
             },
-            "remove allow_degraded from sandboxd.toml once the host supports every layer".into(),
+            if autostarted {
+                format!(
+                    "the sandboxd nanobot started for you runs as you, without root, and so \
+                     without those layers: run sandboxd as root with --user (see `{sandboxd} \
+                     doctor` and the operator section of the README), then `nanobot sandbox stop`"
+                )
+            } else {
+                format!(
+                    "{sandboxd} doctor says why; remove allow_degraded from sandboxd.toml once \
+                     the host supports every layer"
+                )
+            },
         ));
     }
     out
@@ -259,6 +356,7 @@ fn sandbox_checks(
 pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
     let path = g.config_path();
     let mut checks = vec![];
+    // A config that does not exist is reported by config_checks ("config file"), not as parsed.
     let loaded = match config::load(&path) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -273,21 +371,23 @@ pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
         }
     };
     if let Some(l) = &loaded {
-        checks.push(check(
-            "config parses",
-            true,
-            true,
-            format!(
-                "{}{}",
-                path.display(),
-                if l.warnings.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", l.warnings.join("; "))
-                }
-            ),
-            String::new(),
-        ));
+        if l.exists {
+            checks.push(check(
+                "config parses",
+                true,
+                true,
+                format!(
+                    "{}{}",
+                    path.display(),
+                    if l.warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", l.warnings.join("; "))
+                    }
+                ),
+                String::new(),
+            ));
+        }
         checks.extend(config_checks(l, &g.home_dir()));
     }
     checks.push(log_check(g));
@@ -297,7 +397,28 @@ pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
         Some(s) => client::info(s).await,
         None => None,
     };
-    checks.extend(sandbox_checks(&tried, found.as_deref(), inf.as_ref()));
+    let named = match socket::candidates(a.socket.clone(), cfg.sandbox.socket.as_deref()) {
+        socket::Candidates::Named(s) => Some(s),
+        socket::Candidates::Defaults(_) => None,
+    };
+    let binary = autostart::sandboxd_binary().map_err(|e| e.to_string());
+    let fix = reach_fix(
+        named.as_deref(),
+        binary.as_deref().map_err(String::as_str),
+        system_unit_installed(),
+        g.config.as_deref(),
+    );
+    let autostarted = found
+        .as_deref()
+        .is_some_and(|s| autostart::started(s).is_some());
+    checks.extend(sandbox_checks(
+        &tried,
+        found.as_deref(),
+        inf.as_ref(),
+        fix,
+        autostarted,
+        &sandboxd_command(binary.as_deref().ok()),
+    ));
     let ok = checks.iter().all(|c| c.ok || !c.critical);
     if a.json {
         println!(
@@ -367,16 +488,94 @@ mod tests {
             layers_enforced: vec!["landlock".into(), "seccomp".into()],
             ..Default::default()
         };
-        let c = sandbox_checks(&[], Some(Path::new("/s")), Some(&i));
+        let c = sandbox_checks(
+            &[],
+            Some(Path::new("/s")),
+            Some(&i),
+            String::new(),
+            false,
+            "sandboxd",
+        );
         assert!(c.iter().all(|c| c.ok), "{c:?}");
         let i = InfoResponse {
             layers_enforced: vec!["seccomp".into()],
             degraded: vec!["landlock".into()],
             ..Default::default()
         };
-        let c = sandbox_checks(&[], Some(Path::new("/s")), Some(&i));
+        let c = sandbox_checks(
+            &[],
+            Some(Path::new("/s")),
+            Some(&i),
+            String::new(),
+            false,
+            "sandboxd",
+        );
         assert_eq!(c.iter().filter(|c| !c.ok).count(), 2);
-        let c = sandbox_checks(&[PathBuf::from("/x")], None, None);
+        let c = sandbox_checks(
+            &[PathBuf::from("/x")],
+            None,
+            None,
+            "f".into(),
+            false,
+            "sandboxd",
+        );
         assert!(!c[0].ok && c[0].detail.contains("/x"));
+    }
+
+    /// Every fix for an unreachable sandboxd works on the machine it is printed on: no
+    /// `nanobot exec` where no sandboxd binary exists, no systemctl without the unit, -c kept.
+    #[test]
+    fn the_reach_fix_fits_the_machine() {
+        let bin = Ok(Path::new("/usr/bin/sandboxd"));
+        let none = || Err("sandboxd not found next to nanobot or in PATH");
+        assert_eq!(reach_fix(None, bin, false, None), "nanobot exec -- true");
+        assert_eq!(
+            reach_fix(None, bin, false, Some(Path::new("/x/c.json"))),
+            "nanobot -c /x/c.json exec -- true"
+        );
+        assert!(reach_fix(None, bin, true, None).starts_with("systemctl start sandboxd.socket"));
+        let f = reach_fix(None, none(), false, None);
+        assert!(f.starts_with("install sandboxd (sandboxd not found"), "{f}");
+        let sys = Path::new(socket::SYSTEM_SOCKET);
+        assert_eq!(
+            reach_fix(Some(sys), none(), true, None),
+            "systemctl start sandboxd.socket"
+        );
+        let f = reach_fix(Some(sys), none(), false, None);
+        assert!(
+            !f.contains("systemctl") && !f.contains("exec -- true"),
+            "{f}"
+        );
+        let f = reach_fix(Some(Path::new("/tmp/s.sock")), bin, true, None);
+        assert!(
+            f.contains("/tmp/s.sock") && f.contains("nanobot exec -- true"),
+            "{f}"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_is_not_parsed_and_onboard_writes_it() {
+        assert_eq!(
+            crate::cli::globals::onboard_command(&config::default_path()),
+            "nanobot onboard"
+        );
+        let l = config::load_with_env(Path::new("/nonexistent/c.json"), &[]).unwrap();
+        let checks = config_checks(&l, Path::new("/nonexistent"));
+        let f = checks.iter().find(|c| c.name == "config file").unwrap();
+        assert!(
+            !f.ok && f.detail == "/nonexistent/c.json does not exist",
+            "{f:?}"
+        );
+        assert_eq!(f.fix, "nanobot -c /nonexistent/c.json onboard");
+    }
+
+    #[test]
+    fn the_root_fix_names_a_user_that_exists() {
+        assert_eq!(
+            root_fix(Some("alice".into()), true),
+            "run nanobot as alice, without sudo"
+        );
+        assert_eq!(root_fix(None, true), "sudo -u nanobot -H nanobot doctor");
+        assert!(root_fix(None, false).starts_with("useradd --create-home nanobot && "));
     }
 }

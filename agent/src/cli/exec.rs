@@ -148,7 +148,12 @@ fn refuse(json: bool, layer: &str, prefix: &str, reason: &str) -> i32 {
 pub async fn run(g: &Globals, a: ExecArgs) -> Result<i32> {
     match run_exec(g, &a).await {
         // Whatever stopped nanobot before the command ran, `--json` still prints one object.
-        Err(e) if a.json => Ok(refuse(true, "nanobot", "", &format!("{e:#}"))),
+        Err(e) if a.json => Ok(refuse(
+            true,
+            "nanobot",
+            "",
+            &crate::errors::anyhow_chain(&e),
+        )),
         r => r,
     }
 }

@@ -62,9 +62,11 @@ impl Inbox for Shared {
 
 pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
     crate::cli::agent::refuse_root()?;
-    let cfg = g.load()?.config;
-    let channels = check_channels(&cfg)?;
-    let provider = crate::provider::select(&cfg)?;
+    let loaded = g.load()?;
+    let channels = check_channels(&loaded.config)?;
+    crate::cli::provider::warn_unset_channels(&loaded);
+    let provider = crate::cli::provider::pick(&loaded)?;
+    let cfg = loaded.config;
     let workspace = g.workspace(&cfg)?;
     let (socket, client) =
         socket::connect(a.socket.clone(), cfg.sandbox.socket.as_deref(), &workspace).await?;

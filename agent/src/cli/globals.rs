@@ -32,9 +32,13 @@ impl Globals {
             .unwrap_or_else(config::default_dir)
     }
 
-    /// Load the config; print its warnings (unknown keys, loose modes) on stderr.
+    /// Load the config; print its warnings (unknown keys, loose modes, `${VAR}` references every
+    /// command uses) on stderr. A file named with -c must exist; the default one may be missing.
     pub fn load(&self) -> Result<Loaded> {
         let path = self.config_path();
+        if let Some(named) = &self.config {
+            missing_named_config(named)?;
+        }
         let loaded = match config::load(&path) {
             // The default path under a HOME this user cannot read (sudo -u without -H): say so
             // and go on with the defaults. A config named with -c must be readable.
@@ -65,9 +69,34 @@ impl Globals {
     }
 }
 
-/// Everything the operator should hear when a command starts.
+/// A config named with -c that does not exist (or is a link to nothing) is an error saying so,
+/// not a quiet fall back to the defaults (which then fails for want of a provider).
+pub fn missing_named_config(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "config file {} does not exist (given with -c); check the path, or create it with: \
+             {}",
+            path.display(),
+            onboard_command(path)
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The command that writes this config: `nanobot onboard`, with `-c PATH` for another file.
+pub fn onboard_command(path: &Path) -> String {
+    if path == config::default_path() {
+        "nanobot onboard".into()
+    } else {
+        format!("nanobot -c {} onboard", path.display())
+    }
+}
+
+/// Everything the operator should hear when a command starts. `${VAR}` references in providers
+/// and channels are left to the commands that use them (`cli::provider`).
 pub fn warnings(loaded: &Loaded, home: &Path) -> Vec<String> {
     let mut w = loaded.warnings.clone();
+    w.extend(loaded.unset_everywhere().map(|r| r.to_string()));
     w.extend(config::mode_warnings(home, &loaded.path));
     if loaded.config.agents.defaults.restrict_to_workspace == Some(false) {
         w.push(
@@ -78,4 +107,31 @@ pub fn warnings(loaded: &Loaded, home: &Path) -> Vec<String> {
         );
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// -c to a missing file, or to a link to nothing, says the file does not exist and how to
+    /// create it; an existing file passes.
+    #[test]
+    fn a_named_config_must_exist() {
+        let dir = std::env::temp_dir().join(format!("nanobot-globals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("none.json");
+        let e = missing_named_config(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("config file {} does not exist", missing.display()))
+                && e.contains(&format!("nanobot -c {} onboard", missing.display())),
+            "{e}"
+        );
+        let link = dir.join("link.json");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&missing, &link).unwrap();
+        assert!(missing_named_config(&link).is_err());
+        std::fs::write(&missing, "{}").unwrap();
+        assert!(missing_named_config(&link).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -6,5 +6,7 @@ pub mod exec;
 pub mod gateway;
 pub mod globals;
 pub mod onboard;
+pub mod provider;
+pub mod sandbox;
 pub mod status;
 pub mod tool;

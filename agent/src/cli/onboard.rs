@@ -92,12 +92,15 @@ pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
         }
         Err(e) => {
             eprintln!(
-                "nanobot: warning: starter files not written, sandboxd is not reachable: {e:#}"
+                "nanobot: warning: starter files not written, sandboxd is not reachable: {}",
+                crate::errors::anyhow_chain(&e)
             )
         }
     }
     println!(
-        "\nNext: put your API key in the environment (export OPENROUTER_API_KEY=...), then run\n  nanobot agent -m \"hello\""
+        "\nNext: put the key of the provider in agents.defaults.provider in the environment \
+         (for openrouter: export OPENROUTER_API_KEY=...), check it with `nanobot status`, then \
+         run\n  nanobot agent -m \"hello\""
     );
     Ok(0)
 }

@@ -1,7 +1,7 @@
 //! `nanobot status`: the config, provider, model, workspace and sandboxd this instance would use.
 
 use crate::cli::globals::Globals;
-use crate::sandbox::{client, socket};
+use crate::sandbox::{autostart, client, socket};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -24,16 +24,10 @@ pub async fn run(g: &Globals, a: StatusArgs) -> Result<i32> {
             " (missing: defaults)"
         }
     );
-    match crate::provider::select(cfg) {
-        Ok(p) => println!(
-            "provider:   {} ({})\nmodel:      {}",
-            p.name, p.base, p.model
-        ),
-        Err(e) => println!("provider:   none — {e}"),
-    }
+    println!("{}", crate::cli::provider::describe(&loaded));
     match g.workspace(cfg) {
         Ok(w) => println!("workspace:  {}", w.display()),
-        Err(e) => println!("workspace:  {e:#}"),
+        Err(e) => println!("workspace:  {}", crate::errors::anyhow_chain(&e)),
     }
     let (tried, found) = socket::locate(a.socket, cfg.sandbox.socket.as_deref()).await;
     match &found {
@@ -54,13 +48,19 @@ pub async fn run(g: &Globals, a: StatusArgs) -> Result<i32> {
             None => println!("sandboxd:   {} answers but Info failed", s.display()),
         },
         None => println!(
-            "sandboxd:   not running (tried {}); `nanobot agent` starts a per-user one",
+            "sandboxd:   not running (tried {}); the next `nanobot exec` or `nanobot agent` starts one for you",
             tried
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+    if found
+        .as_deref()
+        .is_some_and(|s| autostart::started(s).is_some())
+    {
+        println!("            started for you by nanobot: `nanobot sandbox status` for more, `nanobot sandbox stop` stops it");
     }
     println!(
         "exec:       timeout {} s, profile {}",

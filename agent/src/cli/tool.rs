@@ -56,7 +56,7 @@ pub async fn run(g: &Globals, a: ToolArgs) -> Result<i32> {
     let (cfg, workspace, client) = match setup(g, &a).await {
         Ok(s) => s,
         Err(e) if tool.name == "exec" => {
-            eprintln!("nanobot: {e:#}");
+            eprintln!("nanobot: {}", crate::errors::anyhow_chain(&e));
             return Ok(EXIT_REFUSED);
         }
         Err(e) => return Err(e),

@@ -82,8 +82,10 @@ const KNOWN: &[Known] = &[
 pub enum ProviderError {
     #[error("no provider is configured for model {model:?}: set providers.<name>.apiKey (openrouter, anthropic, openai, deepseek, groq, gemini) or providers.<name>.apiBase in the config; `nanobot onboard` writes a template")]
     NoneConfigured { model: String },
-    #[error("agents.defaults.provider is {0:?}, but providers.{0} is not in the config")]
+    #[error("agents.defaults.provider is {0:?}, but providers.{0} is not in the config: add it with its apiKey{more}", more = needs_base(.0))]
     UnknownProvider(String),
+    #[error("agents.defaults.provider is {0:?}, but providers.{0}.apiKey is empty: set it (export the variable it refers to), or choose another provider in agents.defaults.provider")]
+    NoKey(String),
     #[error("provider {0} has no apiBase; set providers.{0}.apiBase")]
     NoBase(String),
     #[error("provider {provider} rejected the API key (HTTP 401) for model {model}: {body}; check providers.{provider}.apiKey")]
@@ -106,7 +108,7 @@ pub enum ProviderError {
         status: u16,
         body: String,
     },
-    #[error("provider {provider} (model {model}) failed after {}: {last}", crate::text::count(u64::from(*attempts), "attempt"))]
+    #[error("provider {provider} (model {model}) failed after {}: {last}; check that the server is up and providers.{provider}.apiBase", crate::text::count(u64::from(*attempts), "attempt"))]
     GaveUp {
         provider: String,
         model: String,
@@ -117,6 +119,15 @@ pub enum ProviderError {
     Decode { provider: String, msg: String },
     #[error("building the HTTP client: {0}")]
     Client(String),
+}
+
+/// What else a provider entry needs besides a key: an apiBase unless we know its URL.
+fn needs_base(name: &str) -> &'static str {
+    if KNOWN.iter().any(|k| k.name == name && k.base.is_some()) {
+        ""
+    } else {
+        " and apiBase"
+    }
 }
 
 /// A provider ready to be called.
@@ -131,24 +142,38 @@ pub struct Provider {
     pub model: String,
     pub retries: u32,
     pub http: reqwest::Client,
+    /// Why this provider (see [`Choice::why`]).
+    pub why: String,
+    /// See [`Choice::passed_over`].
+    pub passed_over: Vec<String>,
 }
 
-/// The pure part of the choice: which provider and which model name to send.
+/// The pure part of the choice: which provider and which model name to send, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
     pub name: String,
     pub model: String,
+    /// The rule that chose it, in the config's words (`agents.defaults.provider = custom`).
+    pub why: String,
+    /// Other providers that have a key or an apiBase and were passed over by the fallback rule:
+    /// the choice is a guess worth a warning (set agents.defaults.provider).
+    pub passed_over: Vec<String>,
 }
+
+/// Providers that answer without a key (local servers).
+const KEYLESS: &[&str] = &["ollama", "vllm"];
 
 fn usable(p: &ProviderConfig) -> bool {
     p.api_key.as_deref().is_some_and(|k| !k.is_empty())
         || p.api_base.as_deref().is_some_and(|b| !b.is_empty())
 }
 
-/// Pick the provider for the configured model, as the Python nanobot does: an explicit
-/// `agents.defaults.provider`; else a `name/` prefix naming a configured provider (stripped);
-/// else a configured provider whose keywords appear in the model name; else the first configured
-/// one (OpenRouter first, as a gateway to every model).
+/// Pick the provider for the configured model. `agents.defaults.provider` decides when set (onboard
+/// writes it); it must be configured, with a key unless it has an apiBase or needs none (ollama,
+/// vllm). Without it (configs older than that key), as the Python nanobot does: a `name/` prefix
+/// naming a configured provider (stripped); else a configured provider whose keywords appear in
+/// the model name; else the only configured one; else, among several, OpenRouter (a gateway to
+/// every model), then the first by name, reported in `passed_over` so the caller can warn.
 pub fn choose(cfg: &Config) -> Result<Choice, ProviderError> {
     let model = cfg.agents.defaults.model.clone();
     let configured: Vec<&String> = cfg
@@ -157,37 +182,55 @@ pub fn choose(cfg: &Config) -> Result<Choice, ProviderError> {
         .filter(|(_, p)| usable(p))
         .map(|(n, _)| n)
         .collect();
-    if let Some(p) = &cfg.agents.defaults.provider {
-        if !cfg.providers.contains_key(p) {
-            return Err(ProviderError::UnknownProvider(p.clone()));
+    let pick = |name: &str, model: String, why: String| Choice {
+        name: name.to_string(),
+        model,
+        why,
+        passed_over: vec![],
+    };
+    if let Some(p) = cfg
+        .agents
+        .defaults
+        .provider
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let Some(pc) = cfg.providers.get(p) else {
+            return Err(ProviderError::UnknownProvider(p.to_string()));
+        };
+        if !usable(pc) && !KEYLESS.contains(&p) {
+            return Err(ProviderError::NoKey(p.to_string()));
         }
         let m = model
             .strip_prefix(&format!("{p}/"))
             .unwrap_or(&model)
             .to_string();
-        return Ok(Choice {
-            name: p.clone(),
-            model: m,
-        });
+        return Ok(pick(p, m, format!("agents.defaults.provider = {p}")));
     }
     if let Some((prefix, rest)) = model.split_once('/') {
         if configured.iter().any(|n| n.as_str() == prefix) {
-            return Ok(Choice {
-                name: prefix.into(),
-                model: rest.into(),
-            });
+            return Ok(pick(
+                prefix,
+                rest.into(),
+                format!("the model's prefix {prefix}/ names a configured provider"),
+            ));
         }
     }
     let lower = model.to_ascii_lowercase();
     for k in KNOWN {
-        if configured.iter().any(|n| n.as_str() == k.name)
-            && k.keywords.iter().any(|w| lower.contains(w))
-        {
-            return Ok(Choice {
-                name: k.name.into(),
-                model,
-            });
+        if configured.iter().any(|n| n.as_str() == k.name) {
+            if let Some(w) = k.keywords.iter().find(|w| lower.contains(*w)) {
+                let why = format!("the model name contains {w:?}");
+                return Ok(pick(k.name, model, why));
+            }
         }
+    }
+    if let [only] = configured.as_slice() {
+        return Ok(pick(
+            only,
+            model,
+            "it is the only provider with a key or apiBase".into(),
+        ));
     }
     let first = configured
         .iter()
@@ -197,6 +240,20 @@ pub fn choose(cfg: &Config) -> Result<Choice, ProviderError> {
         Some(n) => Ok(Choice {
             name: n.to_string(),
             model,
+            why: format!(
+                "agents.defaults.provider is not set and several providers have a key or apiBase \
+                 ({}): {n} comes first",
+                configured
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            passed_over: configured
+                .iter()
+                .filter(|o| o != &n)
+                .map(|o| o.to_string())
+                .collect(),
         }),
         None => Err(ProviderError::NoneConfigured { model }),
     }
@@ -228,6 +285,8 @@ pub fn select(cfg: &Config) -> Result<Provider, ProviderError> {
         model: c.model,
         retries: 3,
         http,
+        why: c.why,
+        passed_over: c.passed_over,
     })
 }
 
@@ -326,14 +385,14 @@ impl Provider {
                     }
                 }
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    (None, e.to_string())
+                    (None, self.cause(&e))
                 }
                 Err(e) => {
                     return Err(ProviderError::GaveUp {
                         provider: self.name.clone(),
                         model: self.model.clone(),
                         attempts: attempt,
-                        last: e.to_string(),
+                        last: self.cause(&e),
                     })
                 }
             };
@@ -348,9 +407,51 @@ impl Provider {
             let wait = retry_after
                 .map(|s| Duration::from_secs(s.min(60)))
                 .unwrap_or_else(|| Duration::from_millis(1000 << (attempt - 1).min(5)));
-            tracing::warn!(provider = %self.name, attempt, wait_ms = wait.as_millis() as u64, "retrying: {last}");
+            tracing::warn!(
+                provider = %self.name,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "{}: {last} (attempt {attempt} of {}), retrying in {}",
+                self.name,
+                self.retries + 1,
+                seconds(wait)
+            );
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+impl Provider {
+    /// Why a request got no answer, in words: "cannot connect to http://h/v1: connection
+    /// refused", "no answer within 120 s", never reqwest's "error sending request" wrapper alone.
+    fn cause(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            return format!(
+                "no answer from {} within the timeout (providers.{}.timeout)",
+                self.base, self.name
+            );
+        }
+        let why = match crate::errors::io_cause(e) {
+            Some(io) => crate::errors::plain_io(io),
+            None => crate::errors::render_chain(
+                std::iter::successors(std::error::Error::source(e), |e| e.source())
+                    .map(|e| e.to_string()),
+            ),
+        };
+        if e.is_connect() {
+            format!("cannot connect to {}: {why}", self.base)
+        } else {
+            why
+        }
+    }
+}
+
+/// `1 s`, `500 ms`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
@@ -387,25 +488,24 @@ mod tests {
             "anthropic/claude-opus-4-5",
             &[("anthropic", "k"), ("openrouter", "k")],
         );
+        let ch = choose(&c).unwrap();
         assert_eq!(
-            choose(&c).unwrap(),
-            Choice {
-                name: "anthropic".into(),
-                model: "claude-opus-4-5".into()
-            }
+            (ch.name.as_str(), ch.model.as_str()),
+            ("anthropic", "claude-opus-4-5")
         );
+        assert!(ch.why.contains("prefix anthropic/"), "{}", ch.why);
     }
 
     #[test]
     fn openrouter_gets_the_full_model_id_when_the_vendor_is_not_configured() {
         let c = cfg("anthropic/claude-opus-4-5", &[("openrouter", "k")]);
+        let ch = choose(&c).unwrap();
         assert_eq!(
-            choose(&c).unwrap(),
-            Choice {
-                name: "openrouter".into(),
-                model: "anthropic/claude-opus-4-5".into()
-            }
+            (ch.name.as_str(), ch.model.as_str()),
+            ("openrouter", "anthropic/claude-opus-4-5")
         );
+        assert_eq!(ch.why, "it is the only provider with a key or apiBase");
+        assert!(ch.passed_over.is_empty());
     }
 
     #[test]
@@ -429,6 +529,51 @@ mod tests {
             },
         );
         assert_eq!(choose(&c).unwrap().name, "ollama");
+        assert_eq!(choose(&c).unwrap().why, "agents.defaults.provider = ollama");
+    }
+
+    /// A custom provider and an OpenRouter key that appears later: with agents.defaults.provider
+    /// the custom one stays; without it the fallback is said, with what it passed over.
+    #[test]
+    fn an_explicit_provider_is_not_displaced_by_another_key() {
+        let mut c = cfg("my-model", &[("openrouter", "sk-or")]);
+        c.providers.insert(
+            "custom".into(),
+            ProviderConfig {
+                api_base: Some("http://127.0.0.1:9/v1".into()),
+                ..Default::default()
+            },
+        );
+        let ch = choose(&c).unwrap();
+        assert_eq!(ch.name, "openrouter");
+        assert_eq!(ch.passed_over, vec!["custom".to_string()]);
+        assert!(
+            ch.why.contains("agents.defaults.provider is not set"),
+            "{}",
+            ch.why
+        );
+        c.agents.defaults.provider = Some("custom".into());
+        let ch = choose(&c).unwrap();
+        assert_eq!((ch.name.as_str(), ch.passed_over.len()), ("custom", 0));
+    }
+
+    #[test]
+    fn an_explicit_provider_without_a_key_is_an_error_naming_the_key() {
+        let mut c = cfg("m", &[("openrouter", "")]);
+        c.agents.defaults.provider = Some("openrouter".into());
+        let e = choose(&c).unwrap_err().to_string();
+        assert!(e.contains("providers.openrouter.apiKey is empty"), "{e}");
+        // A local server needs no key.
+        c.providers
+            .insert("ollama".into(), ProviderConfig::default());
+        c.agents.defaults.provider = Some("ollama".into());
+        assert_eq!(choose(&c).unwrap().name, "ollama");
+        c.agents.defaults.provider = Some("anthropic".into());
+        let e = choose(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("providers.anthropic is not in the config"),
+            "{e}"
+        );
     }
 
     #[test]

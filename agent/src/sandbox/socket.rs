@@ -8,6 +8,7 @@ use crate::sandbox::autostart;
 use crate::sandbox::client::{self, answers, Client};
 use crate::user::{home, is_root};
 use anyhow::{Context, Result};
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -110,10 +111,69 @@ pub async fn connect(
         Candidates::Named(s) => s,
         Candidates::Defaults(defaults) => first_answering_or_start(defaults, workspace).await?,
     };
+    if let Some(s) = autostart::started(&socket) {
+        if !autostart::serves(&s.roots, workspace) {
+            return Err(ConnectError::OutsideRoots {
+                workspace: workspace.to_path_buf(),
+                started: s,
+            }
+            .into());
+        }
+    }
     let client = client::connect(&socket)
         .await
-        .with_context(|| format!("connecting to sandboxd at {}", socket.display()))?;
+        .map_err(|e| ConnectError::from_transport(&socket, &e))?;
     Ok((socket, client))
+}
+
+/// Why no connection, in one sentence with the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot reach sandboxd: {socket} {why}; {hint}")]
+    Unreachable {
+        socket: String,
+        why: String,
+        hint: &'static str,
+    },
+    #[error(
+        "workspace {} is outside what the sandboxd nanobot started for you on {} serves ({}): \
+         run `nanobot sandbox stop` and try again (the next command starts one that serves it \
+         too), or pass --socket for a sandboxd that serves it",
+        .workspace.display(),
+        .started.socket.display(),
+        .started.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    OutsideRoots {
+        workspace: PathBuf,
+        started: autostart::Started,
+    },
+}
+
+/// What to do when a named socket does not answer.
+const UNREACHABLE_HINT: &str = "start the sandboxd that serves it (`nanobot sandbox status` shows \
+     what is running), or name another socket with --socket, NANOBOT_SANDBOX_SOCKET or \
+     sandbox.socket, or name none to let nanobot start one for you";
+
+impl ConnectError {
+    pub fn from_transport(socket: &Path, e: &tonic::transport::Error) -> ConnectError {
+        let why = match crate::errors::io_cause(e).map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::NotFound) => "does not exist".to_string(),
+            Some(std::io::ErrorKind::ConnectionRefused) => {
+                "is there but nothing listens on it (a daemon that stopped)".to_string()
+            }
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                "is not open to this user (permission denied: ask to be added to its allowed \
+                 group)"
+                    .to_string()
+            }
+            _ => format!("does not answer: {}", crate::errors::chain(e)),
+        };
+        ConnectError::Unreachable {
+            socket: socket.display().to_string(),
+            why,
+            hint: UNREACHABLE_HINT,
+        }
+    }
 }
 
 async fn first_answering_or_start(defaults: Vec<PathBuf>, workspace: &Path) -> Result<PathBuf> {
@@ -194,5 +254,37 @@ mod tests {
             ),
             vec![p("/run/user/1000/nanobot/sandboxd.sock"), p(SYSTEM_SOCKET)]
         );
+    }
+
+    /// The example of issue 16: tonic's `transport error: No such file or directory (os error 2):
+    /// No such file or directory (os error 2)` becomes one sentence with a hint.
+    #[test]
+    fn an_unreachable_socket_is_one_sentence() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let missing = p("/nonexistent/nanobot-test/sandboxd.sock");
+        let e = rt.block_on(client::connect(&missing)).unwrap_err();
+        let s = ConnectError::from_transport(&missing, &e).to_string();
+        assert!(
+            s.starts_with(
+                "cannot reach sandboxd: /nonexistent/nanobot-test/sandboxd.sock does not exist; "
+            ),
+            "{s}"
+        );
+        assert!(
+            !s.contains("os error") && !s.contains("transport error"),
+            "{s}"
+        );
+        // A socket file nobody listens on.
+        let dir = std::env::temp_dir().join(format!("nanobot-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stale = dir.join("s.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        let e = rt.block_on(client::connect(&stale)).unwrap_err();
+        let s = ConnectError::from_transport(&stale, &e).to_string();
+        assert!(s.contains("is there but nothing listens on it"), "{s}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

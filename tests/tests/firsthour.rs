@@ -1,0 +1,515 @@
+//! The first hour of a laptop user (issue 16), end to end: warnings only where they concern the
+//! command, an explicit provider with its reason, a missing `-c` file said as such, an
+//! auto-started sandboxd that is announced and can be inspected and stopped, errors as one
+//! sentence, and `doctor` fixes that work on the machine. nanobot runs as the unprivileged test
+//! user with a fresh HOME and a cleared environment (no XDG_RUNTIME_DIR: the per-user socket is
+//! ~/.nanobot/run/sandboxd.sock, so each test's auto-started daemon is its own).
+
+use nanobot_e2e::llm::{self, Server};
+use nanobot_e2e::*;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A fresh home for the test user; stops the sandboxd nanobot started in it, if any, on drop.
+struct Home {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Home {
+    fn new(tag: &str) -> Home {
+        let (uid, gid) = test_ids();
+        let dir = PathBuf::from(format!(
+            "/var/tmp/nanobot-e2e-first-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        chown(&dir, uid, gid);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Home { dir, env: vec![] }
+    }
+
+    fn dot(&self) -> PathBuf {
+        self.dir.join(".nanobot")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dot().join("config.json")
+    }
+
+    fn write_config(&self, text: &str) {
+        let (uid, gid) = test_ids();
+        let dot = self.dot();
+        std::fs::create_dir_all(&dot).unwrap();
+        chown(&dot, uid, gid);
+        std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let p = self.config_path();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown(&p, uid, gid);
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dot().join("run/sandboxd.sock")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let (uid, gid) = test_ids();
+        let mut c = Command::new(bin("nanobot"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        if is_root() {
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = self.run(&["sandbox", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn template() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config.json"))
+        .unwrap()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+/// The onboard template names openrouter's key as `${OPENROUTER_API_KEY}`: commands that need no
+/// provider say nothing about it, `status` reports it as a line, and the agent, which needs it,
+/// says which variable to export.
+#[test]
+fn an_unset_key_is_heard_only_where_a_provider_is_needed() {
+    let d = Daemon::start();
+    let home = Home::new("unset");
+    home.write_config(&template());
+    assert!(template().contains("\"provider\": \"openrouter\""));
+    let ws = d.ws.to_string_lossy().into_owned();
+    let socket = d.socket.to_string_lossy().into_owned();
+    for args in [
+        vec!["exec", "--socket", &socket, "-w", &ws, "--", "true"],
+        vec![
+            "tool",
+            "exec",
+            "{\"command\": \"true\"}",
+            "--socket",
+            &socket,
+            "-w",
+            &ws,
+        ],
+        vec!["status", "--socket", &socket, "-w", &ws],
+    ] {
+        let o = home.run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", show(&o));
+        assert!(
+            !stderr(&o).contains("OPENROUTER_API_KEY"),
+            "{args:?} warns about a provider it does not use: {}",
+            show(&o)
+        );
+    }
+    let o = home.run(&["status", "--socket", &socket, "-w", &ws]);
+    assert!(
+        stdout(&o).contains(
+            "provider:   none — agents.defaults.provider is \"openrouter\", but its key is not set"
+        ) && stdout(&o).contains("export OPENROUTER_API_KEY="),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["agent", "-m", "hi", "--socket", &socket, "-w", &ws]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("export OPENROUTER_API_KEY=<your key>"),
+        "{}",
+        show(&o)
+    );
+
+    // A custom provider chosen: its own unset reference warns in the agent, openrouter's does not.
+    let server = Server::start(vec![llm::openai_text("hello back")]);
+    home.write_config(
+        &json!({
+            "agents": {"defaults": {"provider": "custom", "model": "m"}},
+            "providers": {"openrouter": {"apiKey": "${OPENROUTER_API_KEY}"},
+                          "custom": {"apiBase": server.base(), "apiKey": "${CUSTOM_KEY}"}},
+            "sandbox": {"socket": d.socket},
+        })
+        .to_string(),
+    );
+    let o = home.run(&["agent", "-m", "hi", "--quiet", "-w", &ws]);
+    assert_eq!(stdout(&o), "hello back\n", "{}", show(&o));
+    assert!(
+        stderr(&o).contains("providers.custom.apiKey refers to ${CUSTOM_KEY}")
+            && !stderr(&o).contains("OPENROUTER_API_KEY"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// With a custom provider chosen in agents.defaults.provider, an OPENROUTER_API_KEY that appears
+/// in the environment changes nothing; `status` says which provider and why. A config without the
+/// key (older than it) still works, and a guess among several is said.
+#[test]
+fn the_provider_is_explicit_and_status_says_why() {
+    let d = Daemon::start();
+    let server = Server::start(vec![llm::openai_text("from custom")]);
+    let mut home = Home::new("explicit");
+    home.env.push((
+        "OPENROUTER_API_KEY".into(),
+        "sk-or-should-not-be-used".into(),
+    ));
+    let ws = d.ws.to_string_lossy().into_owned();
+    let cfg = |provider: Option<&str>| {
+        let mut v = json!({
+            "agents": {"defaults": {"model": "m"}},
+            "providers": {"openrouter": {"apiKey": "${OPENROUTER_API_KEY}"},
+                          "custom": {"apiBase": server.base()}},
+            "sandbox": {"socket": d.socket},
+        });
+        if let Some(p) = provider {
+            v["agents"]["defaults"]["provider"] = json!(p);
+        }
+        v.to_string()
+    };
+    home.write_config(&cfg(Some("custom")));
+    let o = home.run(&["status", "-w", &ws]);
+    assert!(
+        stdout(&o).contains(&format!(
+            "provider:   custom ({}), because agents.defaults.provider = custom",
+            server.base()
+        )) && stdout(&o).contains("model:      m"),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["agent", "-m", "hi", "--quiet", "-w", &ws]);
+    assert_eq!(stdout(&o), "from custom\n", "{}", show(&o));
+    assert_eq!(server.recorded().len(), 1);
+
+    // No agents.defaults.provider: the documented fallback, said in status (the agent would
+    // warn the same way, but it would then call openrouter: not from a test).
+    home.write_config(&cfg(None));
+    let o = home.run(&["status", "-w", &ws]);
+    assert!(
+        stdout(&o).contains("provider:   openrouter")
+            && stdout(&o).contains("agents.defaults.provider is not set"),
+        "{}",
+        show(&o)
+    );
+    // An explicit provider that is not configured names what to add.
+    home.write_config(&cfg(Some("anthropic")));
+    let o = home.run(&["agent", "-m", "hi", "-w", &ws]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("agents.defaults.provider is \"anthropic\", but providers.anthropic is not in the config"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// `-c` naming a file that does not exist is said as such by every command, instead of "no
+/// provider is configured"; doctor reports it as a ✗ whose fix, run as shown, writes it.
+#[test]
+fn a_missing_config_file_is_said_by_every_command() {
+    let home = Home::new("missingc");
+    let missing = home.dir.join("nope/config.json");
+    let m = missing.to_string_lossy().into_owned();
+    for args in [
+        vec!["exec", "--", "true"],
+        vec!["tool", "exec", "{\"command\": \"true\"}"],
+        vec!["status"],
+        vec!["agent", "-m", "hi"],
+        vec!["gateway"],
+        vec!["sandbox", "status"],
+    ] {
+        let mut full = vec!["-c", &m];
+        full.extend(args.iter().copied());
+        let o = home.run(&full);
+        assert_ne!(o.status.code(), Some(0), "{full:?}: {}", show(&o));
+        assert!(
+            stderr(&o).contains(&format!("config file {m} does not exist")),
+            "{full:?}: {}",
+            show(&o)
+        );
+        assert!(
+            !stderr(&o).contains("no provider is configured"),
+            "{}",
+            show(&o)
+        );
+    }
+    let o = home.run(&["-c", &m, "doctor"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("config parses"), "{out}");
+    assert!(
+        out.contains(&format!("✗ config file: {m} does not exist")),
+        "{out}"
+    );
+    let fix = format!("nanobot -c {m} onboard");
+    assert!(out.contains(&format!("fix: {fix}")), "{out}");
+    // The fix works as printed (after creating the directory it names, which onboard does).
+    let words: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    let o = home.run(&words);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = home.run(&["-c", &m, "doctor"]);
+    assert!(
+        stdout(&o).contains("✓ config parses") && !stdout(&o).contains("✗ config file"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// No daemon anywhere: the first command starts one and says so in one line; `sandbox status`
+/// shows it; a workspace outside its roots gets the fix; `sandbox stop` stops it (and only it).
+#[test]
+fn an_auto_started_daemon_is_announced_inspected_and_stopped() {
+    let home = Home::new("auto");
+    let o = home.run(&["exec", "--", "echo hi"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(stdout(&o), "hi\n");
+    let socket = home.socket();
+    let err = stderr(&o);
+    let announced: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("started sandboxd for you"))
+        .collect();
+    assert_eq!(announced.len(), 1, "{}", show(&o));
+    for want in [
+        format!("on {}", socket.display()),
+        format!("serving workspaces under {}", home.dir.display()),
+        format!("log {}", home.dot().join("logs/sandboxd.log").display()),
+        "stop it with: nanobot sandbox stop".to_string(),
+    ] {
+        assert!(announced[0].contains(&want), "{want:?} in {}", announced[0]);
+    }
+    // The second command reuses it, silently.
+    let o = home.run(&["exec", "--", "true"]);
+    assert!(!stderr(&o).contains("started sandboxd"), "{}", show(&o));
+
+    let o = home.run(&["sandbox", "status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("socket:     {}", socket.display()))
+            && out.contains("started by: nanobot")
+            && out.contains(&format!("roots:      {}", home.dir.display()))
+            && out.contains("health:     "),
+        "{out}"
+    );
+    let pid: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pid:        "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {out}"));
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    // A workspace outside the daemon's roots: refused before asking, with the fix.
+    let outside = PathBuf::from(format!(
+        "/var/tmp/nanobot-e2e-first-out-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&outside).unwrap();
+    let (uid, gid) = test_ids();
+    chown(&outside, uid, gid);
+    let o = home.run(&["-w", &outside.to_string_lossy(), "exec", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        stderr(&o).contains(&format!("workspace {} is outside", outside.display()))
+            && stderr(&o).contains("run `nanobot sandbox stop` and try again"),
+        "{}",
+        show(&o)
+    );
+
+    let o = home.run(&["sandbox", "stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        stdout(&o).contains(&format!("stopped sandboxd (pid {pid})")),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["sandbox", "status"]);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    let o = home.run(&["sandbox", "stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stdout(&o).contains("no sandboxd started by nanobot is running"));
+
+    // As the fix said: after the stop, the workspace outside is served by the next daemon.
+    let o = home.run(&["-w", &outside.to_string_lossy(), "exec", "--", "pwd"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(stdout(&o).trim(), outside.to_string_lossy());
+    let _ = home.run(&["sandbox", "stop"]);
+    let _ = std::fs::remove_dir_all(&outside);
+
+    // A daemon nanobot did not start is left alone, with exit 1.
+    let d = Daemon::start();
+    let o = home.run(&["sandbox", "stop", "--socket", &d.socket.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("was not started by nanobot"),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["sandbox", "status", "--socket", &d.socket.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        stdout(&o).contains("started by: not nanobot"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// A socket that does not exist: one sentence, the cause once, a hint; no "os error", no
+/// "transport error".
+#[test]
+fn a_missing_socket_is_one_sentence_with_a_hint() {
+    let home = Home::new("nosock");
+    let o = home.run(&[
+        "exec",
+        "--socket",
+        "/nonexistent/sandboxd.sock",
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with(
+            "nanobot: cannot reach sandboxd: /nonexistent/sandboxd.sock does not exist; "
+        ) && e.contains("nanobot sandbox status"),
+        "{e}"
+    );
+    for bad in ["os error", "transport error", "No such file or directory"] {
+        assert!(!e.contains(bad), "{bad:?} in {e}");
+    }
+}
+
+/// A provider that refuses connections: each retry is one plain line (no ANSI escapes when
+/// stderr is a file), and the final error says "connection refused".
+#[test]
+fn provider_retries_are_plain_lines_and_the_error_keeps_its_cause() {
+    let d = Daemon::start();
+    let home = Home::new("refused");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    home.write_config(
+        &json!({
+            "agents": {"defaults": {"provider": "custom", "model": "m"}},
+            "providers": {"custom": {"apiBase": format!("http://127.0.0.1:{port}/v1")}},
+            "sandbox": {"socket": d.socket},
+        })
+        .to_string(),
+    );
+    let o = home.run(&["agent", "-m", "hi", "-w", &d.ws.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let e = stderr(&o);
+    assert!(!e.contains('\x1b'), "ANSI escapes in a file: {e:?}");
+    assert!(!e.contains("WARN"), "{e}");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    assert!(
+        e.contains(&format!(
+            "nanobot: warning: custom: cannot connect to {base}: connection refused (attempt 1 of 4), retrying in 1 s"
+        )) && e.contains("(attempt 3 of 4), retrying in 4 s"),
+        "{e}"
+    );
+    let last = e.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("nanobot: provider custom (model m) failed after 4 attempts")
+            && last.contains("connection refused"),
+        "{e}"
+    );
+}
+
+/// Every ✗ of `doctor` comes with a fix that works here: the command printed for an unreachable
+/// default socket runs and makes the check pass; with no sandboxd binary it says to install one
+/// instead of suggesting a command that would fail; a named socket's fix names it.
+#[test]
+fn doctor_fixes_work_on_this_machine() {
+    let mut home = Home::new("doctor");
+    home.write_config(
+        &json!({"agents": {"defaults": {"provider": "custom"}},
+        "providers": {"custom": {"apiBase": "http://127.0.0.1:9/v1"}}})
+        .to_string(),
+    );
+    let fix_of = |out: &str, name: &str| -> String {
+        let mut lines = out.lines();
+        lines
+            .find(|l| l.starts_with(&format!("✗ {name}")))
+            .and_then(|_| lines.next())
+            .and_then(|l| l.trim().strip_prefix("fix: "))
+            .unwrap_or_else(|| panic!("no ✗ {name} with a fix in\n{out}"))
+            .to_string()
+    };
+    // No sandboxd binary: install it, not `nanobot exec`.
+    home.env
+        .push(("NANOBOT_SANDBOXD".into(), "/nonexistent/sandboxd".into()));
+    let o = home.run(&["doctor"]);
+    let fix = fix_of(&stdout(&o), "sandboxd reachable");
+    assert!(
+        fix.starts_with(
+            "install sandboxd (NANOBOT_SANDBOXD is /nonexistent/sandboxd, which is not a file)"
+        ),
+        "{fix}"
+    );
+    home.env.clear();
+
+    // A named socket nobody serves: the fix names it.
+    home.env.push((
+        "NANOBOT_SANDBOX_SOCKET".into(),
+        "/nonexistent/s.sock".into(),
+    ));
+    let o = home.run(&["doctor"]);
+    let fix = fix_of(&stdout(&o), "sandboxd reachable");
+    assert!(fix.contains("/nonexistent/s.sock"), "{fix}");
+    home.env.clear();
+
+    // The defaults: the printed command works as shown and makes the check pass.
+    let o = home.run(&["doctor"]);
+    let fix = fix_of(&stdout(&o), "sandboxd reachable");
+    let words: Vec<&str> = fix.split_whitespace().collect();
+    match words.first() {
+        Some(&"nanobot") => {
+            let o = home.run(&words[1..]);
+            assert_eq!(o.status.code(), Some(0), "{fix}: {}", show(&o));
+        }
+        Some(&"systemctl") => {
+            assert!(Path::new("/run/systemd/system").is_dir(), "{fix}");
+            return;
+        }
+        _ => panic!("not a command: {fix}"),
+    }
+    let o = home.run(&["doctor"]);
+    assert!(
+        stdout(&o).contains(&format!(
+            "✓ sandboxd reachable: {}",
+            home.socket().display()
+        )),
+        "{}",
+        show(&o)
+    );
+}
