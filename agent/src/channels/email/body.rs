@@ -36,9 +36,7 @@ pub fn capped(s: &str, max: usize) -> String {
         return s.to_string();
     }
     let kept: String = s.chars().take(max).collect();
-    format!(
-        "{kept}\n\n[Body cut at {max} of {total} characters (channels.email.maxBodyChars).]"
-    )
+    format!("{kept}\n\n[Body cut at {max} of {total} characters (channels.email.maxBodyChars).]")
 }
 
 /// "name (type, N bytes)" for each attachment.

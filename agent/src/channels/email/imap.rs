@@ -32,7 +32,9 @@ pub enum ImapError {
     NoStartTls(String),
     #[error("the IMAP server refused the login for {user}: {msg} (check channels.email.imapUsername and imapPassword)")]
     Login { user: String, msg: String },
-    #[error("the IMAP server cannot open mailbox {mailbox:?}: {msg} (check channels.email.imapMailbox)")]
+    #[error(
+        "the IMAP server cannot open mailbox {mailbox:?}: {msg} (check channels.email.imapMailbox)"
+    )]
     Mailbox { mailbox: String, msg: String },
     #[error("IMAP: {0}")]
     Protocol(#[from] async_imap::error::Error),
@@ -138,8 +140,10 @@ pub async fn open(s: &Imap) -> Result<(Session, u32), ImapError> {
         }
         Err((e, _)) => return Err(e.into()),
     };
-    let mailbox = match timed(host, async { Ok::<_, ImapError>(session.select(&s.mailbox).await) })
-        .await?
+    let mailbox = match timed(host, async {
+        Ok::<_, ImapError>(session.select(&s.mailbox).await)
+    })
+    .await?
     {
         Ok(m) => m,
         Err(async_imap::error::Error::No(msg)) => {

@@ -55,11 +55,7 @@ pub async fn run<I: Inbox>(c: ChannelConfig, state_dir: PathBuf, inbox: Arc<I>) 
         }
         inbox.log().line(
             "WARN",
-            &format!(
-                "email: {} (reconnecting in {} s)",
-                e.msg,
-                backoff.as_secs()
-            ),
+            &format!("email: {} (reconnecting in {} s)", e.msg, backoff.as_secs()),
         );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(300));
@@ -161,7 +157,10 @@ impl<I: Inbox> Channel<'_, I> {
     async fn handle(&self, uid: u32, raw: &[u8], size: u32) {
         let log = self.inbox.log();
         let Some(m) = MessageParser::default().parse(raw) else {
-            log.line("WARN", &format!("email: message UID {uid} is not a mail message; skipped"));
+            log.line(
+                "WARN",
+                &format!("email: message UID {uid} is not a mail message; skipped"),
+            );
             return;
         };
         let who = match sender::check(&m, &self.s.allow_from, self.s.authserv_id.as_deref()) {
@@ -175,7 +174,10 @@ impl<I: Inbox> Channel<'_, I> {
             }
         };
         if who.eq_ignore_ascii_case(&self.s.from_address) {
-            log.line("INFO", &format!("email: UID {uid} is from {who}, our own address; not answered"));
+            log.line(
+                "INFO",
+                &format!("email: UID {uid} is from {who}, our own address; not answered"),
+            );
             return;
         }
         if let Some(kind) = automatic(&m) {
@@ -236,7 +238,11 @@ fn automatic(m: &mail_parser::Message<'_>) -> Option<String> {
 mod tests {
     #[test]
     fn robots_are_not_answered() {
-        let p = |raw: &'static str| mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let p = |raw: &'static str| {
+            mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap()
+        };
         assert!(super::automatic(&p("Auto-Submitted: auto-replied\r\n\r\nx")).is_some());
         assert!(super::automatic(&p("Precedence: bulk\r\n\r\nx")).is_some());
         assert!(super::automatic(&p("Auto-Submitted: no\r\n\r\nx")).is_none());

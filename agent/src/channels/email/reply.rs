@@ -125,12 +125,12 @@ impl Sender {
             .port(s.port)
             .timeout(Some(SMTP_TIMEOUT));
         b = match s.security {
-            SmtpSecurity::Implicit => {
-                b.tls(Tls::Wrapper(TlsParameters::new(s.host.clone()).map_err(err)?))
-            }
-            SmtpSecurity::StartTls => {
-                b.tls(Tls::Required(TlsParameters::new(s.host.clone()).map_err(err)?))
-            }
+            SmtpSecurity::Implicit => b.tls(Tls::Wrapper(
+                TlsParameters::new(s.host.clone()).map_err(err)?,
+            )),
+            SmtpSecurity::StartTls => b.tls(Tls::Required(
+                TlsParameters::new(s.host.clone()).map_err(err)?,
+            )),
             SmtpSecurity::Plain => b.tls(Tls::None),
         };
         if !s.username.is_empty() {

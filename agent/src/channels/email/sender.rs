@@ -235,7 +235,8 @@ mod tests {
         let other = ["mx.example.com; dkim=pass header.d=attacker.test"];
         assert!(!vouches(&other, "mx.example.com", "example.com"));
         // A pass in a comment is not a pass.
-        let comment = ["mx.example.com; dkim=fail (dkim=pass header.d=example.com) header.d=example.com"];
+        let comment =
+            ["mx.example.com; dkim=fail (dkim=pass header.d=example.com) header.d=example.com"];
         assert!(!vouches(&comment, "mx.example.com", "example.com"));
         // Only the topmost of ours counts: one injected below it by the sender is ignored.
         let injected = [

@@ -225,11 +225,13 @@ pub fn parse(c: &ChannelConfig) -> Result<Settings, Vec<String>> {
     Ok(Settings {
         imap: Imap {
             host: raw.imap_host.trim().to_string(),
-            port: raw.imap_port.unwrap_or(if raw.imap_use_ssl.unwrap_or(true) {
-                993
-            } else {
-                143
-            }),
+            port: raw
+                .imap_port
+                .unwrap_or(if raw.imap_use_ssl.unwrap_or(true) {
+                    993
+                } else {
+                    143
+                }),
             username: raw.imap_username,
             password: raw.imap_password,
             mailbox,
@@ -310,10 +312,12 @@ mod tests {
 
     #[test]
     fn every_problem_names_its_key() {
-        let e = parse(&chan(json!({"imapPort": 0, "smtpUseSsl": true, "smtpUseTls": true,
+        let e = parse(&chan(
+            json!({"imapPort": 0, "smtpUseSsl": true, "smtpUseTls": true,
                                    "pollIntervalSeconds": 0, "maxBodyChars": 0,
                                    "requireAuthenticationResults": true}),
-                            &["Alice <alice@example.com>"]))
+            &["Alice <alice@example.com>"],
+        ))
         .unwrap_err()
         .join("\n");
         for key in [
