@@ -64,6 +64,7 @@ pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
     crate::cli::agent::refuse_root()?;
     let cfg = g.load()?.config;
     let channels = check_channels(&cfg)?;
+    email::preflight(&channels)?;
     let provider = crate::provider::select(&cfg)?;
     let workspace = g.workspace(&cfg)?;
     let (socket, client) =

@@ -27,6 +27,20 @@ pub fn check(c: &ChannelConfig) -> Vec<String> {
     settings::parse(c).err().unwrap_or_default()
 }
 
+/// Before anything starts: the email channel's problems, all at once, if it is enabled.
+pub fn preflight(enabled: &[(String, ChannelConfig)]) -> Result<()> {
+    let problems: Vec<String> = enabled
+        .iter()
+        .filter(|(n, _)| n == "email")
+        .flat_map(|(_, c)| check(c))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}", problems.join("\n")))
+    }
+}
+
 /// Run the channel until a fault retrying cannot fix (wrong password, missing mailbox).
 /// `state_dir` holds the seen-UID file (`markSeen: false`).
 pub async fn run<I: Inbox>(c: ChannelConfig, state_dir: PathBuf, inbox: Arc<I>) -> Result<()> {
