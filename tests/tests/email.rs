@@ -73,6 +73,11 @@ struct Mail {
 impl Mail {
     /// `smtp_tls`: the SMTP server offers (and requires) STARTTLS.
     fn start(tag: &str, smtp_tls: bool) -> Mail {
+        Self::start_with(tag, smtp_tls, "")
+    }
+
+    /// `dovecot_extra`: more lines for dovecot.conf.
+    fn start_with(tag: &str, smtp_tls: bool, dovecot_extra: &str) -> Mail {
         let (uid, gid) = test_ids();
         let dir = PathBuf::from(format!(
             "/var/tmp/nanobot-e2e-mail-{tag}-{}",
@@ -161,7 +166,7 @@ impl Mail {
                  userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/mail/%u\n}}\n\
                  service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n\
                    inet_listener imaps {{\n    address = 127.0.0.1\n    port = {imaps_port}\n    ssl = yes\n  }}\n}}\n\
-                 service anvil {{\n  chroot =\n}}\n"
+                 service anvil {{\n  chroot =\n}}\n{dovecot_extra}\n"
             ),
         )
         .unwrap();
@@ -178,17 +183,7 @@ impl Mail {
         for user in [BOT, "alice@example.test"] {
             m.mailbox(user);
         }
-        m.dovecot = Some(
-            Command::new("/usr/sbin/dovecot")
-                .arg("-F")
-                .arg("-c")
-                .arg(dir.join("dovecot.conf"))
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(dir.join("dovecot.out")).unwrap())
-                .stderr(std::fs::File::create(dir.join("dovecot.err")).unwrap())
-                .spawn()
-                .unwrap(),
-        );
+        m.start_dovecot();
         let mut smtpd = Command::new("/usr/bin/python3");
         smtpd
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("mail/smtpd.py"))
@@ -208,18 +203,62 @@ impl Mail {
                 .spawn()
                 .unwrap(),
         );
-        let t0 = Instant::now();
         for port in [imap_port, imaps_port, smtp_port] {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(20),
-                    "mail servers did not start: {}",
-                    m.logs()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            m.wait_for_port(port);
         }
         m
+    }
+
+    fn start_dovecot(&mut self) {
+        let log = |n: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(n))
+                .unwrap()
+        };
+        self.dovecot = Some(
+            Command::new("/usr/sbin/dovecot")
+                .arg("-F")
+                .arg("-c")
+                .arg(self.dir.join("dovecot.conf"))
+                .stdin(Stdio::null())
+                .stdout(log("dovecot.out"))
+                .stderr(log("dovecot.err"))
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    fn wait_for_port(&self, port: u16) {
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "mail servers did not start: {}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop Dovecot and its imap processes (they outlive the master), so every client
+    /// connection drops.
+    fn stop_dovecot(&mut self) {
+        if let Some(c) = self.dovecot.take() {
+            let children = descendants(c.id() as i32);
+            stop(c);
+            for pid in children {
+                // SAFETY: a process this test started (a child of its Dovecot).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.imaps_port)).is_ok()
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn logs(&self) -> String {
@@ -298,18 +337,50 @@ impl Drop for Mail {
             .into_iter()
             .flatten()
         {
-            let mut c = c;
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let t0 = Instant::now();
-            while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(5) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(c);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Every process below `root`, from /proc's parent links.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parent = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // "pid (comm) state ppid …": comm may hold spaces, so split after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(pp) = ppid {
+            parent.push((pid, pp));
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
+/// SIGTERM, then SIGKILL after 5 s.
+fn stop(mut c: Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// A home for the agent's user with ~/.nanobot (0700) and config.json (0600).
@@ -569,6 +640,10 @@ fn email_gateway_answers_allowed_senders_in_thread_and_refuses_the_rest() {
         log.contains("Access denied for sender evil@attacker.test on channel email"),
         "{ctx}"
     );
+    assert!(
+        log.contains("email: reading INBOX on localhost (IDLE)"),
+        "{ctx}"
+    );
     // One session per sender.
     assert!(home
         .dir
@@ -637,7 +712,12 @@ fn email_authentication_results_requirement_refuses_unvouched_mail() {
         return;
     }
     // Plain SMTP on 127.0.0.1 (allowed only to this machine) and IMAP with STARTTLS.
-    let m = Mail::start("authres", false);
+    // Dovecot without IDLE: the channel polls.
+    let m = Mail::start_with(
+        "authres",
+        false,
+        "imap_capability = IMAP4rev1 LITERAL+ UIDPLUS",
+    );
     let d = Daemon::start();
     let llm_server = Server::start(vec![llm::openai_text("Vouched answer")]);
     let home = Home::new("authres");
@@ -681,6 +761,10 @@ fn email_authentication_results_requirement_refuses_unvouched_mail() {
         .matches("Access denied for sender alice@example.test on channel email: no Authentication-Results from mx.example.test")
         .count();
     assert_eq!(denied, 3, "{ctx}");
+    assert!(
+        log.contains("email: reading INBOX on localhost (polling every 1 s)"),
+        "{ctx}"
+    );
     // STARTTLS was used: Dovecot logs the login as made over TLS.
     let dlog = std::fs::read_to_string(m.dir.join("dovecot.log")).unwrap_or_default();
     assert!(
@@ -734,4 +818,81 @@ fn email_mark_seen_false_keeps_mail_unread_and_answers_once() {
             .any(|f| f.starts_with("seen-") && f.ends_with(".json")),
         "{files:?}"
     );
+}
+
+#[test]
+fn email_gateway_reconnects_when_the_imap_server_restarts() {
+    if !servers_available() {
+        return;
+    }
+    let mut m = Mail::start("restart", true);
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![
+        llm::openai_text("Before the restart"),
+        llm::openai_text("After the restart"),
+    ]);
+    let home = Home::new("restart");
+    home.write_config(&config(&d, &llm_server, email(&m, &["alice@example.test"])));
+    m.deliver(
+        BOT,
+        "From: alice@example.test\nSubject: one\nMessage-ID: <r1@example.test>\n\nONE\n",
+    );
+    let mut child = home
+        .command(&d, &m, &["gateway"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait = |m: &Mail, n: usize| {
+        let t0 = Instant::now();
+        while m.received("alice@example.test").len() < n && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m.received("alice@example.test").len()
+    };
+    assert_eq!(wait(&m, 1), 1, "{}\n{}", home.log(), m.logs());
+    // The server goes away under the gateway's IDLE and comes back.
+    m.stop_dovecot();
+    std::thread::sleep(Duration::from_millis(500));
+    m.start_dovecot();
+    m.wait_for_port(m.imaps_port);
+    m.deliver(
+        BOT,
+        "From: alice@example.test\nSubject: two\nMessage-ID: <r2@example.test>\n\nTWO\n",
+    );
+    let got = wait(&m, 2);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let log = home.log();
+    assert_eq!(got, 2, "{log}\n{}", m.logs());
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("reconnecting in"), "{log}\n{}", m.logs());
+    assert_eq!(llm_server.recorded().len(), 2);
+}
+
+#[test]
+fn email_gateway_stops_on_a_wrong_password_with_the_reason() {
+    if !servers_available() {
+        return;
+    }
+    let m = Mail::start("badpw", true);
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![]);
+    let home = Home::new("badpw");
+    let mut e = email(&m, &["alice@example.test"]);
+    e["imapPassword"] = json!("wrong");
+    home.write_config(&config(&d, &llm_server, e));
+    let t0 = Instant::now();
+    let o = home.command(&d, &m, &["gateway"]).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the IMAP server refused the login for bot@example.test"),
+        "{err}"
+    );
+    assert!(err.contains("imapPassword"), "{err}");
+    // Fatal at once, not a retry loop.
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert!(llm_server.recorded().is_empty());
 }

@@ -118,11 +118,17 @@ impl<I: Inbox> Channel<'_, I> {
         let (mut session, uid_validity) = imap::open(&self.s.imap).await?;
         *backoff = Duration::from_secs(1);
         let idle = imap::supports_idle(&mut session, &host).await?;
-        tracing::info!(
-            "email: reading {} on {} ({})",
-            self.s.imap.mailbox,
-            host,
-            if idle { "IDLE" } else { "polling" }
+        self.inbox.log().line(
+            "INFO",
+            &format!(
+                "email: reading {} on {host} ({})",
+                self.s.imap.mailbox,
+                if idle {
+                    "IDLE".to_string()
+                } else {
+                    format!("polling every {} s", self.s.poll_interval.as_secs())
+                }
+            ),
         );
         if !self.s.mark_seen {
             self.seen = Some(match self.store.open(uid_validity)? {
