@@ -414,6 +414,13 @@ impl Home {
     }
 
     fn command(&self, d: &Daemon, m: &Mail, args: &[&str]) -> Command {
+        let mut c = self.bare_command(d, args);
+        // The test's own CA: rustls-native-certs reads SSL_CERT_FILE.
+        c.env("SSL_CERT_FILE", &m.ca);
+        c
+    }
+
+    fn bare_command(&self, d: &Daemon, args: &[&str]) -> Command {
         let (uid, gid) = test_ids();
         let mut c = Command::new(bin("nanobot"));
         c.args(args)
@@ -425,8 +432,6 @@ impl Home {
             .env("TEST_LLM_KEY", "sk-test-123")
             .env("TEST_IMAP_PASSWORD", IMAP_PW)
             .env("TEST_SMTP_PASSWORD", SMTP_PW)
-            // The test's own CA: rustls-native-certs reads SSL_CERT_FILE.
-            .env("SSL_CERT_FILE", &m.ca)
             .stdin(Stdio::null());
         if is_root() {
             c.uid(uid).gid(gid);
@@ -894,5 +899,67 @@ fn email_gateway_stops_on_a_wrong_password_with_the_reason() {
     assert!(err.contains("imapPassword"), "{err}");
     // Fatal at once, not a retry loop.
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert!(llm_server.recorded().is_empty());
+}
+
+/// An "IMAP server" that answers with garbage, then one that accepts and says nothing: the
+/// gateway logs each failure and keeps retrying; nothing reaches the model.
+#[test]
+fn email_gateway_survives_a_garbage_imap_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = served.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().take(20).enumerate() {
+            let Ok(mut conn) = conn else { break };
+            s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            use std::io::Write;
+            if i % 2 == 0 {
+                let mut junk = b"\x00\xff garbage ) ( {99999999999}\r\n".to_vec();
+                junk.extend((0..4096u32).map(|n| (n * 7 % 251) as u8));
+                let _ = conn.write_all(&junk);
+            } else {
+                let _ = conn.write_all(b"* BYE\r\n");
+            }
+        }
+    });
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![]);
+    let home = Home::new("garbage");
+    home.write_config(&json!({
+        "agents": {"defaults": {"model": "m", "provider": "custom"}},
+        "providers": {"custom": {"apiKey": "${TEST_LLM_KEY}", "apiBase": llm_server.base()}},
+        "channels": {"email": {
+            "enabled": true, "consentGranted": true, "allowFrom": ["*"],
+            "imapHost": "127.0.0.1", "imapPort": port, "imapUseSsl": false,
+            "imapUsername": BOT, "imapPassword": "${TEST_IMAP_PASSWORD}",
+            "autoReplyEnabled": false, "pollIntervalSeconds": 1}},
+        "sandbox": {"socket": d.socket},
+    }));
+    let mut child = home
+        .bare_command(&d, &["gateway"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while served.load(std::sync::atomic::Ordering::SeqCst) < 3
+        && t0.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let alive = child.try_wait().unwrap().is_none();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let log = home.log();
+    assert!(alive, "the gateway died: {}\n{log}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", stderr(&o));
+    assert!(
+        served.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "{log}"
+    );
+    assert!(log.matches("reconnecting in").count() >= 2, "{log}");
     assert!(llm_server.recorded().is_empty());
 }
