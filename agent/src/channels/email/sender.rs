@@ -26,7 +26,7 @@ pub fn from_address(m: &Message<'_>) -> Option<String> {
         return None;
     };
     let a = only.address.as_deref()?.trim().to_ascii_lowercase();
-    crate::channels::email::settings::is_address(&a).then_some(a)
+    super::settings::is_address(&a).then_some(a)
 }
 
 /// Whether `addr` (already lower-case) is in the allowFrom list (lower-cased at load).
