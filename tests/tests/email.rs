@@ -963,3 +963,76 @@ fn email_gateway_survives_a_garbage_imap_server() {
     assert!(log.matches("reconnecting in").count() >= 2, "{log}");
     assert!(llm_server.recorded().is_empty());
 }
+
+/// `autoReplyEnabled: false` reads and runs the agent but sends nothing; an SMTP server that is
+/// down loses that one reply (logged), never the channel, and the mail is not handled twice.
+#[test]
+fn email_gateway_without_replies_or_smtp_handles_each_mail_once() {
+    if !servers_available() {
+        return;
+    }
+    let m = Mail::start("noreply", true);
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![
+        llm::openai_text("Kept in the session"),
+        llm::openai_text("Lost on the way"),
+    ]);
+    let home = Home::new("noreply");
+    let mut e = email(&m, &["alice@example.test"]);
+    e["autoReplyEnabled"] = json!(false);
+    for k in [
+        "smtpHost",
+        "smtpPort",
+        "smtpUsername",
+        "smtpPassword",
+        "smtpUseTls",
+    ] {
+        e.as_object_mut().unwrap().remove(k);
+    }
+    home.write_config(&config(&d, &llm_server, e));
+    let quiet = m.deliver(
+        BOT,
+        "From: alice@example.test\nSubject: note\nMessage-ID: <q1@example.test>\n\nNOTE-MARKER\n",
+    );
+    let (code, err) = run_gateway(&home, &d, &m, || {
+        m.seen(BOT, &quiet) && llm_server.recorded().len() == 1
+    });
+    let log = home.log();
+    assert_eq!(code, 0, "{err}\n{log}");
+    assert_eq!(llm_server.recorded().len(), 1, "{log}");
+    assert!(last_user_message(&llm_server.recorded()[0]).contains("NOTE-MARKER"));
+    assert!(m.received("alice@example.test").is_empty());
+    assert!(
+        log.contains("in the session only (autoReplyEnabled is false)"),
+        "{log}"
+    );
+    let session = std::fs::read_to_string(
+        home.dir
+            .join(".nanobot/sessions/email_alice_example.test.jsonl"),
+    )
+    .unwrap();
+    assert!(session.contains("Kept in the session"), "{session}");
+
+    // Replies on, but nothing listens on the SMTP port.
+    let mut e = email(&m, &["alice@example.test"]);
+    e["smtpPort"] = json!(free_port());
+    home.write_config(&config(&d, &llm_server, e));
+    let lost = m.deliver(
+        BOT,
+        "From: alice@example.test\nSubject: lost\nMessage-ID: <q2@example.test>\n\nLOST-MARKER\n",
+    );
+    let (code, err) = run_gateway(&home, &d, &m, || {
+        home.log().contains("(UID 2) was not sent")
+    });
+    let log = home.log();
+    assert_eq!(code, 0, "{err}\n{log}");
+    assert!(
+        log.contains(
+            "email: the reply to alice@example.test (UID 2) was not sent: SMTP localhost:"
+        ),
+        "{log}"
+    );
+    assert!(m.seen(BOT, &lost));
+    assert_eq!(llm_server.recorded().len(), 2, "handled once, not retried");
+    assert!(m.received("alice@example.test").is_empty());
+}
