@@ -902,8 +902,9 @@ fn email_gateway_stops_on_a_wrong_password_with_the_reason() {
     assert!(llm_server.recorded().is_empty());
 }
 
-/// An "IMAP server" that answers with garbage, then one that accepts and says nothing: the
-/// gateway logs each failure and keeps retrying; nothing reaches the model.
+/// An "IMAP server" that answers with garbage, one that says BYE, one that sends an endless
+/// answer: the gateway logs each failure (the last one bounded, not buffered to the end) and
+/// keeps retrying; nothing reaches the model.
 #[test]
 fn email_gateway_survives_a_garbage_imap_server() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -915,12 +916,25 @@ fn email_gateway_survives_a_garbage_imap_server() {
             let Ok(mut conn) = conn else { break };
             s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             use std::io::Write;
-            if i % 2 == 0 {
-                let mut junk = b"\x00\xff garbage ) ( {99999999999}\r\n".to_vec();
-                junk.extend((0..4096u32).map(|n| (n * 7 % 251) as u8));
-                let _ = conn.write_all(&junk);
-            } else {
-                let _ = conn.write_all(b"* BYE\r\n");
+            match i % 3 {
+                0 => {
+                    let mut junk = b"\x00\xff garbage ) ( {99999999999}\r\n".to_vec();
+                    junk.extend((0..4096u32).map(|n| (n * 7 % 251) as u8));
+                    let _ = conn.write_all(&junk);
+                }
+                1 => {
+                    let _ = conn.write_all(b"* BYE\r\n");
+                }
+                _ => {
+                    // A greeting, then an answer to STARTTLS that never ends (64 MiB at most).
+                    let _ = conn.write_all(b"* OK ready\r\n* 1 FETCH (BODY[] {104857600}\r\n");
+                    let chunk = vec![b'A'; 1 << 20];
+                    for _ in 0..64 {
+                        if conn.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                }
             }
         }
     });
@@ -944,7 +958,8 @@ fn email_gateway_survives_a_garbage_imap_server() {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while served.load(std::sync::atomic::Ordering::SeqCst) < 3
+    while (served.load(std::sync::atomic::Ordering::SeqCst) < 3
+        || !home.log().contains("bytes in one answer"))
         && t0.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -955,12 +970,18 @@ fn email_gateway_survives_a_garbage_imap_server() {
     let o = child.wait_with_output().unwrap();
     let log = home.log();
     assert!(alive, "the gateway died: {}\n{log}", stderr(&o));
+    // Errors quoting the garbage are cut, not logged whole.
+    assert!(log.lines().all(|l| l.len() < 2000), "{log}");
     assert_eq!(o.status.code(), Some(0), "{}\n{log}", stderr(&o));
     assert!(
         served.load(std::sync::atomic::Ordering::SeqCst) >= 3,
         "{log}"
     );
-    assert!(log.matches("reconnecting in").count() >= 2, "{log}");
+    assert!(log.matches("reconnecting in").count() >= 3, "{log}");
+    assert!(
+        log.contains("the server sent more than 11534336 bytes in one answer"),
+        "{log}"
+    );
     assert!(llm_server.recorded().is_empty());
 }
 

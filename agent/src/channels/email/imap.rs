@@ -2,6 +2,7 @@
 //! log in, select the mailbox, list unseen messages, fetch one (bounded), mark it seen, and wait
 //! for news with IDLE where the server offers it.
 
+use super::capped::{Budget, Capped};
 use super::settings::{is_loopback, Imap};
 use futures_util::TryStreamExt;
 use std::fmt::Debug;
@@ -13,12 +14,24 @@ use tokio_rustls::rustls;
 
 /// Messages are read up to this many bytes; the rest (usually attachments) is never fetched.
 pub const MAX_FETCH_BYTES: u32 = 10 << 20;
+/// The most the server may send in one answer: a fetched message and its framing.
+const MAX_ANSWER_BYTES: u64 = MAX_FETCH_BYTES as u64 + (1 << 20);
 /// Any single exchange with the server that takes longer is a dead connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
 pub type Session = async_imap::Session<Box<dyn Io>>;
+
+/// A logged-in session on the selected mailbox.
+pub struct Conn {
+    session: Session,
+    /// Reset before each exchange.
+    budget: Budget,
+    host: String,
+    pub uid_validity: u32,
+    pub idle: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -88,8 +101,8 @@ async fn tls(host: &str, io: Box<dyn Io>) -> Result<Box<dyn Io>, ImapError> {
     Ok(Box::new(s))
 }
 
-/// A logged-in session with the mailbox selected, and the mailbox's UIDVALIDITY.
-pub async fn open(s: &Imap) -> Result<(Session, u32), ImapError> {
+/// Log in and select the mailbox.
+pub async fn open(s: &Imap) -> Result<Conn, ImapError> {
     let host = s.host.as_str();
     let tcp = timed(host, async {
         TcpStream::connect((host, s.port))
@@ -97,7 +110,8 @@ pub async fn open(s: &Imap) -> Result<(Session, u32), ImapError> {
             .map_err(|e| ImapError::Connect(format!("{host}:{}", s.port), e))
     })
     .await?;
-    let mut io: Box<dyn Io> = Box::new(tcp);
+    let budget = Budget::new(MAX_ANSWER_BYTES);
+    let mut io: Box<dyn Io> = Box::new(Capped::new(tcp, budget.clone()));
     if s.use_ssl {
         io = tls(host, io).await?;
     }
@@ -154,80 +168,95 @@ pub async fn open(s: &Imap) -> Result<(Session, u32), ImapError> {
         }
         Err(e) => return Err(e.into()),
     };
-    Ok((session, mailbox.uid_validity.unwrap_or(0)))
-}
-
-/// UIDs of the messages without \Seen, oldest first.
-pub async fn unseen(session: &mut Session, host: &str) -> Result<Vec<u32>, ImapError> {
-    let set = timed(host, session.uid_search("UNSEEN")).await?;
-    let mut v: Vec<u32> = set.into_iter().collect();
-    v.sort_unstable();
-    drain(session);
-    Ok(v)
-}
-
-/// The message's bytes (at most `MAX_FETCH_BYTES`) and its full size, without setting \Seen.
-/// None when the message is gone (expunged meanwhile).
-pub async fn fetch(
-    session: &mut Session,
-    host: &str,
-    uid: u32,
-) -> Result<Option<(Vec<u8>, u32)>, ImapError> {
-    let query = format!("(UID RFC822.SIZE BODY.PEEK[]<0.{MAX_FETCH_BYTES}>)");
-    let fetches: Vec<_> = timed(host, async {
-        session
-            .uid_fetch(uid.to_string(), &query)
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
-    drain(session);
-    Ok(fetches
-        .iter()
-        .find(|f| f.uid == Some(uid))
-        .and_then(|f| Some((f.body()?.to_vec(), f.size.unwrap_or(0)))))
-}
-
-pub async fn mark_seen(session: &mut Session, host: &str, uid: u32) -> Result<(), ImapError> {
-    timed(host, async {
-        session
-            .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
-    drain(session);
-    Ok(())
-}
-
-/// Wait until the server reports a change (IDLE) or `wait` passes; without IDLE just sleep,
-/// then NOOP so a dead connection shows.
-pub async fn wait(
-    mut session: Session,
-    host: &str,
-    idle: bool,
-    wait: Duration,
-) -> Result<Session, ImapError> {
-    if !idle {
-        tokio::time::sleep(wait).await;
-        timed(host, session.noop()).await?;
-        drain(&mut session);
-        return Ok(session);
-    }
-    let mut h = session.idle();
-    timed(host, h.init()).await?;
-    let (fut, _stop) = h.wait_with_timeout(wait);
-    fut.await?;
-    let mut session = timed(host, h.done()).await?;
-    drain(&mut session);
-    Ok(session)
-}
-
-pub async fn supports_idle(session: &mut Session, host: &str) -> Result<bool, ImapError> {
+    budget.reset();
     let caps = timed(host, session.capabilities()).await?;
-    Ok(caps.has_str("IDLE"))
+    Ok(Conn {
+        session,
+        budget,
+        host: host.to_string(),
+        uid_validity: mailbox.uid_validity.unwrap_or(0),
+        idle: caps.has_str("IDLE"),
+    })
+}
+
+impl Conn {
+    /// UIDs of the messages without \Seen, oldest first.
+    pub async fn unseen(&mut self) -> Result<Vec<u32>, ImapError> {
+        self.budget.reset();
+        let set = timed(&self.host, self.session.uid_search("UNSEEN")).await?;
+        let mut v: Vec<u32> = set.into_iter().collect();
+        v.sort_unstable();
+        drain(&mut self.session);
+        Ok(v)
+    }
+
+    /// The message's bytes (at most `MAX_FETCH_BYTES`) and its full size, without setting
+    /// \Seen. None when the message is gone (expunged meanwhile).
+    pub async fn fetch(&mut self, uid: u32) -> Result<Option<(Vec<u8>, u32)>, ImapError> {
+        self.budget.reset();
+        let query = format!("(UID RFC822.SIZE BODY.PEEK[]<0.{MAX_FETCH_BYTES}>)");
+        let session = &mut self.session;
+        let fetches: Vec<_> = timed(&self.host, async {
+            session
+                .uid_fetch(uid.to_string(), &query)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        drain(&mut self.session);
+        Ok(fetches
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| Some((f.body()?.to_vec(), f.size.unwrap_or(0)))))
+    }
+
+    pub async fn mark_seen(&mut self, uid: u32) -> Result<(), ImapError> {
+        self.budget.reset();
+        let session = &mut self.session;
+        timed(&self.host, async {
+            session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        drain(&mut self.session);
+        Ok(())
+    }
+
+    /// Wait until the server reports a change (IDLE) or `wait` passes; without IDLE just
+    /// sleep, then NOOP so a dead connection shows.
+    pub async fn wait(self, wait: Duration) -> Result<Conn, ImapError> {
+        let Conn {
+            mut session,
+            budget,
+            host,
+            uid_validity,
+            idle,
+        } = self;
+        budget.reset();
+        if idle {
+            let mut h = session.idle();
+            timed(&host, h.init()).await?;
+            let (fut, _stop) = h.wait_with_timeout(wait);
+            fut.await?;
+            budget.reset();
+            session = timed(&host, h.done()).await?;
+        } else {
+            tokio::time::sleep(wait).await;
+            timed(&host, session.noop()).await?;
+        }
+        drain(&mut session);
+        Ok(Conn {
+            session,
+            budget,
+            host,
+            uid_validity,
+            idle,
+        })
+    }
 }
 
 /// Unsolicited responses (EXISTS, EXPUNGE, …) are queued by async-imap; we search afresh

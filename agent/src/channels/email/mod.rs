@@ -7,6 +7,7 @@
 //! `markSeen: false`) before the agent sees it, so a crash mid-turn never runs its tools twice.
 
 pub mod body;
+pub mod capped;
 pub mod imap;
 pub mod reply;
 pub mod seen;
@@ -86,9 +87,21 @@ impl From<imap::ImapError> for Stop {
     fn from(e: imap::ImapError) -> Stop {
         Stop {
             fatal: e.is_fatal(),
-            msg: e.to_string(),
+            msg: bounded(e.to_string()),
         }
     }
+}
+
+/// Server errors may quote what the server sent (a parse error quotes all of it): the log gets
+/// the first `MAX_ERROR_CHARS` characters.
+const MAX_ERROR_CHARS: usize = 300;
+
+fn bounded(msg: String) -> String {
+    if msg.chars().count() <= MAX_ERROR_CHARS {
+        return msg;
+    }
+    let head: String = msg.chars().take(MAX_ERROR_CHARS).collect();
+    format!("{head}… (cut)")
 }
 
 impl From<seen::SeenError> for Stop {
@@ -114,10 +127,10 @@ struct Channel<'a, I: Inbox> {
 impl<I: Inbox> Channel<'_, I> {
     /// One connection: open, then handle unseen mail and wait, until the connection fails.
     async fn serve(&mut self, backoff: &mut Duration) -> Result<Never, Stop> {
-        let host = self.s.imap.host.clone();
-        let (mut session, uid_validity) = imap::open(&self.s.imap).await?;
+        let host = &self.s.imap.host;
+        let mut conn = imap::open(&self.s.imap).await?;
+        let (uid_validity, idle) = (conn.uid_validity, conn.idle);
         *backoff = Duration::from_secs(1);
-        let idle = imap::supports_idle(&mut session, &host).await?;
         self.inbox.log().line(
             "INFO",
             &format!(
@@ -136,7 +149,7 @@ impl<I: Inbox> Channel<'_, I> {
                 seen::Opened::Renumbered(mut s) => {
                     // Old UIDs mean nothing now; re-running every unread request would repeat
                     // its tool calls, so what is unread now counts as handled.
-                    let now = imap::unseen(&mut session, &host).await?;
+                    let now = conn.unseen().await?;
                     self.inbox.log().line(
                         "WARN",
                         &format!(
@@ -152,13 +165,13 @@ impl<I: Inbox> Channel<'_, I> {
             });
         }
         loop {
-            let mut uids = imap::unseen(&mut session, &host).await?;
+            let mut uids = conn.unseen().await?;
             if let Some(seen) = &mut self.seen {
                 seen.prune(&uids);
                 uids.retain(|u| !seen.uids.contains(u));
             }
             for uid in uids {
-                let Some((raw, size)) = imap::fetch(&mut session, &host, uid).await? else {
+                let Some((raw, size)) = conn.fetch(uid).await? else {
                     continue;
                 };
                 // Handled before the agent sees it: at most once.
@@ -166,11 +179,11 @@ impl<I: Inbox> Channel<'_, I> {
                     seen.uids.insert(uid);
                     self.store.save(seen)?;
                 } else {
-                    imap::mark_seen(&mut session, &host, uid).await?;
+                    conn.mark_seen(uid).await?;
                 }
                 self.handle(uid, &raw, size).await;
             }
-            session = imap::wait(session, &host, idle, self.s.poll_interval).await?;
+            conn = conn.wait(self.s.poll_interval).await?;
         }
     }
 
@@ -231,7 +244,10 @@ impl<I: Inbox> Channel<'_, I> {
             Ok(()) => log.line("INFO", &format!("email: replied to {who} (UID {uid})")),
             Err(e) => log.line(
                 "ERROR",
-                &format!("email: the reply to {who} (UID {uid}) was not sent: {e}"),
+                &format!(
+                    "email: the reply to {who} (UID {uid}) was not sent: {}",
+                    bounded(e.to_string())
+                ),
             ),
         }
     }
@@ -256,6 +272,13 @@ fn automatic(m: &mail_parser::Message<'_>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn server_errors_are_logged_bounded() {
+        assert_eq!(super::bounded("short".into()), "short");
+        let b = super::bounded("é".repeat(10_000));
+        assert!(b.chars().count() < 320 && b.ends_with("(cut)"), "{b}");
+    }
+
     #[test]
     fn robots_are_not_answered() {
         let p = |raw: &'static str| {
