@@ -563,6 +563,10 @@ fn email_gateway_answers_allowed_senders_in_thread_and_refuses_the_rest() {
         assert_eq!(header(r, "From"), Some(BOT), "{r}");
         assert_eq!(header(r, "To"), Some("alice@example.test"), "{r}");
         assert_eq!(header(r, "Auto-Submitted"), Some("auto-replied"), "{r}");
+        assert!(
+            header(r, "Message-ID").is_some_and(|v| v.ends_with(".nanobot@example.test>")),
+            "{r}"
+        );
         // Sent with AUTH, over STARTTLS.
         assert_eq!(header(r, "X-Test-Auth-Login"), Some(BOT), "{r}");
         assert_eq!(header(r, "X-Test-TLS"), Some("yes"), "{r}");

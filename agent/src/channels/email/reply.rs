@@ -68,12 +68,12 @@ pub fn reply_subject(original: &str, prefix: &str) -> String {
     let starts = original
         .get(..p.len())
         .is_some_and(|s| s.eq_ignore_ascii_case(p));
-    let original: String = original.chars().filter(|c| !c.is_control()).collect();
-    if !p.is_empty() && starts {
-        original
+    let s = if !p.is_empty() && starts {
+        original.to_string()
     } else {
         format!("{prefix}{original}")
-    }
+    };
+    s.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// `<id>` for a message id, or None when it holds anything that does not belong in a header.
@@ -93,6 +93,7 @@ pub fn build(from: &str, to: &str, t: &Threading, text: &str) -> Result<Mail, Re
             .map_err(|e| ReplyError::Address(a.to_string(), e))
     };
     let mut b = Mail::builder()
+        .message_id(Some(new_message_id(from)))
         .from(mailbox(from)?)
         .to(mailbox(to)?)
         .subject(t.subject.clone());
@@ -106,6 +107,26 @@ pub fn build(from: &str, to: &str, t: &Threading, text: &str) -> Result<Mail, Re
         b = b.raw_header(HeaderValue::new(name, "auto-replied".into()));
     }
     Ok(b.body(text.to_string())?)
+}
+
+/// `<time.pid.n@domain-of-from>`: unique, and naming no host (lettre's default would put this
+/// machine's hostname into every reply).
+fn new_message_id(from: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("nanobot.invalid");
+    format!(
+        "<{t:x}.{:x}.{}.nanobot@{domain}>",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub struct Sender {
@@ -170,6 +191,7 @@ mod tests {
         assert_eq!(reply_subject("", "Re: "), "Re: ");
         assert_eq!(reply_subject("a\r\nBcc: x", "Re: "), "Re: aBcc: x");
         assert_eq!(reply_subject("Hello", ""), "Hello");
+        assert_eq!(reply_subject("Hello", "Re:\r\n "), "Re: Hello");
     }
 
     #[test]
@@ -192,6 +214,17 @@ mod tests {
         );
         assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
         assert!(text.contains("To: a@example.com"), "{text}");
+        assert!(text.contains("Message-ID: <"), "{text}");
+        assert!(text.contains(".nanobot@example.com>"), "{text}");
+        let again = build("bot@example.com", "a@example.com", &t, "answer").unwrap();
+        let id = |m: &Mail| {
+            let f = String::from_utf8(m.formatted()).unwrap();
+            f.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(id(&mail), id(&again));
     }
 
     #[test]
