@@ -568,7 +568,15 @@ pub fn literal_secrets(path: &Path) -> Vec<String> {
     }
     if let Some(c) = v.get("channels").and_then(Value::as_object) {
         for (name, cfg) in c {
-            for key in ["token", "bridgeToken", "password", "secret", "appSecret"] {
+            for key in [
+                "token",
+                "bridgeToken",
+                "password",
+                "secret",
+                "appSecret",
+                "imapPassword",
+                "smtpPassword",
+            ] {
                 if let Some(k) = cfg.get(key).and_then(Value::as_str) {
                     if !k.is_empty() && !k.contains("${") {
                         out.push(format!("channels.{name}.{key}"));

@@ -3,6 +3,7 @@
 //! enabled channel must name who may talk to the agent: an empty `allowFrom` refuses to start
 //! (the Python version lets everyone in); `["*"]` says "everyone" explicitly.
 
+pub mod email;
 pub mod telegram;
 
 use crate::audit::AuditLog;
@@ -19,7 +20,7 @@ pub trait Inbox: Send + Sync + 'static {
     fn log(&self) -> &AuditLog;
 }
 
-pub const CHANNELS: &[&str] = &["telegram"];
+pub const CHANNELS: &[&str] = &["telegram", "email"];
 
 /// Check every enabled channel before anything starts; all problems at once.
 pub fn check_channels(cfg: &Config) -> Result<Vec<(String, ChannelConfig)>> {

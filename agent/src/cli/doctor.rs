@@ -205,6 +205,26 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             .collect::<Vec<_>>()
             .join("; "),
     ));
+    if let Some(c) = cfg.channels.get("email").filter(|c| c.enabled) {
+        let mut problems = crate::channels::email::check(c);
+        if c.allow_from.is_empty() {
+            problems.push("channels.email.allowFrom is empty".into());
+        }
+        out.push(check(
+            "email channel",
+            problems.is_empty(),
+            true,
+            if problems.is_empty() {
+                format!(
+                    "consent granted, {}",
+                    crate::text::count(c.allow_from.len() as u64, "allowed sender")
+                )
+            } else {
+                problems.join("; ")
+            },
+            "fix the channels.email keys named (docs/channels.md, Email)".into(),
+        ));
+    }
     out.push(check(
         "restrictToWorkspace",
         cfg.restrict_to_workspace(),
@@ -478,6 +498,51 @@ mod tests {
         let s = get("secrets as ${VAR} references");
         assert!(!s.ok && !s.critical && s.detail.contains("providers.openrouter.apiKey"));
         assert!(get("model provider").ok);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn email_channel_needs_consent_and_passwords_from_the_environment() {
+        let dir = std::env::temp_dir().join(format!("nanobot-doc-email-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        let write = |consent: bool, pw: &str| {
+            std::fs::write(
+                &p,
+                serde_json::json!({"channels": {"email": {
+                    "enabled": true, "consentGranted": consent, "allowFrom": ["a@example.com"],
+                    "imapHost": "imap.example.com", "imapUsername": "bot", "imapPassword": pw,
+                    "smtpHost": "smtp.example.com", "smtpUsername": "bot@example.com",
+                    "smtpPassword": "${SMTP_PW}"}}})
+                .to_string(),
+            )
+            .unwrap();
+            config::load_with_env(
+                &p,
+                &[
+                    ("SMTP_PW".into(), "x".into()),
+                    ("IMAP_PW".into(), "y".into()),
+                ],
+            )
+            .unwrap()
+        };
+        let get = |checks: &[Check], n: &str| checks.iter().find(|c| c.name == n).unwrap().clone();
+        let checks = config_checks(&write(false, "literal"), &dir);
+        let e = get(&checks, "email channel");
+        assert!(
+            !e.ok && e.critical && e.detail.contains("consentGranted"),
+            "{e:?}"
+        );
+        let s = get(&checks, "secrets as ${VAR} references");
+        assert!(
+            !s.ok && s.detail.contains("channels.email.imapPassword"),
+            "{s:?}"
+        );
+        assert!(!s.detail.contains("smtpPassword"), "{s:?}");
+        let checks = config_checks(&write(true, "${IMAP_PW}"), &dir);
+        let e = get(&checks, "email channel");
+        assert!(e.ok, "{e:?}");
+        assert!(get(&checks, "secrets as ${VAR} references").ok);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -3,7 +3,7 @@
 
 use crate::agent::Agent;
 use crate::audit::AuditLog;
-use crate::channels::{check_channels, telegram, Inbox};
+use crate::channels::{check_channels, email, telegram, Inbox};
 use crate::cli::globals::Globals;
 use crate::sandbox::socket;
 use crate::session::Session;
@@ -64,6 +64,7 @@ pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
     crate::cli::agent::refuse_root()?;
     let loaded = g.load()?;
     let channels = check_channels(&loaded.config)?;
+    email::preflight(&channels)?;
     crate::cli::provider::warn_unset_channels(&loaded);
     let provider = crate::cli::provider::pick(&loaded)?;
     let cfg = loaded.config;
@@ -99,6 +100,7 @@ pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
         tasks.spawn(async move {
             match name.as_str() {
                 "telegram" => telegram::run(c, s).await,
+                "email" => email::run(c, s.sessions.with_file_name("email"), s).await,
                 other => Err(anyhow::anyhow!("unsupported channel {other}")),
             }
         });
