@@ -1,7 +1,7 @@
 //! The sandboxes' cgroups on the host: which interface this host offers (`probe`), the daemon's
 //! subtree prepared while it is still root (`prepare`), and one cgroup per sandbox created with the
-//! profile's plan (`confine::cgroup::plan`), the sandbox's init moved into it before the command
-//! starts, read after the command ended and removed with the sandbox, or on v1 emptied and kept
+//! profile's plan (`confine::cgroup::plan`), the sandbox's init moved into it (v2) or moving
+//! itself into it (v1, `Entry`) before the command starts, read after the command ended and removed with the sandbox, or on v1 emptied and kept
 //! for the next one (`SandboxCgroup`, `Pool`).
 //!
 //! Layout. v1 (the `memory` and `pids` hierarchies): `<own>/sandboxd/d<daemon pid>/slot-<n>` in
@@ -446,13 +446,14 @@ impl Cgroups {
         }
     }
 
-    /// Create the cgroup of the sandbox whose init is host pid `pid`, write the profile's limits
-    /// and move the init into it. On error nothing is left behind; the error names the step.
+    /// Create (v1: or reuse) the cgroup of the sandbox whose init is host pid `pid` and write the
+    /// profile's limits; then move the init into it (v2), or open what the init moves itself in
+    /// with (v1, `Entry::ByItself`). On error nothing is left behind; the error names the step.
     pub fn create(
         &self,
         pid: u32,
         limits: &Limits,
-    ) -> Result<Option<SandboxCgroup>, (String, io::Error)> {
+    ) -> Result<Option<(SandboxCgroup, Entry)>, (String, io::Error)> {
         let version = match self.mechanism {
             Mechanism::None(_) => return Ok(None),
             Mechanism::V2 { .. } => Version::V2,
@@ -461,11 +462,11 @@ impl Cgroups {
         let plan = cgroup::plan(limits, version);
         if version == Version::V1 {
             while let Some(mut c) = self.pool.take(&plan.writes) {
-                if c.enter(pid).is_ok() {
+                if let Ok(fds) = c.tasks_files() {
                     c.pool = Some(self.pool.clone());
-                    return Ok(Some(c));
+                    return Ok(Some((c, Entry::ByItself(fds))));
                 }
-                // Fail closed: a slot that does not take the init is not used again.
+                // Fail closed: a slot that cannot take the init is not used again.
                 c.remove();
             }
         }
@@ -516,17 +517,38 @@ impl Cgroups {
                 ));
             }
         }
-        if let Err((path, e)) = cg.enter(pid) {
-            let step = format!("cgroup: move the sandbox's init into {}", path.display());
-            cg.remove();
-            return Err((step, e));
-        }
+        let entered = match version {
+            Version::V1 => cg.tasks_files().map(Entry::ByItself),
+            Version::V2 => cg.enter(pid).map(|()| Entry::Moved),
+        };
+        let entry = match entered {
+            Ok(e) => e,
+            Err((path, e)) => {
+                let step = format!("cgroup: move the sandbox's init into {}", path.display());
+                cg.remove();
+                return Err((step, e));
+            }
+        };
         cg.writes = plan.writes;
         if version == Version::V1 {
             cg.pool = Some(self.pool.clone());
         }
-        Ok(Some(cg))
+        Ok(Some((cg, entry)))
     }
+}
+
+/// How a sandbox's init gets into its cgroup.
+#[derive(Debug)]
+pub enum Entry {
+    /// The daemon moved it (v2: `cgroup.procs` of the new cgroup).
+    Moved,
+    /// v1: the init moves itself, before it starts the command, by writing `0` to each of these
+    /// `tasks` files (opened here, for write, by the daemon that owns the cgroup), and starts
+    /// nothing if it cannot. A thread moving itself takes no machine-wide lock; moving another
+    /// process takes `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace period
+    /// whenever no move happened in the last few milliseconds: 5-12 ms per exec on a 2-core
+    /// machine, for every exec that does not follow another one closely (every `nanobot exec`).
+    ByItself(Vec<std::os::fd::OwnedFd>),
 }
 
 /// The `degraded` entry for a sandbox without a cgroup.
@@ -595,6 +617,26 @@ impl SandboxCgroup {
     /// What the kernel counted for the sandbox.
     pub fn usage(&self) -> Usage {
         self.counters().since(self.base)
+    }
+
+    /// Each hierarchy's `tasks` file, open for writing: what the init moves itself in with.
+    fn tasks_files(&self) -> Result<Vec<std::os::fd::OwnedFd>, (PathBuf, io::Error)> {
+        self.dirs
+            .iter()
+            .map(|(_, d)| {
+                let path = d.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(Into::into)
+                    .map_err(|e| (path, e))
+            })
+            .collect()
+    }
+
+    /// Never reuse this cgroup: the init could not move itself into it.
+    pub fn discard(&mut self) {
+        self.pool = None;
     }
 
     /// Move `pid` into the cgroup (every hierarchy's).
@@ -852,6 +894,58 @@ mod tests {
             PathBuf::from(format!("/nonexistent/slot-{POOL_MAX}"))
         );
         assert_eq!(pool.drain().len(), POOL_MAX - 1);
+    }
+
+    /// On v1 the daemon moves no process: the init gets each hierarchy's `tasks` file and writes
+    /// itself in. A pooled slot whose `tasks` cannot be opened is not used (removed instead).
+    #[test]
+    fn a_v1_init_moves_itself_in_with_the_tasks_files_it_is_given() {
+        use std::io::Write;
+        let (root, mut cg, _) = fake("self-entry", "4096\n");
+        for c in ["memory", "pids"] {
+            std::fs::write(root.join(c).join("tasks"), "").unwrap();
+        }
+        let cgroups = Cgroups {
+            mode: CgroupMode::Auto,
+            mechanism: Mechanism::V1 {
+                memory: root.join("none-m"),
+                pids: root.join("none-p"),
+            },
+            pool: Arc::new(Pool::default()),
+        };
+        cg.pool = None;
+        // A pooled slot without a `tasks` file is not used; the good one is.
+        let broken = SandboxCgroup {
+            version: Version::V1,
+            dirs: vec![(None, root.join("broken"))],
+            writes: cg.writes.clone(),
+            base: Usage::default(),
+            pool: None,
+        };
+        std::fs::create_dir_all(root.join("broken")).unwrap();
+        assert!(cgroups.pool.put(cg).is_none());
+        assert!(cgroups.pool.put(broken).is_none());
+        let (got, entry) = cgroups.create(4242, &Limits::default()).unwrap().unwrap();
+        assert!(!root.join("broken").exists());
+        let Entry::ByItself(files) = entry else {
+            panic!("v1 must hand the init its tasks files")
+        };
+        assert_eq!(files.len(), 2);
+        for f in files {
+            std::fs::File::from(f).write_all(b"0").unwrap();
+        }
+        for c in ["memory", "pids"] {
+            assert_eq!(
+                std::fs::read_to_string(root.join(c).join("tasks")).unwrap(),
+                "0"
+            );
+            // Nothing was written to cgroup.procs by the daemon.
+            assert!(!std::fs::read_to_string(root.join(c).join("cgroup.procs"))
+                .unwrap_or_default()
+                .contains("4242"));
+        }
+        assert!(got.pool.is_some());
+        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]

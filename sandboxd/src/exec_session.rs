@@ -4,7 +4,7 @@
 //! shutdown) makes the sandbox init kill everything it runs. (The command itself is spawned
 //! inside the sandbox, by `init::child`.)
 
-use crate::cgroups::{Cgroups, SandboxCgroup};
+use crate::cgroups::{Cgroups, Entry, SandboxCgroup};
 use crate::confine::cgroup::Usage;
 use crate::handover;
 use crate::launcher::Launcher;
@@ -14,7 +14,7 @@ use crate::vocab::{Layer, LimitHit};
 use crate::wire::{self, Report};
 use nanobot_proto::pb::{exec_event::Event, ExecEvent, ExecResult};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -375,9 +375,14 @@ async fn attempt(
         };
         match report {
             Ok(Report::Ready { pid }) => {
+                let mut entry = Entry::Moved;
                 if cg.0.is_none() {
                     match p.cgroups.create(pid, &p.spec.limits) {
-                        Ok(c) => cg.0 = c,
+                        Ok(Some((c, e))) => {
+                            cg.0 = Some(c);
+                            entry = e;
+                        }
+                        Ok(None) => {}
                         Err((step, e)) => {
                             result = refused(
                                 Layer::Rlimits,
@@ -391,8 +396,9 @@ async fn attempt(
                     }
                 }
                 // The one place the command is let start; a sandbox whose request we gave up on
-                // reads EOF here instead and exits.
-                if status.write_all(&[wire::GO]).await.is_ok() {
+                // reads EOF here instead and exits. On v1 the go carries the cgroup files the
+                // init moves itself in with before it starts anything.
+                if send_go(&mut status, entry).await.is_ok() {
                     went = true;
                     deadline = Instant::now() + guard;
                 }
@@ -414,6 +420,11 @@ async fn attempt(
             }) => {
                 if !went && layer == Layer::Mounts && step == crate::rootfs::VERIFY_WORKSPACE {
                     kind = |r, _| Attempt::Stale(r);
+                }
+                if step == wire::ENTER_CGROUP {
+                    if let Some(c) = cg.0.as_mut() {
+                        c.discard();
+                    }
                 }
                 result = refused(layer, &step, errno, message, profile);
                 break;
@@ -522,6 +533,25 @@ async fn attempt(
     }
     LimitHit::set(hit, &mut r);
     kind(Box::new(r), launcher.pid)
+}
+
+/// Tell the sandbox to start: the go byte, with the `tasks` files it moves itself in with when
+/// `entry` says so (in the same message, so it cannot start without them).
+async fn send_go(status: &mut tokio::net::UnixStream, entry: Entry) -> std::io::Result<()> {
+    let fds = match entry {
+        Entry::ByItself(fds) if !fds.is_empty() => fds,
+        _ => return status.write_all(&[wire::GO]).await,
+    };
+    let raw: Vec<std::os::fd::RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    loop {
+        status.writable().await?;
+        match status.try_io(tokio::io::Interest::WRITABLE, || {
+            crate::handover::send_fds(status.as_raw_fd(), &raw, wire::GO)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
 }
 
 /// A sandbox's cgroup until it is removed (or, v1, reset and pooled for reuse:

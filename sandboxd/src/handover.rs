@@ -94,7 +94,8 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
 }
 
-fn send_fds(sock: RawFd, fds: &[RawFd], tag: u8) -> io::Result<()> {
+/// Send one byte carrying `fds` (at least one) in the same message.
+pub fn send_fds(sock: RawFd, fds: &[RawFd], tag: u8) -> io::Result<()> {
     let byte = [tag];
     let mut iov = libc::iovec {
         iov_base: byte.as_ptr() as *mut libc::c_void,
@@ -135,6 +136,17 @@ pub fn recv_fds(sock: RawFd) -> io::Result<Option<Vec<OwnedFd>>> {
 /// Receive one batch with its tag (the first byte of the message): Ok(None) on EOF.
 pub fn recv_batch(sock: RawFd) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
     let mut byte = [0u8; 16];
+    recv_into(sock, &mut byte)
+}
+
+/// Receive exactly one byte and the fds sent with it (none, or those of `send_fds`), from a
+/// stream socket that may carry more after it: Ok(None) on EOF.
+pub fn recv_byte(sock: RawFd) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
+    let mut byte = [0u8; 1];
+    recv_into(sock, &mut byte)
+}
+
+fn recv_into(sock: RawFd, byte: &mut [u8]) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr() as *mut libc::c_void,
         iov_len: byte.len(),

@@ -11,13 +11,19 @@ use std::io::{self, Read, Write};
 /// Upper bound for one frame; specs are far smaller (the request size is capped before).
 pub const MAX_FRAME: usize = 4 << 20;
 
-/// The daemon's go, the one byte it sends after the spec: the answer to `Report::Ready`.
+/// The daemon's go, the one byte it sends after the spec: the answer to `Report::Ready`. On cgroup
+/// v1 it carries the sandbox cgroup's `tasks` files (SCM_RIGHTS), which the init writes itself
+/// into before it starts anything (`crate::cgroups::Entry`).
 pub const GO: u8 = b'G';
+
+/// The step a sandbox reports when it could not move itself into its cgroup (the command did
+/// not start).
+pub const ENTER_CGROUP: &str = "cgroup: the sandbox's init moves itself into its cgroup";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
     /// Everything is set up; the command starts on the daemon's `GO`, and never without it.
-    /// `pid`: the host pid of the sandbox's init, which the daemon moves into the sandbox's
+    /// `pid`: the host pid of the sandbox's init, for which the daemon sets up the sandbox's
     /// cgroup before the go (`crate::cgroups`).
     Ready { pid: u32 },
     /// The command was executed; `pid` is the host pid of the sandbox's init.

@@ -309,9 +309,12 @@ fn check_validates_and_explain_shows_the_ceilings() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// What the cgroup costs per exec: the median of sequential `true` execs with and without.
-/// Printed for the record; the bound only catches a gross regression (a cgroup v1 move can wait
-/// for an RCU grace period).
+/// What the cgroup costs per exec: the median of sequential `true` execs with and without,
+/// back to back and each after a pause (as `nanobot exec` runs them: a new process each time).
+/// Moving a process into a v1 cgroup from outside waits for an RCU grace period unless another
+/// move happened just before: 5-12 ms per exec after a pause on a busy 2-core machine, none
+/// back to back. The sandbox's init moves itself in instead (`cgroups::Entry`), which waits for
+/// nothing. Printed for the record; the bounds catch the grace period coming back.
 #[test]
 fn the_cgroup_costs_little_per_exec() {
     let Some(with) = start() else { return };
@@ -320,11 +323,12 @@ fn the_cgroup_costs_little_per_exec() {
         ..Opts::default()
     });
     let rt = grpc::rt();
-    let median = |d: &Daemon| {
+    let median = |d: &Daemon, pause: Duration| {
         rt.block_on(async {
             let mut c = grpc::client(&d.socket).await;
             let mut ms = vec![];
             for i in 0..25 {
+                tokio::time::sleep(pause).await;
                 let t0 = Instant::now();
                 let run = grpc::exec(&mut c, req(&d.ws, "true")).await.unwrap();
                 assert_eq!(run.result.unwrap().exit_code, 0);
@@ -336,12 +340,45 @@ fn the_cgroup_costs_little_per_exec() {
             ms[ms.len() / 2]
         })
     };
-    let (a, b) = (median(&without), median(&with));
-    eprintln!(
-        "median exec of `true`: {a:.2} ms without a cgroup, {b:.2} ms with (+{:.2} ms)",
-        b - a
+    for pause in [Duration::ZERO, Duration::from_millis(30)] {
+        let (a, b) = (median(&without, pause), median(&with, pause));
+        eprintln!(
+            "median exec of `true` after {pause:?}: {a:.2} ms without a cgroup, {b:.2} ms with (+{:.2} ms)",
+            b - a
+        );
+        let bound = if pause.is_zero() { 25.0 } else { 4.0 };
+        assert!(
+            b - a < bound,
+            "after {pause:?}: {a:.2} ms without, {b:.2} ms with"
+        );
+    }
+}
+
+/// The command and what it forks are in the sandbox's own cgroups (the init moved itself in
+/// before starting it): `/proc/self/cgroup` names this daemon's slot in both hierarchies.
+#[test]
+fn the_command_runs_in_the_sandboxs_cgroups() {
+    let Some(d) = start() else { return };
+    let (run_, r) = run(
+        &d,
+        "roomy",
+        "cat /proc/self/cgroup; sh -c 'cat /proc/self/cgroup'",
     );
-    assert!(b - a < 25.0, "{a:.2} ms without, {b:.2} ms with");
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    let out = String::from_utf8_lossy(&run_.stdout).into_owned();
+    let mine = format!("/sandboxd/d{}/slot-", d.pid());
+    for ctl in ["memory", "pids"] {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == ctl))
+            })
+            .collect();
+        assert_eq!(lines.len(), 2, "{ctl}: {out}");
+        assert!(lines.iter().all(|l| l.contains(&mine)), "{ctl}: {out}");
+    }
 }
 
 /// Memory that outlives the command's processes (tmpfs pages in /tmp and /dev/shm stay charged

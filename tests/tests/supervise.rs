@@ -63,6 +63,20 @@ fn wait_warm(launcher: i32, n: usize) -> Vec<i32> {
     }
 }
 
+/// Wait until `pid` has exited (gone, or a zombie: its fds are closed either way).
+fn wait_exited(pid: i32) {
+    let t0 = Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        if matches!(state, None | Some('Z') | Some('X')) {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "{pid} did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn signal(pid: i32, sig: i32) {
     // SAFETY: kill with a pid we found under our own daemon.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
@@ -311,8 +325,13 @@ fn a_workspace_that_differs_every_time_is_refused_cleanly() {
     // (the directory now hidden), every sandbox created from now on sees the tmpfs: never the
     // same directory. The prepared ones (from before the mount) go, so none sees the old one.
     let _m = Mounted::tmpfs(&d.root);
-    for w in warm {
+    for &w in &warm {
         signal(w, libc::SIGKILL);
+    }
+    // SIGKILL is delivered asynchronously: until they have exited, the launcher may still hand
+    // the request to one of them, which then dies holding it (a different failure).
+    for w in warm {
+        wait_exited(w);
     }
     std::fs::create_dir(d.root.join("ws")).unwrap();
     let (uid, gid) = test_ids();

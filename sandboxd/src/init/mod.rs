@@ -150,17 +150,16 @@ fn init(
 }
 
 /// Report `Ready` and wait for the daemon's go. The daemon sends it only while it still waits for
-/// this request (and has moved us into the sandbox's cgroup, so every process forked from here on
-/// is in it); once it has given up (guard timeout, client gone, shutdown) it has closed its end,
-/// and we read EOF: the command is never started.
+/// this request, once the sandbox's cgroup is set up: it has moved us into it (v2), or the go
+/// carries its `tasks` files and we move ourselves in (v1), so every process forked from here on
+/// is in it. Once the daemon has given up (guard timeout, client gone, shutdown) it has closed
+/// its end, and we read EOF: the command is never started.
 fn await_go(status: &mut File, pid: u32) -> Result<(), StepError> {
-    use std::io::Read;
     wire::write_frame(status, &Report::Ready { pid })
         .map_err(|e| StepError::io(Layer::Launcher, "report ready", e))?;
-    let mut go = [0u8; 1];
     loop {
-        match status.read(&mut go) {
-            Ok(1) if go[0] == wire::GO => return Ok(()),
+        match handover::recv_byte(status.as_raw_fd()) {
+            Ok(Some((wire::GO, cgroup_files))) => return enter_cgroups(cgroup_files),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             _ => {
                 return Err(StepError::new(
@@ -172,6 +171,18 @@ fn await_go(status: &mut File, pid: u32) -> Result<(), StepError> {
             }
         }
     }
+}
+
+/// Move ourselves into the sandbox's cgroup: `0` written to each hierarchy's `tasks` file moves
+/// the writing thread, which is the whole init (single-threaded). Any failure: nothing runs.
+fn enter_cgroups(files: Vec<OwnedFd>) -> Result<(), StepError> {
+    use std::io::Write;
+    for f in files {
+        File::from(f)
+            .write_all(b"0")
+            .map_err(|e| StepError::io(Layer::Rlimits, wire::ENTER_CGROUP, e))?;
+    }
+    Ok(())
 }
 
 /// The request's spec, from the status socket; a spec naming the launcher's warm mount plan gets
