@@ -124,9 +124,26 @@ pub struct Activity {
 #[derive(Debug)]
 pub struct InFlight(Arc<Activity>);
 
+/// Requests in flight on every connection together, and the signal that the count fell to zero
+/// (what `daemon::trim` waits for).
+static ALL_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static ALL_ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Requests in flight on every connection together.
+pub fn all_in_flight() -> usize {
+    ALL_IN_FLIGHT.load(Ordering::SeqCst)
+}
+
+/// Wait until the last request in flight (on any connection) ends; returns at once if that
+/// happened since the previous call returned.
+pub async fn all_ended() {
+    ALL_ENDED.notified().await
+}
+
 impl Activity {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        ALL_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         InFlight(self.clone())
     }
 
@@ -145,6 +162,9 @@ impl Drop for InFlight {
             *t = Some(Instant::now());
         }
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if ALL_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 {
+            ALL_ENDED.notify_one();
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod goaway;
 mod health;
 mod reload;
 mod systemd;
+mod trim;
 
 use crate::api::{self, Service, State};
 use crate::cli::config_or_default;
@@ -360,6 +361,7 @@ async fn run(
         .max_encoding_message_size(4 << 20);
     let health = health::Health::new(shutdown_tx.subscribe());
     tokio::spawn(follow_launcher(state.launcher.clone(), health.clone()));
+    tokio::spawn(trim::run());
     let shutdown_health = health.clone();
     let mut launcher_slot = state.launcher.subscribe();
     let intercept = api::authenticate(auth_policy);
