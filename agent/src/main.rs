@@ -46,8 +46,10 @@ enum Cmd {
     Status(cli::status::StatusArgs),
     /// Check the security guide's production checklist
     Doctor(cli::doctor::DoctorArgs),
-    /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
+    /// Serve the enabled chat channels (telegram, whatsapp) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
+    /// Chat channels: `status` (as the running gateway sees them), `login whatsapp` (QR code)
+    Channels(cli::channels::ChannelsArgs),
 }
 
 fn main() {
@@ -83,6 +85,7 @@ fn main() {
             Cmd::Status(a) => (cli::status::run(&g, a).await, 1),
             Cmd::Doctor(a) => (cli::doctor::run(&g, a).await, 1),
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
+            Cmd::Channels(a) => (cli::channels::run(&g, a).await, 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {e:#}");

@@ -3,7 +3,9 @@
 //! enabled channel must name who may talk to the agent: an empty `allowFrom` refuses to start
 //! (the Python version lets everyone in); `["*"]` says "everyone" explicitly.
 
+pub mod status;
 pub mod telegram;
+pub mod whatsapp;
 
 use crate::audit::AuditLog;
 use crate::config::{ChannelConfig, Config};
@@ -19,7 +21,42 @@ pub trait Inbox: Send + Sync + 'static {
     fn log(&self) -> &AuditLog;
 }
 
-pub const CHANNELS: &[&str] = &["telegram"];
+pub const CHANNELS: &[&str] = &["telegram", "whatsapp"];
+
+/// What an enabled channel still lacks in the config, each problem naming its key. A new channel
+/// adds one arm here (and one in `nanobot gateway`'s dispatch).
+pub fn channel_problems(name: &str, c: &ChannelConfig) -> Vec<String> {
+    match name {
+        "telegram" => telegram::problems(c),
+        "whatsapp" => whatsapp::problems(c),
+        _ => vec![],
+    }
+}
+
+/// What an enabled channel's settings risk without being wrong (printed, never fatal).
+pub fn channel_warnings(name: &str, c: &ChannelConfig) -> Vec<String> {
+    match name {
+        "whatsapp" => whatsapp::warnings(c),
+        _ => vec![],
+    }
+}
+
+/// The one log line every channel writes for a refused sender, in the words operators grep for.
+pub fn deny(log: &AuditLog, channel: &str, sender: &str, why: &str) {
+    log.line(
+        "WARN",
+        &format!("Access denied for sender {sender} on channel {channel}: {why}"),
+    );
+}
+
+/// A reply cut on character boundaries into pieces of at most `max` characters.
+pub fn split_text(s: &str, max: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars.chunks(max).map(|c| c.iter().collect()).collect()
+}
 
 /// Check every enabled channel before anything starts; all problems at once.
 pub fn check_channels(cfg: &Config) -> Result<Vec<(String, ChannelConfig)>> {
@@ -38,14 +75,7 @@ pub fn check_channels(cfg: &Config) -> Result<Vec<(String, ChannelConfig)>> {
                 "channels.{name}.allowFrom is empty: list the user ids allowed to talk to the agent (or [\"*\"] for everyone, which the security guide advises against)"
             ));
         }
-        if name == "telegram"
-            && c.extra
-                .get("token")
-                .and_then(|t| t.as_str())
-                .is_none_or(str::is_empty)
-        {
-            problems.push("channels.telegram.token is not set".into());
-        }
+        problems.extend(channel_problems(name, c));
         enabled.push((name.clone(), c.clone()));
     }
     if !problems.is_empty() {
@@ -92,6 +122,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("channels.irc"));
+    }
+
+    #[test]
+    fn long_replies_are_split_on_characters() {
+        let s = "é".repeat(5000);
+        let c = split_text(&s, 4096);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].chars().count(), 4096);
     }
 
     #[test]
