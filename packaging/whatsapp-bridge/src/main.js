@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import { checkConfig, configFromEnv, ConfigError } from './config.js';
 import { BridgeServer } from './server.js';
-import { WhatsApp } from './whatsapp.js';
 
 async function main() {
   let checked;
@@ -20,6 +19,8 @@ async function main() {
   const { cfg, warnings } = checked;
   for (const w of warnings) console.warn(`nanobot-whatsapp-bridge: warning: ${w}`);
   fs.mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+  // Loaded only now, so a refused configuration is reported even where Baileys cannot load.
+  const { WhatsApp } = await import('./whatsapp.js');
   const whatsapp = new WhatsApp(cfg.stateDir);
   const server = new BridgeServer(cfg, whatsapp);
   const where = await server.start();
