@@ -211,7 +211,7 @@ fn channel_checks(cfg: &crate::config::Config) -> Vec<Check> {
             }
             // "email": consentGranted (added with the email channel).
             _ => {
-                let p = crate::channels::channel_problems(name, c);
+                let p = crate::channels::registry::channel_problems(name, c);
                 if !p.is_empty() {
                     out.push(check(
                         &format!("{name} settings"),

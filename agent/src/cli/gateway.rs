@@ -5,8 +5,9 @@
 
 use crate::agent::Agent;
 use crate::audit::AuditLog;
+use crate::channels::registry::{channel_warnings, check_channels};
 use crate::channels::status::{self, Board};
-use crate::channels::{channel_warnings, check_channels, telegram, whatsapp, Inbox};
+use crate::channels::{telegram, whatsapp, Inbox};
 use crate::cli::globals::Globals;
 use crate::sandbox::socket;
 use crate::session::Session;
