@@ -691,3 +691,96 @@ fn login_shows_the_qr_code_and_ends_when_whatsapp_is_linked() {
     let o = home.run(&["channels", "login", "irc"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// The shipped bridge (packaging/whatsapp-bridge, its server with WhatsApp faked by
+/// tools/fake-whatsapp.js): node and its npm dependencies come from scripts/test.sh (`npm ci`).
+/// In CI their absence is a failure; elsewhere the test says why it skips.
+fn shipped_bridge(
+    token: &str,
+) -> Option<(Child, u16, std::io::BufReader<std::process::ChildStdout>)> {
+    use std::io::BufRead;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/whatsapp-bridge");
+    let ready = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && dir.join("node_modules/ws").is_dir();
+    if !ready {
+        let why = format!(
+            "node or {}/node_modules missing (run scripts/test.sh, which runs npm ci)",
+            dir.display()
+        );
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    let mut child = Command::new("node")
+        .arg(dir.join("tools/fake-whatsapp.js"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BRIDGE_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = serde_json::from_str::<Value>(&line).unwrap()["port"]
+        .as_u64()
+        .unwrap() as u16;
+    Some((child, port, out))
+}
+
+#[test]
+fn the_gateway_speaks_the_shipped_bridges_protocol() {
+    use std::io::{BufRead, Write};
+    let Some((mut node, port, mut sent)) = shipped_bridge(TOKEN) else {
+        return;
+    };
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![llm::openai_text("hello from nanobot")]);
+    let home = Home::new("interop");
+    let mut cfg = config(
+        &d,
+        &llm_server,
+        json!({"enabled": true, "bridgeUrl": format!("ws://127.0.0.1:{port}"),
+               "bridgeToken": "${WA_TOKEN}", "allowFrom": ["+12345678901"]}),
+    );
+    home.write_config(cfg.clone());
+    let gw = Gateway::start(&home, &d);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut stdin = node.stdin.take().unwrap();
+    for m in [
+        message("5550001111@s.whatsapp.net", "", "not you"),
+        message("12345678901@s.whatsapp.net", "", "hi"),
+    ] {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    let mut line = String::new();
+    sent.read_line(&mut line).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&line).unwrap(),
+        json!({"to": "12345678901@s.whatsapp.net", "text": "hello from nanobot"}),
+        "{}",
+        gw.stderr()
+    );
+    assert_eq!(gw.stop(), Some(0));
+    assert!(home
+        .log()
+        .contains("Access denied for sender 5550001111@s.whatsapp.net on channel whatsapp"));
+
+    // The real bridge refuses a wrong token with 4003; the gateway gives up at once.
+    cfg["channels"]["whatsapp"]["bridgeToken"] = json!("wrong-token-wrong-token");
+    home.write_config(cfg);
+    let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr_of(&o).contains("refused channels.whatsapp.bridgeToken (close code 4003)"),
+        "{}",
+        stderr_of(&o)
+    );
+    drop(stdin);
+    let _ = node.kill();
+    let _ = node.wait();
+}
