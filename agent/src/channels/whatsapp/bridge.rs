@@ -223,6 +223,37 @@ mod tests {
         }
     }
 
+    /// A bridge on a Unix socket: the handshake works over it and the auth frame comes first.
+    #[tokio::test]
+    async fn connects_over_a_unix_socket_and_authenticates_first() {
+        use futures_util::StreamExt;
+        let dir = std::env::temp_dir().join(format!("nanobot-wa-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => t.to_string(),
+                other => format!("{other:?}"),
+            }
+        });
+        let ep = Endpoint::parse(&format!("unix:{}", path.display())).unwrap();
+        let _ws = connect(&ep, "").await.unwrap();
+        assert_eq!(server.await.unwrap(), r#"{"token":"","type":"auth"}"#);
+        let missing = Endpoint::Unix(dir.join("absent.sock"));
+        let Err(e) = connect(&missing, "t").await else {
+            panic!("connected to a socket that does not exist")
+        };
+        let e = e.to_string();
+        assert!(
+            e.starts_with("cannot connect to the WhatsApp bridge at unix:"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn close_codes_4001_and_4003_are_fatal() {
         use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

@@ -183,9 +183,6 @@ pub async fn run<I: Inbox>(
     report: Reporter,
 ) -> anyhow::Result<()> {
     let s = settings(&c).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
-    for w in warnings(&c) {
-        tracing::warn!("{w}");
-    }
     // Replies outlive a connection: written to the next one when the bridge was away.
     let (tx, mut rx) = mpsc::channel::<(String, String)>(MAX_PENDING * 4);
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
