@@ -16,7 +16,7 @@ fi
 # locked dependencies; without node/npm they fail in CI and are skipped with a reason elsewhere.
 bridge_rc=0
 if command -v node >/dev/null && command -v npm >/dev/null; then
-  (cd packaging/whatsapp-bridge && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node --test test/) || bridge_rc=$?
+  (cd packaging/whatsapp-bridge && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node --test test/*.test.js) || bridge_rc=$?
 elif [ -n "${CI:-}" ]; then
   echo "test.sh: node and npm are required for the WhatsApp bridge tests" >&2
   bridge_rc=1
