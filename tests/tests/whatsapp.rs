@@ -570,7 +570,7 @@ fn a_bad_bridge_token_is_fatal_for_whatsapp_while_telegram_keeps_working() {
         {"update_id": 5, "message": {"message_id": 5, "from": {"id": 42, "username": "alice"},
          "chat": {"id": 4242}, "text": "hi"}}]})));
     tg.push(llm::ok(json!({"ok": true, "result": {"message_id": 99}})));
-    for _ in 0..80 {
+    for _ in 0..300 {
         let mut empty = llm::ok(json!({"ok": true, "result": []}));
         empty.delay_ms = 100;
         tg.push(empty);
