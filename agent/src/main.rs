@@ -48,11 +48,13 @@ enum Cmd {
     Status(cli::status::StatusArgs),
     /// Check the security guide's production checklist
     Doctor(cli::doctor::DoctorArgs),
-    /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
+    /// Serve the enabled chat channels (telegram, whatsapp) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
     /// The sandboxd this user's commands reach: status, or stop the one nanobot started
     #[command(subcommand)]
     Sandbox(cli::sandbox::SandboxCmd),
+    /// Chat channels: `status` (as the running gateway sees them), `login whatsapp` (QR code)
+    Channels(cli::channels::ChannelsArgs),
 }
 
 fn main() {
@@ -81,6 +83,7 @@ fn main() {
             Cmd::Doctor(a) => (cli::doctor::run(&g, a).await, 1),
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
             Cmd::Sandbox(c) => (cli::sandbox::run(&g, c).await, 1),
+            Cmd::Channels(a) => (cli::channels::run(&g, a).await, 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {}", errors::anyhow_chain(&e));

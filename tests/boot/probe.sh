@@ -27,6 +27,10 @@ gpid=$(systemctl show -p MainPID --value nanobot.service)
 grep -E '^(Uid|CapEff|NoNewPrivs):' "/proc/$gpid/status" >"$R/gateway_status"
 stat -c %U "/proc/$gpid" >"$R/gateway_user"
 journalctl -u nanobot --no-pager >"$R/gateway_journal" 2>&1
+# The WhatsApp bridge: shipped, with its own user, but off until the operator enables it.
+systemctl is-enabled nanobot-whatsapp-bridge.service >"$R/bridge_enabled" 2>&1
+id -un nanobot-whatsapp >"$R/bridge_user" 2>&1
+(cd /usr/lib/nanobot/whatsapp-bridge && ls src/*.js package-lock.json) >"$R/bridge_files" 2>&1
 # A reload (SIGHUP) keeps serving.
 systemctl reload sandboxd.service; sleep 1
 runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- 'echo after-reload' \

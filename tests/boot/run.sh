@@ -58,7 +58,7 @@ echo "== systemd-analyze verify and security (exposure must be <= 2.0)"
     out=$(systemd-analyze verify /lib/systemd/system/sandboxd.socket /lib/systemd/system/sandboxd.service /lib/systemd/system/nanobot.service 2>&1)
     if [ -n "$out" ]; then echo "$out"; exit 1; fi
     echo "verify: clean"
-    for u in sandboxd.service nanobot.service; do
+    for u in sandboxd.service nanobot.service nanobot-whatsapp-bridge.service; do
         systemd-analyze security --offline=yes --threshold=20 "/lib/systemd/system/$u" | tail -1
     done'
 install -m 755 tests/boot/probe.sh "$root/usr/local/bin/nanobot-probe"
@@ -116,6 +116,9 @@ expect alice_err '/etc/x: (Read-only file system|Permission denied)' "/etc is no
 expect reload_out '^after-reload$' "systemctl reload keeps serving"
 expect journal 'config reloaded' "the reload was applied"
 expect gateway_active '^active$' "nanobot.service (the gateway) is active"
+expect bridge_enabled '^disabled$' "the WhatsApp bridge unit is installed and disabled by default"
+expect bridge_user '^nanobot-whatsapp$' "the WhatsApp bridge has its own user"
+expect bridge_files 'src/server.js' "the WhatsApp bridge sources are installed"
 expect gateway_user '^nanobot$' "the gateway runs as nanobot"
 expect gateway_status '^CapEff:[[:space:]]+0+$' "the gateway has no capabilities"
 expect gateway_journal 'nanobot gateway: channels telegram' "the gateway reached sandboxd and serves telegram"

@@ -210,13 +210,23 @@ pub fn script(blocks: &[Block], place: Place, start: &str) -> String {
         s.push_str(&format!("# {}:{}\nbg=()\n", b.file, b.line));
         for e in &b.examples {
             let at = format!("{}:{}", e.file, e.line);
-            s.push_str(&format!("echo {} >&2\n", quote(&format!("== {at}: {}", e.text))));
+            s.push_str(&format!(
+                "echo {} >&2\n",
+                quote(&format!("== {at}: {}", e.text))
+            ));
             if e.text.trim() == TEST_COMMAND {
-                s.push_str(&format!("echo {}\n", quote(&format!("skip {at}: CI runs it"))));
+                s.push_str(&format!(
+                    "echo {}\n",
+                    quote(&format!("skip {at}: CI runs it"))
+                ));
                 continue;
             }
             if e.text.trim_start().starts_with("export ") {
-                s.push_str(&format!("{}\nreport {} 0 $? /dev/null\n", e.text, quote(&at)));
+                s.push_str(&format!(
+                    "{}\nreport {} 0 $? /dev/null\n",
+                    e.text,
+                    quote(&at)
+                ));
                 continue;
             }
             if e.text.contains("[until Ctrl-C]") {
@@ -250,7 +260,9 @@ pub fn script(blocks: &[Block], place: Place, start: &str) -> String {
                 quote(start)
             ));
         }
-        s.push_str("for p in \"${bg[@]}\"; do kill \"$p\" 2>/dev/null; wait \"$p\" 2>/dev/null; done\n");
+        s.push_str(
+            "for p in \"${bg[@]}\"; do kill \"$p\" 2>/dev/null; wait \"$p\" 2>/dev/null; done\n",
+        );
     }
     s.push_str(
         "rm -f \"$log\" \"$log.serve\"\necho \"examples: $passed passed, $failed failed\"\n[ \"$failed\" = 0 ]\n",
@@ -276,7 +288,10 @@ mod tests {
         assert_eq!(serve_socket(&e[1].text).as_deref(), Some("/s"));
         assert_eq!((e[2].line, e[2].exit), (8, 1));
         assert_eq!(b[1].place, Some(Place::Host));
-        assert_eq!(b[2].place, None, "an unknown place is reported, not guessed");
+        assert_eq!(
+            b[2].place, None,
+            "an unknown place is reported, not guessed"
+        );
     }
 
     #[test]
@@ -289,7 +304,10 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("ok   x.md:2") && text.contains("ok   x.md:3"), "{text}");
+        assert!(
+            text.contains("ok   x.md:2") && text.contains("ok   x.md:3"),
+            "{text}"
+        );
         assert!(text.contains("FAIL x.md:4: exit 3, want 0"), "{text}");
         assert!(text.contains("ok   x.md:5"), "{text}");
         assert!(text.contains("FAIL x.md:6: exit 0, want running"), "{text}");

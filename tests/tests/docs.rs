@@ -50,7 +50,11 @@ fn run(place: Place, start: &Path, home: &Path, env: &[(&str, String)], user: Op
         .sum();
     assert!(n > 0, "no {} examples found", place.name());
     let script = home.join(format!("examples-{}.sh", place.name()));
-    std::fs::write(&script, docs::script(&blocks, place, &start.to_string_lossy())).unwrap();
+    std::fs::write(
+        &script,
+        docs::script(&blocks, place, &start.to_string_lossy()),
+    )
+    .unwrap();
     let mut c = Command::new("bash");
     c.arg(&script).env_clear().env("HOME", home);
     for (k, v) in env {
@@ -88,7 +92,10 @@ fn every_example_says_where_it_runs() {
         "shell blocks without a place (sh, sh checkout, sh host, sh container): {unplaced:?}"
     );
     // The README opens with the main job and the test command; CI runs the latter.
-    let readme = blocks.iter().find(|b| b.file == "README.md").expect("README block");
+    let readme = blocks
+        .iter()
+        .find(|b| b.file == "README.md")
+        .expect("README block");
     let cmds: Vec<&str> = readme.examples.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(cmds.len(), 2, "{cmds:?}");
     assert!(cmds[0].contains("nanobot exec"), "{cmds:?}");
@@ -132,7 +139,10 @@ fn a_users_examples_run_as_written() {
             .collect(),
     );
     let env = [
-        ("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())),
+        (
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        ),
         ("NANOBOT_PROVIDERS__OPENROUTER__APIBASE", server.base()),
         ("LANG", "C.UTF-8".to_string()),
     ];

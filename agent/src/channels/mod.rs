@@ -1,14 +1,15 @@
-//! Chat channels: which exist, what each needs in the config, who may talk through them, and
-//! `Inbox`, what a channel needs from the agent behind it (`nanobot gateway` provides it). Every
-//! enabled channel must name who may talk to the agent: an empty `allowFrom` refuses to start
-//! (the Python version lets everyone in); `["*"]` says "everyone" explicitly.
+//! Chat channels: what they share — `Inbox`, what a channel needs from the agent behind it
+//! (`nanobot gateway` provides it), who may talk through them, the refusal log line, reply
+//! splitting. Which channels exist and what each needs in the config: `registry`.
 
 pub mod email;
+pub mod registry;
+pub mod status;
 pub mod telegram;
+pub mod whatsapp;
 
 use crate::audit::AuditLog;
-use crate::config::{ChannelConfig, Config};
-use anyhow::{bail, Result};
+use crate::config::ChannelConfig;
 use std::future::Future;
 
 /// The agent behind the channels, as a channel sees it.
@@ -20,45 +21,21 @@ pub trait Inbox: Send + Sync + 'static {
     fn log(&self) -> &AuditLog;
 }
 
-pub const CHANNELS: &[&str] = &["telegram", "email"];
+/// The one log line every channel writes for a refused sender, in the words operators grep for.
+pub fn deny(log: &AuditLog, channel: &str, sender: &str, why: &str) {
+    log.line(
+        "WARN",
+        &format!("Access denied for sender {sender} on channel {channel}: {why}"),
+    );
+}
 
-/// Check every enabled channel before anything starts; all problems at once.
-pub fn check_channels(cfg: &Config) -> Result<Vec<(String, ChannelConfig)>> {
-    let mut problems = vec![];
-    let mut enabled = vec![];
-    for (name, c) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
-        if !CHANNELS.contains(&name.as_str()) {
-            problems.push(format!(
-                "channels.{name}: this version supports {}; disable it or remove it",
-                CHANNELS.join(", ")
-            ));
-            continue;
-        }
-        if c.allow_from.is_empty() {
-            problems.push(format!(
-                "channels.{name}.allowFrom is empty: list the user ids allowed to talk to the agent (or [\"*\"] for everyone, which the security guide advises against)"
-            ));
-        }
-        if name == "telegram"
-            && c.extra
-                .get("token")
-                .and_then(|t| t.as_str())
-                .is_none_or(str::is_empty)
-        {
-            problems.push("channels.telegram.token is not set".into());
-        }
-        enabled.push((name.clone(), c.clone()));
+/// A reply cut on character boundaries into pieces of at most `max` characters.
+pub fn split_text(s: &str, max: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
     }
-    if !problems.is_empty() {
-        bail!("{}", problems.join("\n"));
-    }
-    if enabled.is_empty() {
-        bail!(
-            "no channel is enabled: set channels.<name>.enabled = true (supported: {})",
-            CHANNELS.join(", ")
-        );
-    }
-    Ok(enabled)
+    chars.chunks(max).map(|c| c.iter().collect()).collect()
 }
 
 /// Whether `sender` (id or username) may talk to the agent on this channel.
@@ -81,18 +58,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_allow_from_refuses_to_start() {
-        let mut c = Config::default();
-        c.channels.insert("telegram".into(), chan(&[]));
-        let e = check_channels(&c).unwrap_err().to_string();
-        assert!(e.contains("channels.telegram.allowFrom is empty"), "{e}");
-        c.channels.insert("telegram".into(), chan(&["42"]));
-        assert_eq!(check_channels(&c).unwrap().len(), 1);
-        c.channels.insert("irc".into(), chan(&["x"]));
-        assert!(check_channels(&c)
-            .unwrap_err()
-            .to_string()
-            .contains("channels.irc"));
+    fn long_replies_are_split_on_characters() {
+        let s = "é".repeat(5000);
+        let c = split_text(&s, 4096);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].chars().count(), 4096);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The subcommands, one file each, and the options they all share (`globals`).
 
 pub mod agent;
+pub mod channels;
 pub mod doctor;
 pub mod exec;
 pub mod gateway;

@@ -14,6 +14,7 @@ pub mod seen;
 pub mod sender;
 pub mod settings;
 
+use crate::channels::status::Reporter;
 use crate::channels::Inbox;
 use crate::config::ChannelConfig;
 use anyhow::{anyhow, Result};
@@ -28,23 +29,15 @@ pub fn check(c: &ChannelConfig) -> Vec<String> {
     settings::parse(c).err().unwrap_or_default()
 }
 
-/// Before anything starts: the email channel's problems, all at once, if it is enabled.
-pub fn preflight(enabled: &[(String, ChannelConfig)]) -> Result<()> {
-    let problems: Vec<String> = enabled
-        .iter()
-        .filter(|(n, _)| n == "email")
-        .flat_map(|(_, c)| check(c))
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow!("{}", problems.join("\n")))
-    }
-}
-
 /// Run the channel until a fault retrying cannot fix (wrong password, missing mailbox).
 /// `state_dir` holds the seen-UID file (`markSeen: false`).
-pub async fn run<I: Inbox>(c: ChannelConfig, state_dir: PathBuf, inbox: Arc<I>) -> Result<()> {
+/// `report` tells `nanobot channels status` whether the mailbox is open and the last error.
+pub async fn run<I: Inbox>(
+    c: ChannelConfig,
+    state_dir: PathBuf,
+    inbox: Arc<I>,
+    report: Reporter,
+) -> Result<()> {
     let s = settings::parse(&c).map_err(|p| anyhow!(p.join("\n")))?;
     let smtp = s.smtp.as_ref().map(reply::Sender::new).transpose()?;
     let account = format!(
@@ -60,14 +53,17 @@ pub async fn run<I: Inbox>(c: ChannelConfig, state_dir: PathBuf, inbox: Arc<I>) 
             store: &store,
             inbox: inbox.as_ref(),
             seen: None,
+            report: &report,
         };
         let e = match ch.serve(&mut backoff).await {
             Ok(never) => match never {},
             Err(e) => e,
         };
+        report.connected(false);
         if e.fatal {
             return Err(anyhow!("channels.email: {}", e.msg));
         }
+        report.error(&e.msg);
         inbox.log().line(
             "WARN",
             &format!("email: {} (reconnecting in {} s)", e.msg, backoff.as_secs()),
@@ -122,6 +118,7 @@ struct Channel<'a, I: Inbox> {
     inbox: &'a I,
     /// The handled UIDs when `markSeen` is false.
     seen: Option<seen::Seen>,
+    report: &'a Reporter,
 }
 
 impl<I: Inbox> Channel<'_, I> {
@@ -131,6 +128,7 @@ impl<I: Inbox> Channel<'_, I> {
         let mut conn = imap::open(&self.s.imap).await?;
         let (uid_validity, idle) = (conn.uid_validity, conn.idle);
         *backoff = Duration::from_secs(1);
+        self.report.connected(true);
         self.inbox.log().line(
             "INFO",
             &format!(
