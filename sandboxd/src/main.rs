@@ -37,6 +37,12 @@ fn main() {
         sandboxd::launcher::launcher_entry(args.get(2).map(String::as_str).unwrap_or("0"), &warm);
     }
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Serve(_)) {
+        // A one-shot subcommand piped into `head` ends quietly, as other tools do, instead of
+        // panicking on the closed pipe. The daemon keeps SIGPIPE ignored (a peer may go away).
+        // SAFETY: resetting a signal's disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let r = match cli.cmd {
         Cmd::Serve(a) => sandboxd::daemon::serve(a).map(|()| 0),
         Cmd::Check(a) => sandboxd::cli::check(a),

@@ -7,6 +7,6 @@ mod doctor;
 mod explain;
 
 pub use check::{check, CheckArgs};
-pub use config_path::{config_or_default, DEFAULT_CONFIG};
+pub use config_path::{config_file, config_or_default, DEFAULT_CONFIG};
 pub use doctor::{doctor, DoctorArgs};
 pub use explain::{explain, ExplainArgs};
