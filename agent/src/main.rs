@@ -13,7 +13,7 @@ mod text;
 mod tools;
 mod user;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sandbox::outcome::EXIT_REFUSED;
 
 #[derive(Parser)]
@@ -48,6 +48,11 @@ enum Cmd {
     Doctor(cli::doctor::DoctorArgs),
     /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
+    /// Print a shell completion script: nanobot completions bash > /etc/bash_completion.d/nanobot
+    Completions(cli::generate::CompletionsArgs),
+    /// Write the man pages into a directory (the .deb ships them)
+    #[command(hide = true)]
+    Man(cli::generate::ManArgs),
 }
 
 fn main() {
@@ -83,6 +88,8 @@ fn main() {
             Cmd::Status(a) => (cli::status::run(&g, a).await, 1),
             Cmd::Doctor(a) => (cli::doctor::run(&g, a).await, 1),
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
+            Cmd::Completions(a) => (cli::generate::completions(Cli::command(), a), 1),
+            Cmd::Man(a) => (cli::generate::man(Cli::command(), a), 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {e:#}");

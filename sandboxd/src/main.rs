@@ -1,8 +1,8 @@
 //! sandboxd command line: parse and dispatch. `serve` is `sandboxd::daemon`, the one-shot
 //! subcommands are `sandboxd::cli`.
 
-use clap::{Parser, Subcommand};
-use sandboxd::cli::{CheckArgs, DoctorArgs, ExplainArgs};
+use clap::{CommandFactory, Parser, Subcommand};
+use sandboxd::cli::{CheckArgs, CompletionsArgs, DoctorArgs, ExplainArgs, ManArgs};
 use sandboxd::daemon::ServeArgs;
 
 #[derive(Parser)]
@@ -26,6 +26,11 @@ enum Cmd {
     Explain(ExplainArgs),
     /// Check that this host can run sandboxes: Landlock, seccomp, user namespaces, cgroups.
     Doctor(DoctorArgs),
+    /// Print a shell completion script: sandboxd completions bash > /etc/bash_completion.d/sandboxd
+    Completions(CompletionsArgs),
+    /// Write the man pages into a directory (the .deb ships them)
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 fn main() {
@@ -48,6 +53,8 @@ fn main() {
         Cmd::Check(a) => sandboxd::cli::check(a),
         Cmd::Explain(a) => sandboxd::cli::explain(a),
         Cmd::Doctor(a) => sandboxd::cli::doctor(a),
+        Cmd::Completions(a) => sandboxd::cli::completions(Cli::command(), a),
+        Cmd::Man(a) => sandboxd::cli::man(Cli::command(), a),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -357,7 +357,10 @@ fn check_validates_and_names_file_line_and_key() {
     let o = run();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stdout(&o).contains(&format!("{}:2: unknown field `sokcet`", cfg.display())),
+        stdout(&o).contains(&format!(
+            "{}:2: sokcet: unknown key `sokcet`; did you mean `socket`?",
+            cfg.display()
+        )),
         "{}",
         stdout(&o)
     );
