@@ -48,7 +48,7 @@ enum Cmd {
     Doctor(cli::doctor::DoctorArgs),
     /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
-    /// Print a shell completion script: nanobot completions bash > /etc/bash_completion.d/nanobot
+    /// Print a shell completion script: nanobot completions bash > ~/.local/share/bash-completion/completions/nanobot
     Completions(cli::generate::CompletionsArgs),
     /// Write the man pages into a directory (the .deb ships them)
     #[command(hide = true)]

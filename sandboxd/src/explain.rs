@@ -453,9 +453,7 @@ fn file_permissions(
 /// Would a TCP connect to `port` be allowed? `host`: where to (None: the host's loopback).
 pub fn connect(plan: &Plan, network: Network, host: Option<&str>, port: u16) -> Decision {
     let loopback = host.is_none_or(|h| {
-        h == "localhost"
-            || h.parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback())
+        h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
     });
     match network {
         Network::None => Decision {
@@ -848,8 +846,14 @@ mod tests {
             ..Profile::default()
         };
         let d = connect(&plan_for(&private), private.network, Some("::1"), 8080);
-        assert!(!d.allowed && d.reason.contains("port 8080 does not exist there"), "{d:?}");
+        assert!(
+            !d.allowed && d.reason.contains("port 8080 does not exist there"),
+            "{d:?}"
+        );
         let d = connect(&plan_for(&private), private.network, Some("192.0.2.1"), 80);
-        assert!(!d.allowed && d.reason.contains("192.0.2.1 is unreachable"), "{d:?}");
+        assert!(
+            !d.allowed && d.reason.contains("192.0.2.1 is unreachable"),
+            "{d:?}"
+        );
     }
 }

@@ -26,7 +26,7 @@ enum Cmd {
     Explain(ExplainArgs),
     /// Check that this host can run sandboxes: Landlock, seccomp, user namespaces, cgroups.
     Doctor(DoctorArgs),
-    /// Print a shell completion script: sandboxd completions bash > /etc/bash_completion.d/sandboxd
+    /// Print a shell completion script: sandboxd completions bash > /usr/share/bash-completion/completions/sandboxd
     Completions(CompletionsArgs),
     /// Write the man pages into a directory (the .deb ships them)
     #[command(hide = true)]

@@ -1178,7 +1178,8 @@ fn ctrl_c_says_what_it_interrupted() {
     assert!(!d.ws.join(&never).exists(), "the second call ran");
     // Ctrl-D only at the prompt: typed ahead while the answer prints, the terminal's cooked mode
     // turns it into a NUL byte for the line editor (as in bash), not an end of input.
-    pty.wait_for("you> ", 4, 5).expect("the prompt after the answer");
+    pty.wait_for("you> ", 4, 5)
+        .expect("the prompt after the answer");
     pty.send("\x04");
     let st = wait_exit(&mut child, 10).expect("Ctrl-D exits");
     assert_eq!(st.code(), Some(0), "{}", pty.text());

@@ -263,7 +263,10 @@ fn help_man_pages_and_completions_agree() {
         };
         let top = run(&["--help"]);
         let subs = subcommands(&top);
-        assert!(subs.len() >= 4 && subs.contains(&"completions".to_string()), "{top}");
+        assert!(
+            subs.len() >= 4 && subs.contains(&"completions".to_string()),
+            "{top}"
+        );
         let main_page = page(&format!("{name}.1"));
         for opt in long_options(&top) {
             assert!(main_page.contains(&opt), "{name}.1 lacks {opt}");
@@ -276,18 +279,28 @@ fn help_man_pages_and_completions_agree() {
                 assert!(p.contains(&opt), "{name}-{sub}.1 lacks {opt}");
             }
         }
-        assert!(!man_dir.join(format!("{name}-man.1")).exists(), "the hidden man subcommand got a page");
+        assert!(
+            !man_dir.join(format!("{name}-man.1")).exists(),
+            "the hidden man subcommand got a page"
+        );
         for shell in ["bash", "zsh", "fish"] {
             let script = run(&["completions", shell]);
             for sub in &subs {
-                assert!(script.contains(sub.as_str()), "{name} {shell} completion lacks {sub}");
+                assert!(
+                    script.contains(sub.as_str()),
+                    "{name} {shell} completion lacks {sub}"
+                );
             }
         }
         let o = Command::new(bin(name))
             .args(["completions", "tcsh"])
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(2), "an unknown shell is a usage error");
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "an unknown shell is a usage error"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -295,7 +308,9 @@ fn help_man_pages_and_completions_agree() {
 #[test]
 fn packaging_docs_name_the_cargo_deb_ci_installs() {
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
-    let at = ci.find("cargo-deb@").expect(".ci/run installs cargo-deb@VERSION");
+    let at = ci
+        .find("cargo-deb@")
+        .expect(".ci/run installs cargo-deb@VERSION");
     let version: String = ci[at..]
         .split_whitespace()
         .next()

@@ -38,7 +38,9 @@ fn report(what: &str, loaded: &Result<Config, ConfigError>) -> i32 {
                 names.join(", ")
             );
             if c.workspace_roots.is_empty() {
-                println!("note: no workspace_roots: `sandboxd serve` then needs --workspace-root DIR");
+                println!(
+                    "note: no workspace_roots: `sandboxd serve` then needs --workspace-root DIR"
+                );
             }
             0
         }

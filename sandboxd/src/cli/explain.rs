@@ -68,7 +68,9 @@ fn parse_connect(s: &str) -> Result<ConnectTo, String> {
     } else {
         let (host, p) = s.rsplit_once(':').unwrap_or((s, ""));
         if host.contains(':') {
-            return Err(format!("{s:?}: write an IPv6 address in brackets, [{host}]:PORT"));
+            return Err(format!(
+                "{s:?}: write an IPv6 address in brackets, [{host}]:PORT"
+            ));
         }
         if host.is_empty() {
             return Err(format!("{s:?}: the host before ':' is missing"));

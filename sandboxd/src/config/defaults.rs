@@ -5,6 +5,7 @@
 
 use super::problem::ConfigError;
 use super::schema::{Config, LogFormat, Profile};
+use super::source::BUILT_IN;
 use crate::policy::{FsPolicy, Limits, Network};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -12,9 +13,6 @@ use std::path::PathBuf;
 
 /// The shipped configuration, compiled in.
 pub const SHIPPED: &str = include_str!("../../../packaging/sandboxd.toml");
-
-/// How problems of the built-in configuration are located (there is no file to name).
-pub const BUILT_IN: &str = "(built-in: packaging/sandboxd.toml)";
 
 /// The shipped file's profiles; its other keys (user, groups, roots) name things of a packaged
 /// host and stay at their defaults.
@@ -115,7 +113,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let manifest = std::fs::read_to_string(root.join("agent/Cargo.toml")).unwrap();
         assert!(
-            manifest.contains(r#"["../packaging/sandboxd.toml", "etc/nanobot/sandboxd.toml", "644"]"#),
+            manifest
+                .contains(r#"["../packaging/sandboxd.toml", "etc/nanobot/sandboxd.toml", "644"]"#),
             "agent/Cargo.toml no longer installs packaging/sandboxd.toml"
         );
         let shipped = std::fs::read_to_string(root.join("packaging/sandboxd.toml")).unwrap();
@@ -134,7 +133,10 @@ mod tests {
         assert!(!b.profiles["readonly"].filesystem.workspace_writable);
         // Everything but the profiles is the empty file's.
         let empty = Config::parse("", Path::new("x")).unwrap();
-        assert_eq!((b.user, b.allow_groups, b.workspace_roots), (empty.user, empty.allow_groups, empty.workspace_roots));
+        assert_eq!(
+            (b.user, b.allow_groups, b.workspace_roots),
+            (empty.user, empty.allow_groups, empty.workspace_roots)
+        );
     }
 
     #[test]

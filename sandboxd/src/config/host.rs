@@ -46,9 +46,10 @@ impl Config {
             }
             match std::fs::metadata(r) {
                 Err(e) => bad("workspace_roots", format!("{}: {e}", r.display())),
-                Ok(m) if !m.is_dir() => {
-                    bad("workspace_roots", format!("{} is not a directory", r.display()))
-                }
+                Ok(m) if !m.is_dir() => bad(
+                    "workspace_roots",
+                    format!("{} is not a directory", r.display()),
+                ),
                 Ok(_) => {}
             }
         }

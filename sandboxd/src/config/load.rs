@@ -101,7 +101,7 @@ impl Config {
     pub fn finish(&mut self) -> Result<(), ConfigError> {
         self.profiles.entry("default".into()).or_default();
         let src = Source {
-            path: PathBuf::from(super::defaults::BUILT_IN),
+            path: PathBuf::from(super::source::BUILT_IN),
             text: String::new(),
             profile: None,
         };

@@ -184,7 +184,12 @@ mod tests {
         let doc = std::fs::read_to_string(root.join("docs/sandboxd.md")).unwrap();
         let keys = every_key();
         // The walk itself sees the keys (a control: a broken walk would pass anything).
-        for k in ["allow_groups", "profiles.*.limits.cpu_secs", "profiles.*.filesystem.unix_sockets", "workspaces.users"] {
+        for k in [
+            "allow_groups",
+            "profiles.*.limits.cpu_secs",
+            "profiles.*.filesystem.unix_sockets",
+            "workspaces.users",
+        ] {
             assert!(keys.contains(&k.to_string()), "{k}: {keys:#?}");
         }
         // Keys must be shown in the reference (a ```toml block), not just named in passing.
@@ -203,10 +208,16 @@ mod tests {
                 last != "*" && !words.contains(last)
             })
             .collect();
-        assert!(missing.is_empty(), "docs/sandboxd.md's TOML does not show: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/sandboxd.md's TOML does not show: {missing:?}"
+        );
         for n in Network::ALL {
             let spelled = toml::Value::try_from(n).unwrap().to_string();
-            assert!(doc.contains(&spelled), "docs/sandboxd.md does not mention network = {spelled}");
+            assert!(
+                doc.contains(&spelled),
+                "docs/sandboxd.md does not mention network = {spelled}"
+            );
         }
     }
 }

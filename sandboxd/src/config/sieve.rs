@@ -239,7 +239,10 @@ mod tests {
             "t.toml:6: inner.m: unknown key `m`",
             "t.toml:10: list[2].q: unknown key `q`",
         ] {
-            assert!(lines.iter().any(|l| l.starts_with(want)), "{want}: {lines:#?}");
+            assert!(
+                lines.iter().any(|l| l.starts_with(want)),
+                "{want}: {lines:#?}"
+            );
         }
         assert_eq!(lines.len(), 5, "{lines:#?}");
     }

@@ -420,7 +420,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.to_string().contains("has no effect with network = \"full\";"),
+            e.to_string()
+                .contains("has no effect with network = \"full\";"),
             "{e}"
         );
         let c = Config::parse(

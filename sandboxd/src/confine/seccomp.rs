@@ -73,10 +73,8 @@ pub const CLONE_NS_FLAGS: &[(&str, u64)] = &[
 ];
 
 /// Terminal ioctls that push input into a tty or control the console, with their names.
-pub const DENIED_IOCTLS: &[(&str, u64)] = &[
-    ("TIOCSTI", libc::TIOCSTI),
-    ("TIOCLINUX", libc::TIOCLINUX),
-];
+pub const DENIED_IOCTLS: &[(&str, u64)] =
+    &[("TIOCSTI", libc::TIOCSTI), ("TIOCLINUX", libc::TIOCLINUX)];
 
 /// Rules for one syscall that always answer `action`.
 fn always(action: Action) -> Vec<Rule> {

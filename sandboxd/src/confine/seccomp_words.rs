@@ -137,7 +137,11 @@ fn rules_words(nr: u32, rules: &[Rule]) -> String {
                         _ => break,
                     }
                 }
-                parts.push(format!("{v} {} → {}", either(&values), action_name(r.action)));
+                parts.push(format!(
+                    "{v} {} → {}",
+                    either(&values),
+                    action_name(r.action)
+                ));
             }
             conds => {
                 let w: Vec<String> = conds.iter().map(|c| cond_words(nr, c)).collect();
@@ -207,7 +211,12 @@ mod tests {
             "{none}"
         );
         let ports = summary(Network::Ports).join("\n");
-        assert!(ports.contains("family is AF_INET6 and type is SOCK_STREAM and protocol is IPPROTO_TCP → allowed"), "{ports}");
+        assert!(
+            ports.contains(
+                "family is AF_INET6 and type is SOCK_STREAM and protocol is IPPROTO_TCP → allowed"
+            ),
+            "{ports}"
+        );
         assert!(ports.contains("; otherwise EAFNOSUPPORT"), "{ports}");
     }
 
