@@ -90,6 +90,11 @@ impl Config {
             .chain(cfg.resolve_grants(&sources[0]))
             .filter(|p| !rejected.contains(&p.key));
         problems.extend(rules);
+        // In the order an operator reads the files: by file, then by line (stable, so problems
+        // of one line keep the order they were found in).
+        problems.sort_by(|a, b| {
+            (&a.file, a.line.unwrap_or(usize::MAX)).cmp(&(&b.file, b.line.unwrap_or(usize::MAX)))
+        });
         if problems.is_empty() {
             Ok(cfg)
         } else {

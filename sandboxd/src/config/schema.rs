@@ -212,6 +212,25 @@ mod tests {
             missing.is_empty(),
             "docs/sandboxd.md's TOML does not show: {missing:?}"
         );
+        // The reference is a valid config: its only problems are the names and paths of a
+        // packaged host that this one may lack.
+        let reference = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        if let Err(e) = Config::parse(reference, Path::new("docs/sandboxd.md")) {
+            for p in e.problems() {
+                let host = [
+                    ": user: ",
+                    ": socket_group: ",
+                    ": allow_groups: ",
+                    ": workspace_roots: ",
+                    ": workspaces[1].",
+                ];
+                assert!(host.iter().any(|h| p.contains(h)), "{p}");
+            }
+        }
         for n in Network::ALL {
             let spelled = toml::Value::try_from(n).unwrap().to_string();
             assert!(
