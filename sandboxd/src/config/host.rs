@@ -6,6 +6,10 @@ use super::problem::Problem;
 use super::schema::Config;
 use super::source::Source;
 
+/// How a missing user or group comes to exist.
+const CREATE: &str =
+    " (the .deb creates nanobot's; by hand, see README.md, \"Operators\": systemd-sysusers)";
+
 impl Config {
     /// Names and paths of the main file that do not exist on this host, as problems.
     pub(super) fn host_problems(&self, main: &Source) -> Vec<Problem> {
@@ -20,20 +24,23 @@ impl Config {
         };
         if let Some(u) = &self.user {
             if crate::privdrop::lookup(u).is_err() {
-                bad(
-                    "user",
-                    format!("user {u:?} does not exist (create it first: see docs/sandboxd.md)"),
-                );
+                bad("user", format!("user {u:?} does not exist{CREATE}"));
             }
         }
         if let Some(g) = &self.socket_group {
             if crate::privdrop::lookup_group(g).is_none() {
-                bad("socket_group", format!("group {g:?} does not exist"));
+                bad(
+                    "socket_group",
+                    format!("group {g:?} does not exist{CREATE}"),
+                );
             }
         }
         for g in &self.allow_groups {
             if crate::privdrop::lookup_group(g).is_none() {
-                bad("allow_groups", format!("group {g:?} does not exist"));
+                bad(
+                    "allow_groups",
+                    format!("group {g:?} does not exist{CREATE}"),
+                );
             }
         }
         for r in &self.workspace_roots {
