@@ -15,7 +15,7 @@ mod text;
 mod tools;
 mod user;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sandbox::outcome::EXIT_REFUSED;
 
 #[derive(Parser)]
@@ -48,13 +48,18 @@ enum Cmd {
     Status(cli::status::StatusArgs),
     /// Check the security guide's production checklist
     Doctor(cli::doctor::DoctorArgs),
-    /// Serve the enabled chat channels (telegram, whatsapp) until stopped: what nanobot.service runs
+    /// Serve the enabled chat channels (telegram, whatsapp, email) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
     /// The sandboxd this user's commands reach: status, or stop the one nanobot started
     #[command(subcommand)]
     Sandbox(cli::sandbox::SandboxCmd),
     /// Chat channels: `status` (as the running gateway sees them), `login whatsapp` (QR code)
     Channels(cli::channels::ChannelsArgs),
+    /// Print a shell completion script: nanobot completions bash > ~/.local/share/bash-completion/completions/nanobot
+    Completions(cli::generate::CompletionsArgs),
+    /// Write the man pages into a directory (the .deb ships them)
+    #[command(hide = true)]
+    Man(cli::generate::ManArgs),
 }
 
 fn main() {
@@ -84,6 +89,8 @@ fn main() {
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
             Cmd::Sandbox(c) => (cli::sandbox::run(&g, c).await, 1),
             Cmd::Channels(a) => (cli::channels::run(&g, a).await, 1),
+            Cmd::Completions(a) => (cli::generate::completions(Cli::command(), a), 1),
+            Cmd::Man(a) => (cli::generate::man(Cli::command(), a), 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {}", errors::anyhow_chain(&e));

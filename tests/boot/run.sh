@@ -9,7 +9,7 @@ skip() { echo "boot test SKIPPED: $*"; exit 0; }
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn missing (apt-get install systemd-container)"
 command -v debootstrap >/dev/null || skip "debootstrap missing (apt-get install debootstrap)"
-command -v cargo-deb >/dev/null || skip "cargo-deb missing (cargo install cargo-deb)"
+command -v cargo-deb >/dev/null || skip "cargo-deb missing (cargo install --locked cargo-deb@3.8.0)"
 
 cache=${NANOBOT_BOOT_CACHE:-/var/cache/nanobot-boot}
 work=$(mktemp -d /var/tmp/nanobot-boot.XXXXXX)
@@ -27,10 +27,36 @@ if [ ! -d "$cache/rootfs" ] || [ "$(cat "$cache/rootfs.include" 2>/dev/null)" !=
     echo "$include" >"$cache/rootfs.include"
 fi
 
-echo "== build the .deb"
-cargo build --release --workspace --bins
-cargo deb -p nanobot --no-build --strip
+echo "== build the .deb (as operators do: scripts/package.sh)"
+./scripts/package.sh
 deb=$(ls -t target/debian/nanobot_*.deb | head -1)
+echo "== the .deb's binaries carry no debug info (it is in the -dbgsym .ddeb): sizes"
+mkdir "$work/deb"
+dpkg-deb -x "$deb" "$work/deb"
+ls -l "$deb" "$work/deb/usr/bin/sandboxd" "$work/deb/usr/bin/nanobot" target/debian/nanobot-dbgsym_*.ddeb
+for b in sandboxd nanobot; do
+    if readelf -S "$work/deb/usr/bin/$b" | grep -qE '\.debug_(info|line|str)'; then
+        echo "FAIL /usr/bin/$b in the .deb still has debug sections"; exit 1
+    fi
+done
+
+echo "== README's operator commands without the package, on a fresh root, in the order given"
+hand="$work/hand"
+cp -a "$cache/rootfs" "$hand"
+mkdir -p "$hand/opt/src/target/release"
+cp -a packaging "$hand/opt/src/"
+cp target/release/sandboxd target/release/nanobot "$hand/opt/src/target/release/"
+awk '/^Without the package, as root from the checkout/ {f=1} f && /^```sh$/ {b=1; next} b && /^```$/ {exit} b' \
+    README.md >"$hand/opt/src/operator.sh"
+grep -q 'sandboxd serve' "$hand/opt/src/operator.sh" || { echo "FAIL README's by-hand block not found"; exit 1; }
+if out=$(systemd-nspawn -q --register=no --keep-unit -D "$hand" --chdir=/opt/src --pipe \
+        --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self' \
+        sh -e operator.sh 2>&1) && printf '%s\n' "$out" | grep -qx nanobot-sandbox; then
+    echo "ok   README's by-hand commands run as written"
+else
+    echo "FAIL README's by-hand commands:"; printf '%s\n' "$out" | sed 's/^/     /'; exit 1
+fi
+rm -rf "$hand"
 
 root="$work/root"
 cp -a "$cache/rootfs" "$root"
@@ -38,6 +64,16 @@ cp "$deb" "$root/opt/nanobot.deb"
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
 echo "== install it"
 "${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory && useradd -m bob'
+echo "== man pages and completions of both binaries are installed; the shipped config checks clean"
+"${nspawn[@]}" --pipe sh -c '
+    for b in nanobot sandboxd; do
+        for f in /usr/share/man/man1/$b.1.gz /usr/share/man/man1/$b-doctor.1.gz \
+                 /usr/share/bash-completion/completions/$b /usr/share/zsh/vendor-completions/_$b \
+                 /usr/share/fish/vendor_completions.d/$b.fish; do
+            [ -s "$f" ] || { echo "FAIL missing $f"; exit 1; }
+        done
+    done
+    sandboxd check'
 # The gateway's config: a Telegram channel and a model endpoint that do not answer (nothing may
 # leave this test), so the service starts, connects to sandboxd and keeps polling.
 cat >"$root/var/lib/nanobot-agent/.nanobot/config.json" <<'JSON'

@@ -54,6 +54,7 @@ out=$(inside runuser -u nanobot -- env HOME=/var/lib/nanobot-agent nanobot exec 
 echo "$out" | sed 's/^/     /'
 check "the agent's user runs a confined command" 'echo "$out" | grep -q "^nanobot-sandbox$" && echo "$out" | grep -q "^ok$"'
 check "/etc/shadow stays unreadable" 'echo "$out" | grep -q "Permission denied"'
+check "man pages and completions are in the image" 'inside sh -c "test -s /usr/share/man/man1/sandboxd-explain.1.gz && test -s /usr/share/man/man1/nanobot.1.gz && grep -q _sandboxd /usr/share/bash-completion/completions/sandboxd && test -s /usr/share/fish/vendor_completions.d/nanobot.fish"'
 docker stop -t 10 "$name" >/dev/null
 check "the container stops cleanly" '[ "$(docker inspect -f "{{.State.ExitCode}}" "$name")" -le 143 ]'
 [ "$fail" = 0 ] || { docker logs "$name" 2>&1 | tail -20; exit 1; }
