@@ -46,24 +46,26 @@ cp -a "$cache/rootfs" "$hand"
 mkdir -p "$hand/opt/src/target/release"
 cp -a packaging "$hand/opt/src/"
 cp target/release/sandboxd target/release/nanobot "$hand/opt/src/target/release/"
-awk '/^Without the package, as root from the checkout/ {f=1} f && /^```sh$/ {b=1; next} b && /^```$/ {exit} b' \
-    README.md >"$hand/opt/src/operator.sh"
-grep -q 'sandboxd serve' "$hand/opt/src/operator.sh" || { echo "FAIL README's by-hand block not found"; exit 1; }
+# The docs' `sh bare` examples (tests/src/docs.rs): the README's by-hand commands among them.
+cargo run -q -p nanobot-e2e --bin doc-examples -- bare /opt/src >"$hand/opt/src/bare-examples.sh"
 if out=$(systemd-nspawn -q --register=no --keep-unit -D "$hand" --chdir=/opt/src --pipe \
         --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self' \
-        sh -e operator.sh 2>&1) && printf '%s\n' "$out" | grep -qx nanobot-sandbox; then
-    echo "ok   README's by-hand commands run as written"
+        bash bare-examples.sh 2>&1); then
+    printf '%s\n' "$out" | grep -E '^(ok|FAIL|examples)' | sed 's/^/     /'
+    echo "ok   the docs' bare examples (README's by-hand commands) run as written"
 else
-    echo "FAIL README's by-hand commands:"; printf '%s\n' "$out" | sed 's/^/     /'; exit 1
+    echo "FAIL the docs' bare examples:"; printf '%s\n' "$out" | sed 's/^/     /'; exit 1
 fi
 rm -rf "$hand"
 
 root="$work/root"
 cp -a "$cache/rootfs" "$root"
 cp "$deb" "$root/opt/nanobot.deb"
+# Where the docs' host examples find it: ./target/debian/ from root's home.
+mkdir -p "$root/root/target/debian" && cp "$deb" "$root/root/target/debian/"
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
 echo "== install it"
-"${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory && useradd -m bob'
+"${nspawn[@]}" --pipe sh -c 'dpkg -i /opt/nanobot.deb && useradd -m -G nanobot alice && useradd -m mallory && useradd -m -G nanobot bob'
 echo "== man pages and completions of both binaries are installed; the shipped config checks clean"
 "${nspawn[@]}" --pipe sh -c '
     for b in nanobot sandboxd; do

@@ -58,4 +58,27 @@ check "man pages and completions are in the image" 'inside sh -c "test -s /usr/s
 docker stop -t 10 "$name" >/dev/null
 check "the container stops cleanly" '[ "$(docker inspect -f "{{.State.ExitCode}}" "$name")" -le 143 ]'
 [ "$fail" = 0 ] || { docker logs "$name" 2>&1 | tail -20; exit 1; }
+
+# The docs' `sh container` examples as written (tests/src/docs.rs), from the checkout. The
+# Dockerfile's default base is Debian's image; with no registry here, the local Debian root stands
+# in for it under that name.
+base=$(sed -n 's/^ARG BASE=//p' packaging/docker/Dockerfile)
+docker image inspect "$base" >/dev/null 2>&1 || docker tag nanobot-base:bookworm "$base"
+examples=$(mktemp)
+doc_cleanup() {
+    docker rm -f nanobot >/dev/null 2>&1 || true
+    docker volume rm nanobot-agent nanobot-ws >/dev/null 2>&1 || true
+    rm -f agent.env "$examples"
+}
+doc_cleanup
+cargo run -q -p nanobot-e2e --bin doc-examples -- container "$PWD" >"$examples"
+if out=$(bash "$examples" 2>/dev/null); then
+    printf '%s\n' "$out" | sed 's/^/     /'
+    running=$(docker inspect -f '{{.State.Running}}' nanobot 2>/dev/null || echo false)
+    check "the documented docker run leaves the container running" '[ "$running" = true ]'
+else
+    echo "FAIL the docs' container examples:"; printf '%s\n' "$out" | sed 's/^/     /'; fail=1
+fi
+doc_cleanup
+[ "$fail" = 0 ] || exit 1
 echo "docker test passed"

@@ -8,9 +8,12 @@
 //!   binaries on PATH (tests/tests/docs.rs);
 //! - `sh host` — root on a systemd host with the .deb installed and users alice (in group nanobot)
 //!   and bob (not in it) (tests/boot/run.sh runs them in the booted container);
+//! - `sh bare` — root on a fresh Debian root without the package and without systemd running, in
+//!   a checkout (`packaging/` and the release binaries) (tests/boot/run.sh);
 //! - `sh container` — root on a host with Docker, in a source checkout (tests/docker/run.sh).
 //!
-//! Each command must exit 0, or with the code its comment gives as `[exit N]`. A command
+//! Each command must exit 0, or with a code its comment gives as `[exit N]` or `[exit N or M]`
+//! (`grep` finding nothing exits 1). A command
 //! starting `sandboxd serve` runs in the background until the block ends, after its socket
 //! appears. A command marked `[until Ctrl-C]` (`journalctl -f`, `tail -f`) must still be running
 //! after 3 s; it then gets SIGINT, as from Ctrl-C. Lines starting with `#` are comments; a line ending in `\` continues on the next.
@@ -24,8 +27,18 @@ pub enum Place {
     User,
     Checkout,
     Host,
+    Bare,
     Container,
 }
+
+/// Every place, in the order the docs introduce them.
+pub const PLACES: [Place; 5] = [
+    Place::User,
+    Place::Checkout,
+    Place::Host,
+    Place::Bare,
+    Place::Container,
+];
 
 impl Place {
     pub fn parse(info: &str) -> Option<Place> {
@@ -37,6 +50,7 @@ impl Place {
             None => Some(Place::User),
             Some("checkout") => Some(Place::Checkout),
             Some("host") => Some(Place::Host),
+            Some("bare") => Some(Place::Bare),
             Some("container") => Some(Place::Container),
             Some(_) => None,
         }
@@ -47,19 +61,20 @@ impl Place {
             Place::User => "user",
             Place::Checkout => "checkout",
             Place::Host => "host",
+            Place::Bare => "bare",
             Place::Container => "container",
         }
     }
 }
 
 /// One command of a block: its text (continuation lines joined as written), where it is, and
-/// the exit code it must end with.
+/// the exit codes it may end with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
     pub file: String,
     pub line: usize,
     pub text: String,
-    pub exit: i32,
+    pub exit: Vec<i32>,
 }
 
 /// A fenced `sh…` block: its place, or the info string that names none.
@@ -142,16 +157,23 @@ fn examples(file: &str, body: &[(usize, &str)]) -> Vec<Example> {
     out
 }
 
-/// `[exit N]` in a command's comment, else 0.
-fn expected_exit(text: &str) -> i32 {
+/// `[exit N]` or `[exit N or M …]` in a command's comment, else 0.
+fn expected_exit(text: &str) -> Vec<i32> {
     let Some(i) = text.find("[exit ") else {
-        return 0;
+        return vec![0];
     };
-    text[i + 6..]
+    let codes: Vec<i32> = text[i + 6..]
         .split(']')
         .next()
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or("")
+        .split(" or ")
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    if codes.is_empty() {
+        vec![0]
+    } else {
+        codes
+    }
 }
 
 /// Every `sh…` block of README.md and docs/*.md under `root`, in file order.
@@ -190,6 +212,18 @@ fn serve_socket(text: &str) -> Option<String> {
         .map(|s| s.to_string())
 }
 
+/// A `sandboxd serve … &` line without its `&` (the script puts it in the background itself).
+fn without_background(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let Some(last) = lines.pop() else {
+        return String::new();
+    };
+    let code = last.split(" #").next().unwrap_or(last).trim_end();
+    let code = code.strip_suffix('&').unwrap_or(code);
+    lines.push(code);
+    lines.join("\n")
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -201,7 +235,7 @@ fn quote(s: &str) -> String {
 pub fn script(blocks: &[Block], place: Place, start: &str) -> String {
     let mut s = String::from(
         "#!/bin/bash\n# Generated from the docs' examples (tests/src/docs.rs).\nset -u\npassed=0; failed=0\n\
-         report() { # where, want, rc, log\n  if [ \"$3\" = \"$2\" ]; then passed=$((passed+1)); echo \"ok   $1\"; \
+         report() { # where, wanted codes (\"0 1\"), rc, log\n  if [[ \" $2 \" == *\" $3 \"* ]]; then passed=$((passed+1)); echo \"ok   $1\"; \
          else failed=$((failed+1)); echo \"FAIL $1: exit $3, want $2; output:\"; tail -n 30 \"$4\" | sed 's/^/     /'; fi\n}\n\
          log=$(mktemp)\n",
     );
@@ -246,17 +280,18 @@ pub fn script(blocks: &[Block], place: Place, start: &str) -> String {
                     "( {} ) </dev/null >\"$log.serve\" 2>&1 &\nbg+=($!)\n\
                      for _ in $(seq 100); do [ -S {sock} ] && break; kill -0 $! 2>/dev/null || break; sleep 0.1; done\n\
                      if [ -S {sock} ]; then report {at} 0 0 \"$log.serve\"; else report {at} 0 1 \"$log.serve\"; fi\n",
-                    e.text,
+                    without_background(&e.text),
                     sock = quote(&sock),
                     at = quote(&at)
                 ));
                 continue;
             }
+            let want: Vec<String> = e.exit.iter().map(|c| c.to_string()).collect();
             s.push_str(&format!(
                 "( {}\n) </dev/null >\"$log\" 2>&1\nreport {} {} $? \"$log\"\ncd {} || exit 1\n",
                 e.text,
                 quote(&at),
-                e.exit,
+                quote(&want.join(" ")),
                 quote(start)
             ));
         }
@@ -283,10 +318,15 @@ mod tests {
         assert_eq!(b[0].line, 2);
         let e = &b[0].examples;
         assert_eq!(e.len(), 3, "{e:?}");
-        assert_eq!((e[0].line, e[0].exit), (4, 0));
+        assert_eq!((e[0].line, e[0].exit.clone()), (4, vec![0]));
         assert_eq!(e[1].text, "sandboxd serve --socket /s \\\n  --user u");
         assert_eq!(serve_socket(&e[1].text).as_deref(), Some("/s"));
-        assert_eq!((e[2].line, e[2].exit), (8, 1));
+        assert_eq!((e[2].line, e[2].exit.clone()), (8, vec![1]));
+        assert_eq!(expected_exit("grep x f # [exit 0 or 1]"), vec![0, 1]);
+        assert_eq!(
+            without_background("sandboxd serve --socket /s \\\n  --user u &   # 4. drops"),
+            "sandboxd serve --socket /s \\\n  --user u "
+        );
         assert_eq!(b[1].place, Some(Place::Host));
         assert_eq!(
             b[2].place, None,

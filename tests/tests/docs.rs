@@ -89,7 +89,7 @@ fn every_example_says_where_it_runs() {
         .collect();
     assert!(
         unplaced.is_empty(),
-        "shell blocks without a place (sh, sh checkout, sh host, sh container): {unplaced:?}"
+        "shell blocks without a place (sh, sh checkout, sh host, sh bare, sh container): {unplaced:?}"
     );
     // The README opens with the main job and the test command; CI runs the latter.
     let readme = blocks
@@ -105,12 +105,13 @@ fn every_example_says_where_it_runs() {
     // The boot and container tests run their blocks.
     for (place, runner) in [
         (Place::Host, "tests/boot/run.sh"),
+        (Place::Bare, "tests/boot/run.sh"),
         (Place::Container, "tests/docker/run.sh"),
     ] {
         if blocks.iter().any(|b| b.place == Some(place)) {
             let r = std::fs::read_to_string(repo().join(runner)).unwrap();
             assert!(
-                r.contains(&format!("doc-examples {}", place.name())),
+                r.contains(&format!("doc-examples -- {} ", place.name())),
                 "{runner} does not run the `sh {}` examples",
                 place.name()
             );
