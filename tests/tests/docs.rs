@@ -144,7 +144,7 @@ fn a_users_examples_run_as_written() {
             "PATH",
             format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
         ),
-        ("NANOBOT_PROVIDERS__OPENROUTER__APIBASE", server.base()),
+        ("NANOBOT_PROVIDERS__OPENROUTER__API_BASE", server.base()),
         ("LANG", "C.UTF-8".to_string()),
     ];
     run(Place::User, &home, &home, &env, Some((u, g)));
