@@ -1,6 +1,7 @@
 //! The shell examples of README.md and docs/*.md, and the bash scripts that run them as written.
 //!
-//! Every fenced block whose info string starts with `sh` is an example. The word after `sh` says
+//! Every fenced block (``` or ~~~, any indentation) whose info string names a shell (sh, bash,
+//! shell, console, …) is an example, and must be spelt `sh [PLACE]`. The word after `sh` says
 //! where it runs (each place has a test that runs all of its blocks):
 //! - `sh` — a user's shell on a machine with the built binaries on PATH: an unprivileged user with
 //!   a fresh HOME as the working directory (tests/tests/docs.rs);
@@ -90,24 +91,56 @@ pub struct Block {
 /// The README's test command: run by CI (.ci/run), not by the tests it starts.
 pub const TEST_COMMAND: &str = "./scripts/test.sh";
 
-/// The `sh…` blocks of one markdown file.
+/// Info strings that mean "shell commands": a block with one of these is an example, and one
+/// whose info is not `sh [PLACE]` is reported (every_example_says_where_it_runs) rather than
+/// silently skipped.
+const SHELL_LANGS: [&str; 9] = [
+    "sh",
+    "bash",
+    "shell",
+    "console",
+    "zsh",
+    "fish",
+    "sh-session",
+    "shell-session",
+    "terminal",
+];
+
+/// A fence opening or closing line: its character (` or ~), its length and its info string.
+fn fence(line: &str) -> Option<(char, usize, &str)> {
+    let t = line.trim_start();
+    let c = t.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let n = t.chars().take_while(|x| *x == c).count();
+    (n >= 3).then(|| (c, n, t[n..].trim()))
+}
+
+/// Whether a fence's info string names a shell.
+fn is_shell(info: &str) -> bool {
+    let lang = info
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '{')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    SHELL_LANGS.contains(&lang.as_str())
+}
+
+/// The `sh…` blocks of one markdown file (every fenced block whose info names a shell).
 pub fn blocks(file: &str, text: &str) -> Vec<Block> {
     let mut out = vec![];
     let mut lines = text.lines().enumerate();
     while let Some((i, l)) = lines.next() {
-        let Some(info) = l.trim_start().strip_prefix("```") else {
+        let Some((c, n, info)) = fence(l) else {
             continue;
         };
-        let info = info.trim();
-        let fenced_sh = info == "sh" || info.starts_with("sh ") || info == "bash";
         let mut body = vec![];
         for (j, l) in lines.by_ref() {
-            if l.trim_start().starts_with("```") {
+            // Closed by the same character, at least as long, with no info string.
+            if matches!(fence(l), Some((c2, n2, "")) if c2 == c && n2 >= n) {
                 break;
             }
             body.push((j + 1, l));
         }
-        if !fenced_sh {
+        if !is_shell(info) {
             continue;
         }
         out.push(Block {
@@ -119,6 +152,82 @@ pub fn blocks(file: &str, text: &str) -> Vec<Block> {
         });
     }
     out
+}
+
+/// What could hide a command from the examples: a fence without an info string (say `text` for
+/// output and diagrams) and an indented line outside fences that reads like a command a user
+/// would type (a `$ ` prompt, or one of the binaries, sudo, cargo, a script). As `FILE:LINE: why`.
+pub fn hidden_commands(file: &str, text: &str) -> Vec<String> {
+    const COMMAND_STARTS: [&str; 7] =
+        ["$ ", "# ", "nanobot ", "sandboxd ", "sudo ", "cargo ", "./"];
+    let mut out = vec![];
+    let mut lines = text.lines().enumerate();
+    while let Some((i, l)) = lines.next() {
+        if let Some((c, n, info)) = fence(l) {
+            if info.is_empty() {
+                out.push(format!("{file}:{}: a fence without a language", i + 1));
+            }
+            for (_, l) in lines.by_ref() {
+                if matches!(fence(l), Some((c2, n2, "")) if c2 == c && n2 >= n) {
+                    break;
+                }
+            }
+            continue;
+        }
+        let indented = l.starts_with("    ") || l.starts_with('\t');
+        let t = l.trim_start();
+        if indented && COMMAND_STARTS.iter().any(|s| t.starts_with(s)) {
+            out.push(format!(
+                "{file}:{}: an indented command outside a ```sh block: {t}",
+                i + 1
+            ));
+        }
+    }
+    out
+}
+
+/// The text outside fenced blocks (the prose, with its `code spans`).
+pub fn prose(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        if let Some((c, n, _)) = fence(l) {
+            for l in lines.by_ref() {
+                if matches!(fence(l), Some((c2, n2, "")) if c2 == c && n2 >= n) {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// The markdown files whose examples run: README.md and docs/*.md under `root`, as (name, text).
+pub fn files(root: &Path) -> Vec<(String, String)> {
+    let mut files = vec![root.join("README.md")];
+    if let Ok(rd) = std::fs::read_dir(root.join("docs")) {
+        let mut md: Vec<_> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        md.sort();
+        files.extend(md);
+    }
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(&f).ok()?;
+            let name = f
+                .strip_prefix(root)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .into_owned();
+            Some((name, text))
+        })
+        .collect()
 }
 
 fn examples(file: &str, body: &[(usize, &str)]) -> Vec<Example> {
@@ -178,28 +287,10 @@ fn expected_exit(text: &str) -> Vec<i32> {
 
 /// Every `sh…` block of README.md and docs/*.md under `root`, in file order.
 pub fn all(root: &Path) -> Vec<Block> {
-    let mut files = vec![root.join("README.md")];
-    if let Ok(rd) = std::fs::read_dir(root.join("docs")) {
-        let mut md: Vec<_> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "md"))
-            .collect();
-        md.sort();
-        files.extend(md);
-    }
-    let mut out = vec![];
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        let name = f
-            .strip_prefix(root)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .into_owned();
-        out.extend(blocks(&name, &text));
-    }
-    out
+    files(root)
+        .iter()
+        .flat_map(|(name, text)| blocks(name, text))
+        .collect()
 }
 
 /// The socket a `sandboxd serve` command line listens on (`--socket PATH`), if it names one.
@@ -332,6 +423,51 @@ mod tests {
             b[2].place, None,
             "an unknown place is reported, not guessed"
         );
+    }
+
+    #[test]
+    fn no_shell_block_escapes_by_its_spelling() {
+        // Each of these is a shell block a reader would copy; none names a place, so each must
+        // be found and reported, not skipped.
+        for open in [
+            "```bash",
+            "```shell",
+            "```console",
+            "```zsh",
+            "```Shell",
+            "~~~sh nowhere",
+            "````bash",
+        ] {
+            let close = if open.starts_with('~') {
+                "~~~"
+            } else if open.starts_with("````") {
+                "````"
+            } else {
+                "```"
+            };
+            let md = format!("- a list item:\n\n  {open}\n  nanobot status\n  {close}\n");
+            let b = blocks("x.md", &md);
+            assert_eq!(b.len(), 1, "{open}: {b:?}");
+            assert_eq!(b[0].place, None, "{open}");
+            assert_eq!(b[0].examples.len(), 1, "{open}");
+        }
+        // A sh block in a list item and one in a tilde fence run.
+        let b = blocks(
+            "x.md",
+            "1. step\n   ```sh\n   true\n   ```\n~~~sh checkout\nls\n~~~\n",
+        );
+        assert_eq!(
+            b.iter().map(|b| b.place).collect::<Vec<_>>(),
+            [Some(Place::User), Some(Place::Checkout)]
+        );
+        // A longer fence is not closed by a shorter one inside it.
+        let b = blocks("x.md", "````sh\n```\ntrue\n````\n");
+        assert_eq!((b.len(), b[0].examples.len()), (1, 2), "{b:?}");
+        // Unlabelled fences and indented commands are reported.
+        let h = hidden_commands("x.md", "```\nnanobot status\n```\n\n    nanobot doctor\n\n    $ sandboxd check\n```text\n    nanobot x\n```\n");
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert!(h[0].starts_with("x.md:1: a fence without"), "{h:?}");
+        assert!(h[1].starts_with("x.md:5: an indented command"), "{h:?}");
     }
 
     #[test]

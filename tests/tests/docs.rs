@@ -115,6 +115,12 @@ fn every_example_says_where_it_runs() {
                 "{runner} does not run the `sh {}` examples",
                 place.name()
             );
+            // A runner that skips in CI would leave these examples unrun without a failure.
+            let skip = r.lines().find(|l| l.starts_with("skip()")).unwrap_or("");
+            assert!(
+                skip.contains("${CI:-}") && skip.contains("exit 1"),
+                "{runner}'s skip() must fail in CI: {skip}"
+            );
         }
     }
 }
@@ -184,4 +190,106 @@ fn a_checkouts_examples_run_as_written() {
     }
     run(Place::Checkout, &repo(), &home, &env, None);
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// No command hides from the examples: every fence names its language, a shell block in any
+/// spelling is found (and must say where it runs), and no indented command sits outside a fence.
+#[test]
+fn no_command_hides_outside_an_example() {
+    let hidden: Vec<String> = docs::files(&repo())
+        .iter()
+        .flat_map(|(name, text)| docs::hidden_commands(name, text))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:#?}");
+}
+
+/// The commands the prose names in `code spans` (`nanobot sandbox stop`, `sandboxd explain
+/// --connect`) exist: each subcommand word is one the binary lists, and each flag is one its
+/// --help shows. Words in capitals are placeholders; `a|b` names both.
+#[test]
+fn commands_named_in_the_prose_exist() {
+    let mut bad = vec![];
+    let mut checked = 0;
+    for (name, text) in docs::files(&repo()) {
+        for span in docs::prose(&text).split('`').skip(1).step_by(2) {
+            let span = span.trim().trim_start_matches("sudo ");
+            let mut words = span.split_whitespace();
+            let Some(b @ ("nanobot" | "sandboxd")) = words.next() else {
+                continue;
+            };
+            let words: Vec<&str> = words.take_while(|w| *w != "--").collect();
+            checked += 1;
+            if let Err(e) = check_command(b, &words) {
+                bad.push(format!("{name}: `{span}`: {e}"));
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} commands found in the prose");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+fn help(b: &str, path: &[&str]) -> Result<String, String> {
+    let out = Command::new(nanobot_e2e::bin(b))
+        .args(path)
+        .arg("--help")
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{b} {} --help` failed: {}",
+            path.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The subcommands a --help text lists.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+fn check_command(b: &str, words: &[&str]) -> Result<(), String> {
+    let mut path: Vec<&str> = vec![];
+    let mut text = help(b, &path)?;
+    for w in words {
+        if w.starts_with('-') {
+            let flag = w.split('=').next().unwrap_or(w);
+            let listed =
+                text.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']');
+            if !listed
+                .clone()
+                .any(|x| x == flag || x.split('=').next() == Some(flag))
+            {
+                return Err(format!("`{b} {}` has no flag {flag}", path.join(" ")));
+            }
+            continue;
+        }
+        let subs = subcommands(&text);
+        if subs.is_empty() || w.chars().any(|c| c.is_ascii_uppercase()) {
+            continue; // an argument or a placeholder
+        }
+        let alts: Vec<&str> = w.split('|').collect();
+        if alts.iter().all(|a| subs.iter().any(|s| s == a)) {
+            for a in &alts[1..] {
+                let mut p = path.clone();
+                p.push(a);
+                help(b, &p)?;
+            }
+            path.push(alts[0]);
+            text = help(b, &path)?;
+        } else if path.is_empty() || !text.contains("Arguments:") {
+            return Err(format!(
+                "`{b} {}` has no subcommand {w} (it has {subs:?})",
+                path.join(" ")
+            ));
+        }
+    }
+    Ok(())
 }
