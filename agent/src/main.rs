@@ -63,6 +63,7 @@ enum Cmd {
 }
 
 fn main() {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     // Library warnings (provider retries) go to stderr as plain lines; NANOBOT_LOG=debug for more.
     logging::init();
@@ -98,4 +99,31 @@ fn main() {
         })
     });
     std::process::exit(code);
+}
+
+/// `nanobot status | head -1`: when the reader of stdout goes away, `println!` panics; end the
+/// process by SIGPIPE instead, quietly, as other tools do. SIGPIPE itself stays ignored (Rust's
+/// default): a write to a dead sandboxd's socket must be an error the command explains, not a
+/// silent death.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && msg.contains(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
+        {
+            // SAFETY: restoring the default disposition and raising the signal has no memory
+            // preconditions; the process ends here as a pipe writer would.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info);
+    }));
 }

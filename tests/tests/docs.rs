@@ -65,6 +65,32 @@ fn run(place: Place, start: &Path, home: &Path, env: &[(&str, String)], user: Op
         as_user(&mut c, u, g);
     }
     let out = c.output().expect("bash");
+    // A daemon the examples had nanobot start: as root its socket is the system one, so its
+    // command line does not name `home`; stop it the documented way, as whoever started it.
+    let mut stop = Command::new(nanobot_bin(env));
+    stop.args(["sandbox", "stop"])
+        .env_clear()
+        .env("HOME", home)
+        .current_dir(start);
+    for (k, v) in env {
+        stop.env(k, v);
+    }
+    if let Some((u, g)) = user {
+        as_user(&mut stop, u, g);
+    }
+    let _ = stop.output();
+    let state = std::fs::read_to_string("/run/nanobot/sandboxd.autostart.json").unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+    let leaked = v["log"]
+        .as_str()
+        .is_some_and(|l| l.starts_with(&*home.to_string_lossy()))
+        && v["pid"]
+            .as_u64()
+            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+    assert!(
+        !leaked,
+        "the examples left the sandboxd nanobot started running: {state}"
+    );
     for pid in pids_with(&home.to_string_lossy()) {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -77,6 +103,18 @@ fn run(place: Place, start: &Path, home: &Path, env: &[(&str, String)], user: Op
         String::from_utf8_lossy(&out.stderr)
     );
     println!("{report}");
+}
+
+/// The nanobot the examples ran: the first on their PATH.
+fn nanobot_bin(env: &[(&str, String)]) -> PathBuf {
+    env.iter()
+        .find(|(k, _)| *k == "PATH")
+        .and_then(|(_, p)| {
+            p.split(':')
+                .map(|d| Path::new(d).join("nanobot"))
+                .find(|b| b.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("nanobot"))
 }
 
 #[test]

@@ -513,3 +513,43 @@ fn doctor_fixes_work_on_this_machine() {
         show(&o)
     );
 }
+
+/// `nanobot … | head -1`: a reader that goes away ends the command quietly (SIGPIPE, as other
+/// tools do), not with a Rust panic on stderr and exit 101.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let home = Home::new("epipe");
+    home.write_config(&template());
+    for args in [
+        vec!["completions", "bash"],
+        vec!["status"],
+        vec!["sandbox", "status"],
+        vec!["doctor"],
+        vec!["sandbox", "stop"],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both fds were just returned by pipe() and are owned here.
+        let (r, w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        drop(r); // the reader is gone before the first line
+        let o = home
+            .command(&args)
+            .stdout(Stdio::from(w))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && o.status.code() != Some(101),
+            "{args:?}: {:?}\n{err}",
+            o.status
+        );
+    }
+}

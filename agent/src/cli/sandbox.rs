@@ -105,10 +105,17 @@ async fn peer_pid(s: &Path) -> Option<i32> {
 
 async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i32> {
     let tried = socket::candidates(explicit, configured).paths();
-    let ours: Vec<(PathBuf, Started)> = tried
+    let found: Vec<(PathBuf, Started, Option<u32>)> = tried
         .iter()
-        .filter_map(|s| autostart::started(s).map(|st| (s.clone(), st)))
+        .filter_map(|s| {
+            let owner = std::fs::metadata(autostart::state_path(s))
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+            autostart::started(s).map(|st| (s.clone(), st, owner))
+        })
         .collect();
+    // SAFETY: geteuid has no preconditions.
+    let ours = own_first(found, unsafe { libc::geteuid() });
     if ours.is_empty() {
         let mut answering = None;
         for s in &tried {
@@ -133,7 +140,7 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
             }
         });
     }
-    for (s, st) in &ours {
+    for (s, st, _) in &ours {
         let pid = libc::pid_t::try_from(st.pid)?;
         // SAFETY: kill has no memory preconditions; `started` checked that the pid is a live
         // `sandboxd serve` on this socket, not a recycled one.
@@ -168,4 +175,42 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
         println!("stopped sandboxd (pid {pid}) on {}", s.display());
     }
     Ok(0)
+}
+
+/// The daemons nanobot started that `stop` acts on: the ones this user started (their state file
+/// is this user's), or, when there are none, the others, so that the refusal names who started
+/// them. Without this a user's `stop` met root's auto-started daemon on the system socket first,
+/// failed on it and never reached their own.
+fn own_first<T>(found: Vec<(PathBuf, T, Option<u32>)>, uid: u32) -> Vec<(PathBuf, T, Option<u32>)> {
+    let (own, others): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, _, o)| *o == Some(uid));
+    if own.is_empty() {
+        others
+    } else {
+        own
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_acts_on_this_users_daemon_before_anothers() {
+        let root = (
+            PathBuf::from("/run/nanobot/sandboxd.sock"),
+            "root's",
+            Some(0),
+        );
+        let mine = (
+            PathBuf::from("/home/a/.nanobot/run/sandboxd.sock"),
+            "mine",
+            Some(1000),
+        );
+        let got = own_first(vec![root.clone(), mine.clone()], 1000);
+        assert_eq!(got, vec![mine.clone()]);
+        // Only another user's: it is kept, so the refusal says whose it is.
+        assert_eq!(own_first(vec![root.clone()], 1000), vec![root.clone()]);
+        // Root's own is root's to stop.
+        assert_eq!(own_first(vec![root.clone(), mine], 0), vec![root]);
+    }
 }
