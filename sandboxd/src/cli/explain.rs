@@ -61,15 +61,34 @@ fn parse_connect(s: &str) -> Result<ConnectTo, String> {
     let (host, p) = if let Some(rest) = s.strip_prefix('[') {
         let (addr, p) = rest
             .split_once("]:")
-            .ok_or_else(|| format!("{s:?}: expected [IPV6]:PORT"))?;
+            .ok_or_else(|| match rest.strip_suffix(']') {
+                Some(addr) => {
+                    format!("{s:?}: the port is missing, expected [IPV6]:PORT as in [{addr}]:PORT")
+                }
+                None => format!("{s:?}: expected [IPV6]:PORT"),
+            })?;
         addr.parse::<std::net::Ipv6Addr>()
             .map_err(|_| format!("{addr:?} is not an IPv6 address"))?;
         (addr, p)
     } else {
         let (host, p) = s.rsplit_once(':').unwrap_or((s, ""));
         if host.contains(':') {
+            // Offer only bracketed forms that parse: the whole text as an address, and the
+            // text before the last ':' with that port.
+            let v6 = |a: &str| a.parse::<std::net::Ipv6Addr>().is_ok();
+            let mut forms = vec![];
+            if v6(s) {
+                forms.push(format!("[{s}]:PORT"));
+            }
+            if v6(host) && port(p).is_ok() {
+                forms.push(format!("[{host}]:{p}"));
+            }
+            if forms.is_empty() {
+                forms.push("[IPV6]:PORT".to_string());
+            }
             return Err(format!(
-                "{s:?}: write an IPv6 address in brackets, [{host}]:PORT"
+                "{s:?}: write an IPv6 address in brackets, {}",
+                forms.join(" or ")
             ));
         }
         if host.is_empty() {
@@ -228,6 +247,20 @@ mod tests {
         ] {
             let e = parse_connect(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
+        }
+        // The bracketed form the hint offers is itself accepted (it once said `[:]:PORT`).
+        for (bad, hint) in [
+            ("::1", "[::1]:PORT"),
+            ("fe80::1", "[fe80::1]:PORT"),
+            ("2001:db8::1", "[2001:db8::1]:PORT"),
+            ("[::1]", "[::1]:PORT"),
+        ] {
+            let e = parse_connect(bad).unwrap_err();
+            assert!(e.contains(hint), "{bad}: {e}");
+            assert!(
+                parse_connect(&hint.replace("PORT", "443")).is_ok(),
+                "{hint}"
+            );
         }
     }
 }
