@@ -292,6 +292,34 @@ fn help_man_pages_and_completions_agree() {
                 );
             }
         }
+        // And they offer nothing --help hides (the internal `man` subcommand once was).
+        let fish = run(&["completions", "fish"]);
+        let needs = format!("__fish_{name}_needs_command\"");
+        let offered: Vec<String> = fish
+            .lines()
+            .filter(|l| l.contains(&needs))
+            .filter_map(|l| {
+                l.split(" -a \"")
+                    .nth(1)?
+                    .split('"')
+                    .next()
+                    .map(String::from)
+            })
+            .collect();
+        assert!(!offered.is_empty(), "{fish}");
+        for o in &offered {
+            assert!(
+                subs.contains(o) || o == "help",
+                "{name} completions offer {o}, which --help does not show"
+            );
+        }
+        for shell in ["bash", "zsh"] {
+            let script = run(&["completions", shell]);
+            assert!(
+                !script.contains("__subcmd__man") && !script.contains("'man:"),
+                "{name} {shell} completion offers the hidden man subcommand"
+            );
+        }
         let o = Command::new(bin(name))
             .args(["completions", "tcsh"])
             .output()

@@ -18,7 +18,8 @@ pub struct ManArgs {
 }
 
 /// Print the completion script for `cmd` to stdout.
-pub fn completions(mut cmd: clap::Command, a: CompletionsArgs) -> Result<i32> {
+pub fn completions(cmd: clap::Command, a: CompletionsArgs) -> Result<i32> {
+    let mut cmd = visible(cmd);
     let name = cmd.get_name().to_string();
     // Into memory first: clap_complete panics when its writer fails (a closed pipe).
     let mut script = vec![];
@@ -29,6 +30,36 @@ pub fn completions(mut cmd: clap::Command, a: CompletionsArgs) -> Result<i32> {
         }
         _ => Ok(0),
     }
+}
+
+/// `cmd` without its hidden subcommands, at every level: clap_complete offers hidden ones too,
+/// and completions must offer what `--help` shows, no more.
+fn visible(cmd: clap::Command) -> clap::Command {
+    let hidden: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| s.is_hide_set())
+        .map(|s| s.get_name().to_string())
+        .collect();
+    if hidden.is_empty() && cmd.get_subcommands().all(|s| !s.has_subcommands()) {
+        return cmd;
+    }
+    let subs: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .map(visible)
+        .collect();
+    // clap has no way to remove a subcommand: rebuild the command from its parts.
+    let mut out = clap::Command::new(cmd.get_name().to_string())
+        .args(cmd.get_arguments().cloned())
+        .subcommands(subs);
+    if let Some(v) = cmd.get_version() {
+        out = out.version(v.to_string());
+    }
+    if let Some(a) = cmd.get_about() {
+        out = out.about(a.clone());
+    }
+    out
 }
 
 /// Write the man pages of `cmd` and its visible subcommands into `a.dir`.
