@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 pub const STATUS_EXIT_CODES: &str =
     "Exit codes: 0 a sandboxd answers (degraded or not: see `health`), 3 none answers.";
 pub const STOP_EXIT_CODES: &str =
-    "Exit codes: 0 the sandboxd nanobot started was stopped, or none \
-     was running; 1 the sandboxd that answers was not started by nanobot (stop that service \
-     instead), or it did not stop within 10 s.";
+    "Exit codes: 0 the sandboxd nanobot started for you was stopped, or none \
+     was running; 1 the sandboxd that answers was not started by nanobot for you (stop that \
+     service instead, or let its user stop it), or it did not stop within 10 s.";
 
 #[derive(clap::Subcommand, Debug)]
 pub enum SandboxCmd {
@@ -115,7 +115,7 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
         })
         .collect();
     // SAFETY: geteuid has no preconditions.
-    let ours = own_first(found, unsafe { libc::geteuid() });
+    let ours = own(found, unsafe { libc::geteuid() });
     if ours.is_empty() {
         let mut answering = None;
         for s in &tried {
@@ -125,6 +125,14 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
             }
         }
         return Ok(match answering {
+            Some(s) if autostart::started(&s).is_some() => {
+                eprintln!(
+                    "nanobot: the sandboxd on {} was started by nanobot for another user, so it \
+                     is left running; that user stops it with: nanobot sandbox stop",
+                    s.display()
+                );
+                1
+            }
             Some(s) => {
                 eprintln!(
                     "nanobot: the sandboxd on {} was not started by nanobot, so it is left \
@@ -178,16 +186,16 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
 }
 
 /// The daemons nanobot started that `stop` acts on: the ones this user started (their state file
-/// is this user's), or, when there are none, the others, so that the refusal names who started
-/// them. Without this a user's `stop` met root's auto-started daemon on the system socket first,
-/// failed on it and never reached their own.
-fn own_first<T>(found: Vec<(PathBuf, T, Option<u32>)>, uid: u32) -> Vec<(PathBuf, T, Option<u32>)> {
-    let (own, others): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, _, o)| *o == Some(uid));
-    if own.is_empty() {
-        others
-    } else {
-        own
-    }
+/// is this user's). Another user's (root's on the system socket) is theirs to stop: without this
+/// a user's `stop` met it first, failed on it and never reached their own.
+fn own(
+    found: Vec<(PathBuf, Started, Option<u32>)>,
+    uid: u32,
+) -> Vec<(PathBuf, Started, Option<u32>)> {
+    found
+        .into_iter()
+        .filter(|(_, _, o)| *o == Some(uid))
+        .collect()
 }
 
 #[cfg(test)]
@@ -195,22 +203,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stop_acts_on_this_users_daemon_before_anothers() {
+    fn stop_acts_only_on_this_users_daemons() {
+        let st = |p: &str| Started {
+            pid: 1,
+            socket: PathBuf::from(p),
+            roots: vec![],
+            log: PathBuf::from("/l"),
+            user: None,
+        };
         let root = (
             PathBuf::from("/run/nanobot/sandboxd.sock"),
-            "root's",
+            st("/run/nanobot/sandboxd.sock"),
             Some(0),
         );
         let mine = (
-            PathBuf::from("/home/a/.nanobot/run/sandboxd.sock"),
-            "mine",
+            PathBuf::from("/h/.nanobot/run/sandboxd.sock"),
+            st("/h/.nanobot/run/sandboxd.sock"),
             Some(1000),
         );
-        let got = own_first(vec![root.clone(), mine.clone()], 1000);
-        assert_eq!(got, vec![mine.clone()]);
-        // Only another user's: it is kept, so the refusal says whose it is.
-        assert_eq!(own_first(vec![root.clone()], 1000), vec![root.clone()]);
-        // Root's own is root's to stop.
-        assert_eq!(own_first(vec![root.clone(), mine], 0), vec![root]);
+        assert_eq!(
+            own(vec![root.clone(), mine.clone()], 1000),
+            vec![mine.clone()]
+        );
+        assert_eq!(own(vec![root.clone()], 1000), vec![]);
+        assert_eq!(own(vec![root.clone(), mine], 0), vec![root]);
     }
 }
