@@ -553,3 +553,55 @@ fn a_closed_stdout_ends_quietly() {
         );
     }
 }
+
+/// A config that cannot be read or is overridden wrongly: doctor's fix is a command for that
+/// cause that works here (not "fix the file at the position shown", which names no position).
+#[test]
+fn doctor_fixes_an_unreadable_config() {
+    let home = Home::new("doctorcfg");
+    let (uid, gid) = test_ids();
+    let fix_of = |o: &Output| -> String {
+        let out = stdout(o);
+        let mut lines = out.lines();
+        lines
+            .find(|l| l.starts_with("✗ config parses"))
+            .and_then(|_| lines.next())
+            .and_then(|l| l.trim().strip_prefix("fix: "))
+            .unwrap_or_else(|| panic!("no ✗ config parses with a fix in\n{}", show(o)))
+            .to_string()
+    };
+    // -c names a directory: the fix puts the config inside it, and then it parses.
+    let dir = home.dir.join("confdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    chown(&dir, uid, gid);
+    let d = dir.to_string_lossy().into_owned();
+    let o = home.run(&["-c", &d, "doctor"]);
+    assert!(!stdout(&o).contains("os error"), "{}", show(&o));
+    let fix = fix_of(&o);
+    let words: Vec<&str> = fix.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"nanobot"), "{fix}");
+    let r = home.run(&words[1..]);
+    assert_eq!(r.status.code(), Some(0), "{fix}: {}", show(&r));
+    let c = words[words.iter().position(|w| *w == "-c").unwrap() + 1];
+    let o = home.run(&["-c", c, "doctor"]);
+    assert!(
+        stdout(&o).contains("✓ config parses"),
+        "{fix}: {}",
+        show(&o)
+    );
+
+    // An environment override that does not fit its key: the fix unsets it.
+    let mut home = home;
+    home.write_config(&template());
+    home.env
+        .push(("NANOBOT_AGENTS__DEFAULTS__MAX_TOKENS".into(), "lots".into()));
+    let o = home.run(&["doctor"]);
+    let fix = fix_of(&o);
+    assert!(
+        fix.contains("unset NANOBOT_AGENTS__DEFAULTS__MAX_TOKENS"),
+        "{fix}: {}",
+        show(&o)
+    );
+    home.env.clear();
+    let _ = home.run(&["sandbox", "stop"]);
+}

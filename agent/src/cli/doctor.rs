@@ -427,6 +427,32 @@ fn sandbox_checks(
     out
 }
 
+/// What is wrong with a config that did not load, and the fix for that cause: a position to
+/// edit only where there is one.
+fn unparsed_config(e: &config::ConfigError, path: &Path) -> (String, String) {
+    use config::ConfigError::*;
+    match e {
+        Read { path: shown, err } => {
+            let detail = format!("cannot read {shown}: {}", crate::errors::plain_io(err));
+            let fix = if path.is_dir() {
+                let inside = path.join("config.json");
+                // A config file inside the directory the -c named.
+                format!("nanobot -c {} onboard", inside.display())
+            } else if err.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    "make it readable by you: ls -l {} shows its owner and mode",
+                    path.display()
+                )
+            } else {
+                format!("check {} (ls -l {})", path.display(), path.display())
+            };
+            (detail, fix)
+        }
+        Syntax { .. } | Type { .. } => (e.to_string(), "fix the file at the position shown".into()),
+        Env { var, .. } => (e.to_string(), format!("unset {var}")),
+    }
+}
+
 pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
     let path = g.config_path();
     let mut checks = vec![];
@@ -434,13 +460,8 @@ pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
     let loaded = match config::load(&path) {
         Ok(l) => Some(l),
         Err(e) => {
-            checks.push(check(
-                "config parses",
-                false,
-                true,
-                e.to_string(),
-                "fix the file at the position shown".into(),
-            ));
+            let (detail, fix) = unparsed_config(&e, &path);
+            checks.push(check("config parses", false, true, detail, fix));
             None
         }
     };
