@@ -605,3 +605,35 @@ fn doctor_fixes_an_unreadable_config() {
     home.env.clear();
     let _ = home.run(&["sandbox", "stop"]);
 }
+
+/// `-c` naming a symbolic link to nothing: every command says it is a link and where it points,
+/// rather than that the file the user can see in `ls` does not exist.
+#[test]
+fn a_dangling_config_link_is_said_as_such() {
+    let home = Home::new("danglingc");
+    let link = home.dir.join("config.json");
+    let target = home.dir.join("moved-away.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let l = link.to_string_lossy().into_owned();
+    let want = format!(
+        "{} is a symbolic link to {}, which does not exist",
+        link.display(),
+        target.display()
+    );
+    for args in [
+        vec!["status"],
+        vec!["exec", "--", "true"],
+        vec!["sandbox", "status"],
+        vec!["doctor"],
+    ] {
+        let mut full = vec!["-c", &l];
+        full.extend(args.iter().copied());
+        let o = home.run(&full);
+        assert_ne!(o.status.code(), Some(0), "{full:?}: {}", show(&o));
+        assert!(
+            stderr(&o).contains(&want) || stdout(&o).contains(&want),
+            "{full:?}: {}",
+            show(&o)
+        );
+    }
+}

@@ -153,7 +153,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             "config file",
             false,
             true,
-            format!("{} does not exist", loaded.path.display()),
+            crate::cli::globals::missing(&loaded.path),
             crate::cli::globals::onboard_command(&loaded.path),
         )),
     }
