@@ -637,3 +637,44 @@ fn a_dangling_config_link_is_said_as_such() {
         );
     }
 }
+
+/// A daemon nanobot started for another user (root's, say) is not "the sandboxd nanobot started
+/// for you": a user naming its socket is not told to `nanobot sandbox stop` it, `status` says
+/// whose it is, and `stop` leaves it running with exit 1.
+#[test]
+fn another_users_auto_started_daemon_is_not_yours() {
+    let home = Home::new("otheruser");
+    let d = Daemon::start();
+    let s = d.socket.to_string_lossy().into_owned();
+    // As nanobot records it for root: owned by root, with roots the user's workspace is not in.
+    let state = d.socket.with_extension("autostart.json");
+    std::fs::write(
+        &state,
+        json!({"pid": d.pid(), "socket": s, "roots": ["/nonexistent-root"],
+               "log": "/nonexistent-root/sandboxd.log", "user": null})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = home.run(&["exec", "--socket", &s, "--", "true"]);
+    assert!(
+        !stderr(&o).contains("started for you") && !stderr(&o).contains("nanobot sandbox stop"),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["sandbox", "status", "--socket", &s]);
+    assert!(
+        stdout(&o).contains("started by: nanobot, for another user"),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["sandbox", "stop", "--socket", &s]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("started by nanobot for another user"),
+        "{}",
+        show(&o)
+    );
+    assert!(Path::new(&format!("/proc/{}", d.pid())).exists());
+    let _ = std::fs::remove_file(&state);
+}

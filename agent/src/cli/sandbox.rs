@@ -76,6 +76,9 @@ async fn status(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<
                 st.log.display()
             );
         }
+        None if autostart::recorded(&s).is_some() => println!(
+            "started by: nanobot, for another user (that user stops it with: nanobot sandbox stop)"
+        ),
         None => println!(
             "started by: not nanobot (a service or started by hand: see its --workspace-root \
              and its own log)"
@@ -111,7 +114,7 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
             let owner = std::fs::metadata(autostart::state_path(s))
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
-            autostart::started(s).map(|st| (s.clone(), st, owner))
+            autostart::recorded(s).map(|st| (s.clone(), st, owner))
         })
         .collect();
     // SAFETY: geteuid has no preconditions.
@@ -125,7 +128,7 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
             }
         }
         return Ok(match answering {
-            Some(s) if autostart::started(&s).is_some() => {
+            Some(s) if autostart::recorded(&s).is_some() => {
                 eprintln!(
                     "nanobot: the sandboxd on {} was started by nanobot for another user, so it \
                      is left running; that user stops it with: nanobot sandbox stop",
