@@ -186,6 +186,43 @@ pub fn hidden_commands(file: &str, text: &str) -> Vec<String> {
     out
 }
 
+/// Examples whose exit code says nothing, as `FILE:LINE: why`: a block with no command, a
+/// command sent to the background (other than `sandboxd serve`, which the script waits for), and
+/// one that masks its failure (`|| true`, `|| :`, `; true`).
+pub fn unchecked(blocks: &[Block]) -> Vec<String> {
+    let mut out = vec![];
+    for b in blocks {
+        if b.examples.is_empty() {
+            out.push(format!(
+                "{}:{}: a shell block without a command",
+                b.file, b.line
+            ));
+        }
+        for e in &b.examples {
+            let code: Vec<&str> = e
+                .text
+                .lines()
+                .map(|l| l.split(" #").next().unwrap_or(l).trim_end())
+                .collect();
+            let code = code.join("\n");
+            let serve = e.text.trim_start().starts_with("sandboxd serve");
+            if code.ends_with('&') && !code.ends_with("&&") && !serve {
+                out.push(format!(
+                    "{}:{}: runs in the background, its exit is not seen",
+                    e.file, e.line
+                ));
+            }
+            if ["|| true", "||true", "|| :", "; true"]
+                .iter()
+                .any(|m| code.contains(m))
+            {
+                out.push(format!("{}:{}: masks its exit code", e.file, e.line));
+            }
+        }
+    }
+    out
+}
+
 /// The text outside fenced blocks (the prose, with its `code spans`).
 pub fn prose(text: &str) -> String {
     let mut out = String::new();
@@ -468,6 +505,21 @@ mod tests {
         assert_eq!(h.len(), 3, "{h:?}");
         assert!(h[0].starts_with("x.md:1: a fence without"), "{h:?}");
         assert!(h[1].starts_with("x.md:5: an indented command"), "{h:?}");
+    }
+
+    #[test]
+    fn examples_that_cannot_fail_are_reported() {
+        let md = "```sh\n# only a comment\n```\n```sh\nnanobot gateway &\nsandboxd serve --socket /s &\nls || true\ntrue && true\nnanobot status # a & b\n```\n";
+        let u = unchecked(&blocks("x.md", md));
+        assert_eq!(
+            u,
+            [
+                "x.md:1: a shell block without a command",
+                "x.md:5: runs in the background, its exit is not seen",
+                "x.md:7: masks its exit code"
+            ],
+            "{u:?}"
+        );
     }
 
     #[test]

@@ -239,6 +239,8 @@ fn no_command_hides_outside_an_example() {
         .flat_map(|(name, text)| docs::hidden_commands(name, text))
         .collect();
     assert!(hidden.is_empty(), "{hidden:#?}");
+    let unchecked = docs::unchecked(&docs::all(&repo()));
+    assert!(unchecked.is_empty(), "{unchecked:#?}");
 }
 
 /// The commands the prose names in `code spans` (`nanobot sandbox stop`, `sandboxd explain
