@@ -37,18 +37,14 @@ fn shipped_profiles(dir: &Path) -> PathBuf {
 }
 
 /// The lines of every ```sh block of a document.
+/// The commands of every shell block of `doc`, whatever place it names: the one parser the
+/// docs' examples use (tests/src/docs.rs), so a block spelt `sh checkout` is seen here too.
 fn sh_lines(doc: &str) -> Vec<String> {
-    let mut out = vec![];
-    let mut inside = false;
-    for l in doc.lines() {
-        match (inside, l.trim_end()) {
-            (false, "```sh") => inside = true,
-            (true, "```") => inside = false,
-            (true, l) => out.push(l.to_string()),
-            _ => {}
-        }
-    }
-    out
+    nanobot_e2e::docs::blocks("doc", doc)
+        .into_iter()
+        .flat_map(|b| b.examples)
+        .map(|e| e.text)
+        .collect()
 }
 
 #[test]
@@ -203,7 +199,7 @@ fn explain_answers_in_words_and_takes_host_port() {
     }
     let o = sandboxd(&["explain", "network", "--config", cfg, "--connect", "::1:80"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("[::1]:PORT"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[::1]:80"), "{}", stderr(&o));
     // Every option says what it does.
     let help = stdout(&sandboxd(&["explain", "--help"]));
     for flag in ["--write", "--exec", "--connect", "--path", "--unix"] {
