@@ -153,6 +153,18 @@ fn outside_hint(st: &tonic::Status, config: &std::path::Path, named: bool) -> St
     )
 }
 
+fn ask(q: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("nanobot: {q}no (not a terminal; use --force to overwrite)");
+        return false;
+    }
+    print!("{q}");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,16 +200,4 @@ mod tests {
         )
         .is_empty());
     }
-}
-
-fn ask(q: &str) -> bool {
-    if !std::io::stdin().is_terminal() {
-        eprintln!("nanobot: {q}no (not a terminal; use --force to overwrite)");
-        return false;
-    }
-    print!("{q}");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes")
 }
