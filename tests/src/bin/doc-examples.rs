@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let place = args.first().and_then(|p| {
-        docs::PLACES.into_iter().find(|x| x.name() == p)
-    });
+    let place = args
+        .first()
+        .and_then(|p| docs::PLACES.into_iter().find(|x| x.name() == p));
     let (Some(place), Some(start)) = (place, args.get(1)) else {
         eprintln!("usage: doc-examples user|checkout|host|bare|container START [REPO]");
         std::process::exit(2);
