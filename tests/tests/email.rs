@@ -1061,3 +1061,84 @@ fn email_gateway_without_replies_or_smtp_handles_each_mail_once() {
     assert_eq!(llm_server.recorded().len(), 2, "handled once, not retried");
     assert!(m.received("alice@example.test").is_empty());
 }
+
+/// An IMAP server that lets nanobot log in and open the mailbox, then drops every session: a
+/// login that succeeded is no proof of a healthy connection, so the reconnects still slow down
+/// (1, 2, 4 s …) instead of sending the password every second.
+#[test]
+fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let logins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l2 = logins.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(100) {
+            let Ok(mut conn) = conn else { break };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let _ = conn.write_all(b"* OK ready\r\n");
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut words = line.split_whitespace();
+                let (tag, cmd) = (words.next().unwrap_or("*"), words.next().unwrap_or(""));
+                let answer = match cmd.to_ascii_uppercase().as_str() {
+                    "STARTTLS" => format!("{tag} BAD not here\r\n"),
+                    "LOGIN" => {
+                        l2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        format!("{tag} OK logged in\r\n")
+                    }
+                    "SELECT" => format!(
+                        "* FLAGS (\\Seen)\r\n* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] done\r\n"
+                    ),
+                    "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+                    // Anything after the mailbox is open: the session drops.
+                    _ => break,
+                };
+                if conn.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![]);
+    let home = Home::new("dropper");
+    home.write_config(&json!({
+        "agents": {"defaults": {"model": "m", "provider": "custom"}},
+        "providers": {"custom": {"apiKey": "${TEST_LLM_KEY}", "apiBase": llm_server.base()}},
+        "channels": {"email": {
+            "enabled": true, "consentGranted": true, "allowFrom": ["*"],
+            "imapHost": "127.0.0.1", "imapPort": port, "imapUseSsl": false,
+            "imapUsername": BOT, "imapPassword": "${TEST_IMAP_PASSWORD}",
+            "autoReplyEnabled": false, "pollIntervalSeconds": 1}},
+        "sandbox": {"socket": d.socket},
+    }));
+    let mut child = home
+        .bare_command(&d, &["gateway"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while logins.load(std::sync::atomic::Ordering::SeqCst) == 0
+        && t0.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Logins at about 0, 1, 3, 7 s: four in 8 s with backoff, eight or nine without.
+    std::thread::sleep(Duration::from_secs(8));
+    let n = logins.load(std::sync::atomic::Ordering::SeqCst);
+    let alive = child.try_wait().unwrap().is_none();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let log = home.log();
+    assert!(alive, "the gateway died: {}\n{log}", stderr(&o));
+    assert!((2..=5).contains(&n), "{n} logins in 8 s\n{log}");
+    assert!(log.contains("reconnecting in 4 s"), "{log}");
+}
