@@ -207,10 +207,7 @@ impl<I: Inbox> Channel<'_, I> {
         let who = match sender::check(&m, &self.s.allow_from, self.s.authserv_id.as_deref()) {
             Ok(a) => a,
             Err((who, why)) => {
-                log.line(
-                    "WARN",
-                    &format!("Access denied for sender {who} on channel email: {why}"),
-                );
+                crate::channels::deny(log, "email", &who, &why.to_string());
                 return;
             }
         };

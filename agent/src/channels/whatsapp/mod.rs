@@ -12,7 +12,7 @@ pub mod frames;
 pub mod number;
 
 use crate::channels::status::Reporter;
-use crate::channels::{deny, split_text, Inbox};
+use crate::channels::{deny, shown, split_text, Inbox};
 use crate::config::ChannelConfig;
 use bridge::{BridgeError, Endpoint, Ws};
 use frames::{Incoming, Message};
@@ -261,13 +261,14 @@ async fn connection<I: Inbox>(
                 match frames::parse(text.as_str()) {
                     Ok(Incoming::Message(m)) => dispatch(s, inbox, tx, pending, m),
                     Ok(Incoming::Status(st)) => {
-                        tracing::info!(channel = "whatsapp", "bridge status: {st}");
+                        tracing::info!(channel = "whatsapp", "bridge status: {}", shown(&st));
                     }
                     Ok(Incoming::Qr(_)) => {
                         report.error("WhatsApp is not linked: run nanobot channels login whatsapp");
                         tracing::warn!(channel = "whatsapp", "the bridge waits for a QR scan: run nanobot channels login whatsapp");
                     }
                     Ok(Incoming::Error(e)) => {
+                        let e = shown(&e);
                         report.error(&format!("bridge: {e}"));
                         tracing::warn!(channel = "whatsapp", "bridge error: {e}");
                     }
