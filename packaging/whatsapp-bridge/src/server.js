@@ -98,6 +98,12 @@ export class BridgeServer {
   }
 
   admit(ws) {
+    // Checked again here: clients that connected together pass the check in accept() before
+    // any of them is admitted.
+    if (this.clients.size >= this.cfg.maxClients) {
+      ws.close(1013, 'Too many clients');
+      return;
+    }
     this.clients.add(ws);
     ws.on('close', () => this.clients.delete(ws));
     ws.on('message', (data, isBinary) => this.command(ws, data, isBinary));

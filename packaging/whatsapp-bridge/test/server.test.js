@@ -188,3 +188,18 @@ test('clients beyond the limit are turned away', async () => {
   assert.equal((await b.closed).code, 1013);
   a.ws.close();
 });
+
+test('clients that connect together and then authenticate still count against the limit', async () => {
+  const { url, server } = await bridge({ maxClients: 2 });
+  // All connect before any authenticates: the limit must hold when they are admitted.
+  const cs = Array.from({ length: 5 }, () => client(url));
+  await Promise.all(cs.map((c) => c.opened));
+  for (const c of cs) c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }));
+  const outcome = await Promise.all(
+    cs.map((c) => Promise.race([c.next((f) => f.type === 'status').then(() => 'admitted'), c.closed.then((x) => x.code)])),
+  );
+  assert.equal(outcome.filter((o) => o === 'admitted').length, 2, JSON.stringify(outcome));
+  assert.equal(outcome.filter((o) => o === 1013).length, 3, JSON.stringify(outcome));
+  assert.equal(server.clients.size, 2);
+  for (const c of cs) c.ws.close();
+});
