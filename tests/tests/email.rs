@@ -1062,11 +1062,13 @@ fn email_gateway_without_replies_or_smtp_handles_each_mail_once() {
     assert!(m.received("alice@example.test").is_empty());
 }
 
-/// An IMAP server that lets nanobot log in and open the mailbox, then drops every session: a
-/// login that succeeded is no proof of a healthy connection, so the reconnects still slow down
-/// (1, 2, 4 s …) instead of sending the password every second.
-#[test]
-fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
+/// A scripted IMAP server on 127.0.0.1 (no STARTTLS, so plain text to this machine): the first
+/// logins get `NO refusal` while `refusals` lasts, the others succeed and the mailbox opens; the
+/// first command after that drops the session. Returns its port and the number of LOGINs.
+fn dropping_imap(
+    refusals: usize,
+    refusal: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -1089,8 +1091,12 @@ fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
                 let answer = match cmd.to_ascii_uppercase().as_str() {
                     "STARTTLS" => format!("{tag} BAD not here\r\n"),
                     "LOGIN" => {
-                        l2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        format!("{tag} OK logged in\r\n")
+                        let n = l2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if n < refusals {
+                            format!("{tag} NO {refusal}\r\n")
+                        } else {
+                            format!("{tag} OK logged in\r\n")
+                        }
                     }
                     "SELECT" => format!(
                         "* FLAGS (\\Seen)\r\n* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] done\r\n"
@@ -1105,9 +1111,20 @@ fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
             }
         }
     });
+    (port, logins)
+}
+
+/// The gateway on the scripted server until `secs` pass after its first login; the LOGIN count,
+/// whether it was still running, its stderr and log.
+fn gateway_against(
+    name: &str,
+    port: u16,
+    logins: &std::sync::atomic::AtomicUsize,
+    secs: u64,
+) -> (usize, bool, String, String) {
     let d = Daemon::start();
     let llm_server = Server::start(vec![]);
-    let home = Home::new("dropper");
+    let home = Home::new(name);
     home.write_config(&json!({
         "agents": {"defaults": {"model": "m", "provider": "custom"}},
         "providers": {"custom": {"apiKey": "${TEST_LLM_KEY}", "apiBase": llm_server.base()}},
@@ -1130,15 +1147,50 @@ fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Logins at about 0, 1, 3, 7 s: four in 8 s with backoff, eight or nine without.
-    std::thread::sleep(Duration::from_secs(8));
+    std::thread::sleep(Duration::from_secs(secs));
     let n = logins.load(std::sync::atomic::Ordering::SeqCst);
     let alive = child.try_wait().unwrap().is_none();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    if alive {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
     let o = child.wait_with_output().unwrap();
-    let log = home.log();
-    assert!(alive, "the gateway died: {}\n{log}", stderr(&o));
+    assert!(llm_server.recorded().is_empty());
+    (n, alive, stderr(&o), home.log())
+}
+
+/// An IMAP server that lets nanobot log in and open the mailbox, then drops every session: a
+/// login that succeeded is no proof of a healthy connection, so the reconnects still slow down
+/// (1, 2, 4 s …) instead of sending the password every second.
+#[test]
+fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
+    let (port, logins) = dropping_imap(0, "");
+    let (n, alive, err, log) = gateway_against("dropper", port, &logins, 8);
+    assert!(alive, "the gateway died: {err}\n{log}");
+    // Logins at about 0, 1, 3, 7 s: four in 8 s with backoff, eight or nine without.
     assert!((2..=5).contains(&n), "{n} logins in 8 s\n{log}");
     assert!(log.contains("reconnecting in 4 s"), "{log}");
+}
+
+/// A login refused for a reason that passes (RFC 5530 `[UNAVAILABLE]`, `[INUSE]`, `[LIMIT]`:
+/// the server's backend is down, the mailbox busy) is retried; only a refusal of the
+/// credentials stops the channel.
+#[test]
+fn email_gateway_retries_a_login_refused_for_a_passing_reason() {
+    for code in [
+        "[UNAVAILABLE] backend down",
+        "[INUSE] mailbox locked",
+        "[LIMIT] too many connections",
+    ] {
+        let (port, logins) = dropping_imap(1, code);
+        let (n, alive, err, log) = gateway_against("unavailable", port, &logins, 3);
+        assert!(alive, "{code}: the gateway gave up: {err}\n{log}");
+        assert!(n >= 2, "{code}: {n} logins\n{log}");
+        assert!(log.contains("reconnecting in"), "{code}: {log}");
+    }
+    // A plain NO (wrong password) is still fatal at once.
+    let (port, logins) = dropping_imap(100, "[AUTHENTICATIONFAILED] wrong password");
+    let (n, alive, err, _) = gateway_against("refused", port, &logins, 3);
+    assert!(!alive && n == 1, "{n} logins: {err}");
+    assert!(err.contains("refused the login"), "{err}");
 }
