@@ -203,3 +203,29 @@ test('clients that connect together and then authenticate still count against th
   assert.equal(server.clients.size, 2);
   for (const c of cs) c.ws.close();
 });
+
+test('connections that never authenticate are bounded, and their slots come back', async () => {
+  const { url } = await bridge({ maxPending: 3, authTimeoutMs: 300 });
+  const idle = Array.from({ length: 3 }, () => client(url));
+  await Promise.all(idle.map((c) => c.opened));
+  // A fourth one while three still owe their auth frame: turned away at once.
+  const extra = client(url);
+  assert.equal((await extra.closed).code, 1013);
+  // The three time out (4001); then a client with the token gets in.
+  for (const c of idle) assert.equal((await c.closed).code, 4001);
+  const ok = client(url);
+  await ok.opened;
+  ok.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }));
+  await ok.next((f) => f.type === 'status');
+  // Slots are freed by authenticating too, not only by timing out.
+  const more = Array.from({ length: 3 }, () => client(url));
+  await Promise.all(more.map((c) => c.opened));
+  for (const c of more) c.ws.send(JSON.stringify({ type: 'auth', token: 'wrong' }));
+  for (const c of more) assert.equal((await c.closed).code, 4003);
+  const again = client(url);
+  await again.opened;
+  again.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }));
+  await again.next((f) => f.type === 'status');
+  ok.ws.close();
+  again.ws.close();
+});
