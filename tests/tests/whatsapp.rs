@@ -784,3 +784,66 @@ fn the_gateway_speaks_the_shipped_bridges_protocol() {
     let _ = node.kill();
     let _ = node.wait();
 }
+
+/// A bridge that hangs after the handshake (socket open, nothing read or sent, no pongs): the
+/// gateway notices within about half a minute and reconnects, instead of showing the channel
+/// connected forever.
+#[test]
+fn whatsapp_gives_up_on_a_bridge_that_hangs_and_reconnects() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c2 = conns.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let mut held = vec![];
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                let _ = ws.next().await;
+                let _ = ws
+                    .send(Message::text(
+                        json!({"type": "status", "status": "connected"}).to_string(),
+                    ))
+                    .await;
+                // Hung: never read again (so no pongs), never close.
+                held.push(ws);
+            }
+        });
+    });
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![]);
+    let home = Home::new("hung");
+    home.write_config(config(
+        &d,
+        &llm_server,
+        json!({"enabled": true, "bridgeUrl": format!("ws://127.0.0.1:{port}"), "bridgeToken": TOKEN,
+               "allowFrom": ["+12345678901"]}),
+    ));
+    let mut gw = Gateway::start(&home, &d);
+    assert!(
+        wait_until(15, || conns.load(Ordering::SeqCst) >= 1),
+        "{}",
+        gw.stderr()
+    );
+    assert!(
+        wait_until(60, || conns.load(Ordering::SeqCst) >= 2),
+        "no reconnect from a hung bridge: {}",
+        gw.stderr()
+    );
+    let log = home.log() + &gw.stderr();
+    assert!(log.contains("not even an answer to a ping"), "{log}");
+    assert_eq!(gw.exited(), None, "{}", gw.stderr());
+    assert_eq!(gw.stop(), Some(0));
+}
