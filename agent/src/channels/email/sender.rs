@@ -343,6 +343,8 @@ mod tests {
         for raw in [
             "From: evil@attacker.test\r\nFrom: alice@example.com\r\n\r\nhi",
             "From: alice@example.com\r\nFrom: evil@attacker.test\r\n\r\nhi",
+            "From: alice@example.com\r\nFROM : evil@attacker.test\r\n\r\nhi",
+            "From : evil@attacker.test\r\nfrom: alice@example.com\r\n\r\nhi",
         ] {
             let m = parse(raw);
             assert!(
