@@ -15,8 +15,8 @@ cache=${NANOBOT_BOOT_CACHE:-/var/cache/nanobot-boot}
 work=$(mktemp -d /var/tmp/nanobot-boot.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$cache"
-# sudo: the docs' host examples are written as an operator types them.
-include=systemd,systemd-sysv,dbus,passwd,adduser,sudo
+# sudo, procps (ps): the docs' host examples are written as an operator types them.
+include=systemd,systemd-sysv,dbus,passwd,adduser,sudo,procps
 if [ ! -d "$cache/rootfs" ] || [ "$(cat "$cache/rootfs.include" 2>/dev/null)" != "$include" ]; then
     echo "== debootstrap bookworm into $cache/rootfs (cached for the next run)"
     rm -rf "$cache/rootfs.tmp" "$cache/rootfs"
@@ -61,6 +61,8 @@ rm -rf "$hand"
 root="$work/root"
 cp -a "$cache/rootfs" "$root"
 cp "$deb" "$root/opt/nanobot.deb"
+# The host's name resolves inside (sudo looks it up).
+echo "127.0.1.1 $(hostname)" >>"$root/etc/hosts"
 # Where the docs' host examples find it: ./target/debian/ from root's home.
 mkdir -p "$root/root/target/debian" && cp "$deb" "$root/root/target/debian/"
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$root")
@@ -162,7 +164,7 @@ expect gateway_status '^CapEff:[[:space:]]+0+$' "the gateway has no capabilities
 expect gateway_journal 'nanobot gateway: channels telegram' "the gateway reached sandboxd and serves telegram"
 expect doc_examples_rc '^0$' "the docs' host examples run as written (doc_examples)"
 expect mallory_rc '^125$' "a user outside the group is refused"
-expect mallory_err '(Permission denied|Access denied)' "and told why"
+expect mallory_err '([Pp]ermission denied|Access denied)' "and told why"
 expect before_stop 'sleep 300' "a long command was running before the stop"
 if [ -s "$results/after_stop" ]; then
     echo "FAIL processes of nanobot-sandbox survived systemctl stop:"; sed 's/^/     /' "$results/after_stop"; fail=1
