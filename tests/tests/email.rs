@@ -677,7 +677,7 @@ fn email_gateway_without_consent_reads_and_sends_nothing() {
     e["consentGranted"] = json!(false);
     home.write_config(&config(&d, &llm_server, e.clone()));
     let o: Output = home.command(&d, &m, &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("channels.email.consentGranted is not true"),
         "{}",
@@ -701,7 +701,7 @@ fn email_gateway_without_consent_reads_and_sends_nothing() {
     e["allowFrom"] = json!(["Alice <alice@example.test>"]);
     home.write_config(&config(&d, &llm_server, e));
     let o = home.command(&d, &m, &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(78));
     let err = stderr(&o);
     assert!(
         err.contains("channels.email.imapPassword is not set"),
@@ -895,7 +895,7 @@ fn email_gateway_stops_on_a_wrong_password_with_the_reason() {
     let t0 = Instant::now();
     let o = home.command(&d, &m, &["gateway"]).output().unwrap();
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(78), "{err}");
     assert!(
         err.contains("the IMAP server refused the login for bot@example.test"),
         "{err}"

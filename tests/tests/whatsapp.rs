@@ -344,7 +344,7 @@ fn whatsapp_refuses_to_start_without_a_real_token_or_with_bad_numbers() {
     ] {
         home.write_config(config(&d, &llm_server, wa));
         let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
-        assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+        assert_eq!(o.status.code(), Some(78), "{}", stderr_of(&o));
         assert!(stderr_of(&o).contains(want), "{want}: {}", stderr_of(&o));
     }
     assert!(llm_server.recorded().is_empty());
@@ -623,11 +623,12 @@ fn a_bad_bridge_token_is_fatal_for_whatsapp_while_telegram_keeps_working() {
     );
     assert_eq!(gw.stop(), Some(0));
 
-    // With WhatsApp alone, its failure is the gateway's: non-zero, so systemd restarts it.
+    // With WhatsApp alone, its failure is the gateway's: exit 78 (configuration), which the unit
+    // does not restart (RestartPreventExitStatus=78): a refused token would fail every 5 s.
     cfg["channels"].as_object_mut().unwrap().remove("telegram");
     home.write_config(cfg);
     let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    assert_eq!(o.status.code(), Some(78), "{}", stderr_of(&o));
     assert!(
         stderr_of(&o).contains("every enabled channel has failed (whatsapp)"),
         "{}",
@@ -774,7 +775,7 @@ fn the_gateway_speaks_the_shipped_bridges_protocol() {
     cfg["channels"]["whatsapp"]["bridgeToken"] = json!("wrong-token-wrong-token");
     home.write_config(cfg);
     let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(78));
     assert!(
         stderr_of(&o).contains("refused channels.whatsapp.bridgeToken (close code 4003)"),
         "{}",
