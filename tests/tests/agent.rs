@@ -689,7 +689,7 @@ fn gateway_answers_allowed_telegram_users_and_ignores_others() {
     // An enabled channel without allowFrom refuses to start (fail closed, unlike upstream).
     home.write_config(&config(json!([])));
     let o = home.nanobot(&d, &["gateway"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(78));
     assert!(
         stderr(&o).contains("channels.telegram.allowFrom is empty"),
         "{}",

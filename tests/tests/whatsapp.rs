@@ -344,7 +344,7 @@ fn whatsapp_refuses_to_start_without_a_real_token_or_with_bad_numbers() {
     ] {
         home.write_config(config(&d, &llm_server, wa));
         let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
-        assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+        assert_eq!(o.status.code(), Some(78), "{}", stderr_of(&o));
         assert!(stderr_of(&o).contains(want), "{want}: {}", stderr_of(&o));
     }
     assert!(llm_server.recorded().is_empty());
@@ -623,11 +623,12 @@ fn a_bad_bridge_token_is_fatal_for_whatsapp_while_telegram_keeps_working() {
     );
     assert_eq!(gw.stop(), Some(0));
 
-    // With WhatsApp alone, its failure is the gateway's: non-zero, so systemd restarts it.
+    // With WhatsApp alone, its failure is the gateway's: exit 78 (configuration), which the unit
+    // does not restart (RestartPreventExitStatus=78): a refused token would fail every 5 s.
     cfg["channels"].as_object_mut().unwrap().remove("telegram");
     home.write_config(cfg);
     let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    assert_eq!(o.status.code(), Some(78), "{}", stderr_of(&o));
     assert!(
         stderr_of(&o).contains("every enabled channel has failed (whatsapp)"),
         "{}",
@@ -774,7 +775,7 @@ fn the_gateway_speaks_the_shipped_bridges_protocol() {
     cfg["channels"]["whatsapp"]["bridgeToken"] = json!("wrong-token-wrong-token");
     home.write_config(cfg);
     let o = home.command(Some(&d.ws), &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(78));
     assert!(
         stderr_of(&o).contains("refused channels.whatsapp.bridgeToken (close code 4003)"),
         "{}",
@@ -783,4 +784,67 @@ fn the_gateway_speaks_the_shipped_bridges_protocol() {
     drop(stdin);
     let _ = node.kill();
     let _ = node.wait();
+}
+
+/// A bridge that hangs after the handshake (socket open, nothing read or sent, no pongs): the
+/// gateway notices within about half a minute and reconnects, instead of showing the channel
+/// connected forever.
+#[test]
+fn whatsapp_gives_up_on_a_bridge_that_hangs_and_reconnects() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c2 = conns.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let mut held = vec![];
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                c2.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                let _ = ws.next().await;
+                let _ = ws
+                    .send(Message::text(
+                        json!({"type": "status", "status": "connected"}).to_string(),
+                    ))
+                    .await;
+                // Hung: never read again (so no pongs), never close.
+                held.push(ws);
+            }
+        });
+    });
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![]);
+    let home = Home::new("hung");
+    home.write_config(config(
+        &d,
+        &llm_server,
+        json!({"enabled": true, "bridgeUrl": format!("ws://127.0.0.1:{port}"), "bridgeToken": TOKEN,
+               "allowFrom": ["+12345678901"]}),
+    ));
+    let mut gw = Gateway::start(&home, &d);
+    assert!(
+        wait_until(15, || conns.load(Ordering::SeqCst) >= 1),
+        "{}",
+        gw.stderr()
+    );
+    assert!(
+        wait_until(60, || conns.load(Ordering::SeqCst) >= 2),
+        "no reconnect from a hung bridge: {}",
+        gw.stderr()
+    );
+    let log = home.log() + &gw.stderr();
+    assert!(log.contains("not even an answer to a ping"), "{log}");
+    assert_eq!(gw.exited(), None, "{}", gw.stderr());
+    assert_eq!(gw.stop(), Some(0));
 }

@@ -22,11 +22,32 @@ pub trait Inbox: Send + Sync + 'static {
 }
 
 /// The one log line every channel writes for a refused sender, in the words operators grep for.
+/// The sender is as the peer gave it (a whole From header, a bridge's JID), so it is cut: a
+/// refused sender must not be able to rotate the audit log's history away with one long line.
 pub fn deny(log: &AuditLog, channel: &str, sender: &str, why: &str) {
     log.line(
         "WARN",
-        &format!("Access denied for sender {sender} on channel {channel}: {why}"),
+        &format!(
+            "Access denied for sender {} on channel {channel}: {why}",
+            shown(sender)
+        ),
     );
+}
+
+/// At most this many characters of a text a peer chose go into a log line or the status file.
+pub const MAX_SHOWN_CHARS: usize = 300;
+
+/// `s` for a log line: control characters as spaces, cut at `MAX_SHOWN_CHARS`.
+pub fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_SHOWN_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(MAX_SHOWN_CHARS).is_some() {
+        out.push_str("… (cut)");
+    }
+    out
 }
 
 /// A reply cut on character boundaries into pieces of at most `max` characters.
@@ -55,6 +76,29 @@ mod tests {
             allow_from: allow.iter().map(|s| s.to_string()).collect(),
             extra: [("token".to_string(), serde_json::json!("t"))].into(),
         }
+    }
+
+    #[test]
+    fn refusal_lines_are_bounded_whatever_the_sender_sends() {
+        let dir = std::env::temp_dir().join(format!("nanobot-deny-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = AuditLog::new(dir.join("nanobot.log"));
+        let huge = format!("a@b.test,\r\n {}", "x".repeat(10 << 20));
+        deny(
+            &log,
+            "email",
+            &huge,
+            "From does not hold exactly one address",
+        );
+        let text = std::fs::read_to_string(dir.join("nanobot.log")).unwrap();
+        assert!(text.len() < 1000, "{} bytes logged", text.len());
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("Access denied for sender a@b.test,"),
+            "{text}"
+        );
+        assert!(text.contains("(cut) on channel email"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -173,11 +173,15 @@ pub enum Seen {
     Running(Snapshot),
     /// Absent, stopped, stale or its process gone; the last snapshot when there was one.
     NotRunning(Option<Snapshot>),
+    /// The file is there but cannot be read (another user's gateway): nothing is known.
+    Unreadable(String),
 }
 
 pub fn read(path: &Path) -> Seen {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Seen::NotRunning(None);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Seen::NotRunning(None),
+        Err(e) => return Seen::Unreadable(format!("cannot read {}: {e}", path.display())),
     };
     let Ok(snap) = serde_json::from_str::<Snapshot>(&text) else {
         return Seen::NotRunning(None);
@@ -242,6 +246,13 @@ mod tests {
         assert!(matches!(read(&p), Seen::NotRunning(Some(_))));
         std::fs::write(&p, "garbage").unwrap();
         assert_eq!(read(&p), Seen::NotRunning(None));
+        // Unreadable (here: a directory in its place; for a real reader, another user's 0600
+        // file) is not "not running": nothing is known.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        assert!(matches!(read(&p), Seen::Unreadable(e) if e.contains("cannot read")));
+        std::fs::remove_file(dir.join("absent")).unwrap_err();
+        assert_eq!(read(&dir.join("absent")), Seen::NotRunning(None));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -50,9 +50,10 @@ pub async fn run(g: &Globals, a: ChannelsArgs) -> Result<i32> {
 fn status(g: &Globals, as_json: bool) -> Result<i32> {
     let cfg = g.load()?.config;
     let seen = status::read(&g.home_dir().join(status::FILE_NAME));
-    let (running, snap) = match seen {
-        Seen::Running(s) => (true, Some(s)),
-        Seen::NotRunning(s) => (false, s),
+    let (running, snap, unreadable) = match seen {
+        Seen::Running(s) => (true, Some(s), None),
+        Seen::NotRunning(s) => (false, s, None),
+        Seen::Unreadable(e) => (false, None, Some(e)),
     };
     let state = |name: &str| -> ChannelState {
         snap.as_ref()
@@ -69,7 +70,7 @@ fn status(g: &Globals, as_json: bool) -> Result<i32> {
                     name.clone(),
                     json!({
                         "enabled": c.enabled,
-                        "connected": running && st.connected,
+                        "connected": if unreadable.is_some() { json!(null) } else { json!(running && st.connected) },
                         "failed": st.failed,
                         "allowFrom": c.allow_from.len(),
                         "lastError": st.last_error,
@@ -80,20 +81,21 @@ fn status(g: &Globals, as_json: bool) -> Result<i32> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({"gatewayRunning": running, "channels": channels})
-            )?
+            serde_json::to_string_pretty(&json!({
+                "gatewayRunning": if unreadable.is_some() { json!(null) } else { json!(running) },
+                "statusError": unreadable,
+                "channels": channels,
+            }))?
         );
         return Ok(0);
     }
-    println!(
-        "gateway: {}",
-        if running {
-            "running"
-        } else {
-            "not running (connected states unknown)"
-        }
-    );
+    match (&unreadable, running) {
+        (Some(e), _) => println!(
+            "gateway: unknown ({e}; run this as the gateway's user, e.g. sudo -u nanobot HOME=/var/lib/nanobot-agent nanobot channels status)"
+        ),
+        (None, true) => println!("gateway: running"),
+        (None, false) => println!("gateway: not running (connected states unknown)"),
+    }
     if cfg.channels.is_empty() {
         println!(
             "no channels configured (channels.<name> in {})",
@@ -104,6 +106,7 @@ fn status(g: &Globals, as_json: bool) -> Result<i32> {
         let st = state(name);
         let connected = match (c.enabled, running, st.failed, st.connected) {
             (false, ..) => "-",
+            (true, false, ..) if unreadable.is_some() => "unknown",
             (true, false, ..) => "gateway not running",
             (true, true, true, _) => "failed",
             (true, true, false, true) => "connected",

@@ -64,12 +64,26 @@ impl Inbox for Shared {
     }
 }
 
+/// Exit code when the gateway stops for its configuration or credentials (sysexits' EX_CONFIG):
+/// nanobot.service does not restart on it (`RestartPreventExitStatus=78`), since a restart would
+/// fail the same way every 5 s. Anything else that stops it exits 1, and systemd restarts it.
+pub const EXIT_CONFIG: i32 = 78;
+
 pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
     crate::cli::agent::refuse_root()?;
-    let loaded = g.load()?;
-    let channels = check_channels(&loaded.config)?;
+    let loaded = match g.load() {
+        Ok(l) => l,
+        Err(e) => return config_error(e),
+    };
+    let channels = match check_channels(&loaded.config) {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
     crate::cli::provider::warn_unset_channels(&loaded);
-    let provider = crate::cli::provider::pick(&loaded)?;
+    let provider = match crate::cli::provider::pick(&loaded) {
+        Ok(p) => p,
+        Err(e) => return config_error(e),
+    };
     let cfg = loaded.config;
     let workspace = g.workspace(&cfg)?;
     let (socket, client) =
@@ -123,24 +137,37 @@ pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let mut heartbeat = tokio::time::interval(status::HEARTBEAT);
+    let mut all_config = true;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             _ = heartbeat.tick() => board.touch(),
             Some(r) = tasks.join_next_with_id() => {
-                let (id, why) = match r {
-                    Ok((id, Ok(()))) => (id, "stopped".to_string()),
-                    Ok((id, Err(e))) => (id, format!("{e:#}")),
-                    Err(e) => (e.id(), format!("crashed: {e}")),
+                // A channel returns an error only for what retrying cannot fix (it retries the
+                // rest itself); a channel that stopped or crashed is not a configuration problem.
+                let (id, why, failed_on_config) = match r {
+                    Ok((id, Ok(()))) => (id, "stopped".to_string(), false),
+                    Ok((id, Err(e))) => (id, format!("{e:#}"), true),
+                    Err(e) => (e.id(), format!("crashed: {e}"), false),
                 };
                 let name = task_names.get(&id).cloned().unwrap_or_else(|| "?".into());
                 board.reporter(&name).failed(&why);
                 shared.log.line("ERROR", &format!("channel {name} failed for good: {why}"));
                 eprintln!("nanobot: channel {name} failed for good: {why}");
+                if !failed_on_config {
+                    all_config = false;
+                }
                 if tasks.is_empty() {
                     board.stopped();
-                    anyhow::bail!("every enabled channel has failed ({}); see above", names.join(", "));
+                    let msg = format!("every enabled channel has failed ({}); see above", names.join(", "));
+                    if all_config {
+                        // Each gave up on its settings or credentials (a refused token, a wrong
+                        // password): restarting cannot help.
+                        eprintln!("nanobot: {msg}; fix the configuration, then start the gateway again");
+                        return Ok(EXIT_CONFIG);
+                    }
+                    anyhow::bail!("{msg}");
                 }
                 eprintln!("nanobot: the other channels keep running");
             }
@@ -148,4 +175,10 @@ pub async fn run(g: &Globals, a: GatewayArgs) -> Result<i32> {
     }
     board.stopped();
     Ok(0)
+}
+
+/// A configuration the gateway cannot run with: said once, exit `EXIT_CONFIG`.
+fn config_error(e: anyhow::Error) -> Result<i32> {
+    eprintln!("nanobot: {}", crate::errors::anyhow_chain(&e));
+    Ok(EXIT_CONFIG)
 }

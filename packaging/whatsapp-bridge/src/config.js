@@ -11,6 +11,9 @@ export const DEFAULTS = Object.freeze({
   // The gateway sends replies of at most 4096 characters; anything much larger is not ours.
   maxPayload: 256 * 1024,
   maxClients: 4,
+  // Connections still owing their auth frame: without a bound, anyone who can reach the port
+  // holds open as many sockets as the process may have, each for the auth timeout.
+  maxPending: 16,
   stateDir: '/var/lib/nanobot-whatsapp-bridge',
 });
 

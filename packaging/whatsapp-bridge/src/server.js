@@ -30,6 +30,7 @@ export class BridgeServer {
     this.whatsapp = whatsapp;
     this.log = log;
     this.clients = new Set();
+    this.pending = 0;
     this.onEvent = {
       message: (m) => this.broadcast({ type: 'message', ...m }),
       status: (status) => this.broadcast({ type: 'status', status }),
@@ -78,10 +79,27 @@ export class BridgeServer {
       this.admit(ws);
       return;
     }
-    const timer = setTimeout(() => ws.close(CLOSE_AUTH_TIMEOUT, 'Auth timeout'), this.cfg.authTimeoutMs);
-    ws.on('close', () => clearTimeout(timer));
+    if (this.pending >= this.cfg.maxPending) {
+      ws.close(1013, 'Too many unauthenticated connections');
+      return;
+    }
+    this.pending++;
+    let counted = true;
+    const done = () => {
+      if (counted) this.pending--;
+      counted = false;
+    };
+    const timer = setTimeout(() => {
+      done();
+      ws.close(CLOSE_AUTH_TIMEOUT, 'Auth timeout');
+    }, this.cfg.authTimeoutMs);
+    ws.on('close', () => {
+      clearTimeout(timer);
+      done();
+    });
     ws.once('message', (data, isBinary) => {
       clearTimeout(timer);
+      done();
       let msg = null;
       try {
         msg = isBinary ? null : JSON.parse(data.toString('utf8'));
@@ -98,6 +116,12 @@ export class BridgeServer {
   }
 
   admit(ws) {
+    // Checked again here: clients that connected together pass the check in accept() before
+    // any of them is admitted.
+    if (this.clients.size >= this.cfg.maxClients) {
+      ws.close(1013, 'Too many clients');
+      return;
+    }
     this.clients.add(ws);
     ws.on('close', () => this.clients.delete(ws));
     ws.on('message', (data, isBinary) => this.command(ws, data, isBinary));

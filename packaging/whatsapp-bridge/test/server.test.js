@@ -188,3 +188,44 @@ test('clients beyond the limit are turned away', async () => {
   assert.equal((await b.closed).code, 1013);
   a.ws.close();
 });
+
+test('clients that connect together and then authenticate still count against the limit', async () => {
+  const { url, server } = await bridge({ maxClients: 2 });
+  // All connect before any authenticates: the limit must hold when they are admitted.
+  const cs = Array.from({ length: 5 }, () => client(url));
+  await Promise.all(cs.map((c) => c.opened));
+  for (const c of cs) c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }));
+  const outcome = await Promise.all(
+    cs.map((c) => Promise.race([c.next((f) => f.type === 'status').then(() => 'admitted'), c.closed.then((x) => x.code)])),
+  );
+  assert.equal(outcome.filter((o) => o === 'admitted').length, 2, JSON.stringify(outcome));
+  assert.equal(outcome.filter((o) => o === 1013).length, 3, JSON.stringify(outcome));
+  assert.equal(server.clients.size, 2);
+  for (const c of cs) c.ws.close();
+});
+
+test('connections that never authenticate are bounded, and their slots come back', async () => {
+  const { url } = await bridge({ maxPending: 3, authTimeoutMs: 300 });
+  const idle = Array.from({ length: 3 }, () => client(url));
+  await Promise.all(idle.map((c) => c.opened));
+  // A fourth one while three still owe their auth frame: turned away at once.
+  const extra = client(url);
+  assert.equal((await extra.closed).code, 1013);
+  // The three time out (4001); then a client with the token gets in.
+  for (const c of idle) assert.equal((await c.closed).code, 4001);
+  const ok = client(url);
+  await ok.opened;
+  ok.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }));
+  await ok.next((f) => f.type === 'status');
+  // Slots are freed by authenticating too, not only by timing out.
+  const more = Array.from({ length: 3 }, () => client(url));
+  await Promise.all(more.map((c) => c.opened));
+  for (const c of more) c.ws.send(JSON.stringify({ type: 'auth', token: 'wrong' }));
+  for (const c of more) assert.equal((await c.closed).code, 4003);
+  const again = client(url);
+  await again.opened;
+  again.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }));
+  await again.next((f) => f.type === 'status');
+  ok.ws.close();
+  again.ws.close();
+});

@@ -22,7 +22,12 @@ use mail_parser::MessageParser;
 use settings::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A connection that stayed open this long was healthy: the next reconnect starts from 1 s.
+/// Counting from login instead would let a server that drops every session right after login
+/// draw a login (and the password) every second.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 /// Problems with `channels.email`, each naming its key (empty when it can start).
 pub fn check(c: &ChannelConfig) -> Vec<String> {
@@ -55,13 +60,17 @@ pub async fn run<I: Inbox>(
             seen: None,
             report: &report,
         };
-        let e = match ch.serve(&mut backoff).await {
+        let mut opened = None;
+        let e = match ch.serve(&mut opened).await {
             Ok(never) => match never {},
             Err(e) => e,
         };
         report.connected(false);
         if e.fatal {
             return Err(anyhow!("channels.email: {}", e.msg));
+        }
+        if opened.is_some_and(|t: Instant| t.elapsed() >= HEALTHY_AFTER) {
+            backoff = Duration::from_secs(1);
         }
         report.error(&e.msg);
         inbox.log().line(
@@ -123,11 +132,12 @@ struct Channel<'a, I: Inbox> {
 
 impl<I: Inbox> Channel<'_, I> {
     /// One connection: open, then handle unseen mail and wait, until the connection fails.
-    async fn serve(&mut self, backoff: &mut Duration) -> Result<Never, Stop> {
+    /// `opened` is set once the mailbox is open.
+    async fn serve(&mut self, opened: &mut Option<Instant>) -> Result<Never, Stop> {
         let host = &self.s.imap.host;
         let mut conn = imap::open(&self.s.imap).await?;
         let (uid_validity, idle) = (conn.uid_validity, conn.idle);
-        *backoff = Duration::from_secs(1);
+        *opened = Some(Instant::now());
         self.report.connected(true);
         self.inbox.log().line(
             "INFO",
@@ -197,10 +207,7 @@ impl<I: Inbox> Channel<'_, I> {
         let who = match sender::check(&m, &self.s.allow_from, self.s.authserv_id.as_deref()) {
             Ok(a) => a,
             Err((who, why)) => {
-                log.line(
-                    "WARN",
-                    &format!("Access denied for sender {who} on channel email: {why}"),
-                );
+                crate::channels::deny(log, "email", &who, &why.to_string());
                 return;
             }
         };

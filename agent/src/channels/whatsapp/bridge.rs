@@ -39,6 +39,8 @@ pub enum BridgeError {
     Closed(u16, String),
     #[error("the WhatsApp bridge connection ended without a close frame")]
     Dropped,
+    #[error("the WhatsApp bridge sent nothing, not even an answer to a ping, for {0} s")]
+    Silent(u64),
     #[error("WhatsApp bridge connection: {0}")]
     Ws(#[from] tungstenite::Error),
 }

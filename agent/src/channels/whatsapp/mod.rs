@@ -12,7 +12,7 @@ pub mod frames;
 pub mod number;
 
 use crate::channels::status::Reporter;
-use crate::channels::{deny, split_text, Inbox};
+use crate::channels::{deny, shown, split_text, Inbox};
 use crate::config::ChannelConfig;
 use bridge::{BridgeError, Endpoint, Ws};
 use frames::{Incoming, Message};
@@ -34,6 +34,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// Without a close frame this soon after auth, the bridge took the token.
 const AUTH_SETTLE: Duration = Duration::from_secs(2);
+/// A bridge that hangs (its process stopped, its event loop stuck) keeps the socket open and
+/// says nothing: pinged this often, it is given up when nothing, not even a pong, came for
+/// `SILENT_AFTER`, and the gateway reconnects instead of showing "connected" forever.
+const PING_EVERY: Duration = Duration::from_secs(10);
+const SILENT_AFTER: Duration = Duration::from_secs(25);
 
 /// `channels.whatsapp`, checked.
 #[derive(Debug, Clone)]
@@ -226,8 +231,21 @@ async fn connection<I: Inbox>(
     let settle = tokio::time::sleep(AUTH_SETTLE);
     tokio::pin!(settle);
     let mut authed = false;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if heard.elapsed() >= SILENT_AFTER {
+                    return BridgeError::Silent(SILENT_AFTER.as_secs());
+                }
+                let frame = tungstenite::Message::Ping(Vec::new().into());
+                match tokio::time::timeout(PING_EVERY, sink.send(frame)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return e.into(),
+                    Err(_) => return BridgeError::Silent(heard.elapsed().as_secs()),
+                }
+            }
             _ = &mut settle, if !authed => {
                 authed = true;
                 report.connected(true);
@@ -236,13 +254,24 @@ async fn connection<I: Inbox>(
                 let Some((to, text)) = out else { return BridgeError::Dropped };
                 for part in split_text(&text, MAX_TEXT) {
                     let frame = tungstenite::Message::text(frames::send(&to, &part));
-                    if let Err(e) = sink.send(frame).await {
-                        tracing::warn!(channel = "whatsapp", "reply to {to} lost: {e}");
-                        return e.into();
+                    // A bridge that stopped reading would hold this send (and the pings) forever.
+                    match tokio::time::timeout(SILENT_AFTER, sink.send(frame)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(channel = "whatsapp", "reply to {to} lost: {e}");
+                            return e.into();
+                        }
+                        Err(_) => {
+                            tracing::warn!(channel = "whatsapp", "reply to {to} lost: the bridge stopped reading");
+                            return BridgeError::Silent(SILENT_AFTER.as_secs());
+                        }
                     }
                 }
             }
             frame = stream.next() => {
+                if matches!(frame, Some(Ok(_))) {
+                    heard = Instant::now();
+                }
                 let text = match frame {
                     None => return BridgeError::Dropped,
                     Some(Err(e)) => return e.into(),
@@ -261,13 +290,14 @@ async fn connection<I: Inbox>(
                 match frames::parse(text.as_str()) {
                     Ok(Incoming::Message(m)) => dispatch(s, inbox, tx, pending, m),
                     Ok(Incoming::Status(st)) => {
-                        tracing::info!(channel = "whatsapp", "bridge status: {st}");
+                        tracing::info!(channel = "whatsapp", "bridge status: {}", shown(&st));
                     }
                     Ok(Incoming::Qr(_)) => {
                         report.error("WhatsApp is not linked: run nanobot channels login whatsapp");
                         tracing::warn!(channel = "whatsapp", "the bridge waits for a QR scan: run nanobot channels login whatsapp");
                     }
                     Ok(Incoming::Error(e)) => {
+                        let e = shown(&e);
                         report.error(&format!("bridge: {e}"));
                         tracing::warn!(channel = "whatsapp", "bridge error: {e}");
                     }
