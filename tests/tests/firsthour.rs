@@ -83,6 +83,11 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         let _ = self.run(&["sandbox", "stop"]);
+        // Whatever `sandbox stop` did not stop (it is under test too) must not outlive the test.
+        for pid in nanobot_e2e::pids_with(&self.dir.to_string_lossy()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
