@@ -15,7 +15,7 @@ mod text;
 mod tools;
 mod user;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sandbox::outcome::EXIT_REFUSED;
 
 #[derive(Parser)]
@@ -48,14 +48,22 @@ enum Cmd {
     Status(cli::status::StatusArgs),
     /// Check the security guide's production checklist
     Doctor(cli::doctor::DoctorArgs),
-    /// Serve the enabled chat channels (telegram) until stopped: what nanobot.service runs
+    /// Serve the enabled chat channels (telegram, whatsapp, email) until stopped: what nanobot.service runs
     Gateway(cli::gateway::GatewayArgs),
     /// The sandboxd this user's commands reach: status, or stop the one nanobot started
     #[command(subcommand)]
     Sandbox(cli::sandbox::SandboxCmd),
+    /// Chat channels: `status` (as the running gateway sees them), `login whatsapp` (QR code)
+    Channels(cli::channels::ChannelsArgs),
+    /// Print a shell completion script: nanobot completions bash > ~/.local/share/bash-completion/completions/nanobot
+    Completions(cli::generate::CompletionsArgs),
+    /// Write the man pages into a directory (the .deb ships them)
+    #[command(hide = true)]
+    Man(cli::generate::ManArgs),
 }
 
 fn main() {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     // Library warnings (provider retries) go to stderr as plain lines; NANOBOT_LOG=debug for more.
     logging::init();
@@ -81,6 +89,9 @@ fn main() {
             Cmd::Doctor(a) => (cli::doctor::run(&g, a).await, 1),
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
             Cmd::Sandbox(c) => (cli::sandbox::run(&g, c).await, 1),
+            Cmd::Channels(a) => (cli::channels::run(&g, a).await, 1),
+            Cmd::Completions(a) => (cli::generate::completions(Cli::command(), a), 1),
+            Cmd::Man(a) => (cli::generate::man(Cli::command(), a), 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {}", errors::anyhow_chain(&e));
@@ -88,4 +99,31 @@ fn main() {
         })
     });
     std::process::exit(code);
+}
+
+/// `nanobot status | head -1`: when the reader of stdout goes away, `println!` panics; end the
+/// process by SIGPIPE instead, quietly, as other tools do. SIGPIPE itself stays ignored (Rust's
+/// default): a write to a dead sandboxd's socket must be an error the command explains, not a
+/// silent death.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && msg.contains(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
+        {
+            // SAFETY: restoring the default disposition and raising the signal has no memory
+            // preconditions; the process ends here as a pipe writer would.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info);
+    }));
 }

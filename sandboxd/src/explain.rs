@@ -4,10 +4,8 @@
 //! layout of `sandbox.rs`), so the explanation cannot drift from what is enforced.
 
 use crate::config::{Config, Profile};
-use crate::confine::bpf::{Action, Cmp};
 use crate::confine::landlock::{self, Plan, Target};
 use crate::confine::mounts::{MountOp, MountPlan};
-use crate::confine::seccomp;
 use crate::policy::Network;
 use ::landlock::{AccessFs, BitFlags, ABI};
 use std::path::{Path, PathBuf};
@@ -452,16 +450,23 @@ fn file_permissions(
     check(uid, gid, &parents, &m, need, is_dir)
 }
 
-/// Would a TCP connect to `port` on the host's loopback be allowed?
-pub fn connect(plan: &Plan, network: Network, port: u16) -> Decision {
+/// Would a TCP connect to `port` be allowed? `host`: where to (None: the host's loopback).
+pub fn connect(plan: &Plan, network: Network, host: Option<&str>, port: u16) -> Decision {
+    let loopback = host.is_none_or(|h| {
+        h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+    });
     match network {
         Network::None => Decision {
             allowed: false,
             reason: "denied: network = \"none\": seccomp refuses every socket but AF_UNIX (EAFNOSUPPORT), and Landlock handles TCP connect with no port allowed".into(),
         },
+        Network::Private if loopback => Decision {
+            allowed: false,
+            reason: format!("denied: network = \"private\": the sandbox has its own network namespace with only a loopback; the host's port {port} does not exist there (servers the command starts itself are reachable)"),
+        },
         Network::Private => Decision {
             allowed: false,
-            reason: format!("denied: network = \"private\": the sandbox has its own network namespace with only a loopback; host port {port} does not exist there (servers the command starts itself are reachable)"),
+            reason: format!("denied: network = \"private\": the sandbox's own network namespace has only a loopback, so {} is unreachable", host.unwrap_or_default()),
         },
         Network::Ports if plan.handled_net.is_empty() => Decision {
             allowed: true,
@@ -469,7 +474,7 @@ pub fn connect(plan: &Plan, network: Network, port: u16) -> Decision {
         },
         Network::Ports if plan.net_rules.contains(&port) => Decision {
             allowed: true,
-            reason: format!("allowed by Landlock: connect_ports lists {port}"),
+            reason: format!("allowed by Landlock: connect_ports lists {port} (to any host)"),
         },
         Network::Ports => Decision {
             allowed: false,
@@ -490,78 +495,6 @@ fn size(b: u64) -> String {
     } else {
         format!("{b} bytes")
     }
-}
-
-fn errno_name(e: i32) -> String {
-    match e {
-        libc::EPERM => "EPERM".into(),
-        libc::ENOSYS => "ENOSYS".into(),
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT".into(),
-        n => format!("errno {n}"),
-    }
-}
-
-fn seccomp_summary(network: Network) -> Vec<String> {
-    let pol = seccomp::syscall_rules(network);
-    let mut eperm = vec![];
-    let mut other = vec![];
-    let name = |nr: u32| {
-        seccomp::DENIED
-            .iter()
-            .find(|(_, n)| *n as u32 == nr)
-            .map(|(s, _)| s.to_string())
-            .unwrap_or_else(|| match nr as i64 {
-                libc::SYS_clone => "clone".into(),
-                libc::SYS_clone3 => "clone3".into(),
-                libc::SYS_ioctl => "ioctl".into(),
-                libc::SYS_socket => "socket".into(),
-                libc::SYS_socketpair => "socketpair".into(),
-                n => format!("syscall {n}"),
-            })
-    };
-    for (nr, rules) in &pol.rules {
-        match rules.as_slice() {
-            [r] if r.when.is_empty() && r.action == Action::Errno(libc::EPERM as u16) => {
-                eperm.push(name(*nr))
-            }
-            _ => {
-                let parts: Vec<String> = rules
-                    .iter()
-                    .map(|r| {
-                        let conds: Vec<String> = r
-                            .when
-                            .iter()
-                            .map(|c| match c.cmp {
-                                Cmp::Eq(v) => format!("arg{} == {v:#x}", c.arg),
-                                Cmp::Ne(v) => format!("arg{} != {v:#x}", c.arg),
-                                Cmp::MaskedEq { mask, value } => {
-                                    format!("arg{} & {mask:#x} == {value:#x}", c.arg)
-                                }
-                            })
-                            .collect();
-                        let act = match r.action {
-                            Action::Allow => "allow".to_string(),
-                            Action::Errno(e) => errno_name(i32::from(e)),
-                            Action::KillProcess => "kill".into(),
-                        };
-                        if conds.is_empty() {
-                            format!("otherwise {act}")
-                        } else {
-                            format!("{} → {act}", conds.join(" && "))
-                        }
-                    })
-                    .collect();
-                other.push(format!("{}: {}", name(*nr), parts.join("; ")));
-            }
-        }
-    }
-    let mut out = vec![
-        "other architectures (int 0x80) and x32 syscalls kill the process".to_string(),
-        format!("EPERM: {}", eperm.join(", ")),
-    ];
-    out.extend(other);
-    out.push("everything else: allowed (Landlock, namespaces and rlimits confine it)".into());
-    out
 }
 
 /// The sandbox's root, one line per mount plan step.
@@ -772,7 +705,7 @@ pub fn describe(
         }
     ));
     s.push_str("  seccomp:\n");
-    for l in seccomp_summary(p.network) {
+    for l in crate::confine::seccomp_words::summary(p.network) {
         s.push_str(&format!("    {l}\n"));
     }
     let l = &p.limits;
@@ -904,8 +837,23 @@ mod tests {
             ..Profile::default()
         };
         let plan = plan_for(&p);
-        assert!(connect(&plan, p.network, 443).allowed);
-        assert!(!connect(&plan, p.network, 80).allowed);
-        assert!(!connect(&plan_for(&Profile::default()), Network::None, 443).allowed);
+        assert!(connect(&plan, p.network, None, 443).allowed);
+        assert!(connect(&plan, p.network, Some("192.0.2.1"), 443).allowed);
+        assert!(!connect(&plan, p.network, None, 80).allowed);
+        assert!(!connect(&plan_for(&Profile::default()), Network::None, None, 443).allowed);
+        let private = Profile {
+            network: Network::Private,
+            ..Profile::default()
+        };
+        let d = connect(&plan_for(&private), private.network, Some("::1"), 8080);
+        assert!(
+            !d.allowed && d.reason.contains("port 8080 does not exist there"),
+            "{d:?}"
+        );
+        let d = connect(&plan_for(&private), private.network, Some("192.0.2.1"), 80);
+        assert!(
+            !d.allowed && d.reason.contains("192.0.2.1 is unreachable"),
+            "{d:?}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! sandboxd command line: parse and dispatch. `serve` is `sandboxd::daemon`, the one-shot
 //! subcommands are `sandboxd::cli`.
 
-use clap::{Parser, Subcommand};
-use sandboxd::cli::{CheckArgs, DoctorArgs, ExplainArgs};
+use clap::{CommandFactory, Parser, Subcommand};
+use sandboxd::cli::{CheckArgs, CompletionsArgs, DoctorArgs, ExplainArgs, ManArgs};
 use sandboxd::daemon::ServeArgs;
 
 #[derive(Parser)]
@@ -26,6 +26,11 @@ enum Cmd {
     Explain(ExplainArgs),
     /// Check that this host can run sandboxes: Landlock, seccomp, user namespaces, cgroups.
     Doctor(DoctorArgs),
+    /// Print a shell completion script: sandboxd completions bash > /usr/share/bash-completion/completions/sandboxd
+    Completions(CompletionsArgs),
+    /// Write the man pages into a directory (the .deb ships them)
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 fn main() {
@@ -37,11 +42,19 @@ fn main() {
         sandboxd::launcher::launcher_entry(args.get(2).map(String::as_str).unwrap_or("0"), &warm);
     }
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Serve(_)) {
+        // A one-shot subcommand piped into `head` ends quietly, as other tools do, instead of
+        // panicking on the closed pipe. The daemon keeps SIGPIPE ignored (a peer may go away).
+        // SAFETY: resetting a signal's disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let r = match cli.cmd {
         Cmd::Serve(a) => sandboxd::daemon::serve(a).map(|()| 0),
         Cmd::Check(a) => sandboxd::cli::check(a),
         Cmd::Explain(a) => sandboxd::cli::explain(a),
         Cmd::Doctor(a) => sandboxd::cli::doctor(a),
+        Cmd::Completions(a) => sandboxd::cli::completions(Cli::command(), a),
+        Cmd::Man(a) => sandboxd::cli::man(Cli::command(), a),
     };
     match r {
         Ok(code) => std::process::exit(code),

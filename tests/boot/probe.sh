@@ -27,6 +27,10 @@ gpid=$(systemctl show -p MainPID --value nanobot.service)
 grep -E '^(Uid|CapEff|NoNewPrivs):' "/proc/$gpid/status" >"$R/gateway_status"
 stat -c %U "/proc/$gpid" >"$R/gateway_user"
 journalctl -u nanobot --no-pager >"$R/gateway_journal" 2>&1
+# The WhatsApp bridge: shipped, with its own user, but off until the operator enables it.
+systemctl is-enabled nanobot-whatsapp-bridge.service >"$R/bridge_enabled" 2>&1
+id -un nanobot-whatsapp >"$R/bridge_user" 2>&1
+(cd /usr/lib/nanobot/whatsapp-bridge && ls src/*.js package-lock.json) >"$R/bridge_files" 2>&1
 # A reload (SIGHUP) keeps serving.
 systemctl reload sandboxd.service; sleep 1
 runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- 'echo after-reload' \
@@ -37,10 +41,14 @@ runuser -u mallory -- env HOME=/home/mallory nanobot exec --socket "$sock" --wor
 echo $? >"$R/mallory_rc"
 # sandboxd explains itself and the host passes its doctor (inside this container).
 sandboxd doctor >"$R/doctor" 2>&1; echo $? >"$R/doctor_rc"
-# The docs' host examples, as an operator types them; then the services as they were.
+# The docs' host examples, as an operator types them on a fresh install (so without this test's
+# gateway config); then the config and the services as they were.
+cfg=/var/lib/nanobot-agent/.nanobot/config.json
+mv "$cfg" "$cfg.probe"; cp -p /etc/nanobot/agent.env /etc/nanobot/agent.env.probe
 (cd /root && /usr/local/bin/nanobot-doc-examples) >"$R/doc_examples" 2>"$R/doc_examples.err"
 echo $? >"$R/doc_examples_rc"
-systemctl start sandboxd.socket nanobot.service
+mv -f "$cfg.probe" "$cfg"; mv -f /etc/nanobot/agent.env.probe /etc/nanobot/agent.env
+systemctl start sandboxd.socket; systemctl restart nanobot.service
 sleep 1
 # A long command is running when the service stops: nothing of it may survive.
 runuser -u alice -- env HOME=/home/alice nanobot exec --socket "$sock" --workspace "$ws" -- \

@@ -689,7 +689,7 @@ fn gateway_answers_allowed_telegram_users_and_ignores_others() {
     // An enabled channel without allowFrom refuses to start (fail closed, unlike upstream).
     home.write_config(&config(json!([])));
     let o = home.nanobot(&d, &["gateway"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(78));
     assert!(
         stderr(&o).contains("channels.telegram.allowFrom is empty"),
         "{}",
@@ -733,7 +733,7 @@ fn gateway_answers_allowed_telegram_users_and_ignores_others() {
     assert_eq!(llm_server.recorded().len(), 2);
     let log = std::fs::read_to_string(home.dir.join(".nanobot/logs/nanobot.log")).unwrap();
     assert!(
-        log.contains("Access denied: telegram sender [\"666\", \"mallory\"]"),
+        log.contains("Access denied for sender [\"666\", \"mallory\"] on channel telegram"),
         "{log}"
     );
     // The next poll acknowledged both updates.

@@ -677,7 +677,7 @@ fn email_gateway_without_consent_reads_and_sends_nothing() {
     e["consentGranted"] = json!(false);
     home.write_config(&config(&d, &llm_server, e.clone()));
     let o: Output = home.command(&d, &m, &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("channels.email.consentGranted is not true"),
         "{}",
@@ -701,7 +701,7 @@ fn email_gateway_without_consent_reads_and_sends_nothing() {
     e["allowFrom"] = json!(["Alice <alice@example.test>"]);
     home.write_config(&config(&d, &llm_server, e));
     let o = home.command(&d, &m, &["gateway"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(78));
     let err = stderr(&o);
     assert!(
         err.contains("channels.email.imapPassword is not set"),
@@ -895,7 +895,7 @@ fn email_gateway_stops_on_a_wrong_password_with_the_reason() {
     let t0 = Instant::now();
     let o = home.command(&d, &m, &["gateway"]).output().unwrap();
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(78), "{err}");
     assert!(
         err.contains("the IMAP server refused the login for bot@example.test"),
         "{err}"
@@ -1060,4 +1060,137 @@ fn email_gateway_without_replies_or_smtp_handles_each_mail_once() {
     assert!(m.seen(BOT, &lost));
     assert_eq!(llm_server.recorded().len(), 2, "handled once, not retried");
     assert!(m.received("alice@example.test").is_empty());
+}
+
+/// A scripted IMAP server on 127.0.0.1 (no STARTTLS, so plain text to this machine): the first
+/// logins get `NO refusal` while `refusals` lasts, the others succeed and the mailbox opens; the
+/// first command after that drops the session. Returns its port and the number of LOGINs.
+fn dropping_imap(
+    refusals: usize,
+    refusal: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let logins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l2 = logins.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(100) {
+            let Ok(mut conn) = conn else { break };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let _ = conn.write_all(b"* OK ready\r\n");
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut words = line.split_whitespace();
+                let (tag, cmd) = (words.next().unwrap_or("*"), words.next().unwrap_or(""));
+                let answer = match cmd.to_ascii_uppercase().as_str() {
+                    "STARTTLS" => format!("{tag} BAD not here\r\n"),
+                    "LOGIN" => {
+                        let n = l2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if n < refusals {
+                            format!("{tag} NO {refusal}\r\n")
+                        } else {
+                            format!("{tag} OK logged in\r\n")
+                        }
+                    }
+                    "SELECT" => format!(
+                        "* FLAGS (\\Seen)\r\n* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] done\r\n"
+                    ),
+                    "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+                    // Anything after the mailbox is open: the session drops.
+                    _ => break,
+                };
+                if conn.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (port, logins)
+}
+
+/// The gateway on the scripted server until `secs` pass after its first login; the LOGIN count,
+/// whether it was still running, its stderr and log.
+fn gateway_against(
+    name: &str,
+    port: u16,
+    logins: &std::sync::atomic::AtomicUsize,
+    secs: u64,
+) -> (usize, bool, String, String) {
+    let d = Daemon::start();
+    let llm_server = Server::start(vec![]);
+    let home = Home::new(name);
+    home.write_config(&json!({
+        "agents": {"defaults": {"model": "m", "provider": "custom"}},
+        "providers": {"custom": {"apiKey": "${TEST_LLM_KEY}", "apiBase": llm_server.base()}},
+        "channels": {"email": {
+            "enabled": true, "consentGranted": true, "allowFrom": ["*"],
+            "imapHost": "127.0.0.1", "imapPort": port, "imapUseSsl": false,
+            "imapUsername": BOT, "imapPassword": "${TEST_IMAP_PASSWORD}",
+            "autoReplyEnabled": false, "pollIntervalSeconds": 1}},
+        "sandbox": {"socket": d.socket},
+    }));
+    let mut child = home
+        .bare_command(&d, &["gateway"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while logins.load(std::sync::atomic::Ordering::SeqCst) == 0
+        && t0.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(secs));
+    let n = logins.load(std::sync::atomic::Ordering::SeqCst);
+    let alive = child.try_wait().unwrap().is_none();
+    if alive {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(llm_server.recorded().is_empty());
+    (n, alive, stderr(&o), home.log())
+}
+
+/// An IMAP server that lets nanobot log in and open the mailbox, then drops every session: a
+/// login that succeeded is no proof of a healthy connection, so the reconnects still slow down
+/// (1, 2, 4 s …) instead of sending the password every second.
+#[test]
+fn email_gateway_backs_off_from_a_server_that_drops_each_session_after_login() {
+    let (port, logins) = dropping_imap(0, "");
+    let (n, alive, err, log) = gateway_against("dropper", port, &logins, 8);
+    assert!(alive, "the gateway died: {err}\n{log}");
+    // Logins at about 0, 1, 3, 7 s: four in 8 s with backoff, eight or nine without.
+    assert!((2..=5).contains(&n), "{n} logins in 8 s\n{log}");
+    assert!(log.contains("reconnecting in 4 s"), "{log}");
+}
+
+/// A login refused for a reason that passes (RFC 5530 `[UNAVAILABLE]`, `[INUSE]`, `[LIMIT]`:
+/// the server's backend is down, the mailbox busy) is retried; only a refusal of the
+/// credentials stops the channel.
+#[test]
+fn email_gateway_retries_a_login_refused_for_a_passing_reason() {
+    for code in [
+        "[UNAVAILABLE] backend down",
+        "[INUSE] mailbox locked",
+        "[LIMIT] too many connections",
+    ] {
+        let (port, logins) = dropping_imap(1, code);
+        let (n, alive, err, log) = gateway_against("unavailable", port, &logins, 3);
+        assert!(alive, "{code}: the gateway gave up: {err}\n{log}");
+        assert!(n >= 2, "{code}: {n} logins\n{log}");
+        assert!(log.contains("reconnecting in"), "{code}: {log}");
+    }
+    // A plain NO (wrong password) is still fatal at once.
+    let (port, logins) = dropping_imap(100, "[AUTHENTICATIONFAILED] wrong password");
+    let (n, alive, err, _) = gateway_against("refused", port, &logins, 3);
+    assert!(!alive && n == 1, "{n} logins: {err}");
+    assert!(err.contains("refused the login"), "{err}");
 }

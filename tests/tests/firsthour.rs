@@ -83,6 +83,11 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         let _ = self.run(&["sandbox", "stop"]);
+        // Whatever `sandbox stop` did not stop (it is under test too) must not outlive the test.
+        for pid in nanobot_e2e::pids_with(&self.dir.to_string_lossy()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -512,4 +517,169 @@ fn doctor_fixes_work_on_this_machine() {
         "{}",
         show(&o)
     );
+}
+
+/// `nanobot … | head -1`: a reader that goes away ends the command quietly (SIGPIPE, as other
+/// tools do), not with a Rust panic on stderr and exit 101.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let home = Home::new("epipe");
+    home.write_config(&template());
+    for args in [
+        vec!["completions", "bash"],
+        vec!["status"],
+        vec!["sandbox", "status"],
+        vec!["doctor"],
+        vec!["sandbox", "stop"],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both fds were just returned by pipe() and are owned here.
+        let (r, w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        drop(r); // the reader is gone before the first line
+        let o = home
+            .command(&args)
+            .stdout(Stdio::from(w))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && o.status.code() != Some(101),
+            "{args:?}: {:?}\n{err}",
+            o.status
+        );
+    }
+}
+
+/// A config that cannot be read or is overridden wrongly: doctor's fix is a command for that
+/// cause that works here (not "fix the file at the position shown", which names no position).
+#[test]
+fn doctor_fixes_an_unreadable_config() {
+    let home = Home::new("doctorcfg");
+    let (uid, gid) = test_ids();
+    let fix_of = |o: &Output| -> String {
+        let out = stdout(o);
+        let mut lines = out.lines();
+        lines
+            .find(|l| l.starts_with("✗ config parses"))
+            .and_then(|_| lines.next())
+            .and_then(|l| l.trim().strip_prefix("fix: "))
+            .unwrap_or_else(|| panic!("no ✗ config parses with a fix in\n{}", show(o)))
+            .to_string()
+    };
+    // -c names a directory: the fix puts the config inside it, and then it parses.
+    let dir = home.dir.join("confdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    chown(&dir, uid, gid);
+    let d = dir.to_string_lossy().into_owned();
+    let o = home.run(&["-c", &d, "doctor"]);
+    assert!(!stdout(&o).contains("os error"), "{}", show(&o));
+    let fix = fix_of(&o);
+    let words: Vec<&str> = fix.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"nanobot"), "{fix}");
+    let r = home.run(&words[1..]);
+    assert_eq!(r.status.code(), Some(0), "{fix}: {}", show(&r));
+    let c = words[words.iter().position(|w| *w == "-c").unwrap() + 1];
+    let o = home.run(&["-c", c, "doctor"]);
+    assert!(
+        stdout(&o).contains("✓ config parses"),
+        "{fix}: {}",
+        show(&o)
+    );
+
+    // An environment override that does not fit its key: the fix unsets it.
+    let mut home = home;
+    home.write_config(&template());
+    home.env
+        .push(("NANOBOT_AGENTS__DEFAULTS__MAX_TOKENS".into(), "lots".into()));
+    let o = home.run(&["doctor"]);
+    let fix = fix_of(&o);
+    assert!(
+        fix.contains("unset NANOBOT_AGENTS__DEFAULTS__MAX_TOKENS"),
+        "{fix}: {}",
+        show(&o)
+    );
+    home.env.clear();
+    let _ = home.run(&["sandbox", "stop"]);
+}
+
+/// `-c` naming a symbolic link to nothing: every command says it is a link and where it points,
+/// rather than that the file the user can see in `ls` does not exist.
+#[test]
+fn a_dangling_config_link_is_said_as_such() {
+    let home = Home::new("danglingc");
+    let link = home.dir.join("config.json");
+    let target = home.dir.join("moved-away.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let l = link.to_string_lossy().into_owned();
+    let want = format!(
+        "{} is a symbolic link to {}, which does not exist",
+        link.display(),
+        target.display()
+    );
+    for args in [
+        vec!["status"],
+        vec!["exec", "--", "true"],
+        vec!["sandbox", "status"],
+        vec!["doctor"],
+    ] {
+        let mut full = vec!["-c", &l];
+        full.extend(args.iter().copied());
+        let o = home.run(&full);
+        assert_ne!(o.status.code(), Some(0), "{full:?}: {}", show(&o));
+        assert!(
+            stderr(&o).contains(&want) || stdout(&o).contains(&want),
+            "{full:?}: {}",
+            show(&o)
+        );
+    }
+}
+
+/// A daemon nanobot started for another user (root's, say) is not "the sandboxd nanobot started
+/// for you": a user naming its socket is not told to `nanobot sandbox stop` it, `status` says
+/// whose it is, and `stop` leaves it running with exit 1.
+#[test]
+fn another_users_auto_started_daemon_is_not_yours() {
+    let home = Home::new("otheruser");
+    let d = Daemon::start();
+    let s = d.socket.to_string_lossy().into_owned();
+    // As nanobot records it for root: owned by root, with roots the user's workspace is not in.
+    let state = d.socket.with_extension("autostart.json");
+    std::fs::write(
+        &state,
+        json!({"pid": d.pid(), "socket": s, "roots": ["/nonexistent-root"],
+               "log": "/nonexistent-root/sandboxd.log", "user": null})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = home.run(&["exec", "--socket", &s, "--", "true"]);
+    assert!(
+        !stderr(&o).contains("started for you") && !stderr(&o).contains("nanobot sandbox stop"),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["sandbox", "status", "--socket", &s]);
+    assert!(
+        stdout(&o).contains("started by: nanobot, for another user"),
+        "{}",
+        show(&o)
+    );
+    let o = home.run(&["sandbox", "stop", "--socket", &s]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("started by nanobot for another user"),
+        "{}",
+        show(&o)
+    );
+    assert!(Path::new(&format!("/proc/{}", d.pid())).exists());
+    let _ = std::fs::remove_file(&state);
 }

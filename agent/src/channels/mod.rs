@@ -1,14 +1,15 @@
-//! Chat channels: which exist, what each needs in the config, who may talk through them, and
-//! `Inbox`, what a channel needs from the agent behind it (`nanobot gateway` provides it). Every
-//! enabled channel must name who may talk to the agent: an empty `allowFrom` refuses to start
-//! (the Python version lets everyone in); `["*"]` says "everyone" explicitly.
+//! Chat channels: what they share — `Inbox`, what a channel needs from the agent behind it
+//! (`nanobot gateway` provides it), who may talk through them, the refusal log line, reply
+//! splitting. Which channels exist and what each needs in the config: `registry`.
 
 pub mod email;
+pub mod registry;
+pub mod status;
 pub mod telegram;
+pub mod whatsapp;
 
 use crate::audit::AuditLog;
-use crate::config::{ChannelConfig, Config};
-use anyhow::{bail, Result};
+use crate::config::ChannelConfig;
 use std::future::Future;
 
 /// The agent behind the channels, as a channel sees it.
@@ -20,45 +21,42 @@ pub trait Inbox: Send + Sync + 'static {
     fn log(&self) -> &AuditLog;
 }
 
-pub const CHANNELS: &[&str] = &["telegram", "email"];
+/// The one log line every channel writes for a refused sender, in the words operators grep for.
+/// The sender is as the peer gave it (a whole From header, a bridge's JID), so it is cut: a
+/// refused sender must not be able to rotate the audit log's history away with one long line.
+pub fn deny(log: &AuditLog, channel: &str, sender: &str, why: &str) {
+    log.line(
+        "WARN",
+        &format!(
+            "Access denied for sender {} on channel {channel}: {why}",
+            shown(sender)
+        ),
+    );
+}
 
-/// Check every enabled channel before anything starts; all problems at once.
-pub fn check_channels(cfg: &Config) -> Result<Vec<(String, ChannelConfig)>> {
-    let mut problems = vec![];
-    let mut enabled = vec![];
-    for (name, c) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
-        if !CHANNELS.contains(&name.as_str()) {
-            problems.push(format!(
-                "channels.{name}: this version supports {}; disable it or remove it",
-                CHANNELS.join(", ")
-            ));
-            continue;
-        }
-        if c.allow_from.is_empty() {
-            problems.push(format!(
-                "channels.{name}.allowFrom is empty: list the user ids allowed to talk to the agent (or [\"*\"] for everyone, which the security guide advises against)"
-            ));
-        }
-        if name == "telegram"
-            && c.extra
-                .get("token")
-                .and_then(|t| t.as_str())
-                .is_none_or(str::is_empty)
-        {
-            problems.push("channels.telegram.token is not set".into());
-        }
-        enabled.push((name.clone(), c.clone()));
+/// At most this many characters of a text a peer chose go into a log line or the status file.
+pub const MAX_SHOWN_CHARS: usize = 300;
+
+/// `s` for a log line: control characters as spaces, cut at `MAX_SHOWN_CHARS`.
+pub fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_SHOWN_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(MAX_SHOWN_CHARS).is_some() {
+        out.push_str("… (cut)");
     }
-    if !problems.is_empty() {
-        bail!("{}", problems.join("\n"));
+    out
+}
+
+/// A reply cut on character boundaries into pieces of at most `max` characters.
+pub fn split_text(s: &str, max: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
     }
-    if enabled.is_empty() {
-        bail!(
-            "no channel is enabled: set channels.<name>.enabled = true (supported: {})",
-            CHANNELS.join(", ")
-        );
-    }
-    Ok(enabled)
+    chars.chunks(max).map(|c| c.iter().collect()).collect()
 }
 
 /// Whether `sender` (id or username) may talk to the agent on this channel.
@@ -81,18 +79,34 @@ mod tests {
     }
 
     #[test]
-    fn empty_allow_from_refuses_to_start() {
-        let mut c = Config::default();
-        c.channels.insert("telegram".into(), chan(&[]));
-        let e = check_channels(&c).unwrap_err().to_string();
-        assert!(e.contains("channels.telegram.allowFrom is empty"), "{e}");
-        c.channels.insert("telegram".into(), chan(&["42"]));
-        assert_eq!(check_channels(&c).unwrap().len(), 1);
-        c.channels.insert("irc".into(), chan(&["x"]));
-        assert!(check_channels(&c)
-            .unwrap_err()
-            .to_string()
-            .contains("channels.irc"));
+    fn refusal_lines_are_bounded_whatever_the_sender_sends() {
+        let dir = std::env::temp_dir().join(format!("nanobot-deny-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = AuditLog::new(dir.join("nanobot.log"));
+        let huge = format!("a@b.test,\r\n {}", "x".repeat(10 << 20));
+        deny(
+            &log,
+            "email",
+            &huge,
+            "From does not hold exactly one address",
+        );
+        let text = std::fs::read_to_string(dir.join("nanobot.log")).unwrap();
+        assert!(text.len() < 1000, "{} bytes logged", text.len());
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("Access denied for sender a@b.test,"),
+            "{text}"
+        );
+        assert!(text.contains("(cut) on channel email"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_replies_are_split_on_characters() {
+        let s = "é".repeat(5000);
+        let c = split_text(&s, 4096);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].chars().count(), 4096);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! session per chat (`telegram:CHAT_ID`). `channels.telegram.apiBase` points elsewhere (a test
 //! server, a Bot API proxy); the default is https://api.telegram.org.
 
-use crate::channels::{allowed, Inbox};
+use crate::channels::status::Reporter;
+use crate::channels::{allowed, deny, split_text, Inbox};
 use crate::config::ChannelConfig;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -12,7 +13,20 @@ use std::time::Duration;
 /// Telegram's message size limit, in characters.
 const MAX_TEXT: usize = 4096;
 
-pub async fn run<I: Inbox>(c: ChannelConfig, inbox: Arc<I>) -> Result<()> {
+/// What the config lacks for this channel.
+pub fn problems(c: &ChannelConfig) -> Vec<String> {
+    if c.extra
+        .get("token")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        vec!["channels.telegram.token is not set".into()]
+    } else {
+        vec![]
+    }
+}
+
+pub async fn run<I: Inbox>(c: ChannelConfig, inbox: Arc<I>, report: Reporter) -> Result<()> {
     let token = c
         .extra
         .get("token")
@@ -54,19 +68,23 @@ pub async fn run<I: Inbox>(c: ChannelConfig, inbox: Arc<I>) -> Result<()> {
             }
             Ok(resp) => {
                 tracing::warn!("telegram getUpdates: HTTP {}", resp.status());
+                report.error(&format!("getUpdates: HTTP {}", resp.status()));
                 Value::Null
             }
             Err(e) => {
                 tracing::warn!("telegram getUpdates: {e}");
+                report.error(&format!("getUpdates: {e}"));
                 Value::Null
             }
         };
         let Some(updates) = body.get("result").and_then(Value::as_array) else {
+            report.connected(false);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(60));
             continue;
         };
         backoff = Duration::from_secs(1);
+        report.connected(true);
         for u in updates {
             if let Some(id) = u.get("update_id").and_then(Value::as_i64) {
                 offset = offset.max(id + 1);
@@ -85,14 +103,16 @@ pub async fn run<I: Inbox>(c: ChannelConfig, inbox: Arc<I>) -> Result<()> {
                 ids.push(n.to_string());
             }
             if !allowed(&c, &ids) {
-                inbox.log().line(
-                    "WARN",
-                    &format!("Access denied: telegram sender {ids:?} is not in channels.telegram.allowFrom"),
+                deny(
+                    inbox.log(),
+                    "telegram",
+                    &format!("{ids:?}"),
+                    "not in channels.telegram.allowFrom",
                 );
                 continue;
             }
             let reply = inbox.handle(&format!("telegram:{chat}"), text).await;
-            for part in chunks(&reply, MAX_TEXT) {
+            for part in split_text(&reply, MAX_TEXT) {
                 let r = http
                     .post(url("sendMessage"))
                     .json(&json!({"chat_id": chat, "text": part}))
@@ -103,25 +123,5 @@ pub async fn run<I: Inbox>(c: ChannelConfig, inbox: Arc<I>) -> Result<()> {
                 }
             }
         }
-    }
-}
-
-/// Split on character boundaries into pieces Telegram accepts.
-fn chunks(s: &str, max: usize) -> Vec<String> {
-    let chars: Vec<char> = s.chars().collect();
-    if chars.is_empty() {
-        return vec![String::new()];
-    }
-    chars.chunks(max).map(|c| c.iter().collect()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn long_replies_are_split_on_characters() {
-        let s = "é".repeat(5000);
-        let c = super::chunks(&s, 4096);
-        assert_eq!(c.len(), 2);
-        assert_eq!(c[0].chars().count(), 4096);
     }
 }

@@ -153,7 +153,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             "config file",
             false,
             true,
-            format!("{} does not exist", loaded.path.display()),
+            crate::cli::globals::missing(&loaded.path),
             crate::cli::globals::onboard_command(&loaded.path),
         )),
     }
@@ -225,6 +225,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             "fix the channels.email keys named (docs/channels.md, Email)".into(),
         ));
     }
+    out.extend(channel_checks(cfg));
     out.push(check(
         "restrictToWorkspace",
         cfg.restrict_to_workspace(),
@@ -273,6 +274,59 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             Err(e) => crate::cli::provider::fix(loaded, e),
         },
     ));
+    out
+}
+
+/// The guide's per-channel items beyond allowFrom: each enabled channel's own settings (the
+/// WhatsApp bridge token set and not the example value). A channel with its own checklist item
+/// adds an arm here.
+fn channel_checks(cfg: &crate::config::Config) -> Vec<Check> {
+    let mut out = vec![];
+    for (name, c) in cfg.channels.iter().filter(|(_, c)| c.enabled) {
+        match name.as_str() {
+            "whatsapp" => {
+                let p = crate::channels::whatsapp::bridge_settings(c)
+                    .err()
+                    .unwrap_or_default();
+                let w = crate::channels::whatsapp::warnings(c);
+                out.push(check(
+                    "WhatsApp bridge token",
+                    p.is_empty(),
+                    true,
+                    if p.is_empty() {
+                        "set, not the example value".into()
+                    } else {
+                        p.join("; ")
+                    },
+                    "set channels.whatsapp.bridgeToken to \"${WHATSAPP_BRIDGE_TOKEN}\" and put the same secret (openssl rand -hex 32) in the bridge's BRIDGE_TOKEN".into(),
+                ));
+                out.push(check(
+                    "WhatsApp bridge on this host",
+                    w.is_empty(),
+                    false,
+                    if w.is_empty() {
+                        "loopback or Unix socket".into()
+                    } else {
+                        w.join("; ")
+                    },
+                    "run the bridge on this host, bound to 127.0.0.1 (the default)".into(),
+                ));
+            }
+            // "email": consentGranted (added with the email channel).
+            _ => {
+                let p = crate::channels::registry::channel_problems(name, c);
+                if !p.is_empty() {
+                    out.push(check(
+                        &format!("{name} settings"),
+                        false,
+                        true,
+                        p.join("; "),
+                        format!("complete channels.{name} in the config"),
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 
@@ -373,6 +427,32 @@ fn sandbox_checks(
     out
 }
 
+/// What is wrong with a config that did not load, and the fix for that cause: a position to
+/// edit only where there is one.
+fn unparsed_config(e: &config::ConfigError, path: &Path) -> (String, String) {
+    use config::ConfigError::*;
+    match e {
+        Read { path: shown, err } => {
+            let detail = format!("cannot read {shown}: {}", crate::errors::plain_io(err));
+            let fix = if path.is_dir() {
+                let inside = path.join("config.json");
+                // A config file inside the directory the -c named.
+                format!("nanobot -c {} onboard", inside.display())
+            } else if err.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    "make it readable by you: ls -l {} shows its owner and mode",
+                    path.display()
+                )
+            } else {
+                format!("check {} (ls -l {})", path.display(), path.display())
+            };
+            (detail, fix)
+        }
+        Syntax { .. } | Type { .. } => (e.to_string(), "fix the file at the position shown".into()),
+        Env { var, .. } => (e.to_string(), format!("unset {var}")),
+    }
+}
+
 pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
     let path = g.config_path();
     let mut checks = vec![];
@@ -380,13 +460,8 @@ pub async fn run(g: &Globals, a: DoctorArgs) -> Result<i32> {
     let loaded = match config::load(&path) {
         Ok(l) => Some(l),
         Err(e) => {
-            checks.push(check(
-                "config parses",
-                false,
-                true,
-                e.to_string(),
-                "fix the file at the position shown".into(),
-            ));
+            let (detail, fix) = unparsed_config(&e, &path);
+            checks.push(check("config parses", false, true, detail, fix));
             None
         }
     };
@@ -543,6 +618,36 @@ mod tests {
         let e = get(&checks, "email channel");
         assert!(e.ok, "{e:?}");
         assert!(get(&checks, "secrets as ${VAR} references").ok);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn whatsapp_needs_a_real_bridge_token() {
+        let dir = std::env::temp_dir().join(format!("nanobot-doc-wa-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        let run = |wa: &str| {
+            std::fs::write(&p, format!("{{\"channels\": {{\"whatsapp\": {wa}}}}}")).unwrap();
+            let l = config::load_with_env(&p, &[]).unwrap();
+            config_checks(&l, &dir)
+                .into_iter()
+                .filter(|c| c.name.starts_with("WhatsApp"))
+                .collect::<Vec<_>>()
+        };
+        let c = run(
+            r#"{"enabled": true, "allowFrom": ["+1234567890"], "bridgeToken": "your-secret-token-here"}"#,
+        );
+        assert!(
+            !c[0].ok && c[0].critical && c[0].detail.contains("example value"),
+            "{c:?}"
+        );
+        let c = run(r#"{"enabled": true, "allowFrom": ["+1234567890"]}"#);
+        assert!(!c[0].ok && c[0].detail.contains("not set"), "{c:?}");
+        let c = run(
+            r#"{"enabled": true, "allowFrom": ["+1234567890"], "bridgeToken": "x9", "bridgeUrl": "ws://10.1.1.1:3001"}"#,
+        );
+        assert!(c[0].ok && !c[1].ok && !c[1].critical, "{c:?}");
+        assert!(run(r#"{"enabled": false, "bridgeToken": ""}"#).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

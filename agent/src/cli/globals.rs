@@ -74,12 +74,24 @@ impl Globals {
 pub fn missing_named_config(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
-            "config file {} does not exist (given with -c); check the path, or create it with: \
-             {}",
-            path.display(),
+            "config file {} (given with -c); check the path, or create it with: {}",
+            missing(path),
             onboard_command(path)
         ),
         _ => Ok(()),
+    }
+}
+
+/// "PATH does not exist", or, for a link to nothing, "PATH is a symbolic link to TARGET, which
+/// does not exist": the user sees the link in `ls` and would not believe the first.
+pub fn missing(path: &Path) -> String {
+    match std::fs::read_link(path) {
+        Ok(target) => format!(
+            "{} is a symbolic link to {}, which does not exist",
+            path.display(),
+            target.display()
+        ),
+        Err(_) => format!("{} does not exist", path.display()),
     }
 }
 

@@ -52,7 +52,7 @@ pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(TEMPLATE.as_bytes())?;
+        f.write_all(template(g.workspace.as_deref()).as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
         println!("✓ wrote {} (mode 0600)", path.display());
@@ -85,7 +85,13 @@ pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
                         content: text.to_string(),
                     })
                     .await
-                    .map_err(|st| anyhow::anyhow!("writing {name}: {}", st.message()))?;
+                    .map_err(|st| {
+                        anyhow::anyhow!(
+                            "writing {name}: {}{}",
+                            st.message(),
+                            outside_hint(&st, &path, g.workspace.is_some())
+                        )
+                    })?;
                 println!("✓ created {name}");
             }
             println!("✓ sandboxd at {}", socket.display());
@@ -105,6 +111,48 @@ pub async fn run(g: &Globals, a: OnboardArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The template, with `agents.defaults.workspace` set when `-w DIR` was given (the gateway of a
+/// service user needs a workspace beneath sandboxd's root, not the default ~/.nanobot/workspace).
+fn template(workspace: Option<&std::path::Path>) -> String {
+    const DEFAULT: &str = r#"// "workspace": "~/.nanobot/workspace","#;
+    match workspace {
+        Some(w) => TEMPLATE.replacen(
+            DEFAULT,
+            &format!(
+                "\"workspace\": {},",
+                serde_json::Value::String(w.to_string_lossy().into_owned())
+            ),
+            1,
+        ),
+        None => TEMPLATE.to_string(),
+    }
+}
+
+/// When sandboxd refuses the workspace (not beneath a root it serves): how to name one it serves.
+fn outside_hint(st: &tonic::Status, config: &std::path::Path, named: bool) -> String {
+    if !st
+        .message()
+        .contains("not beneath a configured workspace root")
+    {
+        return String::new();
+    }
+    if named {
+        return "; name a workspace beneath that root with -w".into();
+    }
+    let root = st
+        .message()
+        .split("workspace root (")
+        .nth(1)
+        .and_then(|r| r.split([')', ',']).next())
+        .unwrap_or("/var/lib/nanobot/workspaces");
+    let user = crate::user::name().unwrap_or_else(|| "NAME".into());
+    format!(
+        "; give a workspace beneath that root, which onboard writes into {}: nanobot -w \
+         {root}/{user} onboard --force",
+        config.display()
+    )
+}
+
 fn ask(q: &str) -> bool {
     if !std::io::stdin().is_terminal() {
         eprintln!("nanobot: {q}no (not a terminal; use --force to overwrite)");
@@ -115,4 +163,41 @@ fn ask(q: &str) -> bool {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_workspace_is_written_into_the_template() {
+        let t = template(Some(std::path::Path::new(
+            "/var/lib/nanobot/workspaces/nanobot",
+        )));
+        assert!(
+            t.contains(r#""workspace": "/var/lib/nanobot/workspaces/nanobot","#),
+            "{t}"
+        );
+        assert!(!t.contains(r#"// "workspace""#));
+        assert_eq!(template(None), TEMPLATE);
+    }
+
+    #[test]
+    fn a_workspace_outside_the_roots_gets_the_fix() {
+        let st = tonic::Status::invalid_argument(
+            "workspace /h/.nanobot/workspace is not beneath a configured workspace root \
+             (/var/lib/nanobot/workspaces)",
+        );
+        let h = outside_hint(&st, std::path::Path::new("/h/.nanobot/config.json"), false);
+        assert!(
+            h.contains("nanobot -w /var/lib/nanobot/workspaces/") && h.contains("onboard --force"),
+            "{h}"
+        );
+        assert!(outside_hint(
+            &tonic::Status::internal("x"),
+            std::path::Path::new("/c"),
+            false
+        )
+        .is_empty());
+    }
 }

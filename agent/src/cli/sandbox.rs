@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 pub const STATUS_EXIT_CODES: &str =
     "Exit codes: 0 a sandboxd answers (degraded or not: see `health`), 3 none answers.";
 pub const STOP_EXIT_CODES: &str =
-    "Exit codes: 0 the sandboxd nanobot started was stopped, or none \
-     was running; 1 the sandboxd that answers was not started by nanobot (stop that service \
-     instead), or it did not stop within 10 s.";
+    "Exit codes: 0 the sandboxd nanobot started for you was stopped, or none \
+     was running; 1 the sandboxd that answers was not started by nanobot for you (stop that \
+     service instead, or let its user stop it), or it did not stop within 10 s.";
 
 #[derive(clap::Subcommand, Debug)]
 pub enum SandboxCmd {
@@ -76,6 +76,9 @@ async fn status(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<
                 st.log.display()
             );
         }
+        None if autostart::recorded(&s).is_some() => println!(
+            "started by: nanobot, for another user (that user stops it with: nanobot sandbox stop)"
+        ),
         None => println!(
             "started by: not nanobot (a service or started by hand: see its --workspace-root \
              and its own log)"
@@ -105,10 +108,17 @@ async fn peer_pid(s: &Path) -> Option<i32> {
 
 async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i32> {
     let tried = socket::candidates(explicit, configured).paths();
-    let ours: Vec<(PathBuf, Started)> = tried
+    let found: Vec<(PathBuf, Started, Option<u32>)> = tried
         .iter()
-        .filter_map(|s| autostart::started(s).map(|st| (s.clone(), st)))
+        .filter_map(|s| {
+            let owner = std::fs::metadata(autostart::state_path(s))
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+            autostart::recorded(s).map(|st| (s.clone(), st, owner))
+        })
         .collect();
+    // SAFETY: geteuid has no preconditions.
+    let ours = own(found, unsafe { libc::geteuid() });
     if ours.is_empty() {
         let mut answering = None;
         for s in &tried {
@@ -118,6 +128,14 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
             }
         }
         return Ok(match answering {
+            Some(s) if autostart::recorded(&s).is_some() => {
+                eprintln!(
+                    "nanobot: the sandboxd on {} was started by nanobot for another user, so it \
+                     is left running; that user stops it with: nanobot sandbox stop",
+                    s.display()
+                );
+                1
+            }
             Some(s) => {
                 eprintln!(
                     "nanobot: the sandboxd on {} was not started by nanobot, so it is left \
@@ -133,7 +151,7 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
             }
         });
     }
-    for (s, st) in &ours {
+    for (s, st, _) in &ours {
         let pid = libc::pid_t::try_from(st.pid)?;
         // SAFETY: kill has no memory preconditions; `started` checked that the pid is a live
         // `sandboxd serve` on this socket, not a recycled one.
@@ -168,4 +186,49 @@ async fn stop(explicit: Option<PathBuf>, configured: Option<&Path>) -> Result<i3
         println!("stopped sandboxd (pid {pid}) on {}", s.display());
     }
     Ok(0)
+}
+
+/// The daemons nanobot started that `stop` acts on: the ones this user started (their state file
+/// is this user's). Another user's (root's on the system socket) is theirs to stop: without this
+/// a user's `stop` met it first, failed on it and never reached their own.
+fn own(
+    found: Vec<(PathBuf, Started, Option<u32>)>,
+    uid: u32,
+) -> Vec<(PathBuf, Started, Option<u32>)> {
+    found
+        .into_iter()
+        .filter(|(_, _, o)| *o == Some(uid))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_acts_only_on_this_users_daemons() {
+        let st = |p: &str| Started {
+            pid: 1,
+            socket: PathBuf::from(p),
+            roots: vec![],
+            log: PathBuf::from("/l"),
+            user: None,
+        };
+        let root = (
+            PathBuf::from("/run/nanobot/sandboxd.sock"),
+            st("/run/nanobot/sandboxd.sock"),
+            Some(0),
+        );
+        let mine = (
+            PathBuf::from("/h/.nanobot/run/sandboxd.sock"),
+            st("/h/.nanobot/run/sandboxd.sock"),
+            Some(1000),
+        );
+        assert_eq!(
+            own(vec![root.clone(), mine.clone()], 1000),
+            vec![mine.clone()]
+        );
+        assert_eq!(own(vec![root.clone()], 1000), vec![]);
+        assert_eq!(own(vec![root.clone(), mine], 0), vec![root]);
+    }
 }

@@ -34,8 +34,19 @@ pub fn state_path(socket: &Path) -> PathBuf {
     socket.with_extension("autostart.json")
 }
 
-/// The record for the daemon on `socket`, when nanobot started it and it is still running.
+/// The record for the daemon on `socket`, when nanobot started it for this user (the state file
+/// is theirs) and it is still running.
 pub fn started(socket: &Path) -> Option<Started> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(state_path(socket)).ok()?.uid();
+    // SAFETY: geteuid has no preconditions.
+    (owner == unsafe { libc::geteuid() })
+        .then(|| recorded(socket))
+        .flatten()
+}
+
+/// The daemon nanobot started on `socket` for whichever user (root's on the system socket too).
+pub fn recorded(socket: &Path) -> Option<Started> {
     let text = std::fs::read_to_string(state_path(socket)).ok()?;
     let s: Started = serde_json::from_str(&text).ok()?;
     (s.socket == socket && is_sandboxd(s.pid, socket)).then_some(s)

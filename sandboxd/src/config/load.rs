@@ -1,25 +1,12 @@
 //! Reading the configuration: the main file, then one profile per `profiles.d/*.toml` file beside
-//! it; TOML errors located at FILE:LINE; then `validate` and `grants`, every problem at once.
+//! it; every key serde rejects located at FILE:LINE (`sieve`); then `validate`, `host` and
+//! `grants` on what remains: every problem at once.
 
 use super::problem::{ConfigError, Problem};
 use super::schema::{Config, Profile};
+use super::sieve;
 use super::source::Source;
 use std::path::{Path, PathBuf};
-
-fn toml_problem(src: &Source, e: &toml::de::Error) -> Problem {
-    let line = e.span().map(|sp| {
-        src.text[..sp.start.min(src.text.len())]
-            .matches('\n')
-            .count()
-            + 1
-    });
-    Problem {
-        file: src.path.clone(),
-        line,
-        key: String::new(),
-        msg: e.message().trim().to_string(),
-    }
-}
 
 impl Config {
     /// Load `path` and the profiles in `profiles.d/*.toml` beside it (one profile per file,
@@ -48,9 +35,8 @@ impl Config {
             profile: None,
         };
         let mut problems = vec![];
-        let mut cfg: Config = match toml::from_str(text) {
-            Ok(c) => c,
-            Err(e) => return Err(ConfigError::Problems(vec![toml_problem(&main, &e)])),
+        let Some(mut cfg) = sieve::deserialize::<Config>(&main, "", &mut problems) else {
+            return Err(ConfigError::Problems(problems));
         };
         let mut sources = vec![main];
         if let Some(dir) = profiles_dir.filter(|d| d.is_dir()) {
@@ -77,26 +63,38 @@ impl Config {
                     text,
                     profile: Some(name.clone()),
                 };
-                match toml::from_str::<Profile>(&src.text) {
-                    Ok(p) => match cfg.profiles.entry(name.clone()) {
+                let prefix = format!("profiles.{name}");
+                if let Some(p) = sieve::deserialize::<Profile>(&src, &prefix, &mut problems) {
+                    match cfg.profiles.entry(name.clone()) {
                         std::collections::btree_map::Entry::Occupied(_) => problems.push(Problem {
                             file: f.clone(),
                             line: None,
-                            key: format!("profiles.{name}"),
+                            key: prefix,
                             msg: format!("profile {name:?} is also defined in {}", path.display()),
                         }),
                         std::collections::btree_map::Entry::Vacant(v) => {
                             v.insert(p);
                         }
-                    },
-                    Err(e) => problems.push(toml_problem(&src, &e)),
+                    }
                 }
                 sources.push(src);
             }
         }
         cfg.profiles.entry("default".into()).or_default();
-        problems.extend(cfg.validate(&sources));
-        problems.extend(cfg.resolve_grants(&sources[0]));
+        // A rejected key is gone from `cfg`: a rule about that same key would only repeat it.
+        let rejected: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+        let rules = cfg
+            .validate(&sources)
+            .into_iter()
+            .chain(cfg.host_problems(&sources[0]))
+            .chain(cfg.resolve_grants(&sources[0]))
+            .filter(|p| !rejected.contains(&p.key));
+        problems.extend(rules);
+        // In the order an operator reads the files: by file, then by line (stable, so problems
+        // of one line keep the order they were found in).
+        problems.sort_by(|a, b| {
+            (&a.file, a.line.unwrap_or(usize::MAX)).cmp(&(&b.file, b.line.unwrap_or(usize::MAX)))
+        });
         if problems.is_empty() {
             Ok(cfg)
         } else {
@@ -108,11 +106,12 @@ impl Config {
     pub fn finish(&mut self) -> Result<(), ConfigError> {
         self.profiles.entry("default".into()).or_default();
         let src = Source {
-            path: PathBuf::from("(built-in defaults)"),
+            path: PathBuf::from(super::source::BUILT_IN),
             text: String::new(),
             profile: None,
         };
         let mut p = self.validate(std::slice::from_ref(&src));
+        p.extend(self.host_problems(&src));
         p.extend(self.resolve_grants(&src));
         if p.is_empty() {
             Ok(())
@@ -138,6 +137,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn one_run_names_every_problem_of_every_kind() {
+        // A misspelt key no longer hides a bad value, nor either of them the rules.
+        let text = "sokcet = \"/x\"\n\
+                    max_connections = 10\n\
+                    max_connections_per_uid = 20\n\
+                    [profiles.default]\n\
+                    network = \"ful\"\n\
+                    timeout = 3\n\
+                    [profiles.default.limits]\n\
+                    processes = 0\n\
+                    [profiles.web]\n\
+                    connect_ports = \"443\"\n";
+        let p = Config::parse(text, Path::new("/etc/nb.toml"))
+            .unwrap_err()
+            .problems();
+        for want in [
+            "/etc/nb.toml:1: sokcet: unknown key `sokcet`; did you mean `socket`?",
+            "/etc/nb.toml:3: max_connections_per_uid: 20 is more than max_connections (10)",
+            "/etc/nb.toml:5: profiles.default.network: unknown variant `ful`, expected one of `none`, `private`, `ports`, `full`",
+            "/etc/nb.toml:6: profiles.default.timeout: unknown key `timeout`; did you mean `timeout_secs`?",
+            "/etc/nb.toml:8: profiles.default.limits.processes: 0 is out of range",
+            "/etc/nb.toml:10: profiles.web.connect_ports: invalid type: string \"443\", expected a sequence",
+        ] {
+            assert!(p.iter().any(|l| l.starts_with(want)), "{want}: {p:#?}");
+        }
+        assert_eq!(p.len(), 6, "{p:#?}");
     }
 
     #[test]

@@ -135,3 +135,108 @@ impl Profile {
             || gids.iter().any(|g| self.grant_gids.contains(g))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use crate::policy::Network;
+    use std::path::Path;
+
+    /// Every key a config file may hold, dotted (`profiles.*.limits.cpu_secs`), from the schema
+    /// itself: a config with every optional key set, serialized.
+    fn every_key() -> Vec<String> {
+        let mut c = Config::built_in().unwrap();
+        c.user = Some("u".into());
+        c.socket_group = Some("g".into());
+        c.workspaces.push(crate::tenants::WorkspaceGrant::default());
+        let v = toml::Value::try_from(&c).unwrap();
+        let mut out = vec![];
+        fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+            let table = match v {
+                toml::Value::Table(t) => t,
+                toml::Value::Array(a) => match a.first() {
+                    Some(first @ toml::Value::Table(_)) => return walk(prefix, first, out),
+                    _ => return,
+                },
+                _ => return,
+            };
+            for (k, v) in table {
+                // A profile's name and env_set's variables are the operator's, not keys.
+                let key = match prefix {
+                    "profiles" => "profiles.*".to_string(),
+                    p if p.ends_with(".env_set") => continue,
+                    "" => k.clone(),
+                    p => format!("{p}.{k}"),
+                };
+                if !out.contains(&key) {
+                    out.push(key.clone());
+                }
+                walk(&key, v, out);
+            }
+        }
+        walk("", &v, &mut out);
+        out
+    }
+
+    #[test]
+    fn docs_sandboxd_md_names_every_key_and_network_mode() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let doc = std::fs::read_to_string(root.join("docs/sandboxd.md")).unwrap();
+        let keys = every_key();
+        // The walk itself sees the keys (a control: a broken walk would pass anything).
+        for k in [
+            "allow_groups",
+            "profiles.*.limits.cpu_secs",
+            "profiles.*.filesystem.unix_sockets",
+            "workspaces.users",
+        ] {
+            assert!(keys.contains(&k.to_string()), "{k}: {keys:#?}");
+        }
+        // Keys must be shown in the reference (a ```toml block), not just named in passing.
+        let toml_blocks: String = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        let words: std::collections::BTreeSet<&str> = toml_blocks
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                let last = k.rsplit('.').next().unwrap_or(k);
+                last != "*" && !words.contains(last)
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/sandboxd.md's TOML does not show: {missing:?}"
+        );
+        // The reference is a valid config: its only problems are the names and paths of a
+        // packaged host that this one may lack.
+        let reference = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        if let Err(e) = Config::parse(reference, Path::new("docs/sandboxd.md")) {
+            for p in e.problems() {
+                let host = [
+                    ": user: ",
+                    ": socket_group: ",
+                    ": allow_groups: ",
+                    ": workspace_roots: ",
+                    ": workspaces[1].",
+                ];
+                assert!(host.iter().any(|h| p.contains(h)), "{p}");
+            }
+        }
+        for n in Network::ALL {
+            let spelled = toml::Value::try_from(n).unwrap().to_string();
+            assert!(
+                doc.contains(&spelled),
+                "docs/sandboxd.md does not mention network = {spelled}"
+            );
+        }
+    }
+}

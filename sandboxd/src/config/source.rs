@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// Where problems of the built-in configuration are located (there is no file to name).
+pub(super) const BUILT_IN: &str = "(built-in: packaging/sandboxd.toml)";
+
 /// A file the config came from, kept to point problems at their line.
 pub(super) struct Source {
     pub(super) path: PathBuf,

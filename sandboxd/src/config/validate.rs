@@ -232,8 +232,8 @@ impl Config {
                     "",
                     "connect_ports",
                     format!(
-                        "has no effect with network = {:?}; use network = \"ports\"",
-                        p.network
+                        "has no effect with network = {}; use network = \"ports\"",
+                        spelled(&p.network)
                     ),
                 ),
                 _ => {}
@@ -252,6 +252,11 @@ impl Config {
         }
         out
     }
+}
+
+/// A value as the config file spells it (`"full"`, not `Full`).
+fn spelled<T: serde::Serialize>(v: &T) -> String {
+    toml::Value::try_from(v).map_or_else(|e| e.to_string(), |v| v.to_string())
 }
 
 #[cfg(test)]
@@ -408,6 +413,17 @@ mod tests {
         assert!(e.to_string().contains("needs at least one port"), "{e}");
         let e = Config::parse("[profiles.p]\nconnect_ports = [443]\n", Path::new("x")).unwrap_err();
         assert!(e.to_string().contains("has no effect"), "{e}");
+        // Values are echoed in the file's own spelling.
+        let e = Config::parse(
+            "[profiles.p]\nnetwork = \"full\"\nconnect_ports = [443]\n",
+            Path::new("x"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("has no effect with network = \"full\";"),
+            "{e}"
+        );
         let c = Config::parse(
             "[profiles.p]\nnetwork = \"ports\"\nconnect_ports = [443]\n",
             Path::new("x"),

@@ -7,3 +7,4 @@ pub mod landlock;
 pub mod mounts;
 pub mod rlimits;
 pub mod seccomp;
+pub mod seccomp_words;

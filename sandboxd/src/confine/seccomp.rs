@@ -61,19 +61,20 @@ pub const DENIED: &[(&str, i64)] = &[
     ("fanotify_init", libc::SYS_fanotify_init),
 ];
 
-/// Namespace flags clone() must not carry.
-pub const CLONE_NS_FLAGS: &[u64] = &[
-    libc::CLONE_NEWNS as u64,
-    libc::CLONE_NEWCGROUP as u64,
-    libc::CLONE_NEWUTS as u64,
-    libc::CLONE_NEWIPC as u64,
-    libc::CLONE_NEWUSER as u64,
-    libc::CLONE_NEWPID as u64,
-    libc::CLONE_NEWNET as u64,
+/// Namespace flags clone() must not carry, with their names (`sandboxd explain` shows them).
+pub const CLONE_NS_FLAGS: &[(&str, u64)] = &[
+    ("CLONE_NEWNS", libc::CLONE_NEWNS as u64),
+    ("CLONE_NEWCGROUP", libc::CLONE_NEWCGROUP as u64),
+    ("CLONE_NEWUTS", libc::CLONE_NEWUTS as u64),
+    ("CLONE_NEWIPC", libc::CLONE_NEWIPC as u64),
+    ("CLONE_NEWUSER", libc::CLONE_NEWUSER as u64),
+    ("CLONE_NEWPID", libc::CLONE_NEWPID as u64),
+    ("CLONE_NEWNET", libc::CLONE_NEWNET as u64),
 ];
 
-/// Terminal ioctls that push input into a tty or control the console.
-pub const DENIED_IOCTLS: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
+/// Terminal ioctls that push input into a tty or control the console, with their names.
+pub const DENIED_IOCTLS: &[(&str, u64)] =
+    &[("TIOCSTI", libc::TIOCSTI), ("TIOCLINUX", libc::TIOCLINUX)];
 
 /// Rules for one syscall that always answer `action`.
 fn always(action: Action) -> Vec<Rule> {
@@ -93,7 +94,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
     }
     let clone_rules = CLONE_NS_FLAGS
         .iter()
-        .map(|f| Rule {
+        .map(|(_, f)| Rule {
             when: vec![Cond {
                 arg: 0,
                 cmp: Cmp::MaskedEq {
@@ -107,7 +108,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
     p.rules.insert(libc::SYS_clone as u32, clone_rules);
     let ioctl_rules = DENIED_IOCTLS
         .iter()
-        .map(|req| Rule {
+        .map(|(_, req)| Rule {
             when: vec![Cond {
                 arg: 1,
                 cmp: Cmp::Eq(*req as u32),
@@ -392,10 +393,10 @@ mod tests {
             let ours = build(network).unwrap();
             let reference = seccompiler_reference(&p);
             let mut argsets: Vec<[u64; 6]> = vec![[0; 6], [u64::MAX; 6]];
-            for f in CLONE_NS_FLAGS {
+            for (_, f) in CLONE_NS_FLAGS {
                 argsets.push([*f | libc::SIGCHLD as u64, 0, 0, 0, 0, 0]);
             }
-            for req in DENIED_IOCTLS {
+            for (_, req) in DENIED_IOCTLS {
                 argsets.push([1, *req, 0, 0, 0, 0]);
                 argsets.push([1, *req | 0xffff_ffff_0000_0000, 0, 0, 0, 0]);
             }

@@ -5,15 +5,44 @@
 use mail_parser::{Message, MimeHeaders};
 
 /// The prompt for one message: who, subject, body, attachments.
+/// Everything besides the body is bounded too (`maxBodyChars` caps only the body): a sender
+/// could otherwise fill the model's context with a huge subject or thousands of attachments.
 pub fn prompt(m: &Message<'_>, sender: &str, max_chars: usize) -> String {
-    let subject = m.subject().unwrap_or("(no subject)").trim();
+    let subject = short(
+        m.subject().unwrap_or("(no subject)").trim(),
+        MAX_SUBJECT_CHARS,
+    );
     let mut out = format!("Email from {sender}\nSubject: {subject}\n\n");
     out.push_str(&capped(&text(m), max_chars));
     let names = attachments(m);
     if !names.is_empty() {
         out.push_str("\n\n[Attachments, not opened: ");
-        out.push_str(&names.join(", "));
+        out.push_str(
+            &names
+                .iter()
+                .take(MAX_ATTACHMENTS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        if names.len() > MAX_ATTACHMENTS {
+            out.push_str(&format!(" and {} more", names.len() - MAX_ATTACHMENTS));
+        }
         out.push(']');
+    }
+    out
+}
+
+const MAX_SUBJECT_CHARS: usize = 200;
+/// Attachments named in the prompt; the rest are counted.
+const MAX_ATTACHMENTS: usize = 20;
+const MAX_NAME_CHARS: usize = 100;
+
+/// The first `max` characters, with "…" when there were more.
+fn short(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
     }
     out
 }
@@ -45,7 +74,7 @@ pub fn attachments(m: &Message<'_>) -> Vec<String> {
         .map(|a| {
             let name = a
                 .attachment_name()
-                .map(|n| n.replace(|c: char| c.is_control(), " "))
+                .map(|n| short(&n.replace(|c: char| c.is_control(), " "), MAX_NAME_CHARS))
                 .unwrap_or_else(|| "unnamed".into());
             let ty = a
                 .content_type()
@@ -101,5 +130,42 @@ mod tests {
         assert!(p.contains("see attached"), "{p}");
         assert!(p.contains("q3.pdf (application/pdf, 17 bytes)"), "{p}");
         assert!(!p.contains("SECRET-ATTACHMENT"), "{p}");
+    }
+
+    #[test]
+    fn deeply_nested_and_many_part_mime_is_bounded() {
+        // A hostile sender's MIME bomb, as large as a fetch may be (imap::MAX_FETCH_BYTES).
+        let mut deep = String::from("From: a@b\r\nSubject: bomb\r\n");
+        let depth = 20_000;
+        for i in 0..depth {
+            deep.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        deep.push_str("Content-Type: text/plain\r\n\r\ndeep words\r\n");
+        let mut wide =
+            String::from("From: a@b\r\nContent-Type: multipart/mixed; boundary=W\r\n\r\n");
+        while wide.len() < 10 << 20 {
+            wide.push_str("--W\r\nContent-Type: application/x; name=a\r\n\r\nx\r\n");
+        }
+        wide.push_str("--W--\r\n");
+        let long_subject = format!(
+            "From: a@b\r\nSubject: {}\r\nContent-Type: multipart/mixed; boundary=W\r\n\r\n--W\r\nContent-Type: application/x; name=\"{}\"\r\n\r\nx\r\n--W--\r\n",
+            "s".repeat(5 << 20),
+            "n".repeat(4 << 20)
+        );
+        for raw in [deep, wide, long_subject] {
+            let started = std::time::Instant::now();
+            let p = MessageParser::default()
+                .parse(raw.as_bytes())
+                .map(|m| prompt(&m, "a@b", 4000))
+                .unwrap_or_default();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(p.len() < 1 << 20, "{} bytes of prompt", p.len());
+        }
     }
 }

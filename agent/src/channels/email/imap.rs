@@ -45,6 +45,8 @@ pub enum ImapError {
     NoStartTls(String),
     #[error("the IMAP server refused the login for {user}: {msg} (check channels.email.imapUsername and imapPassword)")]
     Login { user: String, msg: String },
+    #[error("the IMAP server cannot take the login for {user} now: {msg}")]
+    LoginLater { user: String, msg: String },
     #[error(
         "the IMAP server cannot open mailbox {mailbox:?}: {msg} (check channels.email.imapMailbox)"
     )]
@@ -146,6 +148,12 @@ pub async fn open(s: &Imap) -> Result<Conn, ImapError> {
     .await?
     {
         Ok(session) => session,
+        Err((async_imap::error::Error::No(msg), _)) if passing(&msg) => {
+            return Err(ImapError::LoginLater {
+                user: s.username.clone(),
+                msg,
+            })
+        }
         Err((async_imap::error::Error::No(msg), _)) => {
             return Err(ImapError::Login {
                 user: s.username.clone(),
@@ -257,6 +265,15 @@ impl Conn {
             idle,
         })
     }
+}
+
+/// Whether a refused login says the refusal passes (RFC 5530 response codes: a backend down,
+/// the mailbox in use, a connection limit), so the credentials are not what is wrong.
+fn passing(msg: &str) -> bool {
+    let m = msg.to_ascii_uppercase();
+    ["UNAVAILABLE", "INUSE", "LIMIT"]
+        .iter()
+        .any(|code| m.contains(&format!("[{code}")) || m.contains(&format!("{code}\"")))
 }
 
 /// Unsolicited responses (EXISTS, EXPUNGE, …) are queued by async-imap; we search afresh

@@ -14,6 +14,7 @@ pub mod seen;
 pub mod sender;
 pub mod settings;
 
+use crate::channels::status::Reporter;
 use crate::channels::Inbox;
 use crate::config::ChannelConfig;
 use anyhow::{anyhow, Result};
@@ -21,30 +22,27 @@ use mail_parser::MessageParser;
 use settings::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A connection that stayed open this long was healthy: the next reconnect starts from 1 s.
+/// Counting from login instead would let a server that drops every session right after login
+/// draw a login (and the password) every second.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 /// Problems with `channels.email`, each naming its key (empty when it can start).
 pub fn check(c: &ChannelConfig) -> Vec<String> {
     settings::parse(c).err().unwrap_or_default()
 }
 
-/// Before anything starts: the email channel's problems, all at once, if it is enabled.
-pub fn preflight(enabled: &[(String, ChannelConfig)]) -> Result<()> {
-    let problems: Vec<String> = enabled
-        .iter()
-        .filter(|(n, _)| n == "email")
-        .flat_map(|(_, c)| check(c))
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow!("{}", problems.join("\n")))
-    }
-}
-
 /// Run the channel until a fault retrying cannot fix (wrong password, missing mailbox).
 /// `state_dir` holds the seen-UID file (`markSeen: false`).
-pub async fn run<I: Inbox>(c: ChannelConfig, state_dir: PathBuf, inbox: Arc<I>) -> Result<()> {
+/// `report` tells `nanobot channels status` whether the mailbox is open and the last error.
+pub async fn run<I: Inbox>(
+    c: ChannelConfig,
+    state_dir: PathBuf,
+    inbox: Arc<I>,
+    report: Reporter,
+) -> Result<()> {
     let s = settings::parse(&c).map_err(|p| anyhow!(p.join("\n")))?;
     let smtp = s.smtp.as_ref().map(reply::Sender::new).transpose()?;
     let account = format!(
@@ -60,14 +58,21 @@ pub async fn run<I: Inbox>(c: ChannelConfig, state_dir: PathBuf, inbox: Arc<I>) 
             store: &store,
             inbox: inbox.as_ref(),
             seen: None,
+            report: &report,
         };
-        let e = match ch.serve(&mut backoff).await {
+        let mut opened = None;
+        let e = match ch.serve(&mut opened).await {
             Ok(never) => match never {},
             Err(e) => e,
         };
+        report.connected(false);
         if e.fatal {
             return Err(anyhow!("channels.email: {}", e.msg));
         }
+        if opened.is_some_and(|t: Instant| t.elapsed() >= HEALTHY_AFTER) {
+            backoff = Duration::from_secs(1);
+        }
+        report.error(&e.msg);
         inbox.log().line(
             "WARN",
             &format!("email: {} (reconnecting in {} s)", e.msg, backoff.as_secs()),
@@ -122,15 +127,18 @@ struct Channel<'a, I: Inbox> {
     inbox: &'a I,
     /// The handled UIDs when `markSeen` is false.
     seen: Option<seen::Seen>,
+    report: &'a Reporter,
 }
 
 impl<I: Inbox> Channel<'_, I> {
     /// One connection: open, then handle unseen mail and wait, until the connection fails.
-    async fn serve(&mut self, backoff: &mut Duration) -> Result<Never, Stop> {
+    /// `opened` is set once the mailbox is open.
+    async fn serve(&mut self, opened: &mut Option<Instant>) -> Result<Never, Stop> {
         let host = &self.s.imap.host;
         let mut conn = imap::open(&self.s.imap).await?;
         let (uid_validity, idle) = (conn.uid_validity, conn.idle);
-        *backoff = Duration::from_secs(1);
+        *opened = Some(Instant::now());
+        self.report.connected(true);
         self.inbox.log().line(
             "INFO",
             &format!(
@@ -199,10 +207,7 @@ impl<I: Inbox> Channel<'_, I> {
         let who = match sender::check(&m, &self.s.allow_from, self.s.authserv_id.as_deref()) {
             Ok(a) => a,
             Err((who, why)) => {
-                log.line(
-                    "WARN",
-                    &format!("Access denied for sender {who} on channel email: {why}"),
-                );
+                crate::channels::deny(log, "email", &who, &why.to_string());
                 return;
             }
         };

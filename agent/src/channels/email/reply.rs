@@ -73,8 +73,14 @@ pub fn reply_subject(original: &str, prefix: &str) -> String {
     } else {
         format!("{prefix}{original}")
     };
-    s.chars().filter(|c| !c.is_control()).collect()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_SUBJECT_CHARS)
+        .collect()
 }
+
+/// A reply's subject is cut here: the original's length is the sender's to choose.
+const MAX_SUBJECT_CHARS: usize = 250;
 
 /// `<id>` for a message id, or None when it holds anything that does not belong in a header.
 fn clean_id(id: &str) -> Option<String> {
@@ -192,6 +198,10 @@ mod tests {
         assert_eq!(reply_subject("a\r\nBcc: x", "Re: "), "Re: aBcc: x");
         assert_eq!(reply_subject("Hello", ""), "Hello");
         assert_eq!(reply_subject("Hello", "Re:\r\n "), "Re: Hello");
+        // A sender's megabyte subject is not echoed back whole.
+        let long = reply_subject(&"s".repeat(1 << 20), "Re: ");
+        assert!(long.chars().count() <= MAX_SUBJECT_CHARS, "{}", long.len());
+        assert!(long.starts_with("Re: sss"));
     }
 
     #[test]

@@ -17,7 +17,15 @@ pub enum Refusal {
 }
 
 /// The sender's address from From, lower-cased; None unless From holds exactly one address.
+/// Two From headers are refused too: a DKIM verifier may judge one while we read the other.
 pub fn from_address(m: &Message<'_>) -> Option<String> {
+    let froms = m
+        .headers_raw()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("From"))
+        .count();
+    if froms != 1 {
+        return None;
+    }
     let addrs: Vec<_> = match m.from()? {
         Address::List(l) => l.iter().collect(),
         Address::Group(g) => g.iter().flat_map(|g| g.addresses.iter()).collect(),
@@ -107,26 +115,32 @@ pub struct ResInfo {
     pub props: Vec<(String, String)>,
 }
 
-/// `authserv-id [version]; method=result prop=value ...; ...` with comments removed.
+/// `authserv-id [version]; method=result prop=value ...; ...` with comments removed. Values may
+/// be quoted strings (RFC 8601 allows them, and an envelope sender's quoted local part is the
+/// SMTP client's to choose): a `;` or space inside quotes separates nothing.
 fn parse_results(h: &str) -> (String, Vec<ResInfo>) {
     let text = strip_comments(h);
-    let mut parts = text.split(';');
+    let mut parts = words(&text).into_iter();
     let id = parts
         .next()
-        .and_then(|p| p.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
+        .and_then(|p| p.into_iter().next())
+        .unwrap_or_default();
     let mut out = vec![];
     for p in parts {
-        let mut words = p.split_whitespace();
-        let Some((method, result)) = words.next().and_then(|w| w.split_once('=')) else {
+        let mut words = p.into_iter();
+        let Some((method, result)) = words.next().and_then(|w| {
+            w.split_once('=')
+                .map(|(m, r)| (m.to_string(), r.to_string()))
+        }) else {
             continue;
         };
         // "dkim/1=pass": a method version.
-        let method = method.split('/').next().unwrap_or(method);
+        let method = method.split('/').next().unwrap_or(&method).to_string();
         let props = words
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .filter_map(|w| {
+                w.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
         out.push(ResInfo {
             method: method.to_ascii_lowercase(),
@@ -135,6 +149,49 @@ fn parse_results(h: &str) -> (String, Vec<ResInfo>) {
         });
     }
     (id, out)
+}
+
+/// The `;`-separated parts of a header, each as its whitespace-separated words, with quoted
+/// strings unquoted (`"a;b c"@x` is the one word `a;b c@x`).
+fn words(text: &str) -> Vec<Vec<String>> {
+    let (mut parts, mut part, mut word) = (vec![], vec![], String::new());
+    let (mut quoted, mut escaped, mut in_word) = (false, false, false);
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            word.push(c);
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            ';' if !quoted => {
+                if in_word {
+                    part.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                parts.push(std::mem::take(&mut part));
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    part.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        part.push(word);
+    }
+    parts.push(part);
+    parts
 }
 
 /// Drop RFC 5322 comments `( … )`, nested, outside quoted strings.
@@ -245,6 +302,56 @@ mod tests {
         ];
         assert!(!vouches(&injected, "mx.example.com", "example.com"));
         assert!(!vouches(&[], "mx.example.com", "example.com"));
+    }
+
+    #[test]
+    fn a_semicolon_or_space_inside_a_quoted_value_is_no_separator() {
+        // The envelope sender is the SMTP client's to choose, quoted local part and all; our
+        // server copies it into smtp.mailfrom. A ";" in it must not start a result of its own.
+        let forged = [
+            r#"mx.example.com; spf=fail smtp.mailfrom="x;dkim=pass header.d=example.com x"@attacker.test"#,
+        ];
+        assert!(!vouches(&forged, "mx.example.com", "example.com"));
+        let forged = [
+            r#"mx.example.com; spf=fail smtp.mailfrom="x;dkim=pass header.d=example.com"@attacker.test"#,
+        ];
+        assert!(!vouches(&forged, "mx.example.com", "example.com"));
+        let spaced = [
+            r#"mx.example.com; spf=fail smtp.mailfrom="a dkim=pass header.d=example.com"@attacker.test"#,
+        ];
+        assert!(!vouches(&spaced, "mx.example.com", "example.com"));
+        let spf = [r#"mx.example.com; spf=pass smtp.mailfrom="a;b c"@attacker.test"#];
+        assert!(!vouches(&spf, "mx.example.com", "example.com"));
+        assert!(vouches(&spf, "mx.example.com", "attacker.test"));
+        // An escaped quote does not end the quoted string.
+        let escaped = [
+            r#"mx.example.com; spf=fail smtp.mailfrom="a\";dkim=pass header.d=example.com"@attacker.test"#,
+        ];
+        assert!(!vouches(&escaped, "mx.example.com", "example.com"));
+        // A quoted authserv-id is the id, not a mismatch.
+        let quoted = [r#""mx.example.com"; dkim=pass header.d="example.com""#];
+        assert!(vouches(&quoted, "mx.example.com", "example.com"));
+    }
+
+    #[test]
+    fn a_message_with_two_from_headers_is_refused() {
+        // RFC 5322 allows one From; with two, a verifier may judge one and we another.
+        let allow = vec![
+            "alice@example.com".to_string(),
+            "evil@attacker.test".to_string(),
+        ];
+        for raw in [
+            "From: evil@attacker.test\r\nFrom: alice@example.com\r\n\r\nhi",
+            "From: alice@example.com\r\nFrom: evil@attacker.test\r\n\r\nhi",
+            "From: alice@example.com\r\nFROM : evil@attacker.test\r\n\r\nhi",
+            "From : evil@attacker.test\r\nfrom: alice@example.com\r\n\r\nhi",
+        ] {
+            let m = parse(raw);
+            assert!(
+                matches!(check(&m, &allow, None), Err((_, Refusal::NoSingleSender))),
+                "{raw}"
+            );
+        }
     }
 
     #[test]
