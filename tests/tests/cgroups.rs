@@ -309,51 +309,6 @@ fn check_validates_and_explain_shows_the_ceilings() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// What the cgroup costs per exec: the median of sequential `true` execs with and without,
-/// back to back and each after a pause (as `nanobot exec` runs them: a new process each time).
-/// Moving a process into a v1 cgroup from outside waits for an RCU grace period unless another
-/// move happened just before: 5-12 ms per exec after a pause on a busy 2-core machine, none
-/// back to back. The sandbox's init moves itself in instead (`cgroups::Entry`), which waits for
-/// nothing. Printed for the record; the bounds catch the grace period coming back.
-#[test]
-fn the_cgroup_costs_little_per_exec() {
-    let Some(with) = start() else { return };
-    let without = Daemon::start_with(Opts {
-        config: Some("cgroups = \"off\"\n".into()),
-        ..Opts::default()
-    });
-    let rt = grpc::rt();
-    let median = |d: &Daemon, pause: Duration| {
-        rt.block_on(async {
-            let mut c = grpc::client(&d.socket).await;
-            let mut ms = vec![];
-            for i in 0..25 {
-                tokio::time::sleep(pause).await;
-                let t0 = Instant::now();
-                let run = grpc::exec(&mut c, req(&d.ws, "true")).await.unwrap();
-                assert_eq!(run.result.unwrap().exit_code, 0);
-                if i >= 5 {
-                    ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-            ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            ms[ms.len() / 2]
-        })
-    };
-    for pause in [Duration::ZERO, Duration::from_millis(30)] {
-        let (a, b) = (median(&without, pause), median(&with, pause));
-        eprintln!(
-            "median exec of `true` after {pause:?}: {a:.2} ms without a cgroup, {b:.2} ms with (+{:.2} ms)",
-            b - a
-        );
-        let bound = if pause.is_zero() { 25.0 } else { 4.0 };
-        assert!(
-            b - a < bound,
-            "after {pause:?}: {a:.2} ms without, {b:.2} ms with"
-        );
-    }
-}
-
 /// The command and what it forks are in the sandbox's own cgroups (the init moved itself in
 /// before starting it): `/proc/self/cgroup` names this daemon's slot in both hierarchies.
 #[test]
