@@ -49,7 +49,11 @@ fn report(what: &str, loaded: &Result<Config, ConfigError>) -> i32 {
             for line in &p {
                 println!("{line}");
             }
-            eprintln!("sandboxd: {} problem(s) in {what}", p.len());
+            // `what` names the main file; a problem in profiles.d names its own file above.
+            eprintln!(
+                "sandboxd: {} problem(s) in {what} and the profiles it loads",
+                p.len()
+            );
             1
         }
     }
