@@ -56,10 +56,10 @@ enum Cmd {
     /// Chat channels: `status` (as the running gateway sees them), `login whatsapp` (QR code)
     Channels(cli::channels::ChannelsArgs),
     /// Print a shell completion script: nanobot completions bash > ~/.local/share/bash-completion/completions/nanobot
-    Completions(cli::generate::CompletionsArgs),
+    Completions(nanobot_cligen::CompletionsArgs),
     /// Write the man pages into a directory (the .deb ships them)
     #[command(hide = true)]
-    Man(cli::generate::ManArgs),
+    Man(nanobot_cligen::ManArgs),
 }
 
 fn main() {
@@ -90,8 +90,8 @@ fn main() {
             Cmd::Gateway(a) => (cli::gateway::run(&g, a).await, 1),
             Cmd::Sandbox(c) => (cli::sandbox::run(&g, c).await, 1),
             Cmd::Channels(a) => (cli::channels::run(&g, a).await, 1),
-            Cmd::Completions(a) => (cli::generate::completions(Cli::command(), a), 1),
-            Cmd::Man(a) => (cli::generate::man(Cli::command(), a), 1),
+            Cmd::Completions(a) => (nanobot_cligen::completions(Cli::command(), a), 1),
+            Cmd::Man(a) => (nanobot_cligen::man(Cli::command(), a), 1),
         };
         r.unwrap_or_else(|e| {
             eprintln!("nanobot: {}", errors::anyhow_chain(&e));

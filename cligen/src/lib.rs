@@ -1,6 +1,6 @@
-//! `sandboxd completions SHELL` and the hidden `sandboxd man DIR`: shell completions and man
-//! pages generated from the clap definitions, so they cannot disagree with `--help`
-//! (scripts/package.sh puts them in the .deb).
+//! `completions SHELL` and the hidden `man DIR` of both binaries (`nanobot`, `sandboxd`): shell
+//! completions and man pages generated from each binary's clap definitions, so they cannot
+//! disagree with `--help` (scripts/package.sh puts them in the .deb). One copy for both.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
