@@ -93,14 +93,14 @@ impl Board {
     }
 
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
-        let snap = {
-            let Ok(mut s) = self.snap.lock() else { return };
-            f(&mut s);
-            s.updated_at = now();
-            s.clone()
-        };
+        // The file is written under the lock: written outside it, a heartbeat's older copy could
+        // land after a newer one (a channel shown "not connected" until the next heartbeat), and
+        // two writers would share the temporary file.
+        let Ok(mut s) = self.snap.lock() else { return };
+        f(&mut s);
+        s.updated_at = now();
         if let Some(p) = &self.path {
-            if let Err(e) = write_atomic(p, &snap) {
+            if let Err(e) = write_atomic(p, &s) {
                 tracing::warn!("cannot write {}: {e}", p.display());
             }
         }
