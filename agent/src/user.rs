@@ -13,15 +13,37 @@ pub fn home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// The entries of /etc/passwd, each split into its fields (name, password, uid, gid, …).
+fn passwd() -> Vec<Vec<String>> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect()
+}
+
+/// The uid and gid of user `name`, from /etc/passwd.
+pub fn lookup(name: &str) -> Option<(u32, u32)> {
+    passwd()
+        .into_iter()
+        .find(|f| f.len() > 3 && f[0] == name)
+        .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+}
+
+/// Whether user `name` exists on this host.
+pub fn exists(name: &str) -> bool {
+    passwd()
+        .iter()
+        .any(|f| f.first().is_some_and(|n| n == name))
+}
+
 /// This user's login name, from /etc/passwd (then $USER): for hints that name a per-user path.
 pub fn name() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() }.to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
+    passwd()
+        .into_iter()
         .find(|f| f.len() > 2 && f[2] == uid)
-        .map(|f| f[0].to_string())
+        .map(|f| f[0].clone())
         .or_else(|| std::env::var("USER").ok())
 }

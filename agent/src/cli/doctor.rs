@@ -98,11 +98,6 @@ pub fn root_fix(sudo_user: Option<String>, nanobot_user: bool) -> String {
     }
 }
 
-fn user_exists(name: &str) -> bool {
-    std::fs::read_to_string("/etc/passwd")
-        .is_ok_and(|p| p.lines().any(|l| l.split(':').next() == Some(name)))
-}
-
 /// Whether the packaged systemd socket unit is installed.
 fn system_unit_installed() -> bool {
     [
@@ -172,7 +167,7 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             std::env::var("SUDO_USER")
                 .ok()
                 .filter(|u| !u.is_empty() && u != "root"),
-            user_exists("nanobot"),
+            crate::user::exists("nanobot"),
         ),
     ));
     let open: Vec<&String> = cfg
@@ -205,26 +200,6 @@ pub fn config_checks(loaded: &Loaded, home: &Path) -> Vec<Check> {
             .collect::<Vec<_>>()
             .join("; "),
     ));
-    if let Some(c) = cfg.channels.get("email").filter(|c| c.enabled) {
-        let mut problems = crate::channels::email::check(c);
-        if c.allow_from.is_empty() {
-            problems.push("channels.email.allowFrom is empty".into());
-        }
-        out.push(check(
-            "email channel",
-            problems.is_empty(),
-            true,
-            if problems.is_empty() {
-                format!(
-                    "consent granted, {}",
-                    crate::text::count(c.allow_from.len() as u64, "allowed sender")
-                )
-            } else {
-                problems.join("; ")
-            },
-            "fix the channels.email keys named (docs/channels.md, Email)".into(),
-        ));
-    }
     out.extend(channel_checks(cfg));
     out.push(check(
         "restrictToWorkspace",
@@ -312,7 +287,26 @@ fn channel_checks(cfg: &crate::config::Config) -> Vec<Check> {
                     "run the bridge on this host, bound to 127.0.0.1 (the default)".into(),
                 ));
             }
-            // "email": consentGranted (added with the email channel).
+            "email" => {
+                let mut problems = crate::channels::email::check(c);
+                if c.allow_from.is_empty() {
+                    problems.push("channels.email.allowFrom is empty".into());
+                }
+                out.push(check(
+                    "email channel",
+                    problems.is_empty(),
+                    true,
+                    if problems.is_empty() {
+                        format!(
+                            "consent granted, {}",
+                            crate::text::count(c.allow_from.len() as u64, "allowed sender")
+                        )
+                    } else {
+                        problems.join("; ")
+                    },
+                    "fix the channels.email keys named (docs/channels.md, Email)".into(),
+                ));
+            }
             _ => {
                 let p = crate::channels::registry::channel_problems(name, c);
                 if !p.is_empty() {

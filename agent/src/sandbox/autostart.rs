@@ -7,7 +7,7 @@
 
 use crate::sandbox::client::answers;
 use crate::sandbox::workspace::ROOT_WORKSPACE;
-use crate::user::{home, is_root};
+use crate::user::{home, is_root, lookup};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -151,16 +151,6 @@ fn ensure_sandbox_user() -> Result<(u32, u32, bool)> {
     let (uid, gid) =
         lookup(SANDBOX_USER).context("nanobot-sandbox was created but cannot be found")?;
     Ok((uid, gid, true))
-}
-
-fn lookup(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name)
-            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-            .flatten()
-    })
 }
 
 /// Start a daemon for this user on `socket`, serving workspaces under `root`, wait until it
