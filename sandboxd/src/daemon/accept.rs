@@ -230,8 +230,16 @@ mod tests {
         }
         let a = inc.next().await.unwrap().unwrap();
         let b = inc.next().await.unwrap().unwrap();
-        // The third is over the per-uid cap of 2: told why (SETTINGS + GOAWAY), closed, never
-        // handed on.
+        // The third is over the per-uid cap of 2: told why (SETTINGS + GOAWAY once its request
+        // is in), closed, never handed on.
+        use tokio::io::AsyncWriteExt;
+        let request = [
+            &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+            &[0, 0, 0, 0x4, 0, 0, 0, 0, 0],
+            &[0, 0, 1, 0x1, 0x4, 0, 0, 0, 1, 0x82],
+        ]
+        .concat();
+        clients[2].write_all(&request).await.unwrap();
         let mut got = vec![];
         tokio::time::timeout(Duration::from_secs(5), clients[2].read_to_end(&mut got))
             .await
