@@ -39,6 +39,44 @@ fn usable(age: std::time::Duration) -> bool {
     age < WARM_MAX_AGE
 }
 
+/// How long after the last request (or the start) the pool is kept fresh: an aged-out sandbox is
+/// replaced when it ages out instead of when the next request finds it stale, so a command typed
+/// a minute after the last one still finds a prepared sandbox. Past this, the launcher sleeps
+/// until a request comes (that one starts cold), so an idle daemon does no work.
+const KEEP_WARM_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How long the launcher may wait for a request before it must replace its oldest prepared
+/// sandbox: `None` to wait without limit (no sandbox to keep fresh, or idle for longer than
+/// `KEEP_WARM_IDLE`). `oldest`: the age of the oldest prepared sandbox; `idle`: the time since
+/// the last request or the start.
+fn refresh_in(
+    oldest: Option<std::time::Duration>,
+    idle: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let oldest = oldest?;
+    if idle >= KEEP_WARM_IDLE {
+        return None;
+    }
+    Some(WARM_MAX_AGE.saturating_sub(oldest))
+}
+
+/// Wait until `fd` is readable or `limit` passes (`None`: no limit): true when readable (or in
+/// error, which the read then reports); false when the limit passed or a signal interrupted.
+fn wait_readable(fd: RawFd, limit: Option<std::time::Duration>) -> bool {
+    let ms = limit.map_or(-1, |d| {
+        // Round up: a wake-up a little before the sandbox ages out would find nothing to do.
+        d.as_millis().saturating_add(1).min(i32::MAX as u128) as libc::c_int
+    });
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on our stack, valid for the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    n > 0 || (n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+}
+
 /// Sandboxes kept prepared. Building a root from a profile takes longer than a short command's
 /// round trip, so with one, back-to-back requests would wait for it; with two, one is always
 /// ready while the next is being built.
@@ -155,6 +193,7 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let sock_fd = sock.as_raw_fd();
     let mut warm: std::collections::VecDeque<Warm> = std::collections::VecDeque::new();
+    let mut last_request = std::time::Instant::now();
     loop {
         // Prepare the next sandboxes while idle (namespaces, maps, the profile's root, Landlock),
         // so a request only pays for what depends on it. If this fails, the request below starts
@@ -165,6 +204,14 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
                 None => break,
             }
         }
+        let oldest = warm.front().map(|w| w.born.elapsed());
+        if !wait_readable(sock_fd, refresh_in(oldest, last_request.elapsed())) {
+            // Aged out with no request: replace it now, while nobody waits (the loop refills).
+            while warm.front().is_some_and(|w| !usable(w.born.elapsed())) {
+                warm.pop_front();
+            }
+            continue;
+        }
         let (tag, fds) = match handover::recv_batch(sock_fd) {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
@@ -174,6 +221,7 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
         if fds.len() != FDS_PER_EXEC {
             continue;
         }
+        last_request = std::time::Instant::now();
         // A prepared sandbox was stale for this request: so are all of ours (as old or older).
         if tag == handover::TAG_COLD {
             warm.clear();
@@ -278,5 +326,39 @@ mod tests {
         assert!(usable(WARM_MAX_AGE - Duration::from_millis(1)));
         assert!(!usable(WARM_MAX_AGE));
         assert!(!usable(WARM_MAX_AGE + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_pool_is_kept_fresh_only_while_requests_are_recent() {
+        let s = Duration::from_secs;
+        // Nothing prepared: nothing to keep fresh.
+        assert_eq!(refresh_in(None, s(0)), None);
+        // The oldest is replaced when it ages out, which is never later than it is usable.
+        assert_eq!(refresh_in(Some(s(3)), s(3)), Some(WARM_MAX_AGE - s(3)));
+        assert_eq!(refresh_in(Some(WARM_MAX_AGE), s(30)), Some(Duration::ZERO));
+        assert_eq!(refresh_in(Some(s(60)), s(60)), Some(Duration::ZERO));
+        assert!(!usable(refresh_in(Some(s(0)), s(0)).unwrap()));
+        // Idle for long: wait for a request without limit.
+        assert_eq!(refresh_in(Some(s(1)), KEEP_WARM_IDLE), None);
+        assert_eq!(refresh_in(Some(s(1)), KEEP_WARM_IDLE + s(1)), None);
+        assert!(KEEP_WARM_IDLE > WARM_MAX_AGE);
+    }
+
+    #[test]
+    fn waiting_ends_when_the_socket_is_readable_or_the_limit_passes() {
+        let (a, b) = handover::seqpacket_pair().unwrap();
+        let t0 = std::time::Instant::now();
+        assert!(!wait_readable(
+            a.as_raw_fd(),
+            Some(Duration::from_millis(20))
+        ));
+        assert!(t0.elapsed() >= Duration::from_millis(20));
+        handover::send_fds(b.as_raw_fd(), &[], b'x').unwrap();
+        assert!(wait_readable(a.as_raw_fd(), None));
+        drop(b);
+        assert!(
+            wait_readable(a.as_raw_fd(), Some(Duration::ZERO)),
+            "EOF is readable"
+        );
     }
 }

@@ -466,3 +466,31 @@ fn health_watchers_see_not_serving_when_the_daemon_gives_up() {
         );
     }
 }
+
+/// A command typed a while after the last one still finds a prepared sandbox: the launcher
+/// replaces a prepared sandbox when it ages out (10 s), not when the next request finds it stale
+/// and has to start one cold.
+#[test]
+fn after_a_pause_the_request_finds_a_sandbox_prepared_before_it_came() {
+    if !is_root() {
+        eprintln!("skipped: the daemon drops to the test user, which needs root");
+        return;
+    }
+    let d = Daemon::start();
+    let l = launcher_of(&d);
+    let first = wait_warm(l, 2);
+    std::thread::sleep(Duration::from_millis(11_500));
+    let now = wait_warm(l, 2);
+    assert!(
+        now.iter().all(|p| !first.contains(p)),
+        "the prepared sandboxes {first:?} aged out but were not replaced: {now:?}"
+    );
+    let o = d.nanobot(&["--json"], "true");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pid = v["pid"].as_i64().unwrap() as i32;
+    assert!(
+        now.contains(&pid),
+        "the request ran in {pid}, not in one of the sandboxes prepared before it: {now:?}"
+    );
+}
