@@ -67,11 +67,17 @@ fn main() {
     let cli = Cli::parse();
     // Library warnings (provider retries) go to stderr as plain lines; NANOBOT_LOG=debug for more.
     logging::init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // `exec` is one request and its stream: one thread does it with no hand-offs between
+    // threads (and no threads to start), which is most of what the client costs besides its
+    // own start. The long-running commands serve several things at once.
+    let mut builder = if matches!(cli.cmd, Cmd::Exec(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nanobot: cannot start runtime: {e}");
