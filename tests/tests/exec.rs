@@ -1613,3 +1613,52 @@ fn empty_commands_program_failures_and_help_say_it_in_the_clis_terms() {
     assert!(exec.contains("126/127"), "{exec}");
     assert!(help("tool").contains(codes));
 }
+
+/// A command line that is only an absolute path runs that program without starting a shell
+/// (its parent is the sandbox's init, PID 1); every other line, and every case where the direct
+/// exec fails, goes through `/bin/sh -c` exactly as before.
+#[test]
+fn a_command_line_that_is_only_a_path_runs_without_a_shell_and_falls_back_to_it() {
+    let d = Daemon::start();
+    let (uid, gid) = test_ids();
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = d.ws.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        chown(&p, uid, gid);
+        p.display().to_string()
+    };
+    let ppid = write("ppid.sh", "#!/bin/sh\necho \"ppid=$PPID\"\n", 0o755);
+    // Through the shell (a line with anything more than the path): the shell is the parent.
+    let o = d.nanobot(&[], &format!("{ppid};"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("ppid=") && stdout(&o) != "ppid=1\n",
+        "{}",
+        stdout(&o)
+    );
+    // Only the path: no shell in between.
+    let o = d.nanobot(&[], &ppid);
+    assert_eq!(stdout(&o), "ppid=1\n", "{}", stderr(&o));
+    // No `#!` line: execve refuses it, the shell runs it as a script, as before.
+    let script = write("noshebang", "echo \"as a script: $0\"\n", 0o755);
+    let o = d.nanobot(&[], &script);
+    assert_eq!(
+        stdout(&o),
+        format!("as a script: {script}\n"),
+        "{}",
+        stderr(&o)
+    );
+    // Missing and not executable: the shell's own words and codes, as before.
+    let o = d.nanobot(&[], "/nonexistent/prog");
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/prog: not found"),
+        "{}",
+        stderr(&o)
+    );
+    let data = write("data", "x\n", 0o644);
+    let o = d.nanobot(&[], &data);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+}

@@ -160,6 +160,26 @@ pub fn resolve_in_path(
     candidates.into_iter().nth(i)
 }
 
+/// The program a shell command line names when the line is nothing but an absolute path made of
+/// plain characters (`/bin/true`, `/usr/bin/make`): `sh -c -- /bin/true` would only find that
+/// file and run it with no arguments, in the same environment (the sandbox sets PWD already), so
+/// the child execs it straight away and saves starting a shell. Should that execve fail (no such
+/// file, not executable, no `#!` line), the child goes on to exec the shell as asked, which then
+/// runs the file as a script or reports the error in its own words, exactly as before.
+fn plain_program(argv: &[String]) -> Option<&str> {
+    let [sh, c, dd, line] = argv else {
+        return None;
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+');
+    (sh == "/bin/sh"
+        && c == "-c"
+        && dd == "--"
+        && line.starts_with('/')
+        && !line.ends_with('/')
+        && line.bytes().all(plain))
+    .then_some(line.as_str())
+}
+
 fn cstrings(v: impl Iterator<Item = String>, layer: Layer) -> Result<Vec<CString>, StepError> {
     v.map(|s| {
         CString::new(s).map_err(|_| StepError {
@@ -248,6 +268,12 @@ fn confine_and_exec(
     )?;
     let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
     argv_p.push(std::ptr::null());
+    let direct = match plain_program(&spec.argv) {
+        Some(p) => Some(cstrings(std::iter::once(p.to_string()), Layer::Exec)?),
+        None => None,
+    };
+    let direct_argv: Option<[*const libc::c_char; 2]> =
+        direct.as_ref().map(|d| [d[0].as_ptr(), std::ptr::null()]);
     let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
     env_p.push(std::ptr::null());
     let filters = confine::seccomp::prebuilt(spec.network).map_err(|e| StepError {
@@ -281,6 +307,10 @@ fn confine_and_exec(
         }
     })?;
 
+    if let Some(d) = &direct_argv {
+        // SAFETY: as below; on failure execve returns and changes nothing, and the shell runs.
+        unsafe { libc::execve(d[0], d.as_ptr(), env_p.as_ptr()) };
+    }
     // SAFETY: argv/env arrays are NUL-terminated and their strings outlive the call.
     unsafe { libc::execve(prog_c[0].as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
     Err(StepError::os(
@@ -292,6 +322,51 @@ fn confine_and_exec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_shell_line_that_is_a_plain_absolute_path_is_run_without_the_shell() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let sh = |line: &str| v(&["/bin/sh", "-c", "--", line]);
+        assert_eq!(plain_program(&sh("/bin/true")), Some("/bin/true"));
+        assert_eq!(
+            plain_program(&sh("/usr/lib/x86_64-linux-gnu/a.b_c-d+e")),
+            Some("/usr/lib/x86_64-linux-gnu/a.b_c-d+e")
+        );
+        // Anything the shell would read otherwise: words, variables, globs, quotes, operators,
+        // assignments, a relative path or a PATH lookup, builtins, a directory.
+        for line in [
+            "/bin/echo hi",
+            "/bin/$X",
+            "/bin/tru*",
+            "/bin/tr?e",
+            "'/bin/true'",
+            "/bin/true;",
+            "/bin/true&",
+            "/bin/true|x",
+            "/bin/true\n",
+            "A=/bin/true",
+            "~/bin/x",
+            "./x",
+            "true",
+            "exit",
+            "/bin/",
+            "/bin/true\n/bin/false",
+            "",
+        ] {
+            assert_eq!(plain_program(&sh(line)), None, "{line:?}");
+        }
+        // Only the exact argv the daemon builds for a shell line; never an argv request.
+        assert_eq!(plain_program(&v(&["/bin/sh", "-c", "/bin/true"])), None);
+        assert_eq!(
+            plain_program(&v(&["/bin/sh", "-c", "--", "/bin/true", "x"])),
+            None
+        );
+        assert_eq!(
+            plain_program(&v(&["/bin/bash", "-c", "--", "/bin/true"])),
+            None
+        );
+        assert_eq!(plain_program(&v(&["/bin/true"])), None);
+    }
 
     #[test]
     fn path_lookup_falls_back_to_a_non_executable_file_like_the_shell() {
