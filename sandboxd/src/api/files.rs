@@ -50,6 +50,7 @@ pub(super) fn grpc_code(e: &FileError) -> Code {
         | FileError::NotFile(_)
         | FileError::NotDir(_)
         | FileError::TextNotFound { .. }
+        | FileError::SplitsLineEnding { .. }
         | FileError::WhitespaceOnly { .. }
         | FileError::NotUnique { .. }
         | FileError::ReadOnly { .. }
@@ -266,6 +267,10 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (
+                FileError::SplitsLineEnding { path: p() },
+                Code::FailedPrecondition,
+            ),
+            (
                 FileError::WhitespaceOnly {
                     path: p(),
                     first: 1,
@@ -378,6 +383,7 @@ mod tests {
             | FileError::NotFile(_)
             | FileError::NotDir(_)
             | FileError::TextNotFound { .. }
+            | FileError::SplitsLineEnding { .. }
             | FileError::WhitespaceOnly { .. }
             | FileError::NotUnique { .. }
             | FileError::ReadOnly { .. }

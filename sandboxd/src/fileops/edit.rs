@@ -105,6 +105,11 @@ pub fn edit_text(text: &str, old: &str, new: &str, shown: &str) -> Result<String
     // would be a guess.
     let mut found = occurrences(&nt.text, &no);
     let Some(s) = found.next() else {
+        // The exact bytes are there, yet not once line endings are whole: old_text holds the
+        // `\r` of a `\r\n` without its `\n` (a match that splits a line ending).
+        if occurrences(body, old).next().is_some() {
+            return Err(FileError::SplitsLineEnding { path: shown.into() });
+        }
         return Err(not_found(&nt.text, &no, shown));
     };
     let count = found.count() + 1;
@@ -250,6 +255,30 @@ mod tests {
         assert_eq!(
             edit("p\r\nq\nr\nk\r\n", "q\nr\nk", "q\nr\nK\nL").unwrap(),
             "p\r\nq\nr\nK\r\nL\r\n"
+        );
+        // As many new lines as replaced ones: each keeps the ending of the line it replaces
+        // (#13 review: a replaced block that mixed endings was made all one style).
+        assert_eq!(
+            edit(
+                "one\r\ntwo\r\nthree\nfour\nfive\n",
+                "one\ntwo\nthree\n",
+                "ONE\nTWO\nTHREE\n"
+            )
+            .unwrap(),
+            "ONE\r\nTWO\r\nTHREE\nfour\nfive\n"
+        );
+        assert_eq!(
+            edit("one\r\ntwo\nthree\n", "one\ntwo\n", "ONE\nTWO\n").unwrap(),
+            "ONE\r\nTWO\nthree\n"
+        );
+        assert_eq!(
+            edit("a\nb\r\nc\n", "a\nb\nc", "A\nB\nC").unwrap(),
+            "A\nB\r\nC\n"
+        );
+        // Fewer or more lines: one style for the block, as above (a tie goes to the file's).
+        assert_eq!(
+            edit("one\r\ntwo\nthree\n", "one\ntwo\n", "X\n").unwrap(),
+            "X\nthree\n"
         );
         // A last line without an ending decides nothing: the region, then the file.
         assert_eq!(
@@ -416,8 +445,24 @@ mod tests {
 
     #[test]
     fn a_lone_cr_miss_is_explained_and_never_100_percent() {
+        // In the file byte for byte, but only as half of a line ending: said so, never "not
+        // found exactly".
         for (text, old) in [
             ("a\r\nb\r\n", "a\r"),
+            ("one\r\ntwo\r\n", "one\r"),
+            ("one\r\ntwo\r\n", "one\r\ntwo\r"),
+            ("x\none\r\n", "one\r"),
+        ] {
+            let e = edit(text, old, "x").unwrap_err();
+            let m = e.to_string();
+            assert!(
+                matches!(e, FileError::SplitsLineEnding { .. }),
+                "{old:?}: {m}"
+            );
+            assert!(!m.contains("not found"), "{old:?}: {m}");
+            assert!(m.contains("first half of a \\r\\n"), "{old:?}: {m}");
+        }
+        for (text, old) in [
             ("a\nb\n", "a\r"),
             ("a\r\nb\r\n", "a\nb\r"),
             ("alpha beta\r\ngamma\r\n", "alpha beta\r\r\ngamma"),

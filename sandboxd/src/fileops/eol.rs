@@ -142,7 +142,8 @@ fn same_line(old: &Line, new: &Line, crlf_chosen: bool) -> bool {
 ///   [`same_line`]) are written as the region's own bytes: an edit changes only the lines it
 ///   really changes, so in a mixed file every untouched line keeps its ending.
 /// * In the lines that do change, a bare `\n` (what a model writes when it does not think about
-///   line endings) takes the style of the text it replaces, else of the file's lines that text
+///   line endings) takes the ending of the line it replaces when they are as many new lines as
+///   replaced ones; otherwise the style of the text it replaces, else of the file's lines that text
 ///   lies in (so replacing a word inside a CRLF line gives CRLF), else of the whole region, else
 ///   of the file ([`line_ending_for`]). A `\r\n` is the caller's choice, written as it is, when
 ///   `old` has no `\r\n`; when `old` was itself written with `\r\n`, the caller was only writing
@@ -194,13 +195,19 @@ pub(super) fn restyle(
         enclosing_lines(file, start + head_bytes, end - tail_bytes)
     };
     let style = line_ending_for(&[replaced, lines, region, file], cr_is_newline);
+    // Line for line (as many new lines as replaced ones), each new line takes the ending of the
+    // line it replaces, so a replaced block that mixes endings keeps each line's own.
+    let changed = &new_lines[head..new_lines.len() - tail];
+    let replaced_lines = &region_lines[head..region_lines.len() - tail];
+    let line_for_line = changed.len() == replaced_lines.len();
     let mut out = String::with_capacity(region.len() + new.len() * 2);
     out.push_str(&region[..head_bytes]);
-    for l in &new_lines[head..new_lines.len() - tail] {
+    for (i, l) in changed.iter().enumerate() {
         out.push_str(l.body);
         out.push_str(match l.eol {
             "" => "",
             "\r\n" if crlf_chosen => "\r\n",
+            _ if line_for_line && !replaced_lines[i].eol.is_empty() => replaced_lines[i].eol,
             _ => style,
         });
     }

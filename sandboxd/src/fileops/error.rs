@@ -42,6 +42,8 @@ pub enum FileError {
     BomOnlyOldText,
     #[error("{path}: old_text not found. {closest}")]
     TextNotFound { path: String, closest: String },
+    #[error("{path}: old_text is in the file only with a \\r that is the first half of a \\r\\n line ending there, and edit_file matches whole line endings; drop that \\r (a line ending in old_text may be written as \\n). Nothing was written.")]
+    SplitsLineEnding { path: String },
     #[error("{path}: old_text not found exactly, but it matches {} if whitespace is ignored (line endings are already ignored){}. Nothing was written. {detail}", spans(*.first, *.last, .others, *.more), one_of(.others))]
     WhitespaceOnly {
         path: String,
