@@ -238,7 +238,14 @@ fn drop_privileges(target: Option<&privdrop::Identity>) -> Result<()> {
             rlim_max: 20,
         };
         // SAFETY: setrlimit reads the struct we pass; failure only forgoes the lower priority.
-        unsafe { libc::setrlimit(libc::RLIMIT_NICE, &nice) };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NICE, &nice) } != 0 {
+            // Raising a hard limit needs CAP_SYS_RESOURCE, which some containers withhold.
+            tracing::info!(
+                error = %std::io::Error::last_os_error(),
+                "prepared sandboxes build their roots at normal priority: RLIMIT_NICE cannot be \
+                 raised (needs CAP_SYS_RESOURCE)"
+            );
+        }
         privdrop::drop_to(t)?;
         tracing::info!(user = %t.name, uid = t.uid, gid = t.gid, "dropped root privileges");
     }
