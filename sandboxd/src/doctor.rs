@@ -104,25 +104,22 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
             out.push(check("Landlock", false, true, detail, fix))
         }
     }
-    let sec = host::in_child(host::try_seccomp);
+    let sec = host::seccomp_installable();
     out.push(check(
         "seccomp",
         sec.is_ok(),
         true,
         match sec {
             Ok(()) => "filters can be installed".into(),
-            Err(e) => format!(
-                "installing a filter failed: {}",
-                std::io::Error::from_raw_os_error(e)
-            ),
+            Err(e) => e.to_string(),
         },
         "use a kernel with CONFIG_SECCOMP_FILTER=y; inside a container, allow the seccomp syscall",
     ));
-    let ns = host::in_child(host::try_namespaces);
+    let ns = host::namespaces_creatable();
     let sysctls = host::UsernsSysctls::read();
-    let mut detail = match ns {
+    let mut detail = match &ns {
         Ok(()) => "user, PID, mount, IPC and network namespaces can be created".to_string(),
-        Err(e) => format!("unshare failed: {}", std::io::Error::from_raw_os_error(e)),
+        Err(e) => e.to_string(),
     };
     for (k, v) in sysctls.present() {
         detail.push_str(&format!("; {k}={v}"));

@@ -116,65 +116,144 @@ pub fn read(p: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Run `f` in a forked child; Ok(()) when it returns 0, else the errno it returned.
-pub fn in_child(f: fn() -> i32) -> Result<(), i32> {
-    // SAFETY: doctor runs single-threaded before any runtime starts; the child only calls
-    // async-signal-safe syscalls in `f` and then _exit.
+/// Why a probe could not show that a capability works.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The probed operation itself failed, with its errno.
+    #[error("{op} failed: {err}")]
+    Refused { op: &'static str, err: io::Error },
+    /// The throwaway child died of a signal (e.g. SIGSYS from a filter outside us).
+    #[error("{op} killed the probe child with signal {signal}")]
+    Killed { op: &'static str, signal: i32 },
+    /// No child to probe in.
+    #[error("cannot fork a probe child: {0}")]
+    Fork(io::Error),
+}
+
+/// Whether a seccomp filter can be installed, tried for real in a throwaway child (the calling
+/// process gets neither no_new_privs nor the filter).
+pub fn seccomp_installable() -> Result<(), ProbeError> {
+    // SAFETY: `try_seccomp` makes only raw syscalls (prctl, seccomp) on a filter that lives on
+    // its own stack, reads errno and returns: async-signal-safe, no allocation, no lock, no
+    // unwinding, so it is sound in a child forked from a multi-threaded process; and it runs in
+    // that throwaway child, which `in_child` ends with _exit, as `try_seccomp` requires.
+    unsafe { in_child("installing a filter", try_seccomp) }
+}
+
+/// Whether the namespaces every sandbox gets (and a network namespace, for `network =
+/// "private"`) can be created, tried for real with unshare in a throwaway child.
+pub fn namespaces_creatable() -> Result<(), ProbeError> {
+    // SAFETY: `try_namespaces` makes one raw syscall (unshare) with constant flags, reads errno
+    // and returns: async-signal-safe, no allocation, no lock, no unwinding; it runs in the
+    // throwaway child `in_child` forks and ends with _exit, as `try_namespaces` requires.
+    unsafe { in_child("unshare", try_namespaces) }
+}
+
+/// Run `f` in a forked child; Ok(()) when it returns 0, else the errno it returned (or the
+/// signal that killed it), labelled `op`.
+///
+/// # Safety
+/// The caller may be multi-threaded (the test harness, the daemon's runtime), so in the child
+/// only the forking thread exists and any lock another thread held (the allocator's, stdio's)
+/// stays held forever. `f` must therefore make only async-signal-safe calls: raw syscalls on
+/// data prepared before the fork, no allocation, no lock, no stdio, and it must not unwind.
+unsafe fn in_child(op: &'static str, f: unsafe fn() -> i32) -> Result<(), ProbeError> {
+    // SAFETY: fork has no memory preconditions; what the child may do after it is the contract
+    // of this function, which the caller upholds for `f`, and the child does nothing else but
+    // _exit (a raw syscall).
     match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+        -1 => Err(ProbeError::Fork(io::Error::last_os_error())),
         0 => {
-            let code = f();
-            // SAFETY: _exit is always safe.
+            // SAFETY: the caller guarantees `f` is async-signal-safe and meant for a throwaway
+            // child, which this is.
+            let code = unsafe { f() };
+            // SAFETY: _exit ends the child without running atexit handlers or flushing stdio
+            // buffers copied from the parent; it is async-signal-safe.
             unsafe { libc::_exit(code) }
         }
         pid => {
             let mut st = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
+            loop {
+                // SAFETY: `pid` is the child forked just above and not yet reaped; `st` is a
+                // live c_int the kernel writes the status into.
+                let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+                if r == pid {
+                    break;
+                }
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(ProbeError::Refused { op: "waitpid", err });
+                }
+            }
+            if libc::WIFSIGNALED(st) {
+                return Err(ProbeError::Killed {
+                    op,
+                    signal: libc::WTERMSIG(st),
+                });
+            }
             match libc::WEXITSTATUS(st) {
                 0 => Ok(()),
-                e => Err(e),
+                e => Err(ProbeError::Refused {
+                    op,
+                    err: io::Error::from_raw_os_error(e),
+                }),
             }
         }
     }
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(255)
-        & 0xff
+/// errno of the last failed call, as an exit status (1..=255), without allocating: safe to read
+/// in a forked child.
+fn child_errno() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot, valid for the thread's
+    // life; reading it is async-signal-safe.
+    let e = unsafe { *libc::__errno_location() };
+    match e & 0xff {
+        0 => 255,
+        e => e,
+    }
 }
 
-pub fn try_seccomp() -> i32 {
-    // SAFETY: in a throwaway child: no_new_privs and an allow-everything filter.
-    unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return errno();
-        }
-        let prog = [libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        }];
-        let fprog = libc::sock_fprog {
-            len: 1,
-            filter: prog.as_ptr() as *mut libc::sock_filter,
-        };
-        if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0 {
-            return errno();
-        }
+/// Put no_new_privs and an allow-everything seccomp filter on the calling process; 0 or errno.
+///
+/// # Safety
+/// Only in a throwaway child that exits right after (`in_child`): both stay on the process for
+/// good. It makes only raw syscalls on a filter on its own stack, so it is async-signal-safe.
+unsafe fn try_seccomp() -> i32 {
+    // SAFETY: prctl with integer arguments only; the caller guarantees this process is the
+    // throwaway child.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return child_errno();
+    }
+    let prog = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    }];
+    let fprog = libc::sock_fprog {
+        len: 1,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `prog`, one valid instruction (len 1), both alive on this stack
+    // for the call; the kernel only reads them (it copies the filter).
+    if unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog) } != 0 {
+        return child_errno();
     }
     0
 }
 
-pub fn try_namespaces() -> i32 {
-    let flags = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
-    // SAFETY: in a throwaway child: the namespaces every sandbox gets (and network, for
-    // `network = "private"`).
-    if unsafe { libc::unshare(flags) } != 0 {
-        return errno();
+/// Move the calling process into new user, PID, mount, IPC and network namespaces; 0 or errno.
+///
+/// # Safety
+/// Only in a throwaway child that exits right after (`in_child`): the calling process stays in
+/// the new namespaces. One raw syscall with constant flags: async-signal-safe.
+unsafe fn try_namespaces() -> i32 {
+    const FLAGS: libc::c_int = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
+    // SAFETY: unshare takes integer flags only; the caller guarantees this process is the
+    // throwaway child.
+    if unsafe { libc::unshare(FLAGS) } != 0 {
+        return child_errno();
     }
     0
 }
