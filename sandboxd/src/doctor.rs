@@ -49,7 +49,7 @@ fn resolve_unix(abi: i32) -> Check {
         } else {
             format!("not offered (ABI {abi} < 9): host sockets are kept out by the sandbox's constructed root alone (they are absent from it)")
         },
-        "for the second layer, run a kernel whose Landlock offers ABI 9 or later (Linux 7.1+); nothing is exposed without it",
+        host::landlock_resolve_unix_fix(),
     )
 }
 
@@ -77,7 +77,7 @@ fn cgroups_check(mode: CgroupMode, a: &crate::cgroups::Available) -> Check {
         ok,
         mode == CgroupMode::Required,
         detail,
-        "start sandboxd as root with --user (it prepares its cgroup subtree, then drops), with Delegate=yes in sandboxd.service on a cgroup v2 host; or mount the v1 memory and pids controllers",
+        host::cgroups_fix(),
     )
 }
 
@@ -95,7 +95,7 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
                 v >= min_landlock_abi as i32,
                 true,
                 format!("ABI {v}: {}", feats.join(", ")),
-                "upgrade the kernel, or lower min_landlock_abi in sandboxd.toml",
+                host::landlock_too_old_fix(),
             ));
             out.push(resolve_unix(v));
         }
@@ -113,7 +113,7 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
             Ok(()) => "filters can be installed".into(),
             Err(e) => e.to_string(),
         },
-        "use a kernel with CONFIG_SECCOMP_FILTER=y; inside a container, allow the seccomp syscall",
+        host::seccomp_fix(),
     ));
     let ns = host::namespaces_creatable();
     let sysctls = host::UsernsSysctls::read();
@@ -154,7 +154,7 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
                 " (sandboxd needs none)"
             }
         ),
-        "run sandboxd without capabilities (systemd: CapabilityBoundingSet= empty)",
+        host::capabilities_fix(),
     ));
     out
 }
@@ -192,7 +192,7 @@ mod tests {
             .iter()
             .find(|c| c.name == "Landlock RESOLVE_UNIX")
             .unwrap();
-        let abi = crate::confine::landlock::kernel_abi().unwrap();
+        let abi = crate::host::landlock_abi().unwrap();
         assert_eq!(r.ok, abi >= 9, "{r:?}");
         assert!(!r.critical);
     }

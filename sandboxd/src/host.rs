@@ -1,28 +1,143 @@
-//! What this kernel can do, probed, and what to do when it cannot: shared by `Info`, `doctor`,
-//! and the errors a refused exec carries (the namespace hint). Landlock's own refusal messages
-//! stay with its error type (`confine::landlock::LandlockError`).
+//! What this kernel can do, probed, and what to do when it cannot: the one place for host
+//! capability probes and their fix hints, shared by `Info` (`api/info.rs`), `doctor`
+//! (`doctor.rs`) and the errors a refused exec carries (the namespace hint, `LandlockError`).
+//!
+//! One probe per capability. Where trying the real thing changes the calling process (seccomp,
+//! namespaces) there are two variants of the same probe: a cheap one, side-effect free and
+//! fork-free, that `Info` runs on every request; and a thorough one for `doctor` that first runs
+//! the cheap one and then tries the real thing in a throwaway child. So doctor never reports a
+//! capability that Info reports missing; the thorough one only adds failures the cheap one
+//! cannot see (named on each cheap probe).
 
 use std::io;
 
 /// Landlock ABI offered by the running kernel, or the errno that stopped us asking (EPERM: a
-/// seccomp filter outside us blocks the syscalls).
+/// seccomp filter outside us, as in systemd-nspawn or some container runtimes, blocks the
+/// syscalls). Cheap and side-effect free: Info, doctor, explain and every exec use it.
 pub fn landlock_abi() -> Result<i32, i32> {
-    crate::confine::landlock::kernel_abi()
+    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) passes no memory
+    // and creates nothing: it only returns the ABI number (or -1 and errno).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL))
+    } else {
+        Ok(r as i32)
+    }
 }
 
-/// Whether the kernel supports seccomp filters (it reports a Seccomp: line for every process).
-pub fn seccomp_supported() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .contains("Seccomp:")
+/// Why Landlock is unavailable and what to do, by the errno `landlock_abi` returned: (detail,
+/// fix). The one wording: doctor shows the two apart, `LandlockError` (exec refusals, Info's
+/// problems) joins them with `landlock_unavailable_message`.
+pub fn landlock_unavailable(errno: i32) -> (String, &'static str) {
+    match errno {
+        libc::EPERM => (
+            "the Landlock syscalls are filtered (EPERM), as inside systemd-nspawn or a container runtime's seccomp profile".into(),
+            "allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self (e.g. systemd-nspawn --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self', or a Docker seccomp profile that permits them)",
+        ),
+        libc::EOPNOTSUPP => (
+            "Landlock is built in but disabled at boot (EOPNOTSUPP)".into(),
+            "add landlock to the lsm= kernel parameter (e.g. lsm=landlock,lockdown,yama,integrity,apparmor,bpf) and reboot",
+        ),
+        e => (
+            format!("Landlock is not available in this kernel: {}", io::Error::from_raw_os_error(e)),
+            "use a kernel with CONFIG_SECURITY_LANDLOCK=y (Linux 5.13+; 6.7+ for network rules)",
+        ),
+    }
 }
 
-/// user.max_user_namespaces (0 when unreadable): 0 means no user namespace can be created.
-pub fn max_user_namespaces() -> u64 {
-    std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0)
+/// `landlock_unavailable` as one message, for an exec refusal and Info's problems: the detail and
+/// the fix, behind "Landlock syscalls are blocked (EPERM)" for EPERM, the phrase such refusals
+/// have always started with (clients and operators match it).
+pub fn landlock_unavailable_message(errno: i32) -> String {
+    let (detail, fix) = landlock_unavailable(errno);
+    match errno {
+        libc::EPERM => format!("Landlock syscalls are blocked (EPERM): {detail}; {fix}"),
+        _ => format!("{detail}; {fix}"),
+    }
+}
+
+/// What to do when the kernel's Landlock ABI is below the configured minimum.
+pub fn landlock_too_old_fix() -> &'static str {
+    "upgrade the kernel, or lower min_landlock_abi in sandboxd.toml"
+}
+
+/// What to do for Landlock's second layer on named sockets (RESOLVE_UNIX, ABI 9).
+pub fn landlock_resolve_unix_fix() -> &'static str {
+    "for the second layer, run a kernel whose Landlock offers ABI 9 or later (Linux 7.1+); nothing is exposed without it"
+}
+
+/// Whether seccomp filters are available: the cheap probe (Info). Asks the seccomp syscall
+/// whether it offers SECCOMP_RET_ALLOW (SECCOMP_GET_ACTION_AVAIL): it goes through the same
+/// syscall and the same CONFIG_SECCOMP_FILTER code as installing a filter, so a kernel without
+/// filters or a container filter on the seccomp syscall fails it, and it changes nothing. It
+/// cannot see an install that fails for another reason (e.g. out of memory): the thorough
+/// `seccomp_installable` tries one.
+pub fn seccomp_available() -> Result<(), ProbeError> {
+    let action: u32 = libc::SECCOMP_RET_ALLOW;
+    // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 through the pointer, which points at
+    // `action`, alive for the call; the kernel writes nothing and changes no process state.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &action as *const u32,
+        )
+    };
+    if r != 0 {
+        return Err(ProbeError::Refused {
+            op: "seccomp(SECCOMP_GET_ACTION_AVAIL)",
+            err: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// What to do when seccomp filters cannot be installed.
+pub fn seccomp_fix() -> &'static str {
+    "use a kernel with CONFIG_SECCOMP_FILTER=y; inside a container, allow the seccomp syscall"
+}
+
+/// Whether the sysctls allow this process to create user namespaces: the cheap probe (Info).
+/// Reads the settings that refuse every creation (user.max_user_namespaces 0 or absent;
+/// kernel.unprivileged_userns_clone 0 without CAP_SYS_ADMIN), which make unshare fail too. It
+/// cannot see what only trying shows (Ubuntu's AppArmor restriction depends on the profile
+/// sandboxd runs under; a container's seccomp filter on unshare): the thorough
+/// `namespaces_creatable` tries it.
+pub fn user_namespaces_allowed() -> Result<(), ProbeError> {
+    UsernsSysctls::read().refusal(has_cap_sys_admin())
+}
+
+/// linux/capability.h (the libc crate does not define capability numbers).
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// CAP_SYS_ADMIN in our effective set (it lifts kernel.unprivileged_userns_clone = 0).
+fn has_cap_sys_admin() -> bool {
+    let status = read("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// What to do when cgroups cannot bound a sandbox as a whole.
+pub fn cgroups_fix() -> &'static str {
+    "start sandboxd as root with --user (it prepares its cgroup subtree, then drops), with Delegate=yes in sandboxd.service on a cgroup v2 host; or mount the v1 memory and pids controllers"
+}
+
+/// What to do when the daemon holds capabilities it does not need.
+pub fn capabilities_fix() -> &'static str {
+    "run sandboxd without capabilities (systemd: CapabilityBoundingSet= empty)"
 }
 
 /// The sysctls that decide whether an unprivileged process may create user namespaces, as read
@@ -60,6 +175,21 @@ impl UsernsSysctls {
         .collect()
     }
 
+    /// The sysctl that refuses every user namespace to this process, if one does (`privileged`:
+    /// it holds CAP_SYS_ADMIN, which kernel.unprivileged_userns_clone does not restrict).
+    pub fn refusal(&self, privileged: bool) -> Result<(), ProbeError> {
+        match (self.max.as_deref(), self.debian.as_deref()) {
+            (None, _) => Err(ProbeError::Sysctl(
+                "user.max_user_namespaces is absent (no user namespace support)",
+            )),
+            (Some("0"), _) => Err(ProbeError::Sysctl("user.max_user_namespaces is 0")),
+            (_, Some("0")) if !privileged => Err(ProbeError::Sysctl(
+                "kernel.unprivileged_userns_clone is 0 and sandboxd lacks CAP_SYS_ADMIN",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// What to change when user namespaces cannot be created.
     pub fn fix(&self) -> &'static str {
         if self.apparmor.as_deref() == Some("1") {
@@ -71,24 +201,6 @@ impl UsernsSysctls {
         } else {
             "inside a container, allow clone/unshare with CLONE_NEWUSER (or run sandboxd on the host)"
         }
-    }
-}
-
-/// Why Landlock is unavailable and what to do, by the errno `landlock_abi` returned: (detail, fix).
-pub fn landlock_unavailable(errno: i32) -> (String, &'static str) {
-    match errno {
-        libc::EPERM => (
-            "the Landlock syscalls are filtered (EPERM), as inside systemd-nspawn or a container runtime's seccomp profile".into(),
-            "allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self (e.g. systemd-nspawn --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self', or a Docker seccomp profile that permits them)",
-        ),
-        libc::EOPNOTSUPP => (
-            "Landlock is built in but disabled at boot".into(),
-            "add landlock to the lsm= kernel parameter (e.g. lsm=landlock,lockdown,yama,integrity,apparmor,bpf) and reboot",
-        ),
-        e => (
-            format!("not available: {}", io::Error::from_raw_os_error(e)),
-            "use a kernel with CONFIG_SECURITY_LANDLOCK=y (Linux 5.13+; 6.7+ for network rules)",
-        ),
     }
 }
 
@@ -125,14 +237,19 @@ pub enum ProbeError {
     /// The throwaway child died of a signal (e.g. SIGSYS from a filter outside us).
     #[error("{op} killed the probe child with signal {signal}")]
     Killed { op: &'static str, signal: i32 },
+    /// A sysctl refuses it (the cheap probe's finding).
+    #[error("{0}")]
+    Sysctl(&'static str),
     /// No child to probe in.
     #[error("cannot fork a probe child: {0}")]
     Fork(io::Error),
 }
 
-/// Whether a seccomp filter can be installed, tried for real in a throwaway child (the calling
-/// process gets neither no_new_privs nor the filter).
+/// Whether a seccomp filter can be installed: the thorough probe (doctor). The cheap
+/// `seccomp_available`, then the real thing in a throwaway child (the calling process gets
+/// neither no_new_privs nor the filter).
 pub fn seccomp_installable() -> Result<(), ProbeError> {
+    seccomp_available()?;
     // SAFETY: `try_seccomp` makes only raw syscalls (prctl, seccomp) on a filter that lives on
     // its own stack, reads errno and returns: async-signal-safe, no allocation, no lock, no
     // unwinding, so it is sound in a child forked from a multi-threaded process; and it runs in
@@ -141,8 +258,10 @@ pub fn seccomp_installable() -> Result<(), ProbeError> {
 }
 
 /// Whether the namespaces every sandbox gets (and a network namespace, for `network =
-/// "private"`) can be created, tried for real with unshare in a throwaway child.
+/// "private"`) can be created: the thorough probe (doctor). The cheap
+/// `user_namespaces_allowed`, then unshare for real in a throwaway child.
 pub fn namespaces_creatable() -> Result<(), ProbeError> {
+    user_namespaces_allowed()?;
     // SAFETY: `try_namespaces` makes one raw syscall (unshare) with constant flags, reads errno
     // and returns: async-signal-safe, no allocation, no lock, no unwinding; it runs in the
     // throwaway child `in_child` forks and ends with _exit, as `try_namespaces` requires.
@@ -298,6 +417,41 @@ mod tests {
                 ("user.max_user_namespaces", "100")
             ]
         );
+    }
+
+    #[test]
+    fn the_cheap_userns_probe_reads_the_refusing_sysctls() {
+        let s = |d: Option<&str>, m: Option<&str>| UsernsSysctls {
+            apparmor: None,
+            debian: d.map(String::from),
+            max: m.map(String::from),
+        };
+        assert!(s(None, None).refusal(true).is_err());
+        assert!(s(None, Some("0")).refusal(true).is_err());
+        assert!(s(Some("0"), Some("100")).refusal(false).is_err());
+        assert!(s(Some("0"), Some("100")).refusal(true).is_ok());
+        assert!(s(Some("1"), Some("100")).refusal(false).is_ok());
+    }
+
+    #[test]
+    fn cheap_and_thorough_probes_agree_on_this_host() {
+        // The development and CI machines have seccomp and user namespaces: Info's cheap
+        // probes and doctor's thorough ones (run from this multi-threaded harness) both say so.
+        seccomp_available().unwrap();
+        seccomp_installable().unwrap();
+        user_namespaces_allowed().unwrap();
+        namespaces_creatable().unwrap();
+    }
+
+    #[test]
+    fn the_landlock_message_is_detail_then_fix() {
+        for e in [libc::EPERM, libc::EOPNOTSUPP, libc::ENOSYS] {
+            let (detail, fix) = landlock_unavailable(e);
+            let m = landlock_unavailable_message(e);
+            assert!(m.ends_with(&format!("{detail}; {fix}")), "{m}");
+        }
+        assert!(landlock_unavailable_message(libc::EPERM)
+            .contains("Landlock syscalls are blocked (EPERM)"));
     }
 
     #[test]

@@ -23,15 +23,18 @@ pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
             host::landlock_abi().unwrap_or(0).max(0) as u32
         }
     };
-    if host::seccomp_supported() {
-        layers.push("seccomp".into());
-    } else {
-        problems.push("seccomp: the kernel does not support seccomp filters".into());
+    // The cheap probes (Info runs per request); doctor runs their thorough variants, which
+    // never pass where these fail (`crate::host`).
+    match host::seccomp_available() {
+        Ok(()) => layers.push("seccomp".into()),
+        Err(e) => problems.push(format!("seccomp: {e}; {}", host::seccomp_fix())),
     }
-    if host::max_user_namespaces() > 0 {
-        layers.push("namespaces".into());
-    } else {
-        problems.push("namespaces: user.max_user_namespaces is 0".into());
+    match host::user_namespaces_allowed() {
+        Ok(()) => layers.push("namespaces".into()),
+        Err(e) => problems.push(format!(
+            "namespaces: {e}; {}",
+            host::UsernsSysctls::read().fix()
+        )),
     }
     // Not a failure (execs run), but never silent: without them the limits are per process.
     match cgroups.degraded() {

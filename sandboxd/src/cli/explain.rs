@@ -115,7 +115,7 @@ pub fn explain(a: ExplainArgs) -> Result<i32> {
         .clone()
         .or_else(|| cfg.workspace_roots.first().cloned())
         .unwrap_or_else(|| PathBuf::from("/var/lib/nanobot/workspaces"));
-    let abi = crate::confine::landlock::kernel_abi()
+    let abi = crate::host::landlock_abi()
         .ok()
         .map(crate::confine::landlock::abi_from_version);
     if a.path.is_none() && a.connect.is_none() && a.unix.is_none() {

@@ -76,28 +76,6 @@ pub fn abi_from_version(v: i32) -> ABI {
     }
 }
 
-/// Landlock ABI offered by the running kernel, or the errno that stopped us asking. EPERM means a
-/// seccomp filter outside us (systemd-nspawn, some container runtimes) blocks the syscalls.
-pub fn kernel_abi() -> Result<i32, i32> {
-    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) only returns an
-    // integer; no memory is passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32,
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINVAL))
-    } else {
-        Ok(r as i32)
-    }
-}
-
 /// Build the rule plan for a sandbox. Pure: touches no file.
 pub fn plan(fs: &FsPolicy, network: Network, connect_ports: &[u16], abi: ABI) -> Plan {
     let handled_fs = AccessFs::from_all(abi);
@@ -200,11 +178,14 @@ pub fn plan(fs: &FsPolicy, network: Network, connect_ports: &[u16], abi: ABI) ->
 /// Why Landlock could not be enforced.
 #[derive(Debug, thiserror::Error)]
 pub enum LandlockError {
-    #[error("the kernel offers Landlock ABI {have}, the profile requires at least {need}")]
+    #[error(
+        "the kernel offers Landlock ABI {have}, the profile requires at least {need}; {}",
+        crate::host::landlock_too_old_fix()
+    )]
     TooOld { have: i32, need: u32 },
-    #[error("Landlock syscalls are blocked (EPERM), as inside systemd-nspawn or a container runtime with a seccomp filter; allow them with --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'")]
+    #[error("{}", crate::host::landlock_unavailable_message(libc::EPERM))]
     Filtered,
-    #[error("Landlock is not available in this kernel (errno {0}); enable it with lsm=landlock,... on the kernel command line")]
+    #[error("{}", crate::host::landlock_unavailable_message(*.0))]
     Unavailable(i32),
     #[error("cannot open {path} for a Landlock rule: {err}")]
     Open { path: String, err: std::io::Error },
@@ -229,7 +210,7 @@ impl LandlockError {
 
 /// Detect the ABI to use, failing closed with a message naming the cause.
 pub fn detect(min_abi: u32) -> Result<ABI, LandlockError> {
-    let v = match kernel_abi() {
+    let v = match crate::host::landlock_abi() {
         Ok(v) => v,
         Err(libc::EPERM) => return Err(LandlockError::Filtered),
         Err(e) => return Err(LandlockError::Unavailable(e)),

@@ -74,7 +74,7 @@ pub(super) fn prepare(
         prepared.stage.settle()?;
         prepared.mounts = Some(shape.mounts.clone());
         // Best effort: if this fails, the request builds the ruleset itself and reports why.
-        if let (Ok(v), Ok(root)) = (confine::landlock::kernel_abi(), prepared.stage.root_fd()) {
+        if let (Ok(v), Ok(root)) = (crate::host::landlock_abi(), prepared.stage.root_fd()) {
             let abi = confine::landlock::abi_from_version(v);
             let plan = confine::landlock::plan(&shape.fs, shape.network, &shape.connect_ports, abi);
             if let Ok(r) = confine::landlock::create(&plan, Some(&root)) {
