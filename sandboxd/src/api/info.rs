@@ -2,23 +2,27 @@
 
 use crate::config::Config;
 use crate::host;
+use crate::vocab::Layer;
 use nanobot_proto::pb::{self, InfoResponse};
 
 /// What this host and configuration enforce.
 pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
-    let mut layers = vec!["rlimits".to_string(), "no_new_privs".to_string()];
+    // `layers_enforced` and the prefixes of `problems`/`degraded` are the contract's layer names
+    // (`Layer::as_str`), the same strings a refusal's `refused_layer` carries.
+    let mut layers = vec![Layer::Rlimits.to_string(), Layer::NoNewPrivs.to_string()];
     let mut problems = vec![];
     let mut degraded = vec![];
     let abi = match crate::confine::landlock::detect(cfg.min_landlock_abi) {
         Ok(_) => {
-            layers.push("landlock".into());
+            layers.push(Layer::Landlock.to_string());
             host::landlock_abi().unwrap_or(0) as u32
         }
         Err(e) => {
-            if cfg.allow_degraded.iter().any(|l| l == "landlock") {
-                degraded.push(format!("landlock: {e}"));
+            let landlock = Layer::Landlock.as_str();
+            if cfg.allow_degraded.iter().any(|l| l == landlock) {
+                degraded.push(format!("{landlock}: {e}"));
             } else {
-                problems.push(format!("landlock: {e}"));
+                problems.push(format!("{landlock}: {e}"));
             }
             host::landlock_abi().unwrap_or(0).max(0) as u32
         }
@@ -26,20 +30,25 @@ pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
     // The cheap probes (Info runs per request); doctor runs their thorough variants, which
     // never pass where these fail (`crate::host`).
     match host::seccomp_available() {
-        Ok(()) => layers.push("seccomp".into()),
-        Err(e) => problems.push(format!("seccomp: {e}; {}", host::seccomp_fix())),
+        Ok(()) => layers.push(Layer::Seccomp.to_string()),
+        Err(e) => problems.push(format!("{}: {e}; {}", Layer::Seccomp, host::seccomp_fix())),
     }
     match host::user_namespaces_allowed() {
-        Ok(()) => layers.push("namespaces".into()),
+        Ok(()) => layers.push(Layer::Namespaces.to_string()),
         Err(e) => problems.push(format!(
-            "namespaces: {e}; {}",
+            "{}: {e}; {}",
+            Layer::Namespaces,
             host::UsernsSysctls::read().fix()
         )),
     }
     // Not a failure (execs run), but never silent: without them the limits are per process.
+    // "cgroups" is no `Layer`: a missing cgroup never refuses an exec (it only degrades the
+    // limits to per process, `ExecResult.degraded` says so), and `Layer` names what can refuse
+    // one. It is still enforced on every exec when present, so Info lists it under this wire
+    // name, which clients already match.
     match cgroups.degraded() {
         Some(d) => degraded.push(d),
-        None => layers.push("cgroups".into()),
+        None => layers.push("cgroups".to_string()),
     }
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
