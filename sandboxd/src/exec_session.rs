@@ -515,7 +515,7 @@ async fn attempt(
         _ if disk_over => Some(LimitHit::Disk),
         _ => limit_hit(
             &r,
-            shell_command(&p.spec.argv).is_some(),
+            crate::shell::shell_command(&p.spec.argv).is_some(),
             p.spec.limits.cpu_secs,
             &stderr_end,
         ),
@@ -599,23 +599,6 @@ pub fn cgroup_hit(u: Usage) -> Option<LimitHit> {
     }
 }
 
-/// The argv a shell command line runs as: `/bin/sh -c -- COMMAND`. The `--` ends the shell's
-/// options, so a command line that starts with `-` (`-x`) is run as a command, never taken as an
-/// option of the shell.
-pub fn shell_argv(command: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), "--".into(), command.into()]
-}
-
-/// The command line of a shell argv: `[/bin/sh, -c, --, CMD, …]` as `shell_argv` builds it, or
-/// `[/bin/sh, -c, CMD, …]` as older clients send it in `argv`. None for any other argv.
-pub fn shell_command(argv: &[String]) -> Option<&str> {
-    match argv {
-        [sh, c, dd, cmd, ..] if sh == "/bin/sh" && c == "-c" && dd == "--" => Some(cmd),
-        [sh, c, cmd, ..] if sh == "/bin/sh" && c == "-c" => Some(cmd),
-        _ => None,
-    }
-}
-
 /// Which profile limit ended or cut the command, only when there is evidence that it did: an exit
 /// status alone is no evidence, since any command can `exit 152` or `kill -XCPU $$`.
 ///
@@ -656,25 +639,6 @@ pub fn limit_hit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shell_argv_ends_the_shells_options_and_both_forms_are_recognised() {
-        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(shell_argv("-x"), v(&["/bin/sh", "-c", "--", "-x"]));
-        assert_eq!(shell_command(&shell_argv("-x")), Some("-x"));
-        assert_eq!(shell_command(&shell_argv("--")), Some("--"));
-        assert_eq!(
-            shell_command(&v(&["/bin/sh", "-c", "echo hi"])),
-            Some("echo hi")
-        );
-        assert_eq!(
-            shell_command(&v(&["/bin/sh", "-c", "echo $0", "zero"])),
-            Some("echo $0")
-        );
-        assert_eq!(shell_command(&v(&["/bin/sh", "-c"])), None);
-        assert_eq!(shell_command(&v(&["/bin/bash", "-c", "x"])), None);
-        assert_eq!(shell_command(&v(&["ls", "-c", "x"])), None);
-    }
 
     #[test]
     fn limit_hit_names_the_limit_the_kernel_or_the_cap_reports() {

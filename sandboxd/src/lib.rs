@@ -21,6 +21,7 @@ pub mod permissions;
 pub mod policy;
 pub mod privdrop;
 pub mod rootfs;
+pub mod shell;
 pub mod shown;
 pub mod step;
 pub mod supervisor;

@@ -126,7 +126,7 @@ pub fn build_spec(
     mounts: MountPlan,
 ) -> Result<(SandboxSpec, u64), Status> {
     let argv: Vec<String> = match (req.command.is_empty(), req.argv.is_empty()) {
-        (false, true) => crate::exec_session::shell_argv(&req.command),
+        (false, true) => crate::shell::shell_argv(&req.command),
         (true, false) if req.argv[0].is_empty() => {
             return Err(Status::invalid_argument(
                 "command is empty: argv[0], the program to run, is an empty string",
@@ -298,7 +298,7 @@ pub(super) fn admit(
         .ok_or_else(|| Status::internal(format!("no guard for profile {pname:?}")))?;
     // The guard reads what will run: the shell's command line, or an argv as the shell would
     // spell it, so `argv: ["rm", "-rf", "/"]` meets the same patterns as `rm -rf /`.
-    let line = match crate::exec_session::shell_command(&spec.argv) {
+    let line = match crate::shell::shell_command(&spec.argv) {
         Some(c) => c.to_string(),
         None => crate::guard::command_line(&spec.argv),
     };
