@@ -1,7 +1,7 @@
 //! `sandboxd explain`: a profile's effective policy in plain words, and answers to "may a command
 //! read/write/execute this path, connect to this port?". Everything is computed from the same
-//! builders the sandbox uses (`confine::landlock::plan`, `confine::seccomp::syscall_rules`, the mount
-//! layout of `sandbox.rs`), so the explanation cannot drift from what is enforced.
+//! builders the sandbox uses (`confine::landlock::plan`, `confine::seccomp::syscall_rules`,
+//! `confine::mounts::plan`), so the explanation cannot drift from what is enforced.
 
 use crate::config::{Config, Profile};
 use crate::confine::landlock::{self, Plan, Target};

@@ -1,5 +1,7 @@
-//! Policy → Landlock rules. `plan` is pure and unit-tested; `apply` opens the paths and enforces
-//! the ruleset on the calling (single-threaded) process.
+//! Policy → Landlock rules. `plan` is pure and unit-tested; the rest talks to the kernel:
+//! `detect` (the ABI, probed by `crate::host`), `create` and `add_workspace` open the paths and
+//! build the ruleset (the init, `init/rules.rs` and `init/prepare.rs`), `restrict` enforces it on
+//! the calling thread (the command, `init/child.rs`).
 
 use crate::policy::{
     FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, DEV_TERMINALS, SANDBOX_SHM, SANDBOX_TMP,

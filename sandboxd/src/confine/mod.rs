@@ -1,5 +1,7 @@
-//! Turning a policy into kernel confinement. Each layer has a pure planning function (unit-tested)
-//! and an `apply` used by the sandboxed child.
+//! Turning a policy into kernel confinement, one layer per file. Each has a pure planning function
+//! (unit-tested, reused by `sandboxd explain`); the layers a process puts on itself (rlimits,
+//! Landlock, seccomp) also hold the kernel calls that apply the plan, which `init/` calls inside
+//! the sandbox. Mount and cgroup plans are executed by `crate::rootfs` and `crate::cgroups`.
 
 pub mod bpf;
 pub mod cgroup;
