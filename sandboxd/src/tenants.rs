@@ -30,7 +30,7 @@ pub struct WorkspaceGrant {
 
 /// Whether the daemon serves one tenant or several, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
+pub enum TenancyMode {
     Single { why: String },
     Multi { why: String },
 }
@@ -38,7 +38,7 @@ pub enum Mode {
 /// Everything `authorize` needs, built from the configuration in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenancy {
-    pub mode: Mode,
+    pub mode: TenancyMode,
     /// The workspace roots as the kernel names them (canonical).
     pub roots: Vec<PathBuf>,
     pub grants: Vec<WorkspaceGrant>,
@@ -56,30 +56,30 @@ pub enum Denied {
 }
 
 /// The mode for these peer settings. `allow_groups` counts as groups even before it is resolved.
-pub fn mode(allow_uids: &[u32], allow_gids: &[u32], allow_groups: &[String]) -> Mode {
+pub fn mode(allow_uids: &[u32], allow_gids: &[u32], allow_groups: &[String]) -> TenancyMode {
     let mut uids: Vec<u32> = allow_uids.to_vec();
     uids.sort_unstable();
     uids.dedup();
     if !allow_gids.is_empty() || !allow_groups.is_empty() {
-        return Mode::Multi {
+        return TenancyMode::Multi {
             why: "peers are allowed by group (allow_gids/allow_groups)".into(),
         };
     }
     match uids.as_slice() {
-        [] => Mode::Single {
+        [] => TenancyMode::Single {
             why: "the only allowed peer is the daemon's own user (allow_uids is empty)".into(),
         },
-        [u] => Mode::Single {
+        [u] => TenancyMode::Single {
             why: format!("the only allowed peer is uid {u} (allow_uids)"),
         },
-        many => Mode::Multi {
+        many => TenancyMode::Multi {
             why: format!("{} uids are allowed (allow_uids {many:?})", many.len()),
         },
     }
 }
 
 impl Tenancy {
-    pub fn new(mode: Mode, roots: Vec<PathBuf>, grants: Vec<WorkspaceGrant>) -> Tenancy {
+    pub fn new(mode: TenancyMode, roots: Vec<PathBuf>, grants: Vec<WorkspaceGrant>) -> Tenancy {
         Tenancy {
             mode,
             roots,
@@ -88,7 +88,7 @@ impl Tenancy {
     }
 
     pub fn single(&self) -> bool {
-        matches!(self.mode, Mode::Single { .. })
+        matches!(self.mode, TenancyMode::Single { .. })
     }
 }
 
@@ -137,13 +137,13 @@ pub fn authorize(
 pub fn describe(t: &Tenancy) -> String {
     let mut s = String::from("tenancy\n");
     match &t.mode {
-        Mode::Single { why } => {
+        TenancyMode::Single { why } => {
             s.push_str(&format!("  single-tenant: {why}\n"));
             s.push_str(
                 "  that peer may use every workspace beneath the roots, the roots included\n",
             );
         }
-        Mode::Multi { why } => {
+        TenancyMode::Multi { why } => {
             s.push_str(&format!("  multi-tenant: {why}\n"));
             s.push_str("  default: a peer may use <root>/<its user name> and below; the roots themselves are never granted\n");
         }
@@ -189,14 +189,17 @@ mod tests {
 
     #[test]
     fn one_tenant_means_one_uid_and_no_groups() {
-        assert!(matches!(mode(&[], &[], &[]), Mode::Single { .. }));
-        assert!(matches!(mode(&[0], &[], &[]), Mode::Single { .. }));
-        assert!(matches!(mode(&[7, 7], &[], &[]), Mode::Single { .. }));
-        assert!(matches!(mode(&[0, 7], &[], &[]), Mode::Multi { .. }));
-        assert!(matches!(mode(&[], &[5], &[]), Mode::Multi { .. }));
+        assert!(matches!(mode(&[], &[], &[]), TenancyMode::Single { .. }));
+        assert!(matches!(mode(&[0], &[], &[]), TenancyMode::Single { .. }));
+        assert!(matches!(
+            mode(&[7, 7], &[], &[]),
+            TenancyMode::Single { .. }
+        ));
+        assert!(matches!(mode(&[0, 7], &[], &[]), TenancyMode::Multi { .. }));
+        assert!(matches!(mode(&[], &[5], &[]), TenancyMode::Multi { .. }));
         assert!(matches!(
             mode(&[7], &[], &["nanobot".into()]),
-            Mode::Multi { .. }
+            TenancyMode::Multi { .. }
         ));
     }
 

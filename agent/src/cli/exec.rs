@@ -186,9 +186,9 @@ async fn run_exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         ..Default::default()
     };
     let output = if a.json {
-        drain::Output::Collect
+        drain::OutputMode::Collect
     } else {
-        drain::Output::Mirror
+        drain::OutputMode::Mirror
     };
     let Finished {
         pid,

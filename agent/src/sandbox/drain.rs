@@ -8,14 +8,14 @@ use std::io::Write;
 
 /// What to do with output as it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub enum OutputMode {
     /// Keep it, for the caller to format.
     Collect,
     /// Copy it to this process's stdout and stderr at once, keeping nothing.
     Mirror,
 }
 
-/// With `Output::Mirror`: how many bytes of a stream were copied, and the last of them.
+/// With `OutputMode::Mirror`: how many bytes of a stream were copied, and the last of them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Mirrored {
     pub bytes: u64,
@@ -33,10 +33,10 @@ impl Mirrored {
 #[derive(Debug, Default)]
 pub struct Finished {
     pub pid: u32,
-    /// Empty with `Output::Mirror`.
+    /// Empty with `OutputMode::Mirror`.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
-    /// What `Output::Mirror` copied of stdout and stderr.
+    /// What `OutputMode::Mirror` copied of stdout and stderr.
     pub mirrored: [Mirrored; 2],
     pub result: ExecResult,
 }
@@ -150,7 +150,7 @@ fn failed(st: tonic::Status, started: bool, request: bool) -> Failed {
 pub async fn run(
     client: &mut Client,
     req: ExecRequest,
-    output: Output,
+    output: OutputMode,
 ) -> Result<Finished, Failed> {
     let mut stream = client
         .exec(req)
@@ -167,8 +167,8 @@ pub async fn run(
                     started = true;
                     done.pid = s.pid;
                 }
-                Some(Event::Stdout(d)) if output == Output::Collect => done.stdout.extend(d),
-                Some(Event::Stderr(d)) if output == Output::Collect => done.stderr.extend(d),
+                Some(Event::Stdout(d)) if output == OutputMode::Collect => done.stdout.extend(d),
+                Some(Event::Stderr(d)) if output == OutputMode::Collect => done.stderr.extend(d),
                 Some(Event::Stdout(d)) => {
                     done.mirrored[0].add(&d);
                     let mut o = std::io::stdout().lock();

@@ -56,7 +56,7 @@ async fn exec(ctx: &mut Ctx, args: &Value) -> Result<Output, Output> {
         profile: ctx.profile.clone(),
         ..Default::default()
     };
-    let done = match drain::run(&mut ctx.client, req, drain::Output::Collect).await {
+    let done = match drain::run(&mut ctx.client, req, drain::OutputMode::Collect).await {
         Ok(d) => d,
         Err(Failed::Request(st)) => {
             ctx.log_status(&what, &st);

@@ -77,9 +77,9 @@ impl From<FileError> for Status {
 const LOG_CHARS: usize = 4096;
 
 impl State {
-    pub(super) fn limits(&self) -> fileops::Limits {
+    pub(super) fn limits(&self) -> fileops::FileLimits {
         let snapshot = self.snapshot();
-        fileops::Limits {
+        fileops::FileLimits {
             read_max_chars: snapshot.cfg.read_max_chars,
             write_max_bytes: snapshot.cfg.write_max_bytes,
             list_max_entries: snapshot.cfg.list_max_entries,
@@ -91,10 +91,10 @@ impl State {
     /// when the write budget holds that workspace's ceiling (file calls name no profile; the
     /// filesystem refuses by itself under a btrfs qgroup). Blocking: it asks the filesystem.
     pub(super) fn write_limits(
-        lim: fileops::Limits,
+        lim: fileops::FileLimits,
         workspace_bytes: Option<u64>,
         ws: &std::os::fd::OwnedFd,
-    ) -> fileops::Limits {
+    ) -> fileops::FileLimits {
         use std::os::fd::AsFd;
         let ceiling = workspace_bytes.and_then(|b| {
             match crate::disk::decide(&crate::disk::probe(ws.as_fd()), b) {
@@ -102,7 +102,7 @@ impl State {
                 crate::disk::Ceiling::WriteBudget { bytes, .. } => Some(bytes),
             }
         });
-        fileops::Limits {
+        fileops::FileLimits {
             workspace_ceiling: ceiling,
             ..lim
         }

@@ -4,7 +4,7 @@
 
 use super::eol::{restyle, Normalized};
 use super::error::FileError;
-use super::limits::Limits;
+use super::limits::FileLimits;
 use super::lock::stripe;
 use super::read::{decode, open_text};
 use super::replace::{replace_atomically, target};
@@ -21,7 +21,7 @@ pub fn edit_file(
     shown: &str,
     old: &str,
     new: &str,
-    lim: Limits,
+    lim: FileLimits,
 ) -> Result<u64, FileError> {
     if old.is_empty() {
         return Err(FileError::EmptyOldText);

@@ -2,7 +2,7 @@
 
 /// Caps, from the config.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct FileLimits {
     pub read_max_chars: usize,
     pub write_max_bytes: usize,
     pub list_max_entries: usize,

@@ -4,7 +4,7 @@
 use super::at::file_of;
 use super::errno::{io_err, map_errno};
 use super::error::{line_span, plural, FileError};
-use super::limits::{Limits, MAX_FILE_BYTES};
+use super::limits::{FileLimits, MAX_FILE_BYTES};
 use crate::workspace::open_beneath;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -71,7 +71,7 @@ pub fn read_file(
     shown: &str,
     offset: u32,
     limit: u32,
-    lim: Limits,
+    lim: FileLimits,
 ) -> Result<ReadOut, FileError> {
     if rel.as_os_str().is_empty() {
         return Err(super::path::not_a_file(shown));

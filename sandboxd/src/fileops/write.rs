@@ -1,7 +1,7 @@
 //! write_file: replace (or create) a file's whole content, atomically.
 
 use super::error::FileError;
-use super::limits::Limits;
+use super::limits::FileLimits;
 use super::lock::stripe;
 use super::replace::{replace_atomically, target};
 use std::os::fd::OwnedFd;
@@ -18,7 +18,7 @@ pub fn write_file(
     rel: &Path,
     shown: &str,
     content: &str,
-    lim: Limits,
+    lim: FileLimits,
 ) -> Result<WriteOut, FileError> {
     if content.len() > lim.write_max_bytes {
         return Err(FileError::TooLarge {
@@ -77,7 +77,7 @@ mod tests {
         (d, fd)
     }
 
-    const LIM: Limits = Limits {
+    const LIM: FileLimits = FileLimits {
         workspace_ceiling: None,
         read_max_chars: 1000,
         write_max_bytes: 1 << 20,
