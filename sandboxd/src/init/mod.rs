@@ -130,7 +130,7 @@ fn init(
     })?;
     drop((err_w, stdout, stderr, workspace, cwd));
 
-    let mut acc = supervise::Usage::default();
+    let mut acc = supervise::ReapedUsage::default();
     // The child reports a setup failure, or the pipe closes on a successful exec.
     if let Some(report) = child::setup_report(&err_r) {
         supervise::reap_all(&mut acc);

@@ -37,7 +37,7 @@ pub(super) fn supervise(
     sigfd: &OwnedFd,
     child: libc::pid_t,
     deadline: Instant,
-    mut acc: Usage,
+    mut acc: ReapedUsage,
     mut budget: Option<Budget>,
 ) -> Report {
     let mut timed_out = false;
@@ -133,12 +133,12 @@ fn exit_of(st: libc::c_int) -> (i32, i32) {
 
 /// Resource usage summed over every process reaped.
 #[derive(Default)]
-pub(super) struct Usage {
+pub(super) struct ReapedUsage {
     maxrss_kb: u64,
     cpu_us: u64,
 }
 
-impl Usage {
+impl ReapedUsage {
     fn add(&mut self, ru: &libc::rusage) {
         let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
         self.maxrss_kb = self.maxrss_kb.max(ru.ru_maxrss.max(0) as u64);
@@ -159,7 +159,7 @@ fn drain_signalfd(fd: &OwnedFd) {
     {}
 }
 
-fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut Usage) {
+fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut ReapedUsage) {
     loop {
         let mut st = 0;
         // SAFETY: zeroed rusage is valid; wait4 writes into it.
@@ -177,7 +177,7 @@ fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut Usag
 }
 
 /// Reap every child left, blocking until there is none.
-pub(super) fn reap_all(acc: &mut Usage) {
+pub(super) fn reap_all(acc: &mut ReapedUsage) {
     loop {
         let mut st = 0;
         // SAFETY: zeroed rusage is valid; wait4 writes into it.
@@ -222,7 +222,7 @@ mod tests {
             r.ru_stime.tv_usec = sys_us;
             r
         };
-        let mut u = Usage::default();
+        let mut u = ReapedUsage::default();
         u.add(&ru(100, 1_500_000, 20));
         u.add(&ru(50, 5, 5));
         assert_eq!(u.maxrss_kb, 100);

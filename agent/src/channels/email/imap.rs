@@ -21,11 +21,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
-pub type Session = async_imap::Session<Box<dyn Io>>;
+pub type ImapSession = async_imap::Session<Box<dyn Io>>;
 
 /// A logged-in session on the selected mailbox.
 pub struct Conn {
-    session: Session,
+    session: ImapSession,
     /// Reset before each exchange.
     budget: Budget,
     host: String,
@@ -278,6 +278,6 @@ fn passing(msg: &str) -> bool {
 
 /// Unsolicited responses (EXISTS, EXPUNGE, …) are queued by async-imap; we search afresh
 /// each round instead, so they are dropped.
-fn drain(session: &mut Session) {
+fn drain(session: &mut ImapSession) {
     while session.unsolicited_responses.try_recv().is_ok() {}
 }

@@ -126,7 +126,7 @@ struct Channel<'a, I: Inbox> {
     store: &'a seen::Store,
     inbox: &'a I,
     /// The handled UIDs when `markSeen` is false.
-    seen: Option<seen::Seen>,
+    seen: Option<seen::SeenUids>,
     report: &'a Reporter,
 }
 

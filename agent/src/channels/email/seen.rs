@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Seen {
+pub struct SeenUids {
     pub uid_validity: u32,
     pub uids: BTreeSet<u32>,
 }
@@ -31,9 +31,9 @@ pub struct Store {
 #[derive(Debug, PartialEq)]
 pub enum Opened {
     /// Same mailbox as last time (or the first run): go on.
-    Same(Seen),
+    Same(SeenUids),
     /// The server renumbered the mailbox: the old UIDs mean nothing now.
-    Renumbered(Seen),
+    Renumbered(SeenUids),
 }
 
 impl Store {
@@ -59,26 +59,26 @@ impl Store {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Opened::Same(Seen {
+                return Ok(Opened::Same(SeenUids {
                     uid_validity,
                     uids: BTreeSet::new(),
                 }))
             }
             Err(err) => return Err(SeenError::Io { path: shown, err }),
         };
-        let s: Seen =
+        let s: SeenUids =
             serde_json::from_str(&text).map_err(|err| SeenError::Corrupt { path: shown, err })?;
         if s.uid_validity == uid_validity {
             Ok(Opened::Same(s))
         } else {
-            Ok(Opened::Renumbered(Seen {
+            Ok(Opened::Renumbered(SeenUids {
                 uid_validity,
                 uids: BTreeSet::new(),
             }))
         }
     }
 
-    pub fn save(&self, s: &Seen) -> Result<(), SeenError> {
+    pub fn save(&self, s: &SeenUids) -> Result<(), SeenError> {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let io = |err| SeenError::Io {
@@ -107,7 +107,7 @@ impl Store {
     }
 }
 
-impl Seen {
+impl SeenUids {
     /// Forget UIDs that are no longer unseen (read by a person, or deleted): the set stays as
     /// small as the unread part of the mailbox.
     pub fn prune(&mut self, unseen: &[u32]) {
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn prune_keeps_only_still_unseen() {
-        let mut s = Seen {
+        let mut s = SeenUids {
             uid_validity: 1,
             uids: [1, 2, 3].into(),
         };

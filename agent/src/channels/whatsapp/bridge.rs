@@ -134,9 +134,9 @@ impl Endpoint {
     }
 }
 
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-pub type Ws = WebSocketStream<Box<dyn Stream>>;
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+pub type Ws = WebSocketStream<Box<dyn Transport>>;
 
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -149,7 +149,7 @@ pub fn ws_config() -> WebSocketConfig {
 pub async fn connect(ep: &Endpoint, token: &str) -> Result<Ws, BridgeError> {
     let shown = ep.to_string();
     let attempt = async {
-        let (stream, request): (Box<dyn Stream>, String) = match ep {
+        let (stream, request): (Box<dyn Transport>, String) = match ep {
             Endpoint::Tcp { host, port, url } => {
                 let s = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await

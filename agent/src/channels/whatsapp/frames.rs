@@ -23,7 +23,7 @@ pub enum FrameError {
 /// In a group, `participant`/`participantPn` say who wrote (sent by nanobot's bridge; the
 /// Python bridge leaves them out).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Message {
+pub struct ChatMessage {
     pub id: String,
     pub sender: String,
     pub pn: String,
@@ -35,7 +35,7 @@ pub struct Message {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
-    Message(Message),
+    Message(ChatMessage),
     Status(String),
     Qr(String),
     Error(String),
@@ -54,7 +54,7 @@ pub fn parse(text: &str) -> Result<Incoming, FrameError> {
         .ok_or(FrameError::NoType)?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     Ok(match ty {
-        "message" => Incoming::Message(Message {
+        "message" => Incoming::Message(ChatMessage {
             id: s("id"),
             sender: s("sender"),
             pn: s("pn"),
@@ -88,7 +88,7 @@ mod tests {
         let m = parse(r#"{"type":"message","id":"A1","sender":"1234567890@s.whatsapp.net","pn":"","content":"hi","timestamp":1700000000,"isGroup":false}"#).unwrap();
         assert_eq!(
             m,
-            Incoming::Message(Message {
+            Incoming::Message(ChatMessage {
                 id: "A1".into(),
                 sender: "1234567890@s.whatsapp.net".into(),
                 content: "hi".into(),

@@ -15,7 +15,7 @@ use crate::channels::status::Reporter;
 use crate::channels::{deny, shown, split_text, Inbox};
 use crate::config::ChannelConfig;
 use bridge::{BridgeError, Endpoint, Ws};
-use frames::{Incoming, Message};
+use frames::{ChatMessage, Incoming};
 use futures_util::{SinkExt, StreamExt};
 use number::AllowList;
 use serde_json::Value;
@@ -134,7 +134,7 @@ pub enum Verdict {
     Ignore,
 }
 
-pub fn judge(s: &Settings, m: &Message) -> Verdict {
+pub fn judge(s: &Settings, m: &ChatMessage) -> Verdict {
     if m.sender.is_empty() || m.content.trim().is_empty() {
         return Verdict::Ignore;
     }
@@ -314,7 +314,7 @@ fn dispatch<I: Inbox>(
     inbox: &Arc<I>,
     tx: &mpsc::Sender<(String, String)>,
     pending: &Arc<Semaphore>,
-    m: Message,
+    m: ChatMessage,
 ) {
     let chat = match judge(s, &m) {
         Verdict::Answer { chat } => chat,
@@ -393,8 +393,8 @@ mod tests {
         assert!(warnings(&chan(json!({"bridgeToken": "t"}), &["+1"])).is_empty());
     }
 
-    fn msg(sender: &str, pn: &str, group: bool, participant: &str) -> Message {
-        Message {
+    fn msg(sender: &str, pn: &str, group: bool, participant: &str) -> ChatMessage {
+        ChatMessage {
             sender: sender.into(),
             pn: pn.into(),
             content: "hi".into(),
