@@ -135,9 +135,10 @@ pub fn probe_path(p: &Path) -> FsProbe {
 // `f_type` and the magic constants are i64 here but of other widths on other targets.
 #[allow(clippy::unnecessary_cast)]
 pub fn probe(dir: BorrowedFd<'_>) -> FsProbe {
-    // SAFETY: statfs is plain integers; fstatfs writes into it.
+    // SAFETY: statfs is a C struct of integers: all-zero bytes are a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid fd and a pointer to a local statfs.
+    // SAFETY: fstatfs writes one statfs into `st`, a local alive for the call; `dir` is a borrowed,
+    // open fd.
     if unsafe { libc::fstatfs(dir.as_raw_fd(), &mut st) } != 0 {
         return FsProbe::Unknown {
             error: format!("statfs: {}", std::io::Error::last_os_error()),

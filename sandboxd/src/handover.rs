@@ -102,10 +102,13 @@ pub fn send_fds(sock: RawFd, fds: &[RawFd], tag: u8) -> io::Result<()> {
         iov_len: 1,
     };
     let payload = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is a pure computation.
+    // SAFETY: CMSG_SPACE is arithmetic on its argument (marked unsafe as a C macro binding); it
+    // reads and writes no memory.
     let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
+    // SAFETY: msghdr is a C struct of integers and raw pointers (plus padding on some targets),
+    // for all of which all-zero bytes are a valid value: null pointers with zero lengths, which is
+    // what sendmsg expects of the fields set to nothing below (no address, no flags).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -120,7 +123,10 @@ pub fn send_fds(sock: RawFd, fds: &[RawFd], tag: u8) -> io::Result<()> {
         (*c).cmsg_len = libc::CMSG_LEN(payload as u32) as usize;
         std::ptr::copy_nonoverlapping(fds.as_ptr() as *const u8, libc::CMSG_DATA(c), payload);
     }
-    // SAFETY: msg and everything it points to live across the call.
+    // SAFETY: sendmsg only reads, through `msg`: `iov` -> `byte` (1 byte), and `cbuf`, `space`
+    // bytes holding one SCM_RIGHTS header filled in above; all are locals alive until after the
+    // call. The fds in it are borrowed from the caller, who keeps them open for the call; the
+    // kernel duplicates them for the receiver.
     let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -151,16 +157,24 @@ fn recv_into(sock: RawFd, byte: &mut [u8]) -> io::Result<Option<(u8, Vec<OwnedFd
         iov_base: byte.as_mut_ptr() as *mut libc::c_void,
         iov_len: byte.len(),
     };
-    // SAFETY: CMSG_SPACE is a pure computation.
+    // SAFETY: CMSG_SPACE is arithmetic on its argument (marked unsafe as a C macro binding); it
+    // reads and writes no memory.
     let space = unsafe { libc::CMSG_SPACE((FDS_PER_EXEC * 4 * 2) as u32) } as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: plain data.
+    // SAFETY: msghdr is a C struct of integers and raw pointers (plus padding on some targets),
+    // for all of which all-zero bytes are a valid value: null pointers with zero lengths, which is
+    // what recvmsg expects of the fields set to nothing below (no address, flags unset).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = space;
-    // SAFETY: buffers outlive the call.
+    // SAFETY: recvmsg writes through three pointers, all to locals of this function that outlive
+    // the call and are not otherwise borrowed during it: `msg` itself (msg_controllen, msg_flags),
+    // `iov`, which points at `byte` with its own length (at most byte.len() bytes of data are
+    // written), and `cbuf`, whose `space` bytes (msg_controllen; cbuf holds space.div_ceil(8)
+    // u64s, so at least that many, aligned for cmsghdr) bound the control messages: the kernel
+    // writes no more than msg_controllen and sets MSG_CTRUNC, closing the fds that did not fit.
     let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -169,7 +183,13 @@ fn recv_into(sock: RawFd, byte: &mut [u8]) -> io::Result<Option<(u8, Vec<OwnedFd
         return Ok(None);
     }
     let mut fds = Vec::new();
-    // SAFETY: we walk the control messages the kernel wrote within msg_controllen.
+    // SAFETY: recvmsg set msg_controllen to the bytes of control data it wrote into `cbuf`, and
+    // CMSG_FIRSTHDR/CMSG_NXTHDR return only headers lying whole within that length (null at the
+    // end), so every `*c` read is inside `cbuf`. An SCM_RIGHTS payload is cmsg_len - CMSG_LEN(0)
+    // bytes of c_int after CMSG_DATA(c), inside the same header's length, read unaligned since
+    // CMSG_DATA need not be aligned for c_int. Each fd was installed in our table by this
+    // recvmsg (close-on-exec) and nothing else refers to it, so wrapping it in an OwnedFd gives
+    // it exactly one owner.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {

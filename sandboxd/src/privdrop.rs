@@ -96,7 +96,10 @@ pub fn drop_to(id: &Identity) -> Result<(), PrivError> {
     if id.uid == 0 {
         return Err(PrivError::RootTarget(id.name.clone()));
     }
-    // SAFETY: plain credential syscalls with integer arguments.
+    // SAFETY: setresgid/setresuid take integers only; setgroups(0, NULL) reads no memory (a
+    // size of 0 means the null list is never dereferenced). They change only this process's
+    // credentials, which is the point; the caller guarantees no other thread exists that would
+    // keep the old ones (glibc's setxid broadcast aside).
     unsafe {
         sys(libc::setgroups(0, std::ptr::null()), "setgroups")?;
         sys(libc::setresgid(id.gid, id.gid, id.gid), "setresgid")?;

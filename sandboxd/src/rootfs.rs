@@ -269,7 +269,7 @@ fn mkdir_p(p: &Path) -> Result<(), StepError> {
 fn chdir(p: &str) -> Result<(), StepError> {
     let c = cstr(Path::new(p), "chdir")?;
     check(
-        // SAFETY: chdir with a valid C string.
+        // SAFETY: `c` is a NUL-terminated CString alive for the call; chdir only reads it.
         unsafe { libc::chdir(c.as_ptr()) },
         Layer::Mounts,
         &format!("chdir {p}"),
@@ -289,7 +289,7 @@ fn pivot_root(new: &str, old: &str) -> Result<(), StepError> {
 fn umount_detach(p: &str) -> Result<(), StepError> {
     let c = cstr(Path::new(p), "umount")?;
     check(
-        // SAFETY: umount2 with a valid C string.
+        // SAFETY: `c` is a NUL-terminated CString alive for the call; umount2 only reads it.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) },
         Layer::Mounts,
         &format!("umount {p}"),
@@ -298,7 +298,7 @@ fn umount_detach(p: &str) -> Result<(), StepError> {
 
 fn open_dir(root: &str) -> Result<OwnedFd, StepError> {
     let c = cstr(Path::new(root), "open root")?;
-    // SAFETY: open with a valid C string.
+    // SAFETY: `c` is a NUL-terminated CString alive for the call; open only reads it.
     let fd = unsafe {
         libc::open(
             c.as_ptr(),
@@ -312,9 +312,11 @@ fn open_dir(root: &str) -> Result<OwnedFd, StepError> {
 
 fn same_inode(a: &OwnedFd, b: &OwnedFd) -> bool {
     let id = |f: &OwnedFd| -> Option<(u64, u64)> {
-        // SAFETY: zeroed stat is valid; fstat writes into it.
+        // SAFETY: stat is a C struct of integers: all-zero bytes are a valid value (fstat
+        // overwrites it).
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid fd and pointer.
+        // SAFETY: fstat writes one stat into `st`, a local alive for the call; the fd belongs to a
+        // live OwnedFd, so it is open.
         (unsafe { libc::fstat(f.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
     };
     matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
@@ -434,10 +436,12 @@ impl Stage {
             }
             Err(e) => return Err(StepError::io(Layer::Mounts, step, io::Error::from_raw_os_error(e))),
         };
-        // SAFETY: zeroed stat is valid; fstat writes into it.
+        // SAFETY: stat is a C struct of integers: all-zero bytes are a valid value (fstat
+        // overwrites it).
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         check(
-            // SAFETY: a valid fd and pointer.
+            // SAFETY: fstat writes one stat into `st`, a local alive for the call; the fd belongs
+            // to a live OwnedFd, so it is open.
             unsafe { libc::fstat(fd.as_raw_fd(), &mut st) },
             Layer::Mounts,
             &step,

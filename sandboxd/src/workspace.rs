@@ -47,7 +47,8 @@ pub const RESOLVE_IN_ROOT: u64 = 0x10;
 /// The directory `dir` names, opened for reading: an `O_PATH` fd (as workspaces are held) can be
 /// neither fsynced nor given an ioctl.
 pub fn reopen_dir(dir: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    // SAFETY: openat of "." relative to a valid dirfd.
+    // SAFETY: `dir` is a borrowed, open fd and c"." a static NUL-terminated string; openat only
+    // reads it.
     let fd = unsafe {
         libc::openat(
             dir.as_raw_fd(),
@@ -86,7 +87,8 @@ pub fn open_beneath_with(
         mode: 0,
         resolve: resolve | RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the size we pass.
+    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the size we
+    // pass.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
@@ -113,9 +115,11 @@ pub fn open_beneath_with(
 pub fn open_rule_path(root: &OwnedFd, path: &Path) -> Result<OwnedFd, i32> {
     use std::os::unix::ffi::OsStrExt;
     let dev_of = |f: &OwnedFd| -> Result<u64, i32> {
-        // SAFETY: zeroed stat is valid; fstat writes into it.
+        // SAFETY: stat is a C struct of integers: all-zero bytes are a valid value (fstat
+        // overwrites it).
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid fd and pointer.
+        // SAFETY: fstat writes one stat into `st`, a local alive for the call; the fd belongs to a
+        // live OwnedFd, so it is open.
         if unsafe { libc::fstat(f.as_raw_fd(), &mut st) } != 0 {
             return Err(io::Error::last_os_error()
                 .raw_os_error()

@@ -761,7 +761,10 @@ impl Pty {
     /// Spawn `c` on a fresh pseudo-terminal.
     fn spawn(mut c: Command) -> (Pty, std::process::Child) {
         use std::os::fd::FromRawFd;
-        // SAFETY: plain libc calls on a fresh descriptor, checked for errors.
+        // SAFETY: posix_openpt/grantpt/unlockpt take integers; ptsname_r writes at most
+        // name.len() bytes (NUL included) into the local `name`, and open reads that
+        // NUL-terminated name; ioctl(TIOCSWINSZ) reads one winsize from the local `ws`. `m` and
+        // `s` are fresh fds, checked non-negative, each handed to exactly one File.
         let (master, slave) = unsafe {
             let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
             assert!(m >= 0, "posix_openpt");

@@ -317,7 +317,8 @@ fn network_none_blocks_tcp_unix_abstract_and_dev_tcp() {
 }
 
 fn abstract_listener(name: &str) -> i32 {
-    // SAFETY: plain socket setup on locals.
+    // SAFETY: socket and listen take integers; bind reads `len` bytes of `sa`, a local
+    // sockaddr_un from abstract_addr whose length it reports, alive for the call.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
         let (sa, len) = abstract_addr(name);

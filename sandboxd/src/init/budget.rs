@@ -104,9 +104,9 @@ impl Budget {
 
 /// What the processes the init reaped wrote (with everything they reaped in turn).
 fn own_written() -> u64 {
-    // SAFETY: rusage is plain integers; getrusage writes into it.
+    // SAFETY: rusage is a C struct of integers and timevals: all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a local rusage.
+    // SAFETY: getrusage writes one rusage into `ru`, a local alive for the call.
     if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
         return 0;
     }

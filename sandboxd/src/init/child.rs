@@ -201,7 +201,12 @@ fn confine_and_exec(
     stderr: &OwnedFd,
     cwd: &OwnedFd,
 ) -> Result<Never, StepError> {
-    // SAFETY: plain syscalls on our own process in a single-threaded child.
+    // SAFETY: every call changes only this process (the command-to-be, single-threaded, so no
+    // other thread sees fds 0-2 or the cwd change under it) and passes no memory but: `set`, a
+    // local sigset_t (all-zero bytes valid, sigemptyset initialises it), read by sigprocmask;
+    // the static NUL-terminated c"..." paths, read by open; and b"1000", 4 bytes read by write.
+    // The fds given to dup2/fchdir are borrowed from live OwnedFds; `devnull` and `adj` are
+    // fresh fds this block owns (devnull is close-on-exec, adj is closed here).
     unsafe {
         check(libc::setsid(), Layer::Session, "setsid")?;
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -284,7 +289,8 @@ fn confine_and_exec(
     })?;
 
     check(
-        // SAFETY: prctl with constant arguments.
+        // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only and touches no memory; it can only
+        // take privilege away from this process (the command about to be executed).
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
         Layer::NoNewPrivs,
         "prctl(PR_SET_NO_NEW_PRIVS)",

@@ -53,7 +53,9 @@ pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option
         match handover::recv_fds(ctl.as_raw_fd()) {
             Ok(Some(fds)) => break fds,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            // SAFETY: _exit is always safe.
+            // SAFETY: _exit ends the process at once without unwinding or running destructors,
+            // so no Rust invariant is left half-kept; this warm init has started nothing (no
+            // child, no command) that its exit would leave behind.
             _ => unsafe { libc::_exit(0) },
         }
     };
@@ -62,7 +64,7 @@ pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option
         set_nice(0, false);
     }
     let Some(fds) = ExecFds::from_batch(fds) else {
-        // SAFETY: as above.
+        // SAFETY: as the _exit above: nothing is started yet, and _exit runs no Rust code.
         unsafe { libc::_exit(1) }
     };
     finish(fds, prepared)

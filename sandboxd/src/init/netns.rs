@@ -16,9 +16,11 @@ pub(super) fn private_network() -> Result<(), StepError> {
     // SAFETY: a plain socket for the interface ioctls, closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     check(fd, Layer::Namespaces, "socket for loopback setup")?;
-    // SAFETY: fresh fd owned here.
+    // SAFETY: `fd` was just returned by socket (checked non-negative above) and is referred to
+    // nowhere else, so the OwnedFd is its only owner.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data; zeroed is valid.
+    // SAFETY: ifreq is a C struct of a char array and a union of integers, sockaddrs and a
+    // pointer: all-zero bytes are a valid value for each (an empty name, a null pointer).
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
         *d = *s as libc::c_char;

@@ -44,7 +44,8 @@ pub(super) fn prepare(
     // holds capabilities over nothing but this sandbox's own namespaces.
     // The maps are writable only while we are dumpable (the launcher is not, so that nobody reads
     // its memory); we go back to non-dumpable right after.
-    // SAFETY: prctl with constant arguments.
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory of ours; it only changes
+    // who may ptrace or read /proc of this process, which is the point (see above).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
     write_file("/proc/self/setgroups", "deny", Layer::Namespaces)?;
     write_file(
@@ -57,7 +58,7 @@ pub(super) fn prepare(
         &format!("{gid} {gid} 1\n"),
         Layer::Namespaces,
     )?;
-    // SAFETY: as above.
+    // SAFETY: as the PR_SET_DUMPABLE above: an integer argument, no memory.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
 
     rootfs::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
@@ -97,13 +98,13 @@ pub(super) const PREPARE_NICE: libc::c_int = 10;
 /// nice 0 afterwards. True when the priority was changed.
 pub(super) fn set_nice(nice: libc::c_int, only_if_reversible: bool) -> bool {
     if only_if_reversible {
-        // SAFETY: a zeroed rlimit is valid; getrlimit writes into it.
+        // SAFETY: rlimit is two integers: all-zero bytes are a valid value.
         let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-        // SAFETY: getrlimit with a valid pointer.
+        // SAFETY: getrlimit writes one rlimit into `lim`, a local alive for the call.
         if unsafe { libc::getrlimit(libc::RLIMIT_NICE, &mut lim) } != 0 || lim.rlim_cur < 20 {
             return false;
         }
     }
-    // SAFETY: setpriority on the calling process only.
+    // SAFETY: setpriority takes integers only (who 0: the calling process) and touches no memory.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) == 0 }
 }

@@ -12,7 +12,10 @@ use std::time::Instant;
 
 /// Block SIGCHLD (before the fork, so no exit is missed) and return a signalfd reporting it.
 pub(super) fn sigchld_fd() -> Result<OwnedFd, StepError> {
-    // SAFETY: sigset manipulation on a local set.
+    // SAFETY: `set` is a local sigset_t (all-zero bytes are a valid value for this plain C
+    // struct, and sigemptyset initialises it anyway); sigemptyset/sigaddset write only into it,
+    // sigprocmask and signalfd only read it, all while it is alive; the old mask is not asked
+    // for (null).
     let sigfd = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -77,7 +80,8 @@ pub(super) fn supervise(
             },
         ];
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: pfd is a valid array of two pollfds.
+        // SAFETY: poll reads and writes exactly `2` pollfd entries starting at `pfd`, a local
+        // array of two that outlives the call; the fds in it are open (owned by this function).
         let n = unsafe { libc::poll(pfd.as_mut_ptr(), 2, ms.max(1)) };
         if n < 0 {
             continue; // EINTR
@@ -96,9 +100,10 @@ pub(super) fn supervise(
     unsafe { libc::kill(-1, libc::SIGKILL) };
     if cmd_status.is_none() {
         let mut st = 0;
-        // SAFETY: waiting for our own child with a valid status pointer.
+        // SAFETY: rusage is a C struct of integers and timevals: all-zero bytes are a valid value.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
+        // SAFETY: waiting for our own child; wait4 writes one c_int into `st` and one rusage
+        // into `ru`, both locals alive for the call.
         if unsafe { libc::wait4(child, &mut st, 0, &mut ru) } == child {
             acc.add(&ru);
             cmd_status = Some(st);
@@ -164,7 +169,8 @@ fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut Reap
         let mut st = 0;
         // SAFETY: zeroed rusage is valid; wait4 writes into it.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers to locals.
+        // SAFETY: wait4 writes one c_int into `st` and one rusage into `ru`, both locals alive
+        // for the call; reaping any child (-1) is what PID 1 of the sandbox is for.
         let pid = unsafe { libc::wait4(-1, &mut st, libc::WNOHANG, &mut ru) };
         if pid <= 0 {
             return;
@@ -182,7 +188,8 @@ pub(super) fn reap_all(acc: &mut ReapedUsage) {
         let mut st = 0;
         // SAFETY: zeroed rusage is valid; wait4 writes into it.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers to locals.
+        // SAFETY: wait4 writes one c_int into `st` and one rusage into `ru`, both locals alive
+        // for the call; reaping any child (-1) is what PID 1 of the sandbox is for.
         let pid = unsafe { libc::wait4(-1, &mut st, 0, &mut ru) };
         if pid > 0 {
             acc.add(&ru);
