@@ -40,7 +40,7 @@ pub fn landlock_abi() -> Result<i32, i32> {
 pub fn landlock_unavailable(errno: i32) -> (String, &'static str) {
     match errno {
         libc::EPERM => (
-            "the Landlock syscalls are filtered (EPERM), as inside systemd-nspawn or a container runtime's seccomp profile".into(),
+            "the Landlock syscalls are blocked (EPERM), as inside systemd-nspawn or a container runtime's seccomp profile".into(),
             "allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self (e.g. systemd-nspawn --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self', or a Docker seccomp profile that permits them)",
         ),
         libc::EOPNOTSUPP => (
@@ -54,15 +54,11 @@ pub fn landlock_unavailable(errno: i32) -> (String, &'static str) {
     }
 }
 
-/// `landlock_unavailable` as one message, for an exec refusal and Info's problems: the detail and
-/// the fix, behind "Landlock syscalls are blocked (EPERM)" for EPERM, the phrase such refusals
-/// have always started with (clients and operators match it).
+/// `landlock_unavailable` as one message, for an exec refusal and Info's problems: the detail,
+/// then the fix.
 pub fn landlock_unavailable_message(errno: i32) -> String {
     let (detail, fix) = landlock_unavailable(errno);
-    match errno {
-        libc::EPERM => format!("Landlock syscalls are blocked (EPERM): {detail}; {fix}"),
-        _ => format!("{detail}; {fix}"),
-    }
+    format!("{detail}; {fix}")
 }
 
 /// What to do when the kernel's Landlock ABI is below the configured minimum.
@@ -448,7 +444,7 @@ mod tests {
         for e in [libc::EPERM, libc::EOPNOTSUPP, libc::ENOSYS] {
             let (detail, fix) = landlock_unavailable(e);
             let m = landlock_unavailable_message(e);
-            assert!(m.ends_with(&format!("{detail}; {fix}")), "{m}");
+            assert_eq!(m, format!("{detail}; {fix}"));
         }
         assert!(landlock_unavailable_message(libc::EPERM)
             .contains("Landlock syscalls are blocked (EPERM)"));
@@ -456,7 +452,9 @@ mod tests {
 
     #[test]
     fn landlock_hints_by_errno() {
-        assert!(landlock_unavailable(libc::EPERM).0.contains("filtered"));
+        assert!(landlock_unavailable(libc::EPERM)
+            .0
+            .contains("blocked (EPERM)"));
         assert!(landlock_unavailable(libc::EOPNOTSUPP).1.contains("lsm="));
         assert!(landlock_unavailable(libc::ENOSYS)
             .1

@@ -633,7 +633,7 @@ fn doctor_reports_the_host_and_what_blocks_it() {
     let o = run(Some("landlock"), false);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("✗ Landlock: the Landlock syscalls are filtered (EPERM)"),
+        stdout(&o).contains("✗ Landlock: the Landlock syscalls are blocked (EPERM)"),
         "{}",
         stdout(&o)
     );
