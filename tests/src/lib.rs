@@ -371,6 +371,8 @@ pub fn as_user(c: &mut Command, uid: u32, gid: u32) {
 }
 
 pub mod docs;
+pub mod home;
+pub use home::UserHome;
 pub mod llm;
 pub mod grpc {
     use hyper_util::rt::TokioIo;

@@ -6,41 +6,22 @@ use nanobot_e2e::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// A home directory for the agent's user with ~/.nanobot (0700) and config.json (0600).
-struct Home {
-    dir: PathBuf,
+struct Home(UserHome);
+
+impl std::ops::Deref for Home {
+    type Target = UserHome;
+    fn deref(&self) -> &UserHome {
+        &self.0
+    }
 }
 
 impl Home {
     fn new(tag: &str) -> Home {
-        let (uid, gid) = test_ids();
-        let dir = PathBuf::from(format!(
-            "/var/tmp/nanobot-e2e-home-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join(".nanobot")).unwrap();
-        for p in [dir.clone(), dir.join(".nanobot")] {
-            chown(&p, uid, gid);
-        }
-        std::fs::set_permissions(dir.join(".nanobot"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
-        Home { dir }
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.join(".nanobot/config.json")
-    }
-
-    fn write_config(&self, text: &str) {
-        let (uid, gid) = test_ids();
-        let p = self.config_path();
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        chown(&p, uid, gid);
+        Home(UserHome::new("home", tag))
     }
 
     /// The config for a daemon and a scripted server.
@@ -58,30 +39,13 @@ impl Home {
 
     /// nanobot as the test user (never root) with this home, in the daemon's workspace.
     fn command(&self, d: &Daemon, args: &[&str]) -> Command {
-        let (uid, gid) = test_ids();
-        let mut c = Command::new(bin("nanobot"));
-        c.args(args)
-            .arg("-w")
-            .arg(&d.ws)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
-            .env("TEST_LLM_KEY", "sk-test-123")
-            .stdin(Stdio::null());
-        if is_root() {
-            c.uid(uid).gid(gid);
-        }
+        let mut c = self.0.command(args);
+        c.arg("-w").arg(&d.ws).env("TEST_LLM_KEY", "sk-test-123");
         c
     }
 
     fn nanobot(&self, d: &Daemon, args: &[&str]) -> Output {
         self.command(d, args).output().unwrap()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -7,7 +7,6 @@ use nanobot_e2e::llm::{self, Server};
 use nanobot_e2e::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -384,33 +383,22 @@ fn stop(mut c: Child) {
 }
 
 /// A home for the agent's user with ~/.nanobot (0700) and config.json (0600).
-struct Home {
-    dir: PathBuf,
+struct Home(UserHome);
+
+impl std::ops::Deref for Home {
+    type Target = UserHome;
+    fn deref(&self) -> &UserHome {
+        &self.0
+    }
 }
 
 impl Home {
     fn new(tag: &str) -> Home {
-        let (uid, gid) = test_ids();
-        let dir = PathBuf::from(format!(
-            "/var/tmp/nanobot-e2e-home-email-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join(".nanobot")).unwrap();
-        for p in [dir.clone(), dir.join(".nanobot")] {
-            chown(&p, uid, gid);
-        }
-        std::fs::set_permissions(dir.join(".nanobot"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
-        Home { dir }
+        Home(UserHome::new("home-email", tag))
     }
 
     fn write_config(&self, v: &Value) {
-        let (uid, gid) = test_ids();
-        let p = self.dir.join(".nanobot/config.json");
-        std::fs::write(&p, v.to_string()).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        chown(&p, uid, gid);
+        self.0.write_config(&v.to_string());
     }
 
     fn command(&self, d: &Daemon, m: &Mail, args: &[&str]) -> Command {
@@ -421,32 +409,17 @@ impl Home {
     }
 
     fn bare_command(&self, d: &Daemon, args: &[&str]) -> Command {
-        let (uid, gid) = test_ids();
-        let mut c = Command::new(bin("nanobot"));
-        c.args(args)
-            .arg("-w")
+        let mut c = self.0.command(args);
+        c.arg("-w")
             .arg(&d.ws)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
             .env("TEST_LLM_KEY", "sk-test-123")
             .env("TEST_IMAP_PASSWORD", IMAP_PW)
-            .env("TEST_SMTP_PASSWORD", SMTP_PW)
-            .stdin(Stdio::null());
-        if is_root() {
-            c.uid(uid).gid(gid);
-        }
+            .env("TEST_SMTP_PASSWORD", SMTP_PW);
         c
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(".nanobot/logs/nanobot.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::read_to_string(self.dot().join("logs/nanobot.log")).unwrap_or_default()
     }
 }
 

@@ -9,48 +9,28 @@ use nanobot_e2e::llm::{self, Server};
 use nanobot_e2e::*;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// A fresh home for the test user; stops the sandboxd nanobot started in it, if any, on drop.
 struct Home {
-    dir: PathBuf,
+    base: UserHome,
     env: Vec<(String, String)>,
+}
+
+impl std::ops::Deref for Home {
+    type Target = UserHome;
+    fn deref(&self) -> &UserHome {
+        &self.base
+    }
 }
 
 impl Home {
     fn new(tag: &str) -> Home {
-        let (uid, gid) = test_ids();
-        let dir = PathBuf::from(format!(
-            "/var/tmp/nanobot-e2e-first-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        chown(&dir, uid, gid);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Home { dir, env: vec![] }
-    }
-
-    fn dot(&self) -> PathBuf {
-        self.dir.join(".nanobot")
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dot().join("config.json")
-    }
-
-    fn write_config(&self, text: &str) {
-        let (uid, gid) = test_ids();
-        let dot = self.dot();
-        std::fs::create_dir_all(&dot).unwrap();
-        chown(&dot, uid, gid);
-        std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let p = self.config_path();
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        chown(&p, uid, gid);
+        Home {
+            base: UserHome::bare("first", tag),
+            env: vec![],
+        }
     }
 
     fn socket(&self) -> PathBuf {
@@ -58,19 +38,10 @@ impl Home {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let (uid, gid) = test_ids();
-        let mut c = Command::new(bin("nanobot"));
-        c.args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null());
+        let mut c = self.base.command(args);
+        c.current_dir(&self.dir);
         for (k, v) in &self.env {
             c.env(k, v);
-        }
-        if is_root() {
-            c.uid(uid).gid(gid);
         }
         c
     }
@@ -88,7 +59,7 @@ impl Drop for Home {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // `base` removes the directory after this.
     }
 }
 

@@ -7,8 +7,6 @@ use nanobot_e2e::llm::{self, Server};
 use nanobot_e2e::*;
 use serde_json::{json, Value};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -170,52 +168,32 @@ fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// A home for the test user with ~/.nanobot (0700) and config.json (0600).
-struct Home {
-    dir: PathBuf,
+struct Home(UserHome);
+
+impl std::ops::Deref for Home {
+    type Target = UserHome;
+    fn deref(&self) -> &UserHome {
+        &self.0
+    }
 }
 
 impl Home {
     fn new(tag: &str) -> Home {
-        let (uid, gid) = test_ids();
-        let dir = PathBuf::from(format!(
-            "/var/tmp/nanobot-e2e-wa-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join(".nanobot")).unwrap();
-        for p in [dir.clone(), dir.join(".nanobot")] {
-            chown(&p, uid, gid);
-        }
-        std::fs::set_permissions(dir.join(".nanobot"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
-        Home { dir }
+        Home(UserHome::new("wa", tag))
     }
 
     fn write_config(&self, v: Value) {
-        let (uid, gid) = test_ids();
-        let p = self.dir.join(".nanobot/config.json");
-        std::fs::write(&p, v.to_string()).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        chown(&p, uid, gid);
+        self.0.write_config(&v.to_string());
     }
 
     fn command(&self, ws: Option<&std::path::Path>, args: &[&str]) -> Command {
-        let (uid, gid) = test_ids();
-        let mut c = Command::new(bin("nanobot"));
-        c.args(args);
+        let mut c = self.0.command(args);
         if let Some(ws) = ws {
             c.arg("-w").arg(ws);
         }
-        c.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.dir)
-            .env("TEST_LLM_KEY", "sk-test-123")
+        c.env("TEST_LLM_KEY", "sk-test-123")
             .env("WA_TOKEN", TOKEN)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        if is_root() {
-            c.uid(uid).gid(gid);
-        }
+            .env("NO_COLOR", "1");
         c
     }
 
@@ -224,11 +202,11 @@ impl Home {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(".nanobot/logs/nanobot.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dot().join("logs/nanobot.log")).unwrap_or_default()
     }
 
     fn sessions(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.dir.join(".nanobot/sessions"))
+        let mut v: Vec<String> = std::fs::read_dir(self.dot().join("sessions"))
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -237,12 +215,6 @@ impl Home {
             .unwrap_or_default();
         v.sort();
         v
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
