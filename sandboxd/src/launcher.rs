@@ -18,15 +18,39 @@ pub const WARM_ENV: &str = "SANDBOXD_WARM";
 /// Where the launcher finds its end of the control socket.
 pub const LAUNCHER_FD: RawFd = 3;
 
+/// Whether fd 3 is open and a socket, as `Launcher::start` leaves it: `main` checks this before
+/// handing fd 3 to [`launcher_entry`], so `sandboxd __launcher` typed by hand cannot make the
+/// launcher take over some other file.
+pub fn control_socket_present() -> bool {
+    // SAFETY: all-zero bytes are a valid `stat` (integers only); fstat writes into `st`, a local
+    // that lives through the call, and reads no memory; fd 3 is only inspected, not taken.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    let r = unsafe { libc::fstat(LAUNCHER_FD, &mut st) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+}
+
 /// Entry point of the launcher image (`sandboxd __launcher PARENT_PID`), called by `main` before
 /// anything else.
-pub fn launcher_entry(parent: &str, warm: &str) -> ! {
+///
+/// # Safety
+/// The caller must be the process `Launcher::start` exec'd, calling this first thing:
+/// - single-threaded, and staying so: the launcher clones sandbox inits with a fork-like raw
+///   clone, and each init later starts its command with CLONE_VM|CLONE_VFORK, a child that
+///   allocates in memory it shares with us; another thread could hold the allocator's lock or
+///   change that memory under it;
+/// - fd 3 ([`LAUNCHER_FD`]) is the launcher's end of the control socket, placed by
+///   `Launcher::start`, open, and owned by nothing else in this process: it is taken over here
+///   and closed when the launcher ends.
+pub unsafe fn launcher_entry(parent: &str, warm: &str) -> ! {
     let parent: libc::pid_t = parent.parse().unwrap_or(0);
-    // SAFETY: fd 3 was placed there by `Launcher::start` and belongs to this process alone.
+    // SAFETY: per this function's contract fd 3 is open and no other owner exists, so this
+    // OwnedFd is its only owner and closing it on drop closes nothing else's fd.
     let sock = unsafe { OwnedFd::from_raw_fd(LAUNCHER_FD) };
     // Unreadable: nothing is prepared ahead beyond namespaces and mounts; requests still work.
     let warm: Option<WarmShape> = serde_json::from_str(warm).ok();
-    launcher_main(sock, parent, warm)
+    // SAFETY: single-threaded per this function's contract, which is what launcher_main needs.
+    unsafe { launcher_main(sock, parent, warm) }
 }
 
 /// A warm sandbox older than this is discarded rather than used: its mount namespace is a copy
@@ -165,7 +189,12 @@ impl Launcher {
     }
 }
 
-fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -> ! {
+/// The launcher's loop: keep warm sandboxes, hand each request's fds to one, or clone a cold one.
+///
+/// # Safety
+/// The process must be single-threaded and stay so (see [`launcher_entry`]): it clones sandbox
+/// inits (`clone_init`).
+unsafe fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -> ! {
     // SAFETY: prctl/signal calls with constant arguments in a single-threaded child.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -199,7 +228,8 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
         // so a request only pays for what depends on it. If this fails, the request below starts
         // cold and reports why.
         while warm.len() < WARM_POOL {
-            match Warm::start(sock_fd, uid, gid, shape.as_ref()) {
+            // SAFETY: this process is single-threaded (this function's contract).
+            match unsafe { Warm::start(sock_fd, uid, gid, shape.as_ref()) } {
                 Some(w) => warm.push_back(w),
                 None => break,
             }
@@ -240,8 +270,12 @@ fn launcher_main(sock: OwnedFd, parent: libc::pid_t, shape: Option<WarmShape>) -
         let Some(fds) = ExecFds::from_batch(fds) else {
             continue;
         };
-        match clone_init(sock_fd, None) {
-            Ok(0) => init::init_main(fds, uid, gid, shape.as_ref()),
+        // SAFETY: this process is single-threaded (this function's contract), so the cloned
+        // child is a single-threaded fresh copy of it, as init_main requires.
+        match unsafe { clone_init(sock_fd, None) } {
+            // SAFETY: in the child clone_init just made: single-threaded, and the fds in `fds`
+            // are its own copies, owned by `fds` alone.
+            Ok(0) => unsafe { init::init_main(fds, uid, gid, shape.as_ref()) },
             Ok(_) => {}
             Err(errno) => {
                 let report = Report::Failed {
@@ -270,15 +304,22 @@ struct Warm {
 }
 
 impl Warm {
-    fn start(
+    /// Clone a warm init, or None when the kernel refuses.
+    ///
+    /// # Safety
+    /// The process must be single-threaded (see `clone_init`).
+    unsafe fn start(
         daemon_sock: RawFd,
         uid: libc::uid_t,
         gid: libc::gid_t,
         shape: Option<&WarmShape>,
     ) -> Option<Warm> {
         let (ours, theirs) = handover::seqpacket_pair().ok()?;
-        match clone_init(daemon_sock, Some(ours.as_raw_fd())) {
-            Ok(0) => init::warm_main(theirs, uid, gid, shape),
+        // SAFETY: single-threaded, per this function's contract.
+        match unsafe { clone_init(daemon_sock, Some(ours.as_raw_fd())) } {
+            // SAFETY: in the child clone_init just made: single-threaded, and `theirs` is its own
+            // copy of the socket end, owned by that OwnedFd alone (`ours` was closed).
+            Ok(0) => unsafe { init::warm_main(theirs, uid, gid, shape) },
             Ok(_) => Some(Warm {
                 ctl: ours,
                 born: std::time::Instant::now(),
@@ -290,9 +331,15 @@ impl Warm {
 
 /// Clone a sandbox init into fresh namespaces: Ok(0) in the child (which has closed the daemon's
 /// socket and `also_close`), Ok(pid) in the launcher, Err(errno) when the kernel refuses.
-fn clone_init(daemon_sock: RawFd, also_close: Option<RawFd>) -> Result<libc::c_long, i32> {
-    // SAFETY: raw clone without CLONE_VM behaves like fork (the child gets a copy of our stack);
-    // this process is single-threaded.
+///
+/// # Safety
+/// The calling process must be single-threaded: the child goes on to run Rust code that
+/// allocates (the whole init), which after a fork is sound only when no other thread could have
+/// held a lock (the allocator's, stdio's) at the moment of the clone.
+unsafe fn clone_init(daemon_sock: RawFd, also_close: Option<RawFd>) -> Result<libc::c_long, i32> {
+    // SAFETY: raw clone without CLONE_VM behaves like fork (the child gets a copy of our stack
+    // and memory, no pointer is passed); the caller guarantees this process is single-threaded,
+    // so the copy holds no lock another thread was in the middle of.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,

@@ -39,7 +39,16 @@ fn main() {
         // The warm shape comes in the environment, not on the command line: every sandbox init
         // is a copy of the launcher, and its command line is readable inside the sandbox.
         let warm = std::env::var(sandboxd::launcher::WARM_ENV).unwrap_or_default();
-        sandboxd::launcher::launcher_entry(args.get(2).map(String::as_str).unwrap_or("0"), &warm);
+        let parent = args.get(2).map(String::as_str).unwrap_or("0");
+        if !sandboxd::launcher::control_socket_present() {
+            eprintln!("sandboxd: __launcher is started by `sandboxd serve` only");
+            std::process::exit(2);
+        }
+        // SAFETY: `__launcher` is the command line `Launcher::start` execs us with, and this is
+        // the first thing main does: no thread has been started (std starts none before main,
+        // and nothing above starts one). Fd 3 is open and a socket (checked just above): it was
+        // inherited across execve, so nothing in this fresh image opened it or owns it.
+        unsafe { sandboxd::launcher::launcher_entry(parent, &warm) };
     }
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Serve(_)) {
@@ -49,7 +58,9 @@ fn main() {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let r = match cli.cmd {
-        Cmd::Serve(a) => sandboxd::daemon::serve(a).map(|()| 0),
+        // SAFETY: main has started no thread (clap parsing and the signal reset above start
+        // none), so serve runs single-threaded, as it requires.
+        Cmd::Serve(a) => unsafe { sandboxd::daemon::serve(a) }.map(|()| 0),
         Cmd::Check(a) => sandboxd::cli::check(a),
         Cmd::Explain(a) => sandboxd::cli::explain(a),
         Cmd::Doctor(a) => sandboxd::cli::doctor(a),

@@ -132,7 +132,12 @@ fn bind(path: &Path) -> Result<UnixListener> {
 
 /// Serve, phase by phase: load config → open roots → bind (as root) → drop privileges → fork
 /// launcher → runtime → run. Every phase before the runtime runs single-threaded.
-pub fn serve(a: ServeArgs) -> Result<()> {
+///
+/// # Safety
+/// Call from a single-threaded process (main, before anything starts a thread): the phases
+/// before the runtime change the environment (socket activation) and rely on no other thread
+/// running.
+pub unsafe fn serve(a: ServeArgs) -> Result<()> {
     let cfg = load_config(&a)?;
     init_logging(cfg.log_format);
     // Before anything opens files: systemd's default soft limit (1,024) is easily reached.
@@ -140,7 +145,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if cfg.workspace_roots.is_empty() {
         bail!("no workspace root configured: pass --workspace-root DIR or set workspace_roots in the config");
     }
-    let activated = systemd::activated_listener();
+    // SAFETY: single-threaded (this function's contract; nothing above starts a thread).
+    let activated = unsafe { systemd::activated_listener() };
     let target = target_user(&cfg)?;
     let roots = open_roots(&cfg, target.as_ref(), activated.is_some())?;
     let socket_gid = socket_group(&cfg)?;

@@ -3,8 +3,13 @@
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixListener;
 
-/// A listening socket passed by systemd (LISTEN_FDS), if any.
-pub fn activated_listener() -> Option<UnixListener> {
+/// A listening socket passed by systemd (LISTEN_FDS), if any. It takes fd 3 over and removes the
+/// LISTEN_* variables, so a second call finds none and returns None: fd 3 gets one owner.
+///
+/// # Safety
+/// The process must be single-threaded: the environment is changed (`remove_var`), which races
+/// any other thread reading it (getenv hands out pointers into the environment).
+pub(crate) unsafe fn activated_listener() -> Option<UnixListener> {
     let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
     let n: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
     if pid != std::process::id() || n < 1 {
@@ -14,7 +19,11 @@ pub fn activated_listener() -> Option<UnixListener> {
     std::env::remove_var("LISTEN_PID");
     std::env::remove_var("LISTEN_FDS");
     std::env::remove_var("LISTEN_FDNAMES");
-    // SAFETY: fstat/fcntl on fd 3 with a valid stat buffer; no memory is shared.
+    // SAFETY: `st` is a local `libc::stat`, a C struct of integers only, so all-zero bytes are a
+    // valid value; fstat writes into it (it lives through the call) and reads no memory of ours.
+    // fd 3 is only inspected here and marked close-on-exec (no memory involved); nothing else in
+    // this process owns it: it was inherited from systemd, and the LISTEN_* variables that name
+    // it are gone, so no other call takes it.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(3, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
@@ -23,7 +32,10 @@ pub fn activated_listener() -> Option<UnixListener> {
         }
         libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
     }
-    // SAFETY: systemd's protocol hands us fd 3 as an open listening socket we now own.
+    // SAFETY: LISTEN_PID names this process, so systemd's protocol hands fd 3 to us as an open
+    // listening socket; fstat above confirmed it is open and a socket. It was inherited, nothing
+    // in this process has wrapped it, and the variables naming it are removed above, so this
+    // UnixListener is its only owner.
     Some(unsafe { UnixListener::from_raw_fd(3) })
 }
 

@@ -62,7 +62,12 @@ const CHILD_STACK: usize = 1 << 20;
 /// copied (fork duplicated the init's page tables and every page it then touched, and execve tore
 /// the copy down again: ~200 µs per exec). It has its own fd table, credentials, signal
 /// dispositions and seccomp/Landlock state, so what it confines is only itself.
-pub(super) fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> {
+///
+/// # Safety
+/// The calling process must be single-threaded: the child runs in our memory and allocates
+/// (it resolves the program and builds the exec arrays), and CLONE_VFORK suspends only the
+/// calling thread; another thread could hold the allocator's lock or change what it reads.
+pub(super) unsafe fn spawn_command(args: &ChildArgs) -> Result<libc::pid_t, StepError> {
     let page = 4096;
     // SAFETY: a fresh anonymous private mapping; no existing memory is touched.
     let stack = unsafe {

@@ -33,17 +33,41 @@ use std::time::{Duration, Instant};
 
 /// A cold start: the launcher cloned us for a request already in hand. `uid`/`gid`: the daemon's
 /// outside, mapped to themselves inside.
-pub fn init_main(fds: ExecFds, uid: libc::uid_t, gid: libc::gid_t, shape: Option<&WarmShape>) -> ! {
+///
+/// # Safety
+/// The caller must be a fresh single-threaded process (the child of the launcher's
+/// `clone_init`) that stays single-threaded: the command is started with
+/// CLONE_VM|CLONE_VFORK (`child::spawn_command`), a child that allocates in memory it shares with
+/// this process, which is sound only when no other thread can run in that memory meanwhile.
+/// The fds in `fds` must be this process's own, owned by `fds` alone.
+pub(crate) unsafe fn init_main(
+    fds: ExecFds,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    shape: Option<&WarmShape>,
+) -> ! {
     let prepared = prepare(uid, gid, None).map(|mut p| {
         p.warm_plan = shape.map(|s| s.mounts.clone());
         p
     });
-    finish(fds, prepared)
+    // SAFETY: single-threaded, per this function's contract.
+    unsafe { finish(fds, prepared) }
 }
 
 /// A warm start: the launcher cloned us ahead of time. Do the part of the setup that does not
 /// depend on the request, then wait on `ctl` for the request's fds (EOF: the launcher is gone).
-pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option<&WarmShape>) -> ! {
+///
+/// # Safety
+/// The caller must be a fresh single-threaded process (the child of the launcher's
+/// `clone_init`) that stays single-threaded: the command is started with
+/// CLONE_VM|CLONE_VFORK (`child::spawn_command`), a child that allocates in memory it shares with
+/// this process, which is sound only when no other thread can run in that memory meanwhile.
+pub(crate) unsafe fn warm_main(
+    ctl: OwnedFd,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    shape: Option<&WarmShape>,
+) -> ! {
     // Building the next root is work for spare CPU: at a lower priority it does not slow the
     // command running beside it. Only where RLIMIT_NICE lets us come back to normal (the daemon
     // raises it when started as root); the request then runs at normal priority again.
@@ -67,10 +91,15 @@ pub fn warm_main(ctl: OwnedFd, uid: libc::uid_t, gid: libc::gid_t, shape: Option
         // SAFETY: as the _exit above: nothing is started yet, and _exit runs no Rust code.
         unsafe { libc::_exit(1) }
     };
-    finish(fds, prepared)
+    // SAFETY: single-threaded, per this function's contract.
+    unsafe { finish(fds, prepared) }
 }
 
-fn finish(fds: ExecFds, prepared: Result<Prepared, StepError>) -> ! {
+/// Run the request and report its result on the status socket, then exit.
+///
+/// # Safety
+/// Single-threaded process, as for [`init_main`].
+unsafe fn finish(fds: ExecFds, prepared: Result<Prepared, StepError>) -> ! {
     let ExecFds {
         status,
         stdout,
@@ -78,7 +107,8 @@ fn finish(fds: ExecFds, prepared: Result<Prepared, StepError>) -> ! {
         workspace,
     } = fds;
     let mut status = File::from(status);
-    let result = prepared.and_then(|p| init(&mut status, stdout, stderr, workspace, p));
+    // SAFETY: single-threaded, per this function's contract.
+    let result = prepared.and_then(|p| unsafe { init(&mut status, stdout, stderr, workspace, p) });
     let code = match result {
         Ok(report) => {
             let _ = wire::write_frame(&mut status, &report);
@@ -95,7 +125,10 @@ fn finish(fds: ExecFds, prepared: Result<Prepared, StepError>) -> ! {
 
 /// One request, stage by stage (see the module header). Returns the final report; a failed stage
 /// returns the step that failed and nothing runs.
-fn init(
+///
+/// # Safety
+/// Single-threaded process, as for [`init_main`] (it starts the command: `child::spawn_command`).
+unsafe fn init(
     status: &mut File,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -122,14 +155,17 @@ fn init(
     // The write budget counts from here: the init is in the root, whose /proc is the sandbox's.
     let budget = budget::Budget::new(spec.write_budget_bytes);
     await_go(status, prepared.host_pid)?;
-    let child = child::spawn_command(&child::ChildArgs {
-        spec: &spec,
-        ruleset: std::cell::Cell::new(ruleset),
-        stdout: &stdout,
-        stderr: &stderr,
-        cwd: &cwd,
-        err_w: &err_w,
-    })?;
+    // SAFETY: single-threaded, per this function's contract.
+    let child = unsafe {
+        child::spawn_command(&child::ChildArgs {
+            spec: &spec,
+            ruleset: std::cell::Cell::new(ruleset),
+            stdout: &stdout,
+            stderr: &stderr,
+            cwd: &cwd,
+            err_w: &err_w,
+        })
+    }?;
     drop((err_w, stdout, stderr, workspace, cwd));
 
     let mut acc = supervise::ReapedUsage::default();
