@@ -201,7 +201,8 @@ pub fn probe() -> Available {
                     dir.display()
                 );
             } else if !delegated(&dir) {
-                why_not_v2 = format!("cgroup v2 {} is not delegated to sandboxd (systemd: Delegate=yes on sandboxd.service)", dir.display());
+                // What to do is `host::cgroups_fix`, shown beside this by doctor and Info.
+                why_not_v2 = format!("cgroup v2 {} is not delegated to sandboxd", dir.display());
             } else {
                 return Available::V2 { own: dir };
             }

@@ -124,7 +124,7 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
     for (k, v) in sysctls.present() {
         detail.push_str(&format!("; {k}={v}"));
     }
-    let fix = sysctls.fix();
+    let fix = sysctls.fix(ns.as_ref().err().and_then(host::ProbeError::errno));
     out.push(check("user namespaces", ns.is_ok(), true, detail, fix));
 
     out.push(cgroups_check(mode, &crate::cgroups::probe()));

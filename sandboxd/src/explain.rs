@@ -620,12 +620,13 @@ pub fn describe_cgroup(
     s
 }
 
-/// The whole profile in plain words.
+/// The whole profile in plain words. `abi`: this kernel's Landlock ABI, or the errno that
+/// stopped us asking (`host::landlock_abi`).
 pub fn describe(
     cfg: &Config,
     name: &str,
     p: &Profile,
-    abi: Option<ABI>,
+    abi: Result<ABI, i32>,
     workspace: &Path,
 ) -> String {
     let mut s = format!("profile {name:?}\n");
@@ -638,7 +639,7 @@ pub fn describe(
         (false, u, g) => format!("  granted to: uids {u:?}, gids {g:?}\n"),
     });
     match abi {
-        Some(abi) => {
+        Ok(abi) => {
             let plan = landlock::plan(&p.filesystem, p.network, &p.connect_ports, abi);
             s.push_str(&format!(
                 "  Landlock (ABI {}): every filesystem right is handled; allowed:\n",
@@ -670,10 +671,16 @@ pub fn describe(
                 if plan.scopes.contains(::landlock::Scope::Signal) {
                     v.push("signals");
                 }
-                s.push_str(&format!("    scoped to the sandbox (nothing outside reachable): {}\n", v.join(", ")));
+                s.push_str(&format!(
+                    "    scoped to the sandbox (nothing outside reachable): {}\n",
+                    v.join(", ")
+                ));
             }
         }
-        None => s.push_str("  Landlock: not available on this kernel (execs fail closed unless allow_degraded lists it)\n"),
+        Err(errno) => s.push_str(&format!(
+            "  Landlock: {} (execs fail closed unless allow_degraded lists it)\n",
+            crate::host::landlock_unavailable_message(errno)
+        )),
     }
     match crate::confine::mounts::plan(
         &p.filesystem,

@@ -8,6 +8,15 @@
 //! the cheap one and then tries the real thing in a throwaway child. So doctor never reports a
 //! capability that Info reports missing; the thorough one only adds failures the cheap one
 //! cannot see (named on each cheap probe).
+//!
+//! Info does not stay blind to those: `sandboxd serve` runs the thorough namespace probe once at
+//! start-up, after dropping privileges and before the tokio runtime exists (so it forks from a
+//! single-threaded process, as the daemon itself will clone sandboxes), and keeps the result
+//! (`AtStart`). Info reports that result, and the cheap probe at request time on top, so Info and
+//! doctor agree on user namespaces even where only trying them shows the refusal.
+//!
+//! One fix wording per capability, here only: `UsernsSysctls::fix` (doctor, Info and the refused
+//! namespace clone, `namespace_hint`), `cgroups_fix`, `seccomp_fix`, `landlock_unavailable`.
 
 use std::io;
 
@@ -186,35 +195,63 @@ impl UsernsSysctls {
         }
     }
 
-    /// What to change when user namespaces cannot be created.
-    pub fn fix(&self) -> &'static str {
+    /// What to change when user namespaces cannot be created: the one wording, shown by doctor,
+    /// Info's problems and a refused namespace clone (`namespace_hint`). `errno`: what the
+    /// kernel answered when creating them was tried (None: not tried, the sysctls decide).
+    pub fn fix(&self, errno: Option<i32>) -> &'static str {
         if self.apparmor.as_deref() == Some("1") {
             "Ubuntu's AppArmor blocks unprivileged user namespaces: install packaging/apparmor/sandboxd (apparmor_parser -r /etc/apparmor.d/sandboxd)"
         } else if self.debian.as_deref() == Some("0") {
             "sysctl -w kernel.unprivileged_userns_clone=1"
-        } else if self.max.as_deref() == Some("0") {
+        } else if self.max.as_deref() == Some("0") || errno == Some(libc::ENOSPC) {
             "sysctl -w user.max_user_namespaces=15000"
+        } else if self.max.is_none() || errno == Some(libc::EINVAL) {
+            "use a kernel with user and PID namespaces (CONFIG_USER_NS=y, CONFIG_PID_NS=y)"
         } else {
             "inside a container, allow clone/unshare with CLONE_NEWUSER (or run sandboxd on the host)"
         }
     }
 }
 
-/// The message of a refused namespace clone, with what to check for its errno.
+/// The message of a refused namespace clone: what the kernel said, then the same fix doctor and
+/// Info give (`UsernsSysctls::fix`), from the sysctls as they are now.
 pub fn namespace_hint(errno: i32) -> String {
+    namespace_message(errno, &UsernsSysctls::read())
+}
+
+fn namespace_message(errno: i32, sysctls: &UsernsSysctls) -> String {
     let base = format!(
         "cannot create the sandbox namespaces: {}",
         io::Error::from_raw_os_error(errno)
     );
-    match errno {
-        libc::EPERM | libc::EACCES => format!(
-            "{base}; unprivileged user namespaces are blocked here (check sysctl kernel.unprivileged_userns_clone, \
-             kernel.apparmor_restrict_unprivileged_userns on Ubuntu — install packaging/apparmor/sandboxd — \
-             or the container runtime's seccomp profile)"
-        ),
-        libc::ENOSPC => format!("{base}; the user or PID namespace limit is reached (sysctl user.max_user_namespaces)"),
-        libc::EINVAL => format!("{base}; this kernel lacks user or PID namespace support"),
-        _ => base,
+    let cause = match errno {
+        libc::EPERM | libc::EACCES => "unprivileged user namespaces are blocked here",
+        libc::ENOSPC => "the user or PID namespace limit is reached",
+        libc::EINVAL => "this kernel lacks user or PID namespace support",
+        _ => return base,
+    };
+    format!("{base}; {cause}; {}", sysctls.fix(Some(errno)))
+}
+
+/// The user-namespace problem for Info and doctor: what the probe found, then the fix.
+pub fn namespaces_problem(e: &ProbeError) -> String {
+    format!("{e}; {}", UsernsSysctls::read().fix(e.errno()))
+}
+
+/// What the thorough probes found when the daemon started (see the module header): Info reports
+/// it, as the cheap probes cannot see everything the thorough ones can.
+#[derive(Debug, Clone, Default)]
+pub struct AtStart {
+    /// Why the sandbox namespaces could not be created at start (`namespaces_problem`), if so.
+    pub namespaces: Option<String>,
+}
+
+impl AtStart {
+    /// Run the thorough probes. Call before the runtime exists, as the user the daemon runs as.
+    pub fn probe() -> AtStart {
+        AtStart {
+            namespaces: namespaces_creatable().err().map(|e| namespaces_problem(&e)),
+        }
     }
 }
 
@@ -239,6 +276,16 @@ pub enum ProbeError {
     /// No child to probe in.
     #[error("cannot fork a probe child: {0}")]
     Fork(io::Error),
+}
+
+impl ProbeError {
+    /// The errno of a refused operation (None for the other kinds).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            ProbeError::Refused { err, .. } => err.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a seccomp filter can be installed: the thorough probe (doctor). The cheap
@@ -380,7 +427,15 @@ mod tests {
     #[test]
     fn the_namespace_hint_names_the_cause() {
         assert!(namespace_hint(libc::EPERM).contains("unprivileged user namespaces are blocked"));
-        assert!(namespace_hint(libc::EACCES).contains("packaging/apparmor/sandboxd"));
+        // The fix is doctor's and Info's (`UsernsSysctls::fix`), from the sysctls: on Ubuntu
+        // with the AppArmor restriction on, it names the profile to install.
+        let ubuntu = UsernsSysctls {
+            apparmor: Some("1".into()),
+            debian: None,
+            max: Some("100".into()),
+        };
+        assert!(namespace_message(libc::EACCES, &ubuntu).contains("packaging/apparmor/sandboxd"));
+        assert!(namespace_message(libc::EACCES, &ubuntu).ends_with(ubuntu.fix(Some(libc::EACCES))));
         assert!(namespace_hint(libc::ENOSPC).contains("user.max_user_namespaces"));
         assert!(namespace_hint(libc::EINVAL).contains("lacks user or PID namespace support"));
         assert!(namespace_hint(libc::ENOMEM).starts_with("cannot create the sandbox namespaces: "));
@@ -395,17 +450,24 @@ mod tests {
             max: m.map(String::from),
         };
         assert!(s(Some("1"), Some("0"), Some("0"))
-            .fix()
+            .fix(None)
             .contains("AppArmor"));
         assert!(s(Some("0"), Some("0"), None)
-            .fix()
+            .fix(None)
             .contains("unprivileged_userns_clone=1"));
         assert!(s(None, None, Some("0"))
-            .fix()
+            .fix(None)
             .contains("max_user_namespaces=15000"));
         assert!(s(None, Some("1"), Some("100"))
-            .fix()
+            .fix(None)
             .contains("inside a container"));
+        // What the kernel answered a real attempt picks the fix the sysctls cannot show.
+        assert!(s(None, Some("1"), Some("100"))
+            .fix(Some(libc::ENOSPC))
+            .contains("max_user_namespaces=15000"));
+        assert!(s(None, Some("1"), Some("100"))
+            .fix(Some(libc::EINVAL))
+            .contains("CONFIG_USER_NS"));
         assert_eq!(
             s(None, Some("1"), Some("100")).present(),
             [

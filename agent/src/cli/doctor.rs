@@ -3,9 +3,9 @@
 
 use crate::cli::globals::Globals;
 use crate::config::{self, Loaded};
-use crate::sandbox::{autostart, client, socket};
+use crate::sandbox::{autostart, client, socket, vocab};
 use anyhow::Result;
-use nanobot_proto::pb::InfoResponse;
+use nanobot_proto::pb::{InfoResponse, Layer};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -376,24 +376,45 @@ fn sandbox_checks(
         fix,
     )];
     if let Some(i) = info {
-        let has = |l: &str| i.layers_enforced.iter().any(|x| x == l);
+        // Info's layer names and problem prefixes are the contract's (`vocab::layer_name`); a
+        // missing layer's problem already says why and what to change on the daemon's host
+        // (sandboxd words it once, in its host.rs), so it is shown as sent, with no second hint.
+        let has = |l: Layer| i.layers_enforced.contains(&vocab::layer_name(l));
+        let why_not = |l: Layer| {
+            let prefix = format!("{}: ", vocab::layer_name(l));
+            let problems: Vec<&str> = i
+                .problems
+                .iter()
+                .filter_map(|p| p.strip_prefix(&prefix))
+                .collect();
+            if problems.is_empty() {
+                format!("not enforced: {}", i.problems.join("; "))
+            } else {
+                format!("not enforced: {}", problems.join("; "))
+            }
+        };
+        let fix = format!("{sandboxd} doctor says why");
         out.push(check(
             "sandboxd enforces Landlock",
-            has("landlock") && i.landlock_abi > 0,
+            has(Layer::Landlock) && i.landlock_abi > 0,
             true,
-            if has("landlock") {
+            if has(Layer::Landlock) {
                 format!("Landlock ABI {}", i.landlock_abi)
             } else {
-                format!("not enforced: {}", i.problems.join("; "))
+                why_not(Layer::Landlock)
             },
-            format!("{sandboxd} doctor says why; Landlock needs Linux 5.13+ and lsm=landlock"),
+            fix.clone(),
         ));
         out.push(check(
             "sandboxd enforces seccomp",
-            has("seccomp"),
+            has(Layer::Seccomp),
             true,
-            i.layers_enforced.join(", "),
-            format!("{sandboxd} doctor says why"),
+            if has(Layer::Seccomp) {
+                i.layers_enforced.join(", ")
+            } else {
+                why_not(Layer::Seccomp)
+            },
+            fix,
         ));
         out.push(check(
             "sandboxd not degraded",
@@ -675,6 +696,37 @@ mod tests {
             "sandboxd",
         );
         assert_eq!(c.iter().filter(|c| !c.ok).count(), 2);
+        // A missing layer shows Info's problem for that layer (it carries sandboxd's own fix),
+        // not a second hint of the agent's.
+        let i = InfoResponse {
+            layers_enforced: vec!["namespaces".into()],
+            problems: vec![
+                "landlock: the Landlock syscalls are blocked (EPERM); allow them".into(),
+                "seccomp: seccomp(SECCOMP_GET_ACTION_AVAIL) failed; allow the seccomp syscall"
+                    .into(),
+            ],
+            ..Default::default()
+        };
+        let c = sandbox_checks(
+            &[],
+            Some(Path::new("/s")),
+            Some(&i),
+            String::new(),
+            false,
+            "sandboxd",
+        );
+        assert_eq!(
+            c[1].detail,
+            "not enforced: the Landlock syscalls are blocked (EPERM); allow them"
+        );
+        assert!(
+            c[2].detail.contains("allow the seccomp syscall") && !c[2].detail.contains("EPERM")
+        );
+        assert!(
+            !c[1].fix.contains("5.13") && !c[1].fix.contains("lsm="),
+            "{}",
+            c[1].fix
+        );
         let c = sandbox_checks(
             &[PathBuf::from("/x")],
             None,

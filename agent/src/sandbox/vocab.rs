@@ -41,7 +41,20 @@ fn limit_named(s: &str) -> LimitHit {
         .unwrap_or(LimitHit::Unspecified)
 }
 
-/// The daemon's string for a layer is the proto name without its `LAYER_` prefix, lower-cased.
+/// The daemon's string for a layer (in `refused_layer`, Info's `layers_enforced` and the
+/// `<layer>: ` prefix of its `problems`/`degraded`): the proto name without its `LAYER_` prefix,
+/// lower-cased.
+pub fn layer_name(l: Layer) -> String {
+    match l {
+        Layer::Unspecified => String::new(),
+        l => l
+            .as_str_name()
+            .trim_start_matches("LAYER_")
+            .to_ascii_lowercase(),
+    }
+}
+
+/// The daemon's string for a layer read back (`layer_name`).
 fn layer_named(s: &str) -> Layer {
     if s.is_empty() {
         return Layer::Unspecified;
@@ -109,11 +122,13 @@ mod tests {
             "exec",
         ] {
             assert_ne!(layer_named(s), Layer::Unspecified, "{s}");
+            assert_eq!(layer_name(layer_named(s)), s);
             assert_eq!(
                 layer_named(s).as_str_name(),
                 format!("LAYER_{}", s.to_uppercase())
             );
         }
         assert_eq!(layer_named("nosuch"), Layer::Unspecified);
+        assert_eq!(layer_name(Layer::Unspecified), "");
     }
 }

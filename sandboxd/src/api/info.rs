@@ -5,8 +5,13 @@ use crate::host;
 use crate::vocab::Layer;
 use nanobot_proto::pb::{self, InfoResponse};
 
-/// What this host and configuration enforce.
-pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
+/// What this host and configuration enforce. `at_start`: what the thorough probes found when
+/// the daemon started (`host::AtStart`), reported next to the cheap probes run now.
+pub fn info(
+    cfg: &Config,
+    cgroups: &crate::cgroups::Cgroups,
+    at_start: &host::AtStart,
+) -> InfoResponse {
     // `layers_enforced` and the prefixes of `problems`/`degraded` are the contract's layer names
     // (`Layer::as_str`), the same strings a refusal's `refused_layer` carries.
     let mut layers = vec![Layer::Rlimits.to_string(), Layer::NoNewPrivs.to_string()];
@@ -28,18 +33,19 @@ pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
         }
     };
     // The cheap probes (Info runs per request); doctor runs their thorough variants, which
-    // never pass where these fail (`crate::host`).
+    // never pass where these fail (`crate::host`). For namespaces the thorough one ran at start.
     match host::seccomp_available() {
         Ok(()) => layers.push(Layer::Seccomp.to_string()),
         Err(e) => problems.push(format!("{}: {e}; {}", Layer::Seccomp, host::seccomp_fix())),
     }
-    match host::user_namespaces_allowed() {
+    let namespaces = match (&at_start.namespaces, host::user_namespaces_allowed()) {
+        (_, Err(e)) => Err(host::namespaces_problem(&e)),
+        (Some(at_start), Ok(())) => Err(at_start.clone()),
+        (None, Ok(())) => Ok(()),
+    };
+    match namespaces {
         Ok(()) => layers.push(Layer::Namespaces.to_string()),
-        Err(e) => problems.push(format!(
-            "{}: {e}; {}",
-            Layer::Namespaces,
-            host::UsernsSysctls::read().fix()
-        )),
+        Err(p) => problems.push(format!("{}: {p}", Layer::Namespaces)),
     }
     // Not a failure (execs run), but never silent: without them the limits are per process.
     // "cgroups" is no `Layer`: a missing cgroup never refuses an exec (it only degrades the
@@ -47,7 +53,7 @@ pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
     // one. It is still enforced on every exec when present, so Info lists it under this wire
     // name, which clients already match.
     match cgroups.degraded() {
-        Some(d) => degraded.push(d),
+        Some(d) => degraded.push(format!("{d}; {}", host::cgroups_fix())),
         None => layers.push("cgroups".to_string()),
     }
     // SAFETY: getuid/getgid have no preconditions.
@@ -61,5 +67,40 @@ pub fn info(cfg: &Config, cgroups: &crate::cgroups::Cgroups) -> InfoResponse {
         problems,
         uid,
         gid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_reports_the_start_up_probe_and_the_cgroups_fix() {
+        let cfg = Config::default();
+        let cgroups = crate::cgroups::Cgroups::none("cgroup v2 is not mounted");
+        let refused = host::AtStart {
+            namespaces: Some("unshare failed: Operation not permitted; allow it".into()),
+        };
+        let i = info(&cfg, &cgroups, &refused);
+        // Where the cheap probe passes, the thorough one's finding at start still shows.
+        assert!(!i.layers_enforced.contains(&Layer::Namespaces.to_string()));
+        assert!(
+            i.problems
+                .contains(&"namespaces: unshare failed: Operation not permitted; allow it".into()),
+            "{:?}",
+            i.problems
+        );
+        assert!(
+            i.degraded.contains(&format!(
+                "{}; {}",
+                crate::cgroups::degraded_note("cgroup v2 is not mounted"),
+                host::cgroups_fix()
+            )),
+            "{:?}",
+            i.degraded
+        );
+        // This host creates namespaces (as the host tests assume): nothing at start, none now.
+        let i = info(&cfg, &cgroups, &host::AtStart::default());
+        assert!(i.layers_enforced.contains(&Layer::Namespaces.to_string()));
     }
 }

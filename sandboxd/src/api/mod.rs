@@ -211,6 +211,10 @@ impl Sandbox for Service {
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(info(&self.0.snapshot().cfg, &self.0.cgroups)))
+        Ok(Response::new(info(
+            &self.0.snapshot().cfg,
+            &self.0.cgroups,
+            &self.0.at_start,
+        )))
     }
 }

@@ -72,6 +72,8 @@ pub struct State {
     pub snapshot: std::sync::RwLock<Arc<ConfigSnapshot>>,
     /// The sandboxes' cgroups, prepared at start (fixed until a restart).
     pub cgroups: Arc<crate::cgroups::Cgroups>,
+    /// What the thorough host probes found at start (Info reports it).
+    pub at_start: crate::host::AtStart,
     pub roots: Roots,
     /// The launcher, supervised: the one to use, or why there is none right now.
     pub launcher: Arc<Supervisor>,

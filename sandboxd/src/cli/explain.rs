@@ -115,9 +115,7 @@ pub fn explain(a: ExplainArgs) -> Result<i32> {
         .clone()
         .or_else(|| cfg.workspace_roots.first().cloned())
         .unwrap_or_else(|| PathBuf::from("/var/lib/nanobot/workspaces"));
-    let abi = crate::host::landlock_abi()
-        .ok()
-        .map(crate::confine::landlock::abi_from_version);
+    let abi = crate::host::landlock_abi().map(crate::confine::landlock::abi_from_version);
     if a.path.is_none() && a.connect.is_none() && a.unix.is_none() {
         print!(
             "{}",
@@ -126,8 +124,12 @@ pub fn explain(a: ExplainArgs) -> Result<i32> {
         print!("{}", tenancy_of(&cfg));
         return Ok(0);
     }
-    let Some(abi) = abi else {
-        bail!("Landlock is not available on this kernel: every exec fails closed");
+    let abi = match abi {
+        Ok(abi) => abi,
+        Err(errno) => bail!(
+            "{}: every exec fails closed",
+            crate::host::landlock_unavailable_message(errno)
+        ),
     };
     let plan = crate::confine::landlock::plan(&p.filesystem, p.network, &p.connect_ports, abi);
     let mounts = crate::confine::mounts::plan(

@@ -161,6 +161,9 @@ pub unsafe fn serve(a: ServeArgs) -> Result<()> {
     );
     drop_privileges(target.as_ref())?;
     let (listener, owned_path) = listener(&cfg, activated, bound, socket_gid)?;
+    // As the user the sandboxes run as, and while single-threaded: the thorough probes, whose
+    // findings Info reports (`host::AtStart`).
+    let at_start = crate::host::AtStart::probe();
     let launcher = fork_launcher(&cfg, &roots)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -175,6 +178,7 @@ pub unsafe fn serve(a: ServeArgs) -> Result<()> {
         listener,
         owned_path.clone(),
         cgroups.clone(),
+        at_start,
     ));
     cgroups.cleanup();
     if let Some(p) = owned_path {
@@ -341,6 +345,7 @@ async fn run(
     listener: UnixListener,
     path: Option<PathBuf>,
     cgroups: Arc<crate::cgroups::Cgroups>,
+    at_start: crate::host::AtStart,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     listener.set_nonblocking(true)?;
@@ -354,7 +359,7 @@ async fn run(
         daemon_uid,
         daemon_userns: auth::userns_of("self"),
     };
-    let info = api::info(&cfg, &cgroups);
+    let info = api::info(&cfg, &cgroups, &at_start);
     let snapshot =
         api::ConfigSnapshot::new(cfg.clone(), &auth_policy, &roots).map_err(anyhow::Error::msg)?;
     let state = Arc::new(State {
@@ -367,6 +372,7 @@ async fn run(
         max_concurrent: cfg.max_concurrent,
         snapshot: std::sync::RwLock::new(Arc::new(snapshot)),
         cgroups: cgroups.clone(),
+        at_start,
     });
     let max = cfg.max_request_bytes;
     let svc = nanobot_proto::pb::sandbox_server::SandboxServer::new(Service(state.clone()))
