@@ -6,7 +6,7 @@
 use crate::policy::{
     FsPolicy, Network, DEV_READ_ONLY, DEV_READ_WRITE, DEV_TERMINALS, SANDBOX_SHM, SANDBOX_TMP,
 };
-use crate::workspace::{open_beneath_with, open_rule_path};
+use crate::workspace::open_rule_path;
 use landlock::{
     Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
@@ -226,14 +226,15 @@ pub fn detect(min_abi: u32) -> Result<ABI, LandlockError> {
     Ok(abi_from_version(v))
 }
 
-/// Enforce the plan on the calling process. Every requested right is a hard requirement: a kernel
-/// that cannot give one makes this fail rather than silently weaken the sandbox.
-/// Create the ruleset of `plan` with every rule but the workspace's: all of it is known before a
-/// request arrives, so a pre-warmed sandbox builds it ahead of time.
+/// Create the ruleset of `plan` with every rule but the workspace's (`add_workspace` adds those;
+/// `restrict` enforces it, in the command's process): all of it is known before a request
+/// arrives, so a pre-warmed sandbox builds it ahead of time. Every requested right is a hard
+/// requirement: a kernel that cannot give one makes this fail rather than silently weaken the
+/// sandbox.
 ///
-/// `root`: the sandbox's root being built (paths are then resolved inside it, absolute symlinks
-/// included, as the command will resolve them); None: the caller's own root.
-pub fn create(plan: &Plan, root: Option<&OwnedFd>) -> Result<RulesetCreated, LandlockError> {
+/// `root`: the sandbox's root being built; paths are resolved inside it, absolute symlinks
+/// included, as the command will resolve them.
+pub fn create(plan: &Plan, root: &OwnedFd) -> Result<RulesetCreated, LandlockError> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)?;
@@ -249,11 +250,7 @@ pub fn create(plan: &Plan, root: Option<&OwnedFd>) -> Result<RulesetCreated, Lan
     }
     for rule in &plan.rules {
         if let Target::Path(p) = &rule.target {
-            let fd = match root {
-                Some(r) => open_rule_path(r, p),
-                None => open_beneath_with(&cwd_root()?, p, libc::O_PATH, 0),
-            };
-            match fd {
+            match open_rule_path(root, p) {
                 Ok(fd) => created = created.add_rule(PathBeneath::new(fd, rule.access))?,
                 Err(libc::ENOENT) if rule.optional => {}
                 Err(e) => {
@@ -268,16 +265,6 @@ pub fn create(plan: &Plan, root: Option<&OwnedFd>) -> Result<RulesetCreated, Lan
     Ok(created)
 }
 
-/// The caller's root directory, to open absolute paths with `open_beneath_with`.
-fn cwd_root() -> Result<OwnedFd, LandlockError> {
-    std::fs::File::open("/")
-        .map(OwnedFd::from)
-        .map_err(|err| LandlockError::Open {
-            path: "/".into(),
-            err,
-        })
-}
-
 /// Add the workspace rules of `plan` to a ruleset from `create`.
 pub fn add_workspace(
     mut created: RulesetCreated,
@@ -290,11 +277,6 @@ pub fn add_workspace(
         }
     }
     Ok(created)
-}
-
-/// Build and enforce `plan` on the calling thread.
-pub fn apply(plan: &Plan, workspace: BorrowedFd<'_>) -> Result<(), LandlockError> {
-    restrict(add_workspace(create(plan, None)?, plan, workspace)?)
 }
 
 /// Enforce a ruleset on the calling thread, and refuse anything short of full enforcement.

@@ -78,7 +78,7 @@ pub(super) fn prepare(
         if let (Ok(v), Ok(root)) = (crate::host::landlock_abi(), prepared.stage.root_fd()) {
             let abi = confine::landlock::abi_from_version(v);
             let plan = confine::landlock::plan(&shape.fs, shape.network, &shape.connect_ports, abi);
-            if let Ok(r) = confine::landlock::create(&plan, Some(&root)) {
+            if let Ok(r) = confine::landlock::create(&plan, &root) {
                 prepared.landlock = Some((shape.clone(), abi, r));
             }
         }

@@ -53,7 +53,7 @@ pub(super) fn ruleset(
             let plan = confine::landlock::plan(&spec.fs, spec.network, &spec.connect_ports, abi);
             let created = match warm.take() {
                 Some((shape, a, r)) if warm_ruleset_fits(&shape, a, spec, abi) => r,
-                _ => confine::landlock::create(&plan, Some(new_root))
+                _ => confine::landlock::create(&plan, new_root)
                     .map_err(|e| ll(e, "landlock_add_rule"))?,
             };
             Some(
