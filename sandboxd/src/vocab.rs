@@ -84,6 +84,15 @@ impl Layer {
         }
     }
 
+    /// The layers the config's `allow_degraded` may list: the sandbox is built from every other
+    /// one, so it cannot run without them.
+    pub const DEGRADABLE: [Layer; 1] = [Layer::Landlock];
+
+    /// Whether `allow_degraded` (the config's list, as written) lets this layer be missing.
+    pub fn degraded_allowed(self, allow_degraded: &[String]) -> bool {
+        allow_degraded.iter().any(|l| l == self.as_str())
+    }
+
     /// The layer a string names, as `as_str` writes it.
     pub fn parse(s: &str) -> Option<Layer> {
         Layer::ALL.into_iter().find(|l| l.as_str() == s)

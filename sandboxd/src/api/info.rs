@@ -23,8 +23,8 @@ pub fn info(
             host::landlock_abi().unwrap_or(0) as u32
         }
         Err(e) => {
-            let landlock = Layer::Landlock.as_str();
-            if cfg.allow_degraded.iter().any(|l| l == landlock) {
+            let landlock = Layer::Landlock;
+            if landlock.degraded_allowed(&cfg.allow_degraded) {
                 degraded.push(format!("{landlock}: {e}"));
             } else {
                 problems.push(format!("{landlock}: {e}"));

@@ -5,6 +5,7 @@ use super::problem::Problem;
 use super::schema::Config;
 use super::source::Source;
 use crate::policy::Network;
+use crate::vocab::Layer;
 use std::path::Path;
 
 impl Config {
@@ -72,8 +73,18 @@ impl Config {
             global("deny_patterns", e.to_string());
         }
         for l in &self.allow_degraded {
-            if l != "landlock" {
-                global("allow_degraded", format!("{l:?} cannot be degraded; only \"landlock\" may be listed (seccomp, namespaces, rlimits and no_new_privs are always required)"));
+            if !Layer::parse(l).is_some_and(|l| Layer::DEGRADABLE.contains(&l)) {
+                global(
+                    "allow_degraded",
+                    format!(
+                        "{l:?} cannot be degraded; only {:?} may be listed ({}, {}, {} and {} are always required)",
+                        Layer::Landlock.as_str(),
+                        Layer::Seccomp,
+                        Layer::Namespaces,
+                        Layer::Rlimits,
+                        Layer::NoNewPrivs
+                    ),
+                );
             }
         }
         let socket_dir = self.socket.parent().map(Path::to_path_buf);

@@ -5,6 +5,7 @@
 use crate::confine;
 use crate::policy::{SandboxSpec, WarmShape};
 use crate::step::StepError;
+use crate::vocab::Layer;
 use std::os::fd::{AsFd, OwnedFd};
 
 /// A ruleset prepared ahead for a warm shape, at the ABI it was made for.
@@ -38,8 +39,8 @@ pub(super) fn ruleset(
     // Detected once here; the command applies the rules for this ABI (None: degraded).
     let landlock = match confine::landlock::detect(spec.min_landlock_abi) {
         Ok(abi) => Some(abi),
-        Err(e) if spec.allow_degraded.iter().any(|l| l == "landlock") => {
-            degraded.push(format!("landlock: {e}"));
+        Err(e) if Layer::Landlock.degraded_allowed(&spec.allow_degraded) => {
+            degraded.push(format!("{}: {e}", Layer::Landlock));
             None
         }
         Err(e) => return Err(StepError::landlock(e, "landlock_create_ruleset")),
