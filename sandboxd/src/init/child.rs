@@ -172,17 +172,9 @@ pub fn resolve_in_path(
 /// file, not executable, no `#!` line), the child goes on to exec the shell as asked, which then
 /// runs the file as a script or reports the error in its own words, exactly as before.
 fn plain_program(argv: &[String]) -> Option<&str> {
-    let [sh, c, dd, line] = argv else {
-        return None;
-    };
+    let line = crate::shell::shell_line(argv)?;
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+');
-    (sh == "/bin/sh"
-        && c == "-c"
-        && dd == "--"
-        && line.starts_with('/')
-        && !line.ends_with('/')
-        && line.bytes().all(plain))
-    .then_some(line.as_str())
+    (line.starts_with('/') && !line.ends_with('/') && line.bytes().all(plain)).then_some(line)
 }
 
 fn cstrings(v: impl Iterator<Item = String>, layer: Layer) -> Result<Vec<CString>, StepError> {
