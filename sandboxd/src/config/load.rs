@@ -1,5 +1,5 @@
 //! Reading the configuration: the main file, then one profile per `profiles.d/*.toml` file beside
-//! it; every key serde rejects located at FILE:LINE (`sieve`); then `validate`, `host` and
+//! it; every key serde rejects located at FILE:LINE (`sieve`); then `validate`, `must_exist` and
 //! `grants` on what remains: every problem at once.
 
 use super::problem::{ConfigError, Problem};

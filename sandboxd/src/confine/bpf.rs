@@ -59,9 +59,10 @@ impl Cond {
     }
 }
 
-/// `action` when every condition holds (an empty list always holds).
+/// One rule for a syscall: `action` when every condition on its arguments holds (an empty list
+/// always holds).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Rule {
+pub struct ArgRule {
     pub when: Vec<Cond>,
     pub action: Action,
 }
@@ -71,7 +72,7 @@ pub struct Rule {
 /// `compile` turns it into the program, `decide` answers for one call (tests, `explain`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SyscallRules {
-    pub rules: BTreeMap<u32, Vec<Rule>>,
+    pub rules: BTreeMap<u32, Vec<ArgRule>>,
     pub default: Option<Action>,
 }
 
@@ -299,7 +300,7 @@ fn tree(
 
 /// The rules of one syscall: each condition loads its argument and falls through on a match; the
 /// first rule whose conditions all hold returns its action.
-fn block(a: &mut Asm, rules: &[Rule], default: Action) -> Result<(), BpfError> {
+fn block(a: &mut Asm, rules: &[ArgRule], default: Action) -> Result<(), BpfError> {
     for r in rules {
         let next = a.label();
         for c in &r.when {
@@ -396,7 +397,7 @@ mod tests {
                 .map(|k| {
                     (
                         k,
-                        vec![Rule {
+                        vec![ArgRule {
                             when: vec![],
                             action: Action::Errno(k as u16 % 100 + 1),
                         }],
@@ -448,7 +449,7 @@ mod tests {
         p.rules.insert(
             56,
             vec![
-                Rule {
+                ArgRule {
                     when: vec![Cond {
                         arg: 0,
                         cmp: Cmp::MaskedEq {
@@ -458,7 +459,7 @@ mod tests {
                     }],
                     action: Action::Errno(1),
                 },
-                Rule {
+                ArgRule {
                     when: vec![
                         Cond {
                             arg: 1,
@@ -511,7 +512,7 @@ mod tests {
         let mut p = SyscallRules::default();
         p.rules.insert(
             1,
-            vec![Rule {
+            vec![ArgRule {
                 when: vec![Cond {
                     arg: 6,
                     cmp: Cmp::Eq(0),

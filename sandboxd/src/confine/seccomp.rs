@@ -10,7 +10,7 @@
 //! - socket families other than AF_UNIX when the network is off: EAFNOSUPPORT;
 //! - everything else: allowed (Landlock, namespaces and rlimits confine it).
 
-use crate::confine::bpf::{self, Action, BpfError, Cmp, Cond, Rule, SyscallRules};
+use crate::confine::bpf::{self, Action, ArgRule, BpfError, Cmp, Cond, SyscallRules};
 use crate::policy::Network;
 use seccompiler::BpfProgram;
 
@@ -77,8 +77,8 @@ pub const DENIED_IOCTLS: &[(&str, u64)] =
     &[("TIOCSTI", libc::TIOCSTI), ("TIOCLINUX", libc::TIOCLINUX)];
 
 /// Rules for one syscall that always answer `action`.
-fn always(action: Action) -> Vec<Rule> {
-    vec![Rule {
+fn always(action: Action) -> Vec<ArgRule> {
+    vec![ArgRule {
         when: vec![],
         action,
     }]
@@ -94,7 +94,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
     }
     let clone_rules = CLONE_NS_FLAGS
         .iter()
-        .map(|(_, f)| Rule {
+        .map(|(_, f)| ArgRule {
             when: vec![Cond {
                 arg: 0,
                 cmp: Cmp::MaskedEq {
@@ -108,7 +108,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
     p.rules.insert(libc::SYS_clone as u32, clone_rules);
     let ioctl_rules = DENIED_IOCTLS
         .iter()
-        .map(|(_, req)| Rule {
+        .map(|(_, req)| ArgRule {
             when: vec![Cond {
                 arg: 1,
                 cmp: Cmp::Eq(*req as u32),
@@ -134,7 +134,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
     // otherwise end the sandbox. Every process that could ptrace it is the same sandbox's.
     p.rules.insert(
         libc::SYS_prctl as u32,
-        vec![Rule {
+        vec![ArgRule {
             when: vec![
                 Cond {
                     arg: 0,
@@ -150,7 +150,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
     );
     let no_af = Action::Errno(libc::EAFNOSUPPORT as u16);
     let unix_only = || {
-        vec![Rule {
+        vec![ArgRule {
             when: vec![Cond {
                 arg: 0,
                 cmp: Cmp::Ne(libc::AF_UNIX as u32),
@@ -166,7 +166,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
         // Landlock's network rules cover TCP only: anything else (UDP, raw, SCTP, MPTCP, netlink,
         // packet) would pass them, so only AF_UNIX and plain TCP sockets can be made.
         Network::Ports => {
-            let allow = |when: Vec<Cond>| Rule {
+            let allow = |when: Vec<Cond>| ArgRule {
                 when,
                 action: Action::Allow,
             };
@@ -191,7 +191,7 @@ pub fn syscall_rules(network: Network) -> SyscallRules {
                     rules.push(allow(vec![family(f), stream, proto(pr)]));
                 }
             }
-            rules.push(Rule {
+            rules.push(ArgRule {
                 when: vec![],
                 action: no_af,
             });
@@ -248,7 +248,7 @@ mod tests {
     };
     use std::collections::BTreeMap;
 
-    fn decide(p: &SyscallRules, nr: i64) -> Option<&Vec<Rule>> {
+    fn decide(p: &SyscallRules, nr: i64) -> Option<&Vec<ArgRule>> {
         p.rules.get(&(nr as u32))
     }
 
@@ -332,7 +332,7 @@ mod tests {
     /// Syscalls whose rules all give one (non-allow) action: what one seccompiler filter per
     /// action can express. Mixed rules (allow these, deny the rest) are checked against
     /// `SyscallRules::decide` only.
-    fn single_action(rules: &[Rule]) -> bool {
+    fn single_action(rules: &[ArgRule]) -> bool {
         rules
             .iter()
             .all(|r| r.action == rules[0].action && r.action != Action::Allow)

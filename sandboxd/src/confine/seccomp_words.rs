@@ -2,7 +2,7 @@
 //! socket families and errnos by name (from the same tables the filter is built from), hex only
 //! for a value no table names.
 
-use super::bpf::{Action, Cmp, Cond, Rule};
+use super::bpf::{Action, ArgRule, Cmp, Cond};
 use super::seccomp::{self, CLONE_NS_FLAGS, DENIED, DENIED_IOCTLS};
 use crate::policy::Network;
 
@@ -111,7 +111,7 @@ fn either(names: &[String]) -> String {
 
 /// One syscall's rules as one line: rules with the same action that test the same argument the
 /// same way are read together ("flags has CLONE_NEWNS or CLONE_NEWUSER → EPERM").
-fn rules_words(nr: u32, rules: &[Rule]) -> String {
+fn rules_words(nr: u32, rules: &[ArgRule]) -> String {
     let mut parts: Vec<String> = vec![];
     let mut i = 0;
     while i < rules.len() {
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn an_unknown_value_falls_back_to_hex() {
-        let r = Rule {
+        let r = ArgRule {
             when: vec![Cond {
                 arg: 1,
                 cmp: Cmp::Eq(0x5401),
