@@ -233,7 +233,10 @@ fn delegated(dir: &Path) -> bool {
         let Ok(p) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
             return false;
         };
-        // SAFETY: both are valid C strings; a null buffer of size 0 only asks for the length.
+        // SAFETY: `p` is a CString owned by this closure and `name` a &CStr the caller keeps
+        // (static names), both alive through the call and read by the kernel up to their NULs;
+        // the value buffer is null with size 0, so the kernel writes nothing and only returns
+        // the value's length (or -1).
         unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
     };
     // SAFETY: geteuid has no preconditions.

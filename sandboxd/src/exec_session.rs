@@ -43,11 +43,12 @@ pub enum Outcome {
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut p = [0; 2];
-    // SAFETY: pipe2 writes two fds into our array.
+    // SAFETY: pipe2 writes two c_ints into `p`, a local array of two, alive through the call.
     if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fresh fds, owned by nobody else.
+    // SAFETY: pipe2 succeeded, so p[0] and p[1] are two new open fds that nothing else in this
+    // process refers to: each OwnedFd is the only owner of its fd and closes it once.
     Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
 }
 

@@ -78,7 +78,8 @@ pub fn forward(sock: RawFd, fds: &[OwnedFd]) -> io::Result<()> {
 /// A close-on-exec SOCK_SEQPACKET pair: message boundaries keep one request per fd batch.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut sv = [0 as RawFd; 2];
-    // SAFETY: socketpair writes two fds into the array we own.
+    // SAFETY: socketpair writes two c_ints into `sv`, a local array of two, alive through the
+    // call.
     if unsafe {
         libc::socketpair(
             libc::AF_UNIX,
@@ -90,7 +91,8 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: both fds were just created and are owned by nobody else.
+    // SAFETY: socketpair succeeded, so sv[0] and sv[1] are two new open fds nothing else in this
+    // process refers to: each OwnedFd is the only owner of its fd and closes it once.
     Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
 }
 

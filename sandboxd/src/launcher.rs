@@ -22,10 +22,10 @@ pub const LAUNCHER_FD: RawFd = 3;
 /// handing fd 3 to [`launcher_entry`], so `sandboxd __launcher` typed by hand cannot make the
 /// launcher take over some other file.
 pub fn control_socket_present() -> bool {
-    // SAFETY: all-zero bytes are a valid `stat` (integers only); fstat writes into `st`, a local
-    // that lives through the call, and reads no memory; fd 3 is only inspected, not taken.
+    // SAFETY: `stat` is a C struct of integers only, so all-zero bytes are a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
+    // SAFETY: fstat writes one stat into `st`, a local that lives through the call, and reads no
+    // memory of ours; fd 3 is only inspected (a closed fd gives EBADF), not taken or closed.
     let r = unsafe { libc::fstat(LAUNCHER_FD, &mut st) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }

@@ -75,7 +75,10 @@ pub fn mount(
             c.as_ptr()
         }
     };
-    // SAFETY: every pointer is null or a valid NUL-terminated string that outlives the call.
+    // SAFETY: each pointer is null (an argument mount takes as absent) or points into one of
+    // `src_c`, `target_c`, `fstype_c`, `data_c`: CStrings owned by this function, alive until it
+    // returns, so through the call; the kernel reads them up to their NULs and writes nothing of
+    // ours.
     let r = unsafe {
         libc::mount(
             opt(src, &src_c),
@@ -111,7 +114,11 @@ fn setattr_at(
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: a valid dirfd or AT_FDCWD, a valid C string and a mount_attr of the size we pass.
+    // SAFETY: `dirfd` is AT_FDCWD or an fd the caller holds (an OwnedFd it borrows for this
+    // call: the tree or root being built), so it stays open through the call; `c` is a CString
+    // owned here, read up to its NUL; `attr` is a local #[repr(C)] struct laid out as the
+    // kernel's mount_attr, whose size we pass, so the kernel reads exactly it; nothing of ours
+    // is written.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -147,14 +154,17 @@ fn clone_tree(dirfd: RawFd, path: &Path, recursive: bool) -> Result<OwnedFd, i32
     if path.as_os_str().is_empty() {
         flags |= libc::AT_EMPTY_PATH as libc::c_uint;
     }
-    // SAFETY: open_tree with a valid dirfd and C string; it returns a new fd or -1.
+    // SAFETY: `dirfd` is AT_FDCWD or an fd the caller holds (as_raw_fd of an OwnedFd it keeps
+    // through this call); `c` is a CString owned here, read up to its NUL; nothing of ours is
+    // written; it returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, c.as_ptr(), flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EIO));
     }
-    // SAFETY: the kernel just returned this fd to us.
+    // SAFETY: `fd` (>= 0) was just returned by open_tree: open, and referenced by nothing else in
+    // this process, so the OwnedFd is its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
@@ -202,7 +212,10 @@ fn mount_point(root_fd: &OwnedFd, path: &Path, dir: bool) -> Result<OwnedFd, Ste
     };
     let parent = mount_point(root_fd, parent, true)?;
     let c = cstr(Path::new(name), &step())?;
-    // SAFETY: mkdirat/openat with a valid dirfd and C string; the file fd is closed at once.
+    // SAFETY: `parent` is an OwnedFd of this function, open through both calls; `c` is a CString
+    // owned here, read by the kernel up to its NUL; nothing of ours is written. The fd openat
+    // returns is ours alone and closed right away (only its creation matters), so nothing else
+    // can be holding it.
     let r = unsafe {
         if dir {
             libc::mkdirat(parent.as_raw_fd(), c.as_ptr(), 0o755)
@@ -247,7 +260,9 @@ fn attach_at(tree: &OwnedFd, target: &OwnedFd, what: &Path, set: u64) -> Result<
     }
     let step = format!("move_mount onto {}", what.display());
     let empty = cstr(Path::new(""), &step)?;
-    // SAFETY: move_mount between two valid fds with empty paths.
+    // SAFETY: `tree` and `target` are borrowed from the caller's OwnedFds, open through the call
+    // and not closed here; `empty` is a CString owned here ("", with the *_EMPTY_PATH flags the
+    // kernel reads only its NUL); nothing of ours is written.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
@@ -281,7 +296,9 @@ fn pivot_root(new: &str, old: &str) -> Result<(), StepError> {
         cstr(Path::new(new), "pivot_root")?,
         cstr(Path::new(old), "pivot_root")?,
     );
-    // SAFETY: pivot_root with two valid C strings; it only changes this namespace's mounts.
+    // SAFETY: `n` and `o` are CStrings owned here, alive through the call, read by the kernel up
+    // to their NULs; nothing of ours is written. It changes only the mounts of this process's
+    // own mount namespace (the sandbox's).
     let r = unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) };
     check(r as i32, Layer::Mounts, &format!("pivot_root {new} {old}"))
 }

@@ -59,7 +59,8 @@ pub fn reopen_dir(dir: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fd was just opened and is owned by nobody else.
+    // SAFETY: `fd` (>= 0) was just returned by openat: open, and referenced by nothing else in
+    // this process, so the OwnedFd is its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -87,8 +88,10 @@ pub fn open_beneath_with(
         mode: 0,
         resolve: resolve | RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the size we
-    // pass.
+    // SAFETY: `dir` is borrowed from the caller's OwnedFd, open through the call and not closed
+    // here; `c` is a CString owned here, read up to its NUL; `how` is a local #[repr(C)] struct
+    // laid out as the kernel's open_how, whose size we pass, so the kernel reads exactly it;
+    // nothing of ours is written; it returns a new fd or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
@@ -103,7 +106,8 @@ pub fn open_beneath_with(
             .raw_os_error()
             .unwrap_or(libc::EIO));
     }
-    // SAFETY: the kernel just returned this fd to us.
+    // SAFETY: `fd` (>= 0) was just returned by openat2: open, and referenced by nothing else in
+    // this process, so the OwnedFd is its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
@@ -169,7 +173,9 @@ pub fn open_rule_path(root: &OwnedFd, path: &Path) -> Result<OwnedFd, i32> {
                 }
                 let c = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
                 let mut buf = vec![0u8; 4096];
-                // SAFETY: readlinkat into our buffer, with its length.
+                // SAFETY: `cur` is an OwnedFd on our stack, open through the call; `c` is a
+                // CString owned here, read up to its NUL; the kernel writes at most `buf.len()`
+                // bytes into `buf`, a Vec owned here that lives through the call.
                 let n = unsafe {
                     libc::readlinkat(
                         cur.as_raw_fd(),

@@ -24,9 +24,12 @@ fn measure(mut c: Command) -> (Duration, u64, i32) {
     let t0 = Instant::now();
     let child = c.spawn().expect("spawn");
     let mut st = 0;
-    // SAFETY: zeroed rusage is valid; wait4 on our own child fills it.
+    // SAFETY: rusage is a C struct of integers and timevals (integers): all-zero bytes are a
+    // valid value; wait4 overwrites it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to locals; the pid is our child's.
+    // SAFETY: `child` is our own child, spawned above and not waited for by Child::wait, so no
+    // one else reaps it; wait4 writes one c_int into `st` and one rusage into `ru`, both locals
+    // alive through the call.
     unsafe { libc::wait4(child.id() as i32, &mut st, 0, &mut ru) };
     let took = t0.elapsed();
     (took, ru.ru_maxrss.max(0) as u64, libc::WEXITSTATUS(st))

@@ -355,7 +355,9 @@ pub fn pids_with(marker: &str) -> Vec<i32> {
 
 /// Address of an abstract unix socket and its length, for bind/connect.
 pub fn abstract_addr(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: sockaddr_un is plain data; all-zero is valid.
+    // SAFETY: sockaddr_un is a C struct of an integer family and a byte array: every bit
+    // pattern, all-zero included, is a valid value, and all-zero is what an abstract address
+    // needs (sun_path starts with a NUL byte).
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     sa.sun_family = libc::AF_UNIX as u16;
     for (i, b) in name.bytes().enumerate() {

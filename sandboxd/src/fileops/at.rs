@@ -15,14 +15,19 @@ pub(super) fn file_of(fd: OwnedFd) -> File {
 
 /// A `File` view of a borrowed fd, for `metadata()`; it never closes the fd.
 pub(super) fn file_of_ref(fd: &OwnedFd) -> ManuallyDrop<File> {
-    // SAFETY: a non-owning File view of a live fd; ManuallyDrop keeps it from closing it.
+    // SAFETY: `fd` is borrowed from the caller's OwnedFd, so it is open for as long as the
+    // returned view can be used (the view borrows nothing, but callers use it within the borrow:
+    // `metadata()` right away). ManuallyDrop never runs File's drop, so this second handle never
+    // closes the fd its owner will close.
     ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) })
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the entry itself, a final symlink not followed.
 pub(super) fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
-    // SAFETY: fstatat with a valid dirfd, a NUL-terminated name and a stat buffer we own; an
-    // all-zero `stat` is a valid value of this plain C struct.
+    // SAFETY: `dir` is borrowed from the caller's OwnedFd, open through the call and not closed
+    // here; `name` is a &CStr the caller keeps alive through the call, which the kernel reads up
+    // to its NUL. `st` is a local `stat` (integers only, so all-zero bytes are valid) that
+    // fstatat fills; it lives through the call.
     let (r, st) = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         let r = libc::fstatat(
@@ -41,7 +46,9 @@ pub(super) fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
 
 /// `mkdirat(dir, name, mode)`.
 pub(super) fn mkdir_at(dir: &OwnedFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
-    // SAFETY: mkdirat with a valid dirfd and a NUL-terminated single component.
+    // SAFETY: `dir` is borrowed from the caller's OwnedFd, open through the call and not closed
+    // here; `name` is a &CStr alive through the call, read by the kernel up to its NUL; nothing
+    // of ours is written.
     let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) };
     if r != 0 {
         return Err(io::Error::last_os_error());
@@ -52,7 +59,9 @@ pub(super) fn mkdir_at(dir: &OwnedFd, name: &CStr, mode: libc::mode_t) -> io::Re
 /// A new file `name` in `dir`, created for writing with `mode`; fails if anything is there
 /// already (`O_CREAT | O_EXCL | O_NOFOLLOW`).
 pub(super) fn create_new_at(dir: &OwnedFd, name: &CStr, mode: u32) -> io::Result<File> {
-    // SAFETY: openat with a valid dirfd and a NUL-terminated single-component name.
+    // SAFETY: `dir` is borrowed from the caller's OwnedFd, open through the call and not closed
+    // here; `name` is a &CStr alive through the call, read by the kernel up to its NUL; the
+    // kernel writes nothing of ours and returns a new fd.
     let fd = unsafe {
         libc::openat(
             dir.as_raw_fd(),
@@ -64,13 +73,16 @@ pub(super) fn create_new_at(dir: &OwnedFd, name: &CStr, mode: u32) -> io::Result
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the kernel just gave us this fd; nobody else owns it.
+    // SAFETY: `fd` (>= 0) was just returned by openat: open, and referenced by nothing else in
+    // this process, so the File is its only owner and closes it once.
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// `unlinkat(dir, name, 0)`.
 pub(super) fn unlink_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
-    // SAFETY: unlinkat with a valid dirfd and a NUL-terminated name.
+    // SAFETY: `dir` is borrowed from the caller's OwnedFd, open through the call and not closed
+    // here; `name` is a &CStr alive through the call, read by the kernel up to its NUL; nothing
+    // of ours is written.
     let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
     if r != 0 {
         return Err(io::Error::last_os_error());
@@ -80,7 +92,8 @@ pub(super) fn unlink_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
 
 /// `unlinkat(dir, name, AT_REMOVEDIR)`: removes an empty directory (and only an empty one).
 pub(super) fn rmdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
-    // SAFETY: unlinkat with a valid dirfd and a NUL-terminated name.
+    // SAFETY: as in `unlink_at`: `dir` borrowed and open through the call, `name` a &CStr alive
+    // through it and only read; nothing of ours is written.
     let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
     if r != 0 {
         return Err(io::Error::last_os_error());
@@ -90,7 +103,9 @@ pub(super) fn rmdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
 
 /// `renameat(dir, from, dir, to)`: a rename within one directory.
 pub(super) fn rename_at(dir: &OwnedFd, from: &CStr, to: &CStr) -> io::Result<()> {
-    // SAFETY: renameat within one directory fd, both names NUL-terminated single components.
+    // SAFETY: `dir` (both directory arguments) is borrowed from the caller's OwnedFd, open
+    // through the call and not closed here; `from` and `to` are &CStrs alive through the call,
+    // read by the kernel up to their NULs; nothing of ours is written.
     let r = unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
     if r != 0 {
         return Err(io::Error::last_os_error());
@@ -101,7 +116,9 @@ pub(super) fn rename_at(dir: &OwnedFd, from: &CStr, to: &CStr) -> io::Result<()>
 /// The subdirectory `name` of `dir`, opened for reading; a symlink is not followed (ELOOP or
 /// ENOTDIR).
 pub(super) fn open_subdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: openat with a valid dirfd and a NUL-terminated single-component name.
+    // SAFETY: `dir` is borrowed from the caller's OwnedFd, open through the call and not closed
+    // here; `name` is a &CStr alive through the call, read by the kernel up to its NUL; the
+    // kernel writes nothing of ours and returns a new fd.
     let fd = unsafe {
         libc::openat(
             dir.as_raw_fd(),
@@ -112,7 +129,8 @@ pub(super) fn open_subdir_at(dir: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> 
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fd just opened; nobody else owns it.
+    // SAFETY: `fd` (>= 0) was just returned by openat: open, and referenced by nothing else in
+    // this process, so the OwnedFd is its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

@@ -18,12 +18,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub(super) fn report_pipe() -> Result<(File, File), StepError> {
     let mut errpipe = [0; 2];
     check(
-        // SAFETY: pipe2 writes two fds into our array.
+        // SAFETY: pipe2 writes two c_ints into `errpipe`, a local array of two, alive through
+        // the call.
         unsafe { libc::pipe2(errpipe.as_mut_ptr(), libc::O_CLOEXEC) },
         Layer::Launcher,
         "pipe2",
     )?;
-    // SAFETY: fresh fds owned by nobody else.
+    // SAFETY: pipe2 succeeded (check returned Ok), so both are new open fds nothing else in this
+    // process refers to: each File is the only owner of its fd and closes it once.
     Ok(unsafe { (File::from_raw_fd(errpipe[0]), File::from_raw_fd(errpipe[1])) })
 }
 
@@ -311,10 +313,16 @@ fn confine_and_exec(
     })?;
 
     if let Some(d) = &direct_argv {
-        // SAFETY: as below; on failure execve returns and changes nothing, and the shell runs.
+        // SAFETY: `d` is [program, NULL]: its pointer is into `direct`, a CString this function
+        // owns and keeps to its end; `env_p` is NULL-terminated and points into the CStrings of
+        // `env_c`, also kept to the end. The kernel only reads them (and copies them into the new
+        // image); on failure execve returns, having changed nothing, and the shell runs below.
         unsafe { libc::execve(d[0], d.as_ptr(), env_p.as_ptr()) };
     }
-    // SAFETY: argv/env arrays are NUL-terminated and their strings outlive the call.
+    // SAFETY: `argv_p` and `env_p` are NULL-terminated arrays of pointers into the CStrings of
+    // `argv_c` and `env_c`, and `prog_c[0]` is a CString; all are locals of this function, alive
+    // through the call. The kernel only reads them; on failure execve returns and the error is
+    // reported below.
     unsafe { libc::execve(prog_c[0].as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
     Err(StepError::os(
         Layer::Exec,

@@ -88,7 +88,8 @@ pub(crate) unsafe fn warm_main(
         set_nice(0, false);
     }
     let Some(fds) = ExecFds::from_batch(fds) else {
-        // SAFETY: as the _exit above: nothing is started yet, and _exit runs no Rust code.
+        // SAFETY: _exit ends the process without unwinding or running destructors, so no Rust
+        // invariant is left half-kept; this init has started no child or command yet.
         unsafe { libc::_exit(1) }
     };
     // SAFETY: single-threaded, per this function's contract.

@@ -58,7 +58,8 @@ pub(super) fn prepare(
         &format!("{gid} {gid} 1\n"),
         Layer::Namespaces,
     )?;
-    // SAFETY: as the PR_SET_DUMPABLE above: an integer argument, no memory.
+    // SAFETY: PR_SET_DUMPABLE takes an integer and passes no memory; it only changes whether
+    // this process's /proc files and core dumps are open to others.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
 
     rootfs::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;

@@ -153,7 +153,9 @@ impl ReapedUsage {
 
 fn drain_signalfd(fd: &OwnedFd) {
     let mut buf = [0u8; 128 * 8];
-    // SAFETY: reading into a local buffer from a nonblocking signalfd.
+    // SAFETY: `fd` is borrowed from the caller's OwnedFd (the init's signalfd), open through the
+    // loop and not closed here; read writes at most `buf.len()` bytes into `buf`, a local array
+    // alive through every call.
     while unsafe {
         libc::read(
             fd.as_raw_fd(),
@@ -167,7 +169,8 @@ fn drain_signalfd(fd: &OwnedFd) {
 fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut ReapedUsage) {
     loop {
         let mut st = 0;
-        // SAFETY: zeroed rusage is valid; wait4 writes into it.
+        // SAFETY: rusage is a C struct of integers and timevals (integers): all-zero bytes are
+        // a valid value; wait4 overwrites it.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: wait4 writes one c_int into `st` and one rusage into `ru`, both locals alive
         // for the call; reaping any child (-1) is what PID 1 of the sandbox is for.
@@ -186,7 +189,8 @@ fn reap_nohang(child: libc::pid_t, cmd: &mut Option<libc::c_int>, acc: &mut Reap
 pub(super) fn reap_all(acc: &mut ReapedUsage) {
     loop {
         let mut st = 0;
-        // SAFETY: zeroed rusage is valid; wait4 writes into it.
+        // SAFETY: rusage is a C struct of integers and timevals (integers): all-zero bytes are
+        // a valid value; wait4 overwrites it.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: wait4 writes one c_int into `st` and one rusage into `ru`, both locals alive
         // for the call; reaping any child (-1) is what PID 1 of the sandbox is for.

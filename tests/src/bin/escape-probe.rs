@@ -26,8 +26,18 @@ fn main() {
         }
         return;
     }
-    // SAFETY: each arm issues one raw syscall with arguments that are valid for it; this binary
-    // exists only to try them.
+    // SAFETY: this binary exists only to try these calls (inside a sandbox) and is
+    // single-threaded (main starts no thread). The memory each arm hands the kernel is: static
+    // NUL-terminated c"..." strings and `c`, a CString alive to the end of its arm (read only);
+    // local arrays and structs (`params`, `attr`, `buf`, `src`, `sa`, the iovecs), alive through
+    // the call, of the size the call is told (the kernel reads or writes no more); `sa` from
+    // `abstract_addr` or all-zero (a sockaddr is integers only, so all-zero is valid) with the
+    // length of what was filled in; or a null pointer where the call takes a struct, which the
+    // kernel refuses (EFAULT/EINVAL) without touching memory. An fd an arm opens is its own: it
+    // closes it, or the process exits right after. The raw clone has no CLONE_VM: the child
+    // gets a copy of our memory and only calls _exit; the parent waits for that child alone.
+    // `mmap` maps fresh anonymous memory that nothing else uses; `int 0x80` clobbers only rax
+    // (declared) and touches no stack (nostack).
     let r: i64 = unsafe {
         match what {
             "ptrace" => libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) as i64,
