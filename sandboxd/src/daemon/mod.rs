@@ -177,8 +177,10 @@ pub unsafe fn serve(a: ServeArgs) -> Result<()> {
         launcher,
         listener,
         owned_path.clone(),
-        cgroups.clone(),
-        at_start,
+        HostAtStart {
+            cgroups: cgroups.clone(),
+            probes: at_start,
+        },
     ));
     cgroups.cleanup();
     if let Some(p) = owned_path {
@@ -337,6 +339,13 @@ async fn follow_launcher(sup: Arc<Supervisor>, health: health::Health) {
     }
 }
 
+/// What the start-up, before the runtime, prepared on and found out about this host: the
+/// sandboxes' cgroups (as root) and the thorough probes (single-threaded), which Info reports.
+struct HostAtStart {
+    cgroups: Arc<crate::cgroups::Cgroups>,
+    probes: crate::host::AtStart,
+}
+
 async fn run(
     cfg: Config,
     reload: Box<dyn Fn() -> Result<Config> + Send>,
@@ -344,9 +353,12 @@ async fn run(
     launcher: Arc<Supervisor>,
     listener: UnixListener,
     path: Option<PathBuf>,
-    cgroups: Arc<crate::cgroups::Cgroups>,
-    at_start: crate::host::AtStart,
+    host: HostAtStart,
 ) -> Result<()> {
+    let HostAtStart {
+        cgroups,
+        probes: at_start,
+    } = host;
     use tokio::signal::unix::{signal, SignalKind};
     listener.set_nonblocking(true)?;
     let listener = tokio::net::UnixListener::from_std(listener)?;
