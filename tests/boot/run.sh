@@ -120,7 +120,7 @@ echo "== without --system-call-filter, nspawn blocks Landlock: sandboxd must ref
     echo "exit=$?"
     sandboxd doctor; echo "doctor=$?"' >"$work/filtered.txt" 2>&1 || true
 for want in "exit=125" "--system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'" \
-            "✗ Landlock: the Landlock syscalls are filtered" "doctor=1"; do
+            "✗ Landlock: the Landlock syscalls are blocked (EPERM)" "doctor=1"; do
     if grep -qF -- "$want" "$work/filtered.txt"; then echo "ok   filtered Landlock: $want"; else
         echo "FAIL filtered Landlock: missing $want in:"; sed 's/^/     /' "$work/filtered.txt"; exit 1; fi
 done
