@@ -114,12 +114,12 @@ echo "== without --system-call-filter, nspawn blocks Landlock: sandboxd must ref
     mkdir -p /run/nanobot-t /var/lib/nanobot/workspaces/t
     chown nanobot-sandbox /run/nanobot-t /var/lib/nanobot/workspaces/t
     sandboxd serve --socket /run/nanobot-t/s.sock --workspace-root /var/lib/nanobot/workspaces \
-        --user nanobot-sandbox --allow-uid 0 >/dev/null 2>&1 &
+        --user nanobot-sandbox --allow-uid 0 --grant root:/var/lib/nanobot/workspaces/t >/dev/null 2>&1 &
     for i in $(seq 50); do [ -S /run/nanobot-t/s.sock ] && break; sleep 0.1; done
     nanobot exec --socket /run/nanobot-t/s.sock --workspace /var/lib/nanobot/workspaces/t -- id
     echo "exit=$?"
     sandboxd doctor; echo "doctor=$?"' >"$work/filtered.txt" 2>&1 || true
-for want in "exit=125" "--system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'" \
+for want in "exit=125" "landlock layer failed: the Landlock syscalls are blocked (EPERM)" "--system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'" \
             "✗ Landlock: the Landlock syscalls are blocked (EPERM)" "doctor=1"; do
     if grep -qF -- "$want" "$work/filtered.txt"; then echo "ok   filtered Landlock: $want"; else
         echo "FAIL filtered Landlock: missing $want in:"; sed 's/^/     /' "$work/filtered.txt"; exit 1; fi
