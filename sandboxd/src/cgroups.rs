@@ -383,7 +383,8 @@ impl Cgroups {
         };
         if let (CgroupMode::Required, Mechanism::None(why)) = (mode, &mechanism) {
             return Err(format!(
-                "cgroups = \"required\" but sandboxes cannot get their own cgroup: {why}"
+                "cgroups = \"required\" but sandboxes cannot get their own cgroup: {why}; {}",
+                crate::host::cgroups_fix()
             ));
         }
         Ok(Cgroups {

@@ -101,7 +101,7 @@ fn flood(socket: &Path, n: usize) -> Vec<UnixStream> {
 fn open_count(conns: &[UnixStream]) -> usize {
     let mut last = usize::MAX;
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(2000));
     loop {
         std::thread::sleep(Duration::from_millis(300));
         let n = conns.iter().filter(|c| !is_closed(c)).count();

@@ -63,19 +63,32 @@ const HEADERS: u8 = 0x1;
 /// Why wait for it: a GOAWAY that reaches the client before it sent its request ends the
 /// connection with no stream to fail, and the client (hyper) then reports only "connection
 /// closed"; a GOAWAY that arrives after the request fails that request with the GOAWAY's code.
-pub fn request_seen(sent: &[u8]) -> bool {
-    let Some(mut rest) = sent.strip_prefix(PREFACE) else {
-        return false;
-    };
-    while rest.len() >= 9 {
-        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+#[cfg(test)]
+fn request_seen(sent: &[u8]) -> bool {
+    let mut cursor = 0;
+    scan(sent, &mut cursor)
+}
+
+/// `request_seen`, resumable: `cursor` is where the next whole frame starts (0 before the
+/// preface was seen) and moves past every whole frame read, so each byte is parsed once however
+/// the client splits its writes (re-parsing from the start on each read would be quadratic in a
+/// flood of tiny frames).
+fn scan(sent: &[u8], cursor: &mut usize) -> bool {
+    if *cursor == 0 {
+        if !sent.starts_with(PREFACE) {
+            return false;
+        }
+        *cursor = PREFACE.len();
+    }
+    while let Some(rest) = sent.get(*cursor..).filter(|r| r.len() >= 9) {
         if rest[3] == HEADERS {
             return true;
         }
-        match rest.get(9 + len..) {
-            Some(next) => rest = next,
-            None => return false,
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        if rest.len() < 9 + len {
+            return false;
         }
+        *cursor += 9 + len;
     }
     false
 }
@@ -122,7 +135,8 @@ async fn linger(mut stream: tokio::net::UnixStream, away: &[u8]) {
     let mut chunk = [0u8; 4096];
     let wait = tokio::time::sleep(WAIT_FOR_REQUEST);
     tokio::pin!(wait);
-    while !request_seen(&sent) && sent.len() < MAX_READ {
+    let mut cursor = 0;
+    while !scan(&sent, &mut cursor) && sent.len() < MAX_READ {
         tokio::select! {
             _ = &mut wait => break,
             r = stream.read(&mut chunk) => match r {
@@ -178,6 +192,30 @@ mod tests {
         );
         let r = reason(Cap::Total, None, 512, 64);
         assert!(r.contains("max_connections=512"), "{r}");
+    }
+
+    #[test]
+    fn scanning_in_pieces_sees_what_scanning_at_once_sees_and_parses_each_frame_once() {
+        let settings = [0, 0, 6, 0x4, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0];
+        let empty = [0, 0, 0, 0x8, 0, 0, 0, 0, 0];
+        let headers = [0, 0, 1, 0x1, 0x4, 0, 0, 0, 1, 0x82];
+        let mut all = [PREFACE, &settings].concat();
+        for _ in 0..100 {
+            all.extend_from_slice(&empty);
+        }
+        all.extend_from_slice(&headers);
+        let mut cursor = 0;
+        for end in 0..all.len() {
+            let seen = scan(&all[..end], &mut cursor);
+            assert_eq!(seen, request_seen(&all[..end]), "at {end}");
+            assert!(cursor <= end.max(PREFACE.len()), "never past what was sent");
+        }
+        assert!(scan(&all, &mut cursor));
+        assert_eq!(
+            cursor,
+            all.len() - headers.len(),
+            "stops at the HEADERS frame"
+        );
     }
 
     #[test]

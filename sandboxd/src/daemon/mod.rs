@@ -163,6 +163,11 @@ pub unsafe fn serve(a: ServeArgs) -> Result<()> {
     let (listener, owned_path) = listener(&cfg, activated, bound, socket_gid)?;
     // As the user the sandboxes run as, and while single-threaded: the thorough probes, whose
     // findings Info reports (`host::AtStart`).
+    // A SIGCHLD ignored by whoever started us (inherited across execve) would make the probes'
+    // waitpid fail with ECHILD and report a problem that is not there.
+    // SAFETY: setting a signal's disposition to the default involves no handler and no memory;
+    // still single-threaded here.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     let at_start = crate::host::AtStart::probe();
     let launcher = fork_launcher(&cfg, &roots)?;
 

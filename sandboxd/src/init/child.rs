@@ -176,7 +176,11 @@ pub fn resolve_in_path(
 fn plain_program(argv: &[String]) -> Option<&str> {
     let line = crate::shell::shell_line(argv)?;
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+');
-    (line.starts_with('/') && !line.ends_with('/') && line.bytes().all(plain)).then_some(line)
+    // /proc and /dev name things per process (/proc/self/exe, /dev/fd/N, /dev/stdin): from this
+    // child they would be the init's, not a shell's, so those lines keep the shell.
+    let per_process = ["/proc/", "/dev/"].iter().any(|p| line.starts_with(p));
+    (line.starts_with('/') && !line.ends_with('/') && !per_process && line.bytes().all(plain))
+        .then_some(line)
 }
 
 fn cstrings(v: impl Iterator<Item = String>, layer: Layer) -> Result<Vec<CString>, StepError> {
@@ -361,6 +365,9 @@ mod tests {
             "true",
             "exit",
             "/bin/",
+            "/proc/self/exe",
+            "/dev/fd/3",
+            "/dev/stdin",
             "/bin/true\n/bin/false",
             "",
         ] {
