@@ -387,10 +387,20 @@ fn sandbox_checks(
                 .iter()
                 .filter_map(|p| p.strip_prefix(&prefix))
                 .collect();
-            if problems.is_empty() {
-                format!("not enforced: {}", i.problems.join("; "))
-            } else {
+            if !problems.is_empty() {
                 format!("not enforced: {}", problems.join("; "))
+            } else if !i.problems.is_empty() {
+                format!("not enforced: {}", i.problems.join("; "))
+            } else if i
+                .degraded
+                .iter()
+                .any(|d| d.starts_with(&vocab::layer_name(l)))
+            {
+                // Allowed to be missing (allow_degraded): Info lists it as degraded, not as a
+                // problem.
+                format!("not enforced: degraded ({})", i.degraded.join("; "))
+            } else {
+                "not enforced (sandboxd gave no reason)".to_string()
             }
         };
         let fix = format!("{sandboxd} doctor says why");
@@ -668,34 +678,34 @@ mod tests {
 
     #[test]
     fn sandbox_checks_need_landlock_and_seccomp() {
+        let checks = |i: &InfoResponse| {
+            sandbox_checks(
+                &[],
+                Some(Path::new("/s")),
+                Some(i),
+                String::new(),
+                false,
+                "sandboxd",
+            )
+        };
         let i = InfoResponse {
             landlock_abi: 7,
             layers_enforced: vec!["landlock".into(), "seccomp".into()],
             ..Default::default()
         };
-        let c = sandbox_checks(
-            &[],
-            Some(Path::new("/s")),
-            Some(&i),
-            String::new(),
-            false,
-            "sandboxd",
-        );
+        let c = checks(&i);
         assert!(c.iter().all(|c| c.ok), "{c:?}");
         let i = InfoResponse {
             layers_enforced: vec!["seccomp".into()],
             degraded: vec!["landlock".into()],
             ..Default::default()
         };
-        let c = sandbox_checks(
-            &[],
-            Some(Path::new("/s")),
-            Some(&i),
-            String::new(),
-            false,
-            "sandboxd",
-        );
+        let c = checks(&i);
         assert_eq!(c.iter().filter(|c| !c.ok).count(), 2);
+        // Allowed to be degraded: said so, never an empty "not enforced: ".
+        assert_eq!(c[1].detail, "not enforced: degraded (landlock)");
+        let c = checks(&InfoResponse::default());
+        assert_eq!(c[1].detail, "not enforced (sandboxd gave no reason)");
         // A missing layer shows Info's problem for that layer (it carries sandboxd's own fix),
         // not a second hint of the agent's.
         let i = InfoResponse {
@@ -707,14 +717,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let c = sandbox_checks(
-            &[],
-            Some(Path::new("/s")),
-            Some(&i),
-            String::new(),
-            false,
-            "sandboxd",
-        );
+        let c = checks(&i);
         assert_eq!(
             c[1].detail,
             "not enforced: the Landlock syscalls are blocked (EPERM); allow them"
