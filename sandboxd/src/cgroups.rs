@@ -427,10 +427,15 @@ impl Cgroups {
         }
     }
 
-    /// The `degraded` entry every result carries when sandboxes get no cgroup.
+    /// The `degraded` entry every result and Info carry when sandboxes get no cgroup: the note,
+    /// then what to do (`host::cgroups_fix`).
     pub fn degraded(&self) -> Option<String> {
         match &self.mechanism {
-            Mechanism::None(why) => Some(degraded_note(why)),
+            Mechanism::None(why) => Some(format!(
+                "{}; {}",
+                degraded_note(why),
+                crate::host::cgroups_fix()
+            )),
             _ => None,
         }
     }
@@ -958,7 +963,9 @@ mod tests {
         let c = Cgroups::none("off in the config");
         let d = c.degraded().unwrap();
         assert!(
-            d.starts_with("cgroups: off in the config") && d.contains("rlimits"),
+            d.starts_with("cgroups: off in the config")
+                && d.contains("rlimits")
+                && d.ends_with(crate::host::cgroups_fix()),
             "{d}"
         );
         assert_eq!(c.version(), None);

@@ -509,12 +509,7 @@ async fn attempt(
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r.timeout_secs = (p.spec.timeout_ms / 1000) as u32;
     r.degraded = degraded;
-    // With what to do, as Info and doctor say it.
-    r.degraded.extend(
-        p.cgroups
-            .degraded()
-            .map(|d| format!("{d}; {}", crate::host::cgroups_fix())),
-    );
+    r.degraded.extend(p.cgroups.degraded());
     r.peak_memory_bytes = usage.and_then(|u| u.peak_bytes).unwrap_or(0);
     let hit = match usage.and_then(cgroup_hit) {
         Some(h) if !r.timed_out => Some(h),

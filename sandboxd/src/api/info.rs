@@ -53,7 +53,7 @@ pub fn info(
     // one. It is still enforced on every exec when present, so Info lists it under this wire
     // name, which clients already match.
     match cgroups.degraded() {
-        Some(d) => degraded.push(format!("{d}; {}", host::cgroups_fix())),
+        Some(d) => degraded.push(d),
         None => layers.push("cgroups".to_string()),
     }
     // SAFETY: getuid/getgid have no preconditions.

@@ -63,16 +63,10 @@ const HEADERS: u8 = 0x1;
 /// Why wait for it: a GOAWAY that reaches the client before it sent its request ends the
 /// connection with no stream to fail, and the client (hyper) then reports only "connection
 /// closed"; a GOAWAY that arrives after the request fails that request with the GOAWAY's code.
-#[cfg(test)]
-fn request_seen(sent: &[u8]) -> bool {
-    let mut cursor = 0;
-    scan(sent, &mut cursor)
-}
-
-/// `request_seen`, resumable: `cursor` is where the next whole frame starts (0 before the
-/// preface was seen) and moves past every whole frame read, so each byte is parsed once however
-/// the client splits its writes (re-parsing from the start on each read would be quadratic in a
-/// flood of tiny frames).
+///
+/// Resumable: `cursor` is where the next whole frame starts (0 before the preface was seen) and
+/// moves past every whole frame read, so each byte is parsed once however the client splits its
+/// writes (re-parsing from the start on each read would be quadratic in a flood of tiny frames).
 fn scan(sent: &[u8], cursor: &mut usize) -> bool {
     if *cursor == 0 {
         if !sent.starts_with(PREFACE) {
@@ -207,7 +201,7 @@ mod tests {
         let mut cursor = 0;
         for end in 0..all.len() {
             let seen = scan(&all[..end], &mut cursor);
-            assert_eq!(seen, request_seen(&all[..end]), "at {end}");
+            assert_eq!(seen, scan(&all[..end], &mut 0), "at {end}");
             assert!(cursor <= end.max(PREFACE.len()), "never past what was sent");
         }
         assert!(scan(&all, &mut cursor));
@@ -224,6 +218,7 @@ mod tests {
         let window = [0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
         let headers = [0, 0, 3, 0x1, 0x4, 0, 0, 0, 1, 0x82, 0x86, 0x84];
         let all = [PREFACE, &settings, &window, &headers].concat();
+        let request_seen = |sent: &[u8]| scan(sent, &mut 0);
         assert!(request_seen(&all));
         assert!(
             !request_seen(&all[..PREFACE.len() + 15 + 13 + 3]),
