@@ -6,7 +6,9 @@
 //! the release binaries first).
 //!
 //! Environment: BENCH_ITERS (default 400), BENCH_CLI_ITERS (default 100), BENCH_SECS per
-//! throughput level (default 3), BENCH_CONFIG (sandboxd.toml text added to the daemon's config).
+//! throughput level (default 3), BENCH_CONFIG (sandboxd.toml text added to the daemon's config),
+//! BENCH_LOAD=N (only N concurrent gRPC clients for BENCH_SECS, nothing else: a steady load to
+//! profile with `perf record -a`).
 
 use nanobot_e2e::{bin, grpc, is_root, test_ids, Daemon, Opts};
 use nanobot_proto::pb::ExecRequest;
@@ -122,6 +124,37 @@ fn main() {
         ..Opts::default()
     });
     let rt = grpc::rt();
+    if let Ok(n) = std::env::var("BENCH_LOAD") {
+        let clients: usize = n.parse().unwrap_or(8);
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let total: u64 = rt.block_on(async {
+            let tasks: Vec<_> = (0..clients)
+                .map(|_| {
+                    let (socket, ws) = (d.socket.clone(), d.ws.clone());
+                    tokio::spawn(async move {
+                        let mut c = grpc::client(&socket).await;
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            if grpc::exec(&mut c, req(&ws)).await.is_ok() {
+                                n += 1;
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.unwrap_or(0);
+            }
+            total
+        });
+        println!(
+            "{clients} client(s): {:.0} execs/s",
+            total as f64 / secs as f64
+        );
+        return;
+    }
 
     // Warm up both paths (page cache, the daemon's first connection).
     for _ in 0..20 {

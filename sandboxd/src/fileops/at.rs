@@ -5,7 +5,6 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// The fd as a `File` (owning it).
@@ -13,13 +12,20 @@ pub(super) fn file_of(fd: OwnedFd) -> File {
     File::from(fd)
 }
 
-/// A `File` view of a borrowed fd, for `metadata()`; it never closes the fd.
-pub(super) fn file_of_ref(fd: &OwnedFd) -> ManuallyDrop<File> {
-    // SAFETY: `fd` is borrowed from the caller's OwnedFd, so it is open for as long as the
-    // returned view can be used (the view borrows nothing, but callers use it within the borrow:
-    // `metadata()` right away). ManuallyDrop never runs File's drop, so this second handle never
-    // closes the fd its owner will close.
-    ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) })
+/// `fstat(fd)`: the status of the open file itself (its device and inode, for the lock table).
+pub(super) fn stat_fd(fd: &OwnedFd) -> io::Result<libc::stat> {
+    // SAFETY: `fd` is borrowed from the caller's OwnedFd, so it stays open through the call and
+    // is not closed here. `st` is a local `stat` (integers only, so all-zero bytes are valid)
+    // that fstat fills; it lives through the call.
+    let (r, st) = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        let r = libc::fstat(fd.as_raw_fd(), &mut st);
+        (r, st)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the entry itself, a final symlink not followed.
