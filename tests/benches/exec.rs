@@ -87,6 +87,46 @@ fn req(ws: &Path) -> ExecRequest {
     }
 }
 
+/// `clients` concurrent gRPC clients, each running `/bin/true` in a loop until `deadline`.
+/// Returns (execs that exited 0, execs that failed or were refused); the first failure of each
+/// client is printed.
+async fn load(socket: &Path, ws: &Path, clients: usize, deadline: Instant) -> (u64, u64) {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (socket, ws) = (socket.to_path_buf(), ws.to_path_buf());
+            tokio::spawn(async move {
+                let mut c = grpc::client(&socket).await;
+                let (mut n, mut failed) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    match grpc::exec(&mut c, req(&ws)).await {
+                        Ok(r) if r.result.as_ref().map(|r| r.exit_code) == Some(0) => n += 1,
+                        Ok(r) => {
+                            failed += 1;
+                            if failed == 1 {
+                                eprintln!("exec failed: {:?}", r.result);
+                            }
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            if failed == 1 {
+                                eprintln!("exec failed: {e}");
+                            }
+                        }
+                    }
+                }
+                (n, failed)
+            })
+        })
+        .collect();
+    let (mut n, mut failed) = (0, 0);
+    for t in tasks {
+        let (a, b) = t.await.unwrap_or((0, 1));
+        n += a;
+        failed += b;
+    }
+    (n, failed)
+}
+
 fn rss_kb(pid: i32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -124,34 +164,13 @@ fn main() {
         ..Opts::default()
     });
     let rt = grpc::rt();
-    if let Ok(n) = std::env::var("BENCH_LOAD") {
-        let clients: usize = n.parse().unwrap_or(8);
+    if std::env::var_os("BENCH_LOAD").is_some() {
+        let clients = env_num("BENCH_LOAD", 8) as usize;
         let deadline = Instant::now() + Duration::from_secs(secs);
-        let total: u64 = rt.block_on(async {
-            let tasks: Vec<_> = (0..clients)
-                .map(|_| {
-                    let (socket, ws) = (d.socket.clone(), d.ws.clone());
-                    tokio::spawn(async move {
-                        let mut c = grpc::client(&socket).await;
-                        let mut n = 0u64;
-                        while Instant::now() < deadline {
-                            if grpc::exec(&mut c, req(&ws)).await.is_ok() {
-                                n += 1;
-                            }
-                        }
-                        n
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await.unwrap_or(0);
-            }
-            total
-        });
+        let (n, failed) = rt.block_on(load(&d.socket, &d.ws, clients, deadline));
         println!(
-            "{clients} client(s): {:.0} execs/s",
-            total as f64 / secs as f64
+            "{clients} client(s): {:.0} execs/s, {failed} failed",
+            n as f64 / secs as f64
         );
         return;
     }
@@ -327,33 +346,7 @@ fn main() {
     for clients in [1usize, 2, 8, 64] {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let (n, failed, p) = rt.block_on(async {
-            let mut tasks = vec![];
-            for _ in 0..clients {
-                let socket = d.socket.clone();
-                let ws = d.ws.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut c = grpc::client(&socket).await;
-                    let (mut n, mut failed) = (0u64, 0u64);
-                    while Instant::now() < deadline {
-                        match grpc::exec(&mut c, req(&ws)).await {
-                            Ok(r) if r.result.as_ref().map(|r| r.exit_code) == Some(0) => n += 1,
-                            Ok(r) => {
-                                failed += 1;
-                                if failed == 1 {
-                                    eprintln!("exec failed: {:?}", r.result);
-                                }
-                            }
-                            Err(e) => {
-                                failed += 1;
-                                if failed == 1 {
-                                    eprintln!("exec failed: {e}");
-                                }
-                            }
-                        }
-                    }
-                    (n, failed)
-                }));
-            }
+            let tasks = load(&d.socket, &d.ws, clients, deadline);
             let pid = d.pid();
             let sampler = tokio::spawn(async move {
                 let mut peak = 0;
@@ -363,12 +356,7 @@ fn main() {
                 }
                 peak
             });
-            let (mut n, mut failed) = (0, 0);
-            for t in tasks {
-                let (a, b) = t.await.unwrap_or((0, 1));
-                n += a;
-                failed += b;
-            }
+            let (n, failed) = tasks.await;
             (n, failed, sampler.await.unwrap_or(0))
         });
         peak = peak.max(p);
