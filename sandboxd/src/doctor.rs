@@ -118,7 +118,7 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
     let ns = host::namespaces_creatable();
     let sysctls = host::UsernsSysctls::read();
     let mut detail = match &ns {
-        Ok(()) => "user, PID, mount, IPC and network namespaces can be created".to_string(),
+        Ok(()) => "user, PID, mount and IPC namespaces can be created".to_string(),
         Err(e) => e.to_string(),
     };
     for (k, v) in sysctls.present() {
@@ -126,6 +126,16 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
     }
     let fix = sysctls.fix(ns.as_ref().err().and_then(host::ProbeError::errno));
     out.push(check("user namespaces", ns.is_ok(), true, detail, fix));
+    if ns.is_ok() {
+        // Apart: only network = "private" needs one, so it is not critical.
+        let net = host::network_namespace_creatable();
+        let fix = host::network_namespace_fix(net.as_ref().err().and_then(host::ProbeError::errno));
+        let detail = match &net {
+            Ok(()) => "a sandbox can get its own network namespace (network = \"private\")".into(),
+            Err(e) => format!("{e}: profiles with network = \"private\" are refused"),
+        };
+        out.push(check("network namespaces", net.is_ok(), false, detail, fix));
+    }
 
     out.push(cgroups_check(mode, &crate::cgroups::probe()));
 

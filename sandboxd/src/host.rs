@@ -244,13 +244,24 @@ pub fn namespaces_problem(e: &ProbeError) -> String {
 pub struct AtStart {
     /// Why the sandbox namespaces could not be created at start (`namespaces_problem`), if so.
     pub namespaces: Option<String>,
+    /// Why a network namespace (`network = "private"`) could not be created at start
+    /// (`network_namespace_problem`), if so; probed only where `namespaces` is None.
+    pub network_namespace: Option<String>,
 }
 
 impl AtStart {
     /// Run the thorough probes. Call before the runtime exists, as the user the daemon runs as.
     pub fn probe() -> AtStart {
+        let namespaces = namespaces_creatable().err().map(|e| namespaces_problem(&e));
+        let network_namespace = match namespaces {
+            Some(_) => None,
+            None => network_namespace_creatable()
+                .err()
+                .map(|e| network_namespace_problem(&e)),
+        };
         AtStart {
-            namespaces: namespaces_creatable().err().map(|e| namespaces_problem(&e)),
+            namespaces,
+            network_namespace,
         }
     }
 }
@@ -300,15 +311,43 @@ pub fn seccomp_installable() -> Result<(), ProbeError> {
     unsafe { in_child("installing a filter", try_seccomp) }
 }
 
-/// Whether the namespaces every sandbox gets (and a network namespace, for `network =
-/// "private"`) can be created: the thorough probe (doctor). The cheap
-/// `user_namespaces_allowed`, then unshare for real in a throwaway child.
+/// Whether the namespaces every sandbox gets (user, PID, mount, IPC) can be created: the
+/// thorough probe (doctor). The cheap `user_namespaces_allowed`, then unshare for real in a
+/// throwaway child.
 pub fn namespaces_creatable() -> Result<(), ProbeError> {
     user_namespaces_allowed()?;
     // SAFETY: `try_namespaces` makes one raw syscall (unshare) with constant flags, reads errno
     // and returns: async-signal-safe, no allocation, no lock, no unwinding; it runs in the
     // throwaway child `in_child` forks and ends with _exit, as `try_namespaces` requires.
     unsafe { in_child("unshare", try_namespaces) }
+}
+
+/// Whether a sandbox can also get a network namespace of its own, which only `network =
+/// "private"` uses: probed apart, so a host that refuses network namespaces alone (a
+/// `RestrictNamespaces=~net` unit, a container's seccomp profile, `user.max_net_namespaces = 0`)
+/// is reported as that, not as having no sandbox namespaces at all. Meaningful only where
+/// `namespaces_creatable` passes.
+pub fn network_namespace_creatable() -> Result<(), ProbeError> {
+    user_namespaces_allowed()?;
+    // SAFETY: as for `namespaces_creatable`: one raw unshare with constant flags in the
+    // throwaway child `in_child` forks and ends with _exit, as `try_network_namespace` requires.
+    unsafe { in_child("unshare(CLONE_NEWNET)", try_network_namespace) }
+}
+
+/// What to do when only network namespaces are refused.
+pub fn network_namespace_fix(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::ENOSPC) => "raise user.max_net_namespaces (sysctl -w user.max_net_namespaces=15000), or give the profiles network = \"none\", \"ports\" or \"full\" instead of \"private\"",
+        _ => "allow CLONE_NEWNET to sandboxd (systemd: RestrictNamespaces= without net; a container: its seccomp profile), or give the profiles network = \"none\", \"ports\" or \"full\" instead of \"private\"",
+    }
+}
+
+/// The network-namespace problem for Info and doctor: what the probe found, then the fix.
+pub fn network_namespace_problem(e: &ProbeError) -> String {
+    format!(
+        "cannot create a network namespace: {e}; {}",
+        network_namespace_fix(e.errno())
+    )
 }
 
 /// Run `f` in a forked child; Ok(()) when it returns 0, else the errno it returned (or the
@@ -405,16 +444,30 @@ unsafe fn try_seccomp() -> i32 {
     0
 }
 
-/// Move the calling process into new user, PID, mount, IPC and network namespaces; 0 or errno.
+/// Move the calling process into the namespaces every sandbox gets (`CLONE_FLAGS`: user, PID,
+/// mount, IPC); 0 or errno.
 ///
 /// # Safety
 /// Only in a throwaway child that exits right after (`in_child`): the calling process stays in
 /// the new namespaces. One raw syscall with constant flags: async-signal-safe.
 unsafe fn try_namespaces() -> i32 {
-    const FLAGS: libc::c_int = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
     // SAFETY: unshare takes integer flags only; the caller guarantees this process is the
     // throwaway child.
-    if unsafe { libc::unshare(FLAGS) } != 0 {
+    if unsafe { libc::unshare(crate::handover::CLONE_FLAGS) } != 0 {
+        return child_errno();
+    }
+    0
+}
+
+/// As `try_namespaces`, with a network namespace as well (what `network = "private"` adds: the
+/// init unshares it inside the sandbox's user namespace).
+///
+/// # Safety
+/// As for `try_namespaces`.
+unsafe fn try_network_namespace() -> i32 {
+    // SAFETY: unshare takes integer flags only; the caller guarantees this process is the
+    // throwaway child.
+    if unsafe { libc::unshare(crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET) } != 0 {
         return child_errno();
     }
     0
@@ -521,5 +574,100 @@ mod tests {
         assert!(landlock_unavailable(libc::ENOSYS)
             .1
             .contains("CONFIG_SECURITY_LANDLOCK"));
+    }
+
+    /// Set in the copy of this test binary that runs with network namespaces refused.
+    const NO_NETNS: &str = "SANDBOXD_TEST_NETNS_REFUSED";
+
+    /// A host that refuses network namespaces alone (here: a seccomp filter answering EPERM to
+    /// an unshare with CLONE_NEWNET, as systemd's RestrictNamespaces=~net does) gets the
+    /// sandbox namespaces reported as creatable and the network namespace as refused, with its
+    /// own fix. The refusal is the kernel's, in a copy of this test binary whose test thread
+    /// carries the filter (the probes fork from that thread and inherit it).
+    #[test]
+    fn a_host_refusing_only_network_namespaces_is_reported_as_that() {
+        if std::env::var_os(NO_NETNS).is_some() {
+            refuse_network_namespaces();
+            let at = AtStart::probe();
+            assert_eq!(at.namespaces, None);
+            let p = at.network_namespace.expect("the refusal is reported");
+            assert!(
+                p.starts_with("cannot create a network namespace: unshare(CLONE_NEWNET) failed: Operation not permitted"),
+                "{p}"
+            );
+            assert!(p.ends_with(network_namespace_fix(Some(libc::EPERM))), "{p}");
+            println!("REFUSED-AS-EXPECTED");
+            return;
+        }
+        // Positive control: without the filter this host creates both.
+        let at = AtStart::probe();
+        assert_eq!(at.namespaces, None, "this host creates sandbox namespaces");
+        assert_eq!(at.network_namespace, None);
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "host::tests::a_host_refusing_only_network_namespaces_is_reported_as_that",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(NO_NETNS, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("REFUSED-AS-EXPECTED"), "{text}");
+    }
+
+    /// no_new_privs and a filter on the calling thread: unshare with CLONE_NEWNET → EPERM.
+    fn refuse_network_namespaces() {
+        const NR: u32 = 0; // offsetof(struct seccomp_data, nr)
+        const ARG0: u32 = 16; // offsetof(struct seccomp_data, args[0]), low half on x86_64
+        let stmt = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let prog = [
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, NR),
+            jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                libc::SYS_unshare as u32,
+                0,
+                3,
+            ),
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG0),
+            jump(
+                libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+                libc::CLONE_NEWNET as u32,
+                0,
+                1,
+            ),
+            stmt(
+                libc::BPF_RET | libc::BPF_K,
+                libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            ),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ];
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: prctl with integer arguments; this is a throwaway copy of the test binary.
+        let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        assert_eq!(r, 0);
+        // SAFETY: `fprog` points at `prog` (its length in `len`), both alive for the call; the
+        // kernel copies the filter. Flags 0: this thread only.
+        let r =
+            unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog) };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
     }
 }

@@ -183,6 +183,47 @@ fn no_user_namespaces_refuses_execs() {
 }
 
 #[test]
+fn network_namespaces_refused_alone_refuse_only_the_private_profile() {
+    let config = "[profiles.lan]\nnetwork = \"private\"\n";
+    // Positive control: on a daemon whose host allows network namespaces, both profiles run and
+    // Info reports nothing.
+    let ok = Daemon::start_with(Opts {
+        config: Some(config.into()),
+        ..Opts::default()
+    });
+    for profile in ["default", "lan"] {
+        let o = ok.nanobot(&["--profile", profile], "echo ran");
+        assert_eq!(stdout(&o), "ran\n", "{profile}: {}", stderr(&o));
+    }
+    assert!(info(&ok).problems.is_empty(), "{:?}", info(&ok).problems);
+
+    let d = Daemon::start_with(Opts {
+        config: Some(config.into()),
+        wrap: vec![bin("deny-syscalls"), "netns".into()],
+        ..Opts::default()
+    });
+    // The sandbox namespaces still work: the default profile (network = "none") runs.
+    let o = d.nanobot(&[], "echo ran");
+    assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
+    // network = "private" is refused, naming the layer and the step; nothing runs.
+    let o = d.nanobot(&["--profile", "lan", "--json"], "touch ran");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["refused_layer"], "namespaces", "{v}");
+    assert_eq!(v["errno"], libc::EPERM, "{v}");
+    assert!(!d.ws.join("ran").exists());
+    // Info: the layer is enforced, and the problem names the profile that cannot run.
+    let i = info(&d);
+    assert!(i.layers_enforced.iter().any(|l| l == "namespaces"), "{i:?}");
+    assert_eq!(i.problems.len(), 1, "{:?}", i.problems);
+    assert!(
+        i.problems[0].starts_with("namespaces: network = \"private\" (profile lan) cannot run here: cannot create a network namespace: unshare(CLONE_NEWNET) failed: Operation not permitted"),
+        "{:?}",
+        i.problems
+    );
+}
+
+#[test]
 fn degraded_mode_runs_only_when_configured_and_says_so() {
     // Without allow_degraded a missing layer refuses (fails_closed_naming_the_layer covers it);
     // with it the command runs, every result carries the degradation, and the other layers hold.

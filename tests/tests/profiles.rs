@@ -123,11 +123,11 @@ fn network_modes_against_local_listeners() {
 fn a_server_inside_private_is_reachable_inside_and_invisible_outside() {
     let n = setup();
     let p = n.d.install_probe();
-    // A free port on the host, then closed: inside, the sandbox listens on the same number.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // The host's own listener keeps its port for the whole test (a port freed and probed later
+    // could be taken by any other process meanwhile); the sandbox listens on the same number in
+    // its own namespace, which it could not do on the host (EADDRINUSE).
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = port(&host);
     let ready = n.d.ws.join("ready");
     let release = n.d.ws.join("release");
     let cmd = format!(
@@ -147,9 +147,19 @@ fn a_server_inside_private_is_reachable_inside_and_invisible_outside() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The server is listening inside: from the host the port is closed.
-    let e = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The server is listening inside: from the host the same port reaches the host's listener,
+    // never the sandbox's server (which would greet with "hi").
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (accepted, _) = host.accept().unwrap();
+    assert_eq!(accepted.peer_addr().unwrap(), c.local_addr().unwrap());
+    drop(accepted);
+    let mut got = String::new();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Read::read_to_string(&mut c, &mut got).unwrap();
+    assert_eq!(
+        got, "",
+        "the host's connection reached the sandbox's server"
+    );
     std::fs::write(&release, "").unwrap();
     let o = child.wait_with_output().unwrap();
     // `fetch` got the greeting from the server inside; the server reports its own "ok".
@@ -656,6 +666,31 @@ fn doctor_reports_the_host_and_what_blocks_it() {
     assert_eq!(ns["ok"], false);
     assert_eq!(ns["critical"], true);
     assert!(ns["fix"].as_str().unwrap().len() > 10);
+    // Network namespaces refused alone: user namespaces pass, network namespaces fail without
+    // failing doctor (only network = "private" needs them), with their own fix.
+    let o = run(None, true);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = |v: &serde_json::Value, name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check in {v}"))
+    };
+    assert_eq!(check(&v, "network namespaces")["ok"], true, "{v}");
+    let o = run(Some("netns"), true);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(check(&v, "user namespaces")["ok"], true, "{v}");
+    let net = check(&v, "network namespaces");
+    assert_eq!(net["ok"], false, "{v}");
+    assert_eq!(net["critical"], false, "{v}");
+    assert!(
+        net["fix"].as_str().unwrap().contains("RestrictNamespaces"),
+        "{v}"
+    );
     let _ = std::fs::remove_file(&cfg);
 }
 

@@ -44,7 +44,27 @@ pub fn info(
         (None, Ok(())) => Ok(()),
     };
     match namespaces {
-        Ok(()) => layers.push(Layer::Namespaces.to_string()),
+        Ok(()) => {
+            layers.push(Layer::Namespaces.to_string());
+            // Only `network = "private"` needs a network namespace: where the host refuses
+            // those alone, the profiles that use it are named (their execs are refused), and
+            // the others are not affected.
+            if let Some(p) = &at_start.network_namespace {
+                let private: Vec<&str> = cfg
+                    .profiles
+                    .iter()
+                    .filter(|(_, p)| p.network == crate::policy::Network::Private)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                if !private.is_empty() {
+                    problems.push(format!(
+                        "{}: network = \"private\" (profile {}) cannot run here: {p}",
+                        Layer::Namespaces,
+                        private.join(", ")
+                    ));
+                }
+            }
+        }
         Err(p) => problems.push(format!("{}: {p}", Layer::Namespaces)),
     }
     // Not a failure (execs run), but never silent: without them the limits are per process.
@@ -80,6 +100,7 @@ mod tests {
         let cgroups = crate::cgroups::Cgroups::none("cgroup v2 is not mounted");
         let refused = host::AtStart {
             namespaces: Some("unshare failed: Operation not permitted; allow it".into()),
+            network_namespace: None,
         };
         let i = info(&cfg, &cgroups, &refused);
         // Where the cheap probe passes, the thorough one's finding at start still shows.
@@ -102,5 +123,35 @@ mod tests {
         // This host creates namespaces (as the host tests assume): nothing at start, none now.
         let i = info(&cfg, &cgroups, &host::AtStart::default());
         assert!(i.layers_enforced.contains(&Layer::Namespaces.to_string()));
+    }
+
+    #[test]
+    fn a_refused_network_namespace_names_only_the_profiles_that_need_one() {
+        let cgroups = crate::cgroups::Cgroups::none("cgroup v2 is not mounted");
+        let no_netns = host::AtStart {
+            namespaces: None,
+            network_namespace: Some("cannot create a network namespace: EPERM; allow it".into()),
+        };
+        let mut cfg = Config::default();
+        cfg.profiles
+            .retain(|_, p| p.network != crate::policy::Network::Private);
+        // No profile uses network = "private": the sandbox namespaces are enforced, no problem.
+        let i = info(&cfg, &cgroups, &no_netns);
+        assert!(i.layers_enforced.contains(&Layer::Namespaces.to_string()));
+        assert!(i.problems.is_empty(), "{:?}", i.problems);
+        // Two that do: both named, the layer still enforced for the rest.
+        for name in ["lan", "offline-net"] {
+            let p = crate::config::Profile {
+                network: crate::policy::Network::Private,
+                ..Default::default()
+            };
+            cfg.profiles.insert(name.into(), p);
+        }
+        let i = info(&cfg, &cgroups, &no_netns);
+        assert!(i.layers_enforced.contains(&Layer::Namespaces.to_string()));
+        assert_eq!(
+            i.problems,
+            vec!["namespaces: network = \"private\" (profile lan, offline-net) cannot run here: cannot create a network namespace: EPERM; allow it".to_string()]
+        );
     }
 }

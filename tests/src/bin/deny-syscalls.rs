@@ -1,9 +1,10 @@
 //! Runs a program the way a container runtime with a restrictive seccomp profile would, to prove
 //! that sandboxd then refuses execs naming the missing layer instead of running unconfined.
 //!
-//! Usage: deny-syscalls landlock|userns PROGRAM [ARGS...]
+//! Usage: deny-syscalls landlock|userns|netns PROGRAM [ARGS...]
 //!   landlock: the Landlock syscalls fail with EPERM (systemd-nspawn, Docker's default profile)
 //!   userns:   clone/unshare with CLONE_NEWUSER fail with EPERM
+//!   netns:    clone/unshare with CLONE_NEWNET fail with EPERM (systemd's RestrictNamespaces=~net)
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -20,7 +21,7 @@ fn die(msg: String) -> ! {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, prog, rest @ ..] = args.as_slice() else {
-        die("usage: deny-syscalls landlock|userns PROGRAM [ARGS...]".into())
+        die("usage: deny-syscalls landlock|userns|netns PROGRAM [ARGS...]".into())
     };
     let rules: BTreeMap<i64, Vec<SeccompRule>> = match mode.as_str() {
         "landlock" => [
@@ -31,13 +32,17 @@ fn main() {
         .into_iter()
         .map(|nr| (nr, vec![]))
         .collect(),
-        "userns" => {
-            let newuser = libc::CLONE_NEWUSER as u64;
+        "userns" | "netns" => {
+            let flag = if mode == "userns" {
+                libc::CLONE_NEWUSER
+            } else {
+                libc::CLONE_NEWNET
+            } as u64;
             let cond = SeccompCondition::new(
                 0,
                 SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(newuser),
-                newuser,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
             )
             .unwrap_or_else(|e| die(format!("condition: {e}")));
             let rule = SeccompRule::new(vec![cond]).unwrap_or_else(|e| die(format!("rule: {e}")));
