@@ -67,10 +67,16 @@ fn main() {
     let cli = Cli::parse();
     // Library warnings (provider retries) go to stderr as plain lines; NANOBOT_LOG=debug for more.
     logging::init();
-    // `exec` is one request and its stream: one thread does it with no hand-offs between
-    // threads (and no threads to start), which is most of what the client costs besides its
-    // own start. The long-running commands serve several things at once.
-    let mut builder = if matches!(cli.cmd, Cmd::Exec(_)) {
+    // `exec` is one request and its stream, `agent -m` one turn: one thread does it with no
+    // hand-offs between threads (and no threads, stacks or malloc arenas to start), which is
+    // most of what the client costs besides its own start. The long-running commands (the chat,
+    // the gateway) serve several things at once.
+    let one_shot = match &cli.cmd {
+        Cmd::Exec(_) => true,
+        Cmd::Agent(a) => a.message.is_some(),
+        _ => false,
+    };
+    let mut builder = if one_shot {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();

@@ -1,7 +1,9 @@
 //! `nanobot agent -m` end to end: one model round that asks for one exec, then the answer, against
 //! a scripted model server on 127.0.0.1 (zero model latency) and a real sandboxd. Reports wall
 //! time and peak RSS of the agent process, beside two baselines measured in the same run:
-//! `nanobot exec -- true` (process start + one sandboxed exec) and a bare `/bin/true`.
+//! `nanobot exec -- true` (process start + one sandboxed exec) and a bare `/bin/true`. Each run
+//! is timed and measured by `peak-rss` (tests/src/bin/peak-rss.rs), a small parent, so that
+//! this process's own memory is not counted as the subject's.
 //!
 //! Environment: BENCH_AGENT_ITERS (default 40).
 
@@ -12,27 +14,32 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Run to completion; wall time and the child's peak RSS (KiB) from wait4.
-// The child is reaped by wait4 below (not Child::wait), which also gives its rusage.
-#[allow(clippy::zombie_processes)]
+/// Run `c` (a `peak-rss` command) to completion: the subject's wall time, its own peak RSS (KiB)
+/// and its exit code, as `peak-rss` measured them. Forked from this process, the subject's
+/// `ru_maxrss` would include this process's RSS (see tests/src/bin/peak-rss.rs).
 fn measure(mut c: Command) -> (Duration, u64, i32) {
-    c.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null());
-    let t0 = Instant::now();
-    let child = c.spawn().expect("spawn");
-    let mut st = 0;
-    // SAFETY: rusage is a C struct of integers and timevals (integers): all-zero bytes are a
-    // valid value; wait4 overwrites it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `child` is our own child, spawned above and not waited for by Child::wait, so no
-    // one else reaps it; wait4 writes one c_int into `st` and one rusage into `ru`, both locals
-    // alive through the call.
-    unsafe { libc::wait4(child.id() as i32, &mut st, 0, &mut ru) };
-    let took = t0.elapsed();
-    (took, ru.ru_maxrss.max(0) as u64, libc::WEXITSTATUS(st))
+    let o = c.stdin(Stdio::null()).output().expect("spawn peak-rss");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let f: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(
+        f.len(),
+        3,
+        "peak-rss: {text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (Duration::from_micros(f[0]), f[1], f[2] as i32)
+}
+
+/// `program args` under `peak-rss`.
+fn peak_rss(program: &Path) -> Command {
+    let mut c = Command::new(bin("peak-rss"));
+    c.arg(program);
+    c
 }
 
 fn as_user(c: &mut Command, home: &Path) {
@@ -89,7 +96,7 @@ fn main() {
     }
 
     let agent = || {
-        let mut c = Command::new(bin("nanobot"));
+        let mut c = peak_rss(&bin("nanobot"));
         c.args(["agent", "--quiet", "-m", "run echo"])
             .arg("-w")
             .arg(&d.ws);
@@ -97,7 +104,7 @@ fn main() {
         c
     };
     let exec = || {
-        let mut c = Command::new(bin("nanobot"));
+        let mut c = peak_rss(&bin("nanobot"));
         c.args(["exec", "--socket"])
             .arg(&d.socket)
             .arg("-w")
@@ -106,13 +113,13 @@ fn main() {
         as_user(&mut c, &home);
         c
     };
-    let bare = || Command::new("/bin/true");
+    let bare = || peak_rss(Path::new("/bin/true"));
     for _ in 0..3 {
         assert_eq!(measure(agent()).2, 0, "nanobot agent failed");
         assert_eq!(measure(exec()).2, 0, "nanobot exec failed");
     }
     let (mut ta, mut te, mut tb) = (vec![], vec![], vec![]);
-    let (mut ra, mut re) = (0u64, 0u64);
+    let (mut ra, mut re, mut rb) = (0u64, 0u64, 0u64);
     for _ in 0..iters {
         let (t, r, code) = measure(agent());
         assert_eq!(code, 0);
@@ -121,7 +128,9 @@ fn main() {
         let (t, r, _) = measure(exec());
         te.push(t);
         re = re.max(r);
-        tb.push(measure(bare()).0);
+        let (t, r, _) = measure(bare());
+        tb.push(t);
+        rb = rb.max(r);
     }
     for v in [&mut ta, &mut te, &mut tb] {
         v.sort();
@@ -146,10 +155,11 @@ fn main() {
         re
     );
     println!(
-        "{:<52} {:>9.1} {:>9.1}",
+        "{:<52} {:>9.1} {:>9.1} {:>9} KiB",
         "/bin/true (process start)",
         p(&tb, 0.5),
-        p(&tb, 0.99)
+        p(&tb, 0.99),
+        rb
     );
     println!("ratio agent/exec: p50 {:.2}", p(&ta, 0.5) / p(&te, 0.5));
     println!();
