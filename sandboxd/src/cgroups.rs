@@ -25,6 +25,7 @@
 use crate::confine::cgroup::{self, CgroupMode, Controller, Usage, Version};
 use crate::policy::Limits;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -354,6 +355,58 @@ fn write(p: &Path, v: &str) -> Result<(), String> {
     std::fs::write(p, v).map_err(|e| ctx(&format!("writing {v:?} to"), p, e))
 }
 
+/// A directory of ours, open as O_PATH, to reach its files with one path component.
+fn open_dir(p: &Path) -> Option<OwnedFd> {
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a NUL-terminated path alive for the call; openat only reads it.
+    let fd = unsafe {
+        libc::openat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a non-negative openat result is a new fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `name` in the directory `dir` (an O_PATH fd), opened for reading or writing.
+fn open_at(dir: &OwnedFd, name: &str, write: bool) -> io::Result<std::fs::File> {
+    let c =
+        std::ffi::CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // O_TRUNC as `fs::write` has it: kernfs ignores it, a plain file (the tests) needs it.
+    let flags = if write {
+        libc::O_WRONLY | libc::O_TRUNC
+    } else {
+        libc::O_RDONLY
+    } | libc::O_CLOEXEC
+        | libc::O_NOFOLLOW;
+    // SAFETY: `dir` is an open fd and `c` a NUL-terminated name, both alive for the call.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative openat result is a new fd that nothing else owns.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The whole text of a small kernel file, without the size query (`statx`) that
+/// `fs::read_to_string` makes first: cgroup files report size 0 anyway.
+fn read_small(mut f: std::fs::File) -> io::Result<String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 impl Cgroups {
     /// Prepare the daemon's subtree (while still root when started as root; `owner` is the user
     /// it drops to). `Required` without a mechanism is an error: the daemon does not start.
@@ -494,6 +547,7 @@ impl Cgroups {
         let mut cg = SandboxCgroup {
             version,
             dirs: vec![],
+            fds: vec![],
             writes: vec![],
             base: Usage::default(),
             pool: None,
@@ -509,14 +563,15 @@ impl Cgroups {
                     return Err((format!("cgroup: mkdir {}", d.display()), e));
                 }
             }
+            cg.fds.push(open_dir(&d));
             cg.dirs.push((c, d));
         }
         for w in &plan.writes {
-            let Some(dir) = cg.dir(w.controller) else {
+            let Some(i) = cg.index(w.controller) else {
                 continue; // v1: no cpu hierarchy is used
             };
-            let path = dir.join(w.file);
-            if let Err(e) = std::fs::write(&path, &w.value) {
+            let path = cg.dirs[i].1.join(w.file);
+            if let Err(e) = cg.write_file(i, w.file, &w.value) {
                 if w.optional && e.kind() == io::ErrorKind::NotFound {
                     continue;
                 }
@@ -571,6 +626,11 @@ pub fn degraded_note(why: &str) -> String {
 pub struct SandboxCgroup {
     version: Version,
     dirs: Vec<(Option<Controller>, PathBuf)>,
+    /// The directories open as O_PATH, index for index with `dirs` (missing: reached by path).
+    /// Each file is then one path component away instead of the six to eight of its absolute
+    /// path under /sys/fs/cgroup, each revalidated by kernfs; a sandbox reads and writes about
+    /// sixteen of them.
+    fds: Vec<Option<OwnedFd>>,
     /// The limits written (a reused cgroup serves only a sandbox with the same).
     writes: Vec<cgroup::Write>,
     /// The counters that cannot be reset, as they were when the sandbox got the cgroup.
@@ -602,12 +662,33 @@ pub fn unfit(
 }
 
 impl SandboxCgroup {
-    /// The directory holding `c`'s files (None: not used on this version).
-    fn dir(&self, c: Controller) -> Option<&Path> {
+    /// The index in `dirs` of the directory holding `c`'s files (None: not used on this
+    /// version).
+    fn index(&self, c: Controller) -> Option<usize> {
         self.dirs
             .iter()
-            .find(|(k, _)| k.is_none() || *k == Some(c))
-            .map(|(_, d)| d.as_path())
+            .position(|(k, _)| k.is_none() || *k == Some(c))
+    }
+
+    /// `file` of directory `i`, through its fd when it has one.
+    fn open(&self, i: usize, file: &str, write: bool) -> io::Result<std::fs::File> {
+        match self.fds.get(i).and_then(Option::as_ref) {
+            Some(dir) => open_at(dir, file, write),
+            None => std::fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .truncate(write)
+                .open(self.dirs[i].1.join(file)),
+        }
+    }
+
+    fn read_file(&self, i: usize, file: &str) -> io::Result<String> {
+        read_small(self.open(i, file, false)?)
+    }
+
+    fn write_file(&self, i: usize, file: &str, v: &str) -> io::Result<()> {
+        use std::io::Write;
+        self.open(i, file, true)?.write_all(v.as_bytes())
     }
 
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
@@ -615,7 +696,7 @@ impl SandboxCgroup {
     }
 
     fn read(&self, c: Controller, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir(c)?.join(file)).ok()
+        self.read_file(self.index(c)?, file).ok()
     }
 
     /// What the kernel counted, including what earlier sandboxes in a reused cgroup left.
@@ -630,16 +711,12 @@ impl SandboxCgroup {
     }
 
     /// Each hierarchy's `tasks` file, open for writing: what the init moves itself in with.
-    fn tasks_files(&self) -> Result<Vec<std::os::fd::OwnedFd>, (PathBuf, io::Error)> {
-        self.dirs
-            .iter()
-            .map(|(_, d)| {
-                let path = d.join("tasks");
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
+    fn tasks_files(&self) -> Result<Vec<OwnedFd>, (PathBuf, io::Error)> {
+        (0..self.dirs.len())
+            .map(|i| {
+                self.open(i, "tasks", true)
                     .map(Into::into)
-                    .map_err(|e| (path, e))
+                    .map_err(|e| (self.dirs[i].1.join("tasks"), e))
             })
             .collect()
     }
@@ -651,9 +728,9 @@ impl SandboxCgroup {
 
     /// Move `pid` into the cgroup (every hierarchy's).
     fn enter(&self, pid: u32) -> Result<(), (PathBuf, io::Error)> {
-        for (_, d) in &self.dirs {
-            let path = d.join("cgroup.procs");
-            std::fs::write(&path, pid.to_string()).map_err(|e| (path, e))?;
+        for (i, (_, d)) in self.dirs.iter().enumerate() {
+            self.write_file(i, "cgroup.procs", &pid.to_string())
+                .map_err(|e| (d.join("cgroup.procs"), e))?;
         }
         Ok(())
     }
@@ -682,18 +759,17 @@ impl SandboxCgroup {
     }
 
     fn write(&self, c: Controller, file: &str, v: &str) -> Result<(), String> {
-        let d = self.dir(c).ok_or_else(|| format!("no {c:?} directory"))?;
-        write(&d.join(file), v)
+        let i = self.index(c).ok_or_else(|| format!("no {c:?} directory"))?;
+        self.write_file(i, file, v)
+            .map_err(|e| ctx(&format!("writing {v:?} to"), &self.dirs[i].1.join(file), e))
     }
 
     /// Done with the cgroup: back to the pool when it is empty and fit for reuse, else removed;
     /// false while a process is still in it (the init is exiting).
     pub fn remove(&mut self) -> bool {
         if let Some(pool) = self.pool.clone() {
-            let procs: Vec<_> = self
-                .dirs
-                .iter()
-                .map(|(_, d)| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            let procs: Vec<_> = (0..self.dirs.len())
+                .map(|i| self.read_file(i, "cgroup.procs").ok())
                 .collect();
             if procs.iter().flatten().any(|t| !t.trim().is_empty()) {
                 return false; // the init is exiting
@@ -704,6 +780,7 @@ impl SandboxCgroup {
                     let c = SandboxCgroup {
                         version: self.version,
                         dirs: std::mem::take(&mut self.dirs),
+                        fds: std::mem::take(&mut self.fds),
                         writes: std::mem::take(&mut self.writes),
                         base: self.base,
                         pool: None,
@@ -722,6 +799,7 @@ impl SandboxCgroup {
     }
 
     fn remove_dirs(&mut self) -> bool {
+        self.fds.clear();
         self.dirs.retain(|(_, d)| match std::fs::remove_dir(d) {
             Ok(()) => false,
             Err(e) => e.kind() != io::ErrorKind::NotFound,
@@ -808,8 +886,10 @@ mod tests {
             std::fs::write(d.join(f), v).unwrap();
         }
         let pool = Arc::new(Pool::default());
+        // Reached through their fds, as `create` leaves them (the others here go by path).
         let cg = SandboxCgroup {
             version: Version::V1,
+            fds: vec![open_dir(&m), open_dir(&p)],
             dirs: vec![(Some(Controller::Memory), m), (Some(Controller::Pids), p)],
             writes: cgroup::plan(&Limits::default(), Version::V1).writes,
             base: Usage::default(),
@@ -886,6 +966,7 @@ mod tests {
         let pool = Pool::default();
         let w = cgroup::plan(&Limits::default(), Version::V1).writes;
         let mk = |i: usize| SandboxCgroup {
+            fds: vec![],
             version: Version::V1,
             dirs: vec![(None, PathBuf::from(format!("/nonexistent/slot-{i}")))],
             writes: w.clone(),
@@ -926,6 +1007,7 @@ mod tests {
         cg.pool = None;
         // A pooled slot without a `tasks` file is not used; the good one is.
         let broken = SandboxCgroup {
+            fds: vec![],
             version: Version::V1,
             dirs: vec![(None, root.join("broken"))],
             writes: cg.writes.clone(),
