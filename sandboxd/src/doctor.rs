@@ -81,7 +81,9 @@ fn cgroups_check(mode: CgroupMode, a: &crate::cgroups::Available) -> Check {
     )
 }
 
-pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
+/// `private_profiles`: the configured profiles with `network = "private"`, which make the
+/// network-namespace check critical.
+pub fn checks(min_landlock_abi: u32, mode: CgroupMode, private_profiles: &[&str]) -> Vec<Check> {
     let mut out = vec![];
     match host::landlock_abi() {
         Ok(v) => {
@@ -127,14 +129,28 @@ pub fn checks(min_landlock_abi: u32, mode: CgroupMode) -> Vec<Check> {
     let fix = sysctls.fix(ns.as_ref().err().and_then(host::ProbeError::errno));
     out.push(check("user namespaces", ns.is_ok(), true, detail, fix));
     if ns.is_ok() {
-        // Apart: only network = "private" needs one, so it is not critical.
+        // Apart: only network = "private" needs one, so it is critical only where a configured
+        // profile uses it (their execs are refused).
         let net = host::network_namespace_creatable();
         let fix = host::network_namespace_fix(net.as_ref().err().and_then(host::ProbeError::errno));
-        let detail = match &net {
-            Ok(()) => "a sandbox can get its own network namespace (network = \"private\")".into(),
-            Err(e) => format!("{e}: profiles with network = \"private\" are refused"),
+        let detail = match (&net, private_profiles) {
+            (Ok(()), _) => {
+                "a sandbox can get its own network namespace (network = \"private\")".into()
+            }
+            (Err(e), []) => format!("{e}; no configured profile uses network = \"private\""),
+            (Err(e), names) => format!(
+                "{e}: network = \"private\" (profile {}) is refused",
+                names.join(", ")
+            ),
         };
-        out.push(check("network namespaces", net.is_ok(), false, detail, fix));
+        let critical = !private_profiles.is_empty();
+        out.push(check(
+            "network namespaces",
+            net.is_ok(),
+            critical,
+            detail,
+            fix,
+        ));
     }
 
     out.push(cgroups_check(mode, &crate::cgroups::probe()));
@@ -193,8 +209,13 @@ mod tests {
     #[test]
     fn this_host_has_the_layers() {
         // The development and CI machines have Landlock ABI 7, seccomp and user namespaces.
-        let c = super::checks(3, super::CgroupMode::Auto);
-        for name in ["Landlock", "seccomp"] {
+        let c = super::checks(3, super::CgroupMode::Auto, &["build"]);
+        for name in [
+            "Landlock",
+            "seccomp",
+            "user namespaces",
+            "network namespaces",
+        ] {
             let x = c.iter().find(|c| c.name == name).unwrap();
             assert!(x.ok, "{x:?}");
         }
@@ -205,6 +226,15 @@ mod tests {
         let abi = crate::host::landlock_abi().unwrap();
         assert_eq!(r.ok, abi >= 9, "{r:?}");
         assert!(!r.critical);
+        // A configured network = "private" profile makes the network namespaces critical.
+        let net = |private: &[&str]| {
+            super::checks(3, super::CgroupMode::Auto, private)
+                .into_iter()
+                .find(|c| c.name == "network namespaces")
+                .unwrap()
+        };
+        assert!(net(&["build"]).critical);
+        assert!(!net(&[]).critical);
     }
 
     #[test]

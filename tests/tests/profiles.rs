@@ -666,8 +666,8 @@ fn doctor_reports_the_host_and_what_blocks_it() {
     assert_eq!(ns["ok"], false);
     assert_eq!(ns["critical"], true);
     assert!(ns["fix"].as_str().unwrap().len() > 10);
-    // Network namespaces refused alone: user namespaces pass, network namespaces fail without
-    // failing doctor (only network = "private" needs them), with their own fix.
+    // Network namespaces refused alone: user namespaces pass, network namespaces fail, with
+    // their own fix, without failing doctor while no profile uses network = "private".
     let o = run(None, true);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let check = |v: &serde_json::Value, name: &str| {
@@ -691,6 +691,27 @@ fn doctor_reports_the_host_and_what_blocks_it() {
         net["fix"].as_str().unwrap().contains("RestrictNamespaces"),
         "{v}"
     );
+    // ...but critical, naming it, once a configured profile uses network = "private": its
+    // execs are refused.
+    let private = cfg.with_extension("private.toml");
+    std::fs::write(&private, "[profiles.lan]\nnetwork = \"private\"\n").unwrap();
+    let o = doctor(Some("netns"), &private, true);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let net = check(&v, "network namespaces");
+    assert_eq!(
+        (&net["ok"], &net["critical"]),
+        (&false.into(), &true.into()),
+        "{v}"
+    );
+    assert!(
+        net["detail"]
+            .as_str()
+            .unwrap()
+            .contains("network = \"private\" (profile lan) is refused"),
+        "{v}"
+    );
+    let _ = std::fs::remove_file(&private);
     let _ = std::fs::remove_file(&cfg);
 }
 

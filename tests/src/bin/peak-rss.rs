@@ -2,8 +2,8 @@
 //! enough not to count. A child's `ru_maxrss` includes the resident memory of the address space
 //! it was forked with (the kernel keeps the high-water mark across execve), so a benchmark that
 //! forks its subject directly reports its own RSS whenever that is the larger: the agent bench
-//! did, and its figure grew with the bench's scripted model. Spawned from this process (a few
-//! hundred KiB), the figure is the subject's.
+//! did. Spawned from this process, the figure is the larger of the subject's and this small
+//! process's own (~2 MiB: what `/bin/true` reads), so it is the subject's for anything bigger.
 //!
 //! Usage: peak-rss PROGRAM [ARGS...]
 //! stdout: `<wall µs> <peak RSS KiB> <exit code>` (exit code 128+N for a signal N); the
