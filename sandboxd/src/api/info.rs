@@ -50,12 +50,7 @@ pub fn info(
             // those alone, the profiles that use it are named (their execs are refused), and
             // the others are not affected.
             if let Some(p) = &at_start.network_namespace {
-                let private: Vec<&str> = cfg
-                    .profiles
-                    .iter()
-                    .filter(|(_, p)| p.network == crate::policy::Network::Private)
-                    .map(|(name, _)| name.as_str())
-                    .collect();
+                let private = cfg.private_network_profiles();
                 if !private.is_empty() {
                     problems.push(format!(
                         "{}: network = \"private\" (profile {}) cannot run here: {p}",

@@ -20,12 +20,7 @@ pub struct DoctorArgs {
 
 pub fn doctor(a: DoctorArgs) -> Result<i32> {
     let cfg = config_or_default(a.config.as_deref())?;
-    let private: Vec<&str> = cfg
-        .profiles
-        .iter()
-        .filter(|(_, p)| p.network == crate::policy::Network::Private)
-        .map(|(n, _)| n.as_str())
-        .collect();
+    let private = cfg.private_network_profiles();
     let mut checks = crate::doctor::checks(cfg.min_landlock_abi, cfg.cgroups, &private);
     let mut workspaces = a.workspace.clone();
     workspaces.extend(cfg.workspace_roots.iter().cloned());

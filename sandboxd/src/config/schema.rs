@@ -109,6 +109,16 @@ pub struct Profile {
 }
 
 impl Config {
+    /// The names of the profiles with `network = "private"`, the only ones that need a network
+    /// namespace (Info and doctor name them where the host refuses those).
+    pub fn private_network_profiles(&self) -> Vec<&str> {
+        self.profiles
+            .iter()
+            .filter(|(_, p)| p.network == Network::Private)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
     /// The guard patterns in force for a profile: the global ones, then the profile's.
     pub fn patterns_for(&self, p: &Profile) -> (Vec<String>, Vec<String>) {
         let deny = self
