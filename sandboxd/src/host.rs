@@ -316,22 +316,24 @@ pub fn seccomp_installable() -> Result<(), ProbeError> {
 /// throwaway child.
 pub fn namespaces_creatable() -> Result<(), ProbeError> {
     user_namespaces_allowed()?;
-    // SAFETY: `try_namespaces` makes one raw syscall (unshare) with constant flags, reads errno
+    // SAFETY: `try_unshare` makes one raw syscall (unshare) with constant flags, reads errno
     // and returns: async-signal-safe, no allocation, no lock, no unwinding; it runs in the
-    // throwaway child `in_child` forks and ends with _exit, as `try_namespaces` requires.
-    unsafe { in_child("unshare", try_namespaces) }
+    // throwaway child `in_child` forks and ends with _exit, as `try_unshare` requires.
+    unsafe { in_child("unshare", try_unshare::<{ crate::handover::CLONE_FLAGS }>) }
 }
 
 /// Whether a sandbox can also get a network namespace of its own, which only `network =
 /// "private"` uses: probed apart, so a host that refuses network namespaces alone (a
 /// `RestrictNamespaces=~net` unit, a container's seccomp profile, `user.max_net_namespaces = 0`)
-/// is reported as that, not as having no sandbox namespaces at all. Meaningful only where
-/// `namespaces_creatable` passes.
+/// is reported as that, not as having no sandbox namespaces at all. Call it where
+/// `namespaces_creatable` passed (which ran the cheap probe already); it tries the same
+/// namespaces with a network namespace as well (what `network = "private"` adds: the init
+/// unshares it inside the sandbox's user namespace).
 pub fn network_namespace_creatable() -> Result<(), ProbeError> {
-    user_namespaces_allowed()?;
+    const FLAGS: libc::c_int = crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET;
     // SAFETY: as for `namespaces_creatable`: one raw unshare with constant flags in the
-    // throwaway child `in_child` forks and ends with _exit, as `try_network_namespace` requires.
-    unsafe { in_child("unshare(CLONE_NEWNET)", try_network_namespace) }
+    // throwaway child `in_child` forks and ends with _exit, as `try_unshare` requires.
+    unsafe { in_child("unshare(CLONE_NEWNET)", try_unshare::<FLAGS>) }
 }
 
 /// What to do when only network namespaces are refused.
@@ -444,30 +446,15 @@ unsafe fn try_seccomp() -> i32 {
     0
 }
 
-/// Move the calling process into the namespaces every sandbox gets (`CLONE_FLAGS`: user, PID,
-/// mount, IPC); 0 or errno.
+/// Move the calling process into new namespaces (`FLAGS`, CLONE_NEW* bits); 0 or errno.
 ///
 /// # Safety
 /// Only in a throwaway child that exits right after (`in_child`): the calling process stays in
 /// the new namespaces. One raw syscall with constant flags: async-signal-safe.
-unsafe fn try_namespaces() -> i32 {
+unsafe fn try_unshare<const FLAGS: libc::c_int>() -> i32 {
     // SAFETY: unshare takes integer flags only; the caller guarantees this process is the
     // throwaway child.
-    if unsafe { libc::unshare(crate::handover::CLONE_FLAGS) } != 0 {
-        return child_errno();
-    }
-    0
-}
-
-/// As `try_namespaces`, with a network namespace as well (what `network = "private"` adds: the
-/// init unshares it inside the sandbox's user namespace).
-///
-/// # Safety
-/// As for `try_namespaces`.
-unsafe fn try_network_namespace() -> i32 {
-    // SAFETY: unshare takes integer flags only; the caller guarantees this process is the
-    // throwaway child.
-    if unsafe { libc::unshare(crate::handover::CLONE_FLAGS | libc::CLONE_NEWNET) } != 0 {
+    if unsafe { libc::unshare(FLAGS) } != 0 {
         return child_errno();
     }
     0
